@@ -1,0 +1,49 @@
+"""Exceptions raised by cryomath.
+
+Every error a user can cause (a bad file, a bad argument, an existing output) raises a subclass
+of :class:`CryomathError`, so callers and the CLI can catch one type and show one line.
+"""
+
+
+class CryomathError(Exception):
+    """Base class of every error cryomath raises on purpose."""
+
+
+class InvalidInputError(CryomathError, ValueError):
+    """An argument has the wrong shape, dtype, range, or contains NaN/inf."""
+
+
+class FileFormatError(CryomathError):
+    """A file is corrupt, truncated, or not of the format its name claims."""
+
+
+class MRCFormatError(FileFormatError):
+    """An MRC/CCP4 file cannot be read."""
+
+
+class StarFormatError(FileFormatError):
+    """A STAR file is malformed; the message names the line."""
+
+
+class CryoSparcFormatError(FileFormatError):
+    """A cryoSPARC ``.cs`` file cannot be read or lacks required fields."""
+
+
+class PickleFormatError(FileFormatError):
+    """A cryoDRGN pickle does not hold what it should."""
+
+
+class MissingColumnsError(FileFormatError):
+    """A metadata table lacks columns needed for the requested operation."""
+
+
+class OutputExistsError(CryomathError, FileExistsError):
+    """An output path exists and overwriting was not requested (``force=True`` / ``--force``)."""
+
+
+class NotARotationError(InvalidInputError):
+    """A matrix is too far from orthogonal with determinant +1 to be a rotation."""
+
+
+class UnknownColumnError(StarFormatError):
+    """A STAR table has columns cryomath does not know (and was not told to carry through)."""

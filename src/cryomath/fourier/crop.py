@@ -1,0 +1,64 @@
+"""Fourier cropping and padding: band-limited resampling of images, stacks and maps.
+
+Cropping the centred spectrum downsamples (the voxel grows by ``N_in / N_out``); zero padding
+it upsamples. The real-space centre ``N // 2`` stays on the same physical point, and values
+keep their amplitude (a constant map stays the same constant). The full complex spectrum is
+used so that the even-size Nyquist samples are split or folded symmetrically (the real part of
+the inverse is the Hermitian projection).
+"""
+
+from collections.abc import Sequence
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import fft_nd, ifft_nd
+
+
+def fourier_resize(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor:
+    """Resample the last ``len(output_shape)`` axes of ``x`` by Fourier crop/pad.
+
+    ``x`` is real, ``(..., [z,] y, x)``, centred at ``N // 2``; each axis may shrink or grow
+    independently. Differentiable; dtype and device follow ``x``.
+    """
+    output_shape = tuple(int(n) for n in output_shape)
+    ndim = len(output_shape)
+    if ndim == 0 or x.ndim < ndim or min(output_shape) < 1:
+        raise InvalidInputError(
+            f"cannot resize an array of shape {tuple(x.shape)} to {output_shape}"
+        )
+    input_shape = tuple(x.shape[-ndim:])
+    if input_shape == output_shape:
+        return x
+    f = fft_nd(x, ndim, rfft=False, fftshift=True)
+    out = torch.zeros((*x.shape[:-ndim], *output_shape), dtype=f.dtype, device=f.device)
+    src, dst = [], []
+    for n_in, n_out in zip(input_shape, output_shape, strict=True):
+        m = min(n_in, n_out)
+        start_in, start_out = n_in // 2 - m // 2, n_out // 2 - m // 2
+        src.append(slice(start_in, start_in + m))
+        dst.append(slice(start_out, start_out + m))
+    out[(..., *dst)] = f[(..., *src)]
+    scale = 1.0
+    for n_in, n_out in zip(input_shape, output_shape, strict=True):
+        scale *= n_out / n_in
+    return ifft_nd(out, output_shape, rfft=False, fftshift=True) * scale
+
+
+def rescale(
+    x: torch.Tensor,
+    ndim: int,
+    voxel_size_angstrom: float,
+    new_voxel_size_angstrom: float,
+) -> tuple[torch.Tensor, float]:
+    """Resample to (close to) ``new_voxel_size_angstrom``; returns ``(array, actual voxel size)``.
+
+    The new box is ``round(N * voxel / new_voxel)`` per axis; the voxel size actually reached is
+    ``voxel * N_in / N_out`` of the first resampled axis (exact for square/cubic boxes).
+    """
+    if voxel_size_angstrom <= 0 or new_voxel_size_angstrom <= 0:
+        raise InvalidInputError("voxel sizes must be positive")
+    shape = tuple(x.shape[-ndim:])
+    factor = voxel_size_angstrom / new_voxel_size_angstrom
+    new_shape = tuple(max(1, round(n * factor)) for n in shape)
+    return fourier_resize(x, new_shape), voxel_size_angstrom * shape[-1] / new_shape[-1]

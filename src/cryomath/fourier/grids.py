@@ -1,0 +1,83 @@
+"""Sampling grids in real and Fourier space.
+
+Arrays are ``(..., z, y, x)``; the last axis of every grid returned here holds coordinates in
+``(x, y[, z])`` order (docs/conventions.md). Real-space coordinates are in pixels relative to the
+centre at index ``N // 2``; frequencies are in cycles per pixel, or in 1/Angstrom when a voxel
+size is given (per axis, in ``(x, y[, z])`` order, for anisotropic sampling).
+"""
+
+from collections.abc import Sequence
+
+import torch
+
+from cryomath.errors import InvalidInputError
+
+
+def fourier_shape(image_shape: Sequence[int], rfft: bool = True) -> tuple[int, ...]:
+    """Shape of the spectrum of an array of ``image_shape`` (rfft halves the last axis)."""
+    shape = tuple(int(n) for n in image_shape)
+    return (*shape[:-1], shape[-1] // 2 + 1) if rfft else shape
+
+
+def _per_axis(value: float | Sequence[float], ndim: int) -> list[float]:
+    """A scalar or an ``(x, y[, z])`` sequence, returned in array-axis order ``([z,] y, x)``."""
+    if isinstance(value, (int, float)):
+        return [float(value)] * ndim
+    values = [float(v) for v in value]
+    if len(values) != ndim:
+        raise InvalidInputError(f"expected {ndim} values in (x, y[, z]) order, got {len(values)}")
+    return values[::-1]
+
+
+def fftfreq_grid(
+    image_shape: Sequence[int],
+    *,
+    rfft: bool = True,
+    fftshift: bool = False,
+    voxel_size_angstrom: float | Sequence[float] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Frequency of every Fourier sample of an array of ``image_shape``.
+
+    Returns ``(*fourier_shape(image_shape, rfft), ndim)`` with the last axis ``(kx, ky[, kz])``,
+    in cycles/pixel, or in 1/Angstrom if ``voxel_size_angstrom`` is given. Matches the layout of
+    :func:`cryomath.fourier.fft_nd` with the same ``rfft`` and ``fftshift``.
+    """
+    ndim = len(image_shape)
+    dtype = dtype or torch.get_default_dtype()
+    spacing = _per_axis(1.0 if voxel_size_angstrom is None else voxel_size_angstrom, ndim)
+    axes = []
+    for i, n in enumerate(image_shape):
+        last = i == ndim - 1
+        if rfft and last:
+            f = torch.fft.rfftfreq(n, d=spacing[i], device=device, dtype=dtype)
+        else:
+            f = torch.fft.fftfreq(n, d=spacing[i], device=device, dtype=dtype)
+            if fftshift:
+                f = torch.fft.fftshift(f)
+        axes.append(f)
+    grid = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(grid[::-1], dim=-1)
+
+
+def real_space_grid(
+    image_shape: Sequence[int],
+    *,
+    center: Sequence[float] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Pixel coordinates ``(*image_shape, ndim)``, last axis ``(x, y[, z])``, origin at ``N // 2``.
+
+    ``center`` (in ``(x, y[, z])`` pixel indices) moves the origin elsewhere.
+    """
+    ndim = len(image_shape)
+    dtype = dtype or torch.get_default_dtype()
+    origin = [n // 2 for n in image_shape] if center is None else _per_axis(center, ndim)
+    axes = [
+        torch.arange(n, device=device, dtype=dtype) - o
+        for n, o in zip(image_shape, origin, strict=True)
+    ]
+    grid = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(grid[::-1], dim=-1)

@@ -1,0 +1,67 @@
+"""Reading and writing particle tables by file extension: ``.star``, ``.cs``, ``.pkl``."""
+
+import os
+from pathlib import Path
+
+from cryomath.errors import InvalidInputError
+from cryomath.io.atomic import check_output_path
+from cryomath.io.cryodrgn import read_cryodrgn, write_cryodrgn
+from cryomath.io.cryosparc import read_cryosparc, write_cryosparc
+from cryomath.io.particles import ParticleTable
+from cryomath.io.relion import read_relion_star, write_relion_star
+
+PARTICLE_SUFFIXES = (".star", ".cs", ".pkl")
+
+
+def _suffix(path: Path) -> str:
+    if path.suffix not in PARTICLE_SUFFIXES:
+        raise InvalidInputError(
+            f"{path}: unknown particle format (expected {', '.join(PARTICLE_SUFFIXES)})"
+        )
+    return path.suffix
+
+
+def read_particles(
+    path: str | os.PathLike,
+    *,
+    ctf_path: str | os.PathLike | None = None,
+    box_size: int | None = None,
+    pixel_size_angstrom: float | None = None,
+    allow_unknown_columns: bool = False,
+) -> ParticleTable:
+    """Read a RELION ``.star``, cryoSPARC ``.cs`` or cryoDRGN pose ``.pkl`` (with ``ctf_path``)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix == ".star":
+        return read_relion_star(
+            path,
+            pixel_size_angstrom=pixel_size_angstrom,
+            allow_unknown_columns=allow_unknown_columns,
+        )
+    if suffix == ".cs":
+        return read_cryosparc(path)
+    return read_cryodrgn(path, ctf_path, box_size=box_size, pixel_size_angstrom=pixel_size_angstrom)
+
+
+def write_particles(
+    table: ParticleTable,
+    path: str | os.PathLike,
+    *,
+    ctf_path: str | os.PathLike | None = None,
+    force: bool = False,
+) -> None:
+    """Write ``table`` in the format named by ``path``'s extension (``.pkl``: cryoDRGN poses,
+    plus the CTF pickle at ``ctf_path``). Every output is checked before anything is written."""
+    path = Path(path)
+    suffix = _suffix(path)
+    for out in (path, ctf_path):
+        if out is not None:
+            check_output_path(out, force)
+    if suffix == ".star":
+        write_relion_star(table, path, force=force)
+    elif suffix == ".cs":
+        write_cryosparc(table, path, force=force)
+    else:
+        write_cryodrgn(table, path, ctf_path, force=force)
+    if ctf_path is not None and suffix != ".pkl":
+        write_cryodrgn(table, None, ctf_path, force=force)
