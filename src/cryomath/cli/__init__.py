@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, info
+from cryomath.cli import convert, info, rotations
 from cryomath.errors import CryomathError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.command("info")(info.info)
 app.command("convert")(convert.convert)
+app.add_typer(rotations.app, name="rotations")
 
 
 def main(argv: list[str] | None = None) -> int:

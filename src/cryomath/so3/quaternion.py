@@ -8,15 +8,22 @@ import torch
 
 
 def matrix_from_quaternion(q: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)`` quaternions (normalised here) -> ``(..., 3, 3)`` rotation matrices."""
-    q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+    """``(..., 4)`` quaternions -> ``(..., 3, 3)`` rotation matrices.
+
+    The homogeneous form (every entry a quadratic in q divided by ``|q|^2``) normalises without
+    a square root and builds the matrix in one stack.
+    """
     w, x, y, z = q.unbind(-1)
-    rows = (
-        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
-    )
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+    ww, xx, yy, zz = w * w, x * x, y * y, z * z
+    norm_sq = ww + xx + yy + zz
+    s = 2 / norm_sq
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
+    entries = (
+        (ww + xx - yy - zz) / norm_sq, s * (xy - wz), s * (xz + wy),
+        s * (xy + wz), (ww - xx + yy - zz) / norm_sq, s * (yz - wx),
+        s * (xz - wy), s * (yz + wx), (ww - xx - yy + zz) / norm_sq,
+    )  # fmt: skip
+    return torch.stack(entries, dim=-1).reshape(*q.shape[:-1], 3, 3)
 
 
 def quaternion_from_matrix(matrix: torch.Tensor, canonical: bool = True) -> torch.Tensor:
@@ -26,27 +33,44 @@ def quaternion_from_matrix(matrix: torch.Tensor, canonical: bool = True) -> torc
     whose pivot (``1 + trace`` or ``1 + 2 R_ii - trace``) is largest, so no division by a small
     number happens anywhere in SO(3). ``canonical`` makes ``w >= 0``.
     """
-    m = matrix
-    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = matrix.flatten(-2).unbind(-1)
     trace = m00 + m11 + m22
-    # Row i holds 4 * (q_i * q) computed with pivot i; pivot = 4 q_i^2.
-    candidates = torch.stack(
-        [
-            torch.stack([1 + trace, m21 - m12, m02 - m20, m10 - m01], -1),
-            torch.stack([m21 - m12, 1 + 2 * m00 - trace, m01 + m10, m02 + m20], -1),
-            torch.stack([m02 - m20, m01 + m10, 1 + 2 * m11 - trace, m12 + m21], -1),
-            torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 + 2 * m22 - trace], -1),
-        ],
-        dim=-2,
-    )
-    pivots = torch.stack(
-        [1 + trace, 1 + 2 * m00 - trace, 1 + 2 * m11 - trace, 1 + 2 * m22 - trace], -1
-    )
-    best = pivots.argmax(-1, keepdim=True)
+    # pivots 4 q_i^2 on the diagonal; row i holds 4 q_i q
+    p0, p1, p2, p3 = 1 + trace, 1 + 2 * m00 - trace, 1 + 2 * m11 - trace, 1 + 2 * m22 - trace
+    a, b, c = m21 - m12, m02 - m20, m10 - m01
+    d, e, f = m01 + m10, m02 + m20, m12 + m21
+    candidates = torch.stack([p0, a, b, c, a, p1, d, e, b, d, p2, f, c, e, f, p3], -1)
+    candidates = candidates.reshape(*matrix.shape[:-2], 4, 4)
+    best = torch.stack([p0, p1, p2, p3], -1).argmax(-1, keepdim=True)
     q = torch.take_along_dim(candidates, best[..., None], dim=-2).squeeze(-2)
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
-    if canonical:
-        q = torch.where(q[..., :1] < 0, -q, q)
-    return q
+    return canonical_quaternion(q) if canonical else q
+
+
+def canonical_quaternion(q: torch.Tensor) -> torch.Tensor:
+    """Pick the sign of ``q (..., 4)`` that makes ``w >= 0`` (``q`` and ``-q`` are one rotation).
+    With ``w = 0`` the first non-zero of ``(x, y, z)`` is made positive (EMAN2's output rule)."""
+    first = torch.where(q[..., 0] != 0, q[..., 0], q[..., 1])
+    first = torch.where(first != 0, first, q[..., 2])
+    first = torch.where(first != 0, first, q[..., 3])
+    return torch.where((first < 0)[..., None], -q, q)
+
+
+def quaternion_multiply(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Hamilton product ``p q`` of ``(..., 4)`` quaternions: ``R(p q) = R(p) R(q)``."""
+    pw, px, py, pz = p.unbind(-1)
+    qw, qx, qy, qz = q.unbind(-1)
+    return torch.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        dim=-1,
+    )
+
+
+def quaternion_conjugate(q: torch.Tensor) -> torch.Tensor:
+    """``(w, -x, -y, -z)``: the inverse rotation of a unit quaternion."""
+    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])

@@ -9,6 +9,7 @@ cisTEM's (phi, theta, psi). Reading angles back follows RELION's ``Euler_matrix2
 
 import torch
 
+from cryomath.so3.conventions.ranges import wrap_signed_degrees
 from cryomath.so3.euler import matrix_from_euler
 
 _GIMBAL = 16 * 1.1920929e-07  # RELION's threshold: 16 * FLT_EPSILON
@@ -36,6 +37,5 @@ def relion_euler_from_matrix(matrix: torch.Tensor) -> torch.Tensor:
     )
     tilt = torch.where(regular, tilt_regular, tilt_lock)
     psi = torch.where(regular, psi_regular, psi_lock)
-    angles = torch.rad2deg(torch.stack([rot, tilt, psi], dim=-1))
     # atan2 returns [-180, 180]; RELION's range for rot and psi is (-180, 180]
-    return torch.where(angles <= -180.0, angles + 360.0, angles)
+    return wrap_signed_degrees(torch.rad2deg(torch.stack([rot, tilt, psi], dim=-1)))

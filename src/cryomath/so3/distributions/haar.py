@@ -1,0 +1,11 @@
+"""The Haar (uniform) measure on SO(3) seen through the rotation angle: the angle omega of a
+uniform rotation has density ``(1 - cos omega) / pi`` on ``[0, pi]``."""
+
+import math
+
+import torch
+
+
+def haar_angle_log_prob(omega: torch.Tensor) -> torch.Tensor:
+    """Log density of the rotation angle (radians) of a Haar-uniform rotation."""
+    return torch.log1p(-torch.cos(omega)) - math.log(math.pi)
