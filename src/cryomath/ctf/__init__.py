@@ -1,0 +1,8 @@
+"""The contrast transfer function: parameters, values on Fourier grids, envelopes, and
+CTF correction of images."""
+
+from cryomath.ctf.ctf import CTF, compute_ctf
+from cryomath.ctf.filters import phase_flip, wiener_filter
+from cryomath.ctf.wavelength import electron_wavelength_angstrom
+
+__all__ = ["CTF", "compute_ctf", "electron_wavelength_angstrom", "phase_flip", "wiener_filter"]

@@ -1,0 +1,177 @@
+"""Fourier-slice projection: central slices of the padded 3-D transform of a volume.
+
+Layout and conventions (docs/conventions.md):
+- ``volume (..., n, n, n)`` is (z, y, x), real, cubic, odd or even; the centre is ``n // 2``.
+- ``rotations (..., 3, 3)`` are RELION's A: the slice of a particle at image frequency
+  ``(kx, ky)`` samples the volume's transform at ``A^T (kx, ky, 0) = kx A[0] + ky A[1]``.
+- The result is the projection ``sum_z V(A^T r)`` in voxel units (the real-space reference
+  projector's amplitude), ``(..., n, n)``.
+- ``shifts_px (..., 2)`` move each image's content by ``(sx, sy)`` pixels after projection
+  (``fourier.shift`` convention); RELION 3.1's origins are ``shifts_px = -origin / pixel``.
+
+Steps: (1) optionally subtract the mean of the voxels on the box's faces, so that zero padding
+adds no step; (2) gridding correction: divide by the real-space image of the interpolation
+kernel, ``sinc^2(x / n_pad)`` per axis for trilinear, ``sinc(x / n_pad)`` for nearest (separable,
+in real space); (3) zero-pad to ``pad_factor * n`` around the same centre; (4) rfft, with z and y
+fft-shifted so the zero frequency sits at ``n_pad // 2``; (5) sample each slice by trilinear
+interpolation (``grid_sample``), using Friedel symmetry ``F(-k) = conj F(k)`` for points with
+``kx < 0``; samples beyond the Nyquist radius 0.5 cycles/pixel are zero (as RELION's
+projector); (6) shift by phase ramps and inverse rfft. Gradients flow to the volume, the
+rotations and the shifts. Work is chunked over poses so memory stays bounded.
+
+``ewald_curvature``: an optional curved (Ewald-sphere) slice: the slice is sampled at
+``A^T (kx, ky, c |k|^2)`` with ``c = wavelength / (2 * pixel_size)`` in cycles/pixel units
+(one side of the sphere; ``c = 0`` is the central slice).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.grids import fftfreq_grid
+
+INTERPOLATIONS = ("trilinear", "nearest")
+
+
+@dataclass
+class VolumeSpectrum:
+    """A volume prepared for slicing: ``data (B, 2, n_pad, n_pad, n_pad // 2 + 1)`` holds the
+    real and imaginary parts of the rfft (z, y fft-shifted); ``n`` the original box."""
+
+    data: torch.Tensor
+    n: int
+    n_pad: int
+    interpolation: str
+    batch_shape: tuple[int, ...]
+
+
+def _check_volume(volume: torch.Tensor) -> int:
+    n = volume.shape[-1]
+    if volume.ndim < 3 or tuple(volume.shape[-3:]) != (n, n, n):
+        raise InvalidInputError(f"volumes must be (..., n, n, n), got {tuple(volume.shape)}")
+    if volume.is_complex() or not volume.is_floating_point():
+        raise InvalidInputError(f"volumes must be real floating point, got {volume.dtype}")
+    if not bool(torch.isfinite(volume).all()):
+        raise InvalidInputError("the volume contains NaN or inf")
+    return n
+
+
+def edge_mean(volume: torch.Tensor) -> torch.Tensor:
+    """Mean of the voxels on the six faces of each ``(..., n, n, n)`` volume: ``(...)``."""
+    inner = volume[..., 1:-1, 1:-1, 1:-1]
+    n = volume.shape[-1]
+    total = volume.sum((-1, -2, -3)) - inner.sum((-1, -2, -3))
+    return total / (n**3 - max(n - 2, 0) ** 3)
+
+
+def gridding_correction(n: int, n_pad: int, interpolation: str, dtype, device) -> torch.Tensor:
+    """``(n, n, n)`` separable correction to divide a volume by before padding: the real-space
+    image of the interpolation kernel on the padded grid (sinc^2 trilinear, sinc nearest)."""
+    x = (torch.arange(n, dtype=dtype, device=device) - n // 2) / n_pad
+    power = {"trilinear": 2, "nearest": 1}[interpolation]
+    s = torch.sinc(x) ** power
+    return s[:, None, None] * s[None, :, None] * s[None, None, :]
+
+
+def prepare_volume(
+    volume: torch.Tensor,
+    pad_factor: float = 2.0,
+    interpolation: str = "trilinear",
+    subtract_edge_mean: bool = False,
+) -> VolumeSpectrum:
+    """Steps 1-4 above, done once per volume and reused for any number of slices."""
+    n = _check_volume(volume)
+    if interpolation not in INTERPOLATIONS:
+        raise InvalidInputError(f"interpolation must be one of {INTERPOLATIONS}")
+    if pad_factor < 1:
+        raise InvalidInputError(f"pad_factor must be >= 1, got {pad_factor}")
+    n_pad = round(n * pad_factor)
+    batch = tuple(volume.shape[:-3])
+    v = volume.reshape(-1, n, n, n)
+    if subtract_edge_mean:
+        v = v - edge_mean(v)[:, None, None, None]
+    v = v / gridding_correction(n, n_pad, interpolation, v.dtype, v.device)
+    before = n_pad // 2 - n // 2
+    after = n_pad - n - before
+    v = F.pad(v, (before, after) * 3)
+    f = fft_nd(v, 3, rfft=True, fftshift=True)  # (B, n_pad, n_pad, n_pad // 2 + 1)
+    return VolumeSpectrum(torch.stack([f.real, f.imag], 1), n, n_pad, interpolation, batch)
+
+
+def _slice_coordinates(
+    rotations: torch.Tensor, n: int, n_pad: int, ewald_curvature: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised grid_sample coordinates ``(B, P, n, n//2+1, 3)``, the Friedel sign and the
+    inside-Nyquist mask for the image rfft grid of every pose."""
+    k = fftfreq_grid((n, n), rfft=True, dtype=rotations.dtype, device=rotations.device)
+    k3 = torch.cat([k, ewald_curvature * (k * k).sum(-1, keepdim=True)], -1)  # (kx, ky, kz)
+    # p = A^T k3 for row vectors: p^T = k3^T A
+    p = torch.einsum("hwi,bpij->bphwj", k3, rotations)
+    sign = torch.where(p[..., :1] < 0, -1.0, 1.0).to(p.dtype)
+    p = p * sign
+    index = p * n_pad + p.new_tensor([0.0, n_pad // 2, n_pad // 2])
+    size = p.new_tensor([n_pad // 2 + 1, n_pad, n_pad]) - 1
+    grid = index * (2.0 / size) - 1
+    inside = (k * k).sum(-1) <= 0.25
+    return grid, sign[..., 0], inside
+
+
+def extract_central_slices_rfft_3d(
+    spectrum: VolumeSpectrum,
+    rotations: torch.Tensor,
+    ewald_curvature: float = 0.0,
+    chunk_size: int = 128,
+) -> torch.Tensor:
+    """Complex rfft slices ``(*batch, P..., n, n // 2 + 1)`` of a prepared volume at
+    ``rotations (*batch, P..., 3, 3)`` (the volume batch dims lead; size-1 dims broadcast)."""
+    n, n_pad = spectrum.n, spectrum.n_pad
+    nb = len(spectrum.batch_shape)
+    if tuple(rotations.shape[-2:]) != (3, 3):
+        raise InvalidInputError(f"rotations must be (..., 3, 3), got {tuple(rotations.shape)}")
+    lead = torch.broadcast_shapes(spectrum.batch_shape, rotations.shape[:nb]) if nb else ()
+    if lead != spectrum.batch_shape:
+        raise InvalidInputError(
+            f"rotations' leading dims {tuple(rotations.shape[:nb])} do not match the volume "
+            f"batch {spectrum.batch_shape}"
+        )
+    rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
+    pose_shape = rotations.shape[nb:-2]
+    r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
+    mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
+    out = []
+    for start in range(0, r.shape[1], chunk_size):
+        grid, sign, inside = _slice_coordinates(
+            r[:, start : start + chunk_size], n, n_pad, ewald_curvature
+        )
+        values = F.grid_sample(
+            spectrum.data, grid, mode=mode, padding_mode="zeros", align_corners=True
+        )  # (B, 2, P, h, w)
+        values = values * inside
+        out.append(torch.complex(values[:, 0], values[:, 1] * sign))
+    slices = torch.cat(out, 1) if out else spectrum.data.new_zeros((r.shape[0], 0, n, n // 2 + 1))
+    return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
+
+
+def project_fourier(
+    volume: torch.Tensor,
+    rotations: torch.Tensor,
+    shifts_px: torch.Tensor | None = None,
+    pad_factor: float = 2.0,
+    interpolation: str = "trilinear",
+    subtract_edge_mean: bool = False,
+    ewald_curvature: float = 0.0,
+    chunk_size: int = 128,
+) -> torch.Tensor:
+    """Projections ``(..., n, n)`` of ``volume (..., n, n, n)`` at ``rotations (..., 3, 3)``,
+    shifted by ``shifts_px (..., 2)`` if given (see the module docstring)."""
+    spectrum = prepare_volume(volume, pad_factor, interpolation, subtract_edge_mean)
+    slices = extract_central_slices_rfft_3d(spectrum, rotations, ewald_curvature, chunk_size)
+    n = spectrum.n
+    if shifts_px is not None:
+        from cryomath.fourier.shift import phase_ramp
+
+        slices = slices * phase_ramp((n, n), shifts_px.to(volume.dtype), rfft=True)
+    return ifft_nd(slices, (n, n), rfft=True)
