@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, info, rotations
+from cryomath.cli import convert, info, rotations, simulate
 from cryomath.errors import CryomathError
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
 app.command("info")(info.info)
 app.command("convert")(convert.convert)
 app.add_typer(rotations.app, name="rotations")
+app.command("simulate")(simulate.simulate)
+app.command("project")(simulate.project)
 
 
 def main(argv: list[str] | None = None) -> int:

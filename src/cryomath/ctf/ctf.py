@@ -15,6 +15,7 @@ Units: Angstrom, degrees, kV, mm (Cs), Angstrom^2 (B); k in 1/Angstrom.
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from cryomath.ctf.wavelength import electron_wavelength_angstrom
@@ -53,7 +54,7 @@ class CTF:
     def from_parameters(cls, params, dtype=torch.float64, device=None) -> "CTF":
         """From :class:`cryomath.io.CTFParameters` (read from STAR, .cs or cryoDRGN files)."""
         return cls(**{
-            f.name: torch.as_tensor(getattr(params, f.name), dtype=dtype, device=device)
+            f.name: torch.tensor(np.array(getattr(params, f.name)), dtype=dtype, device=device)
             for f in fields(cls)
         })  # fmt: skip
 

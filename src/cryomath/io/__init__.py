@@ -8,7 +8,14 @@ overwrite an existing file unless ``force=True``. See docs/conventions.md.
 from cryomath.io.cryodrgn import read_cryodrgn, read_cryodrgn_ctf, write_cryodrgn
 from cryomath.io.cryosparc import read_cryosparc, write_cryosparc
 from cryomath.io.formats import read_particles, write_particles
-from cryomath.io.mrc import ImageStack, MRCInfo, read_mrc, read_mrc_header, write_mrc
+from cryomath.io.mrc import (
+    ImageStack,
+    MRCInfo,
+    MRCStackWriter,
+    read_mrc,
+    read_mrc_header,
+    write_mrc,
+)
 from cryomath.io.particles import CTFParameters, ParticleTable
 from cryomath.io.relion import read_relion_star, write_relion_star
 from cryomath.io.star import read_star, write_star
@@ -17,6 +24,7 @@ __all__ = [
     "CTFParameters",
     "ImageStack",
     "MRCInfo",
+    "MRCStackWriter",
     "ParticleTable",
     "read_cryodrgn",
     "read_cryodrgn_ctf",

@@ -289,3 +289,80 @@ def write_mrc(
                 mrc.header.cella.z = float(voxel[2])
             mrc.header.origin = tuple(float(o) for o in origin_angstrom)
             mrc.update_header_stats()
+
+
+class MRCStackWriter:
+    """Write an ``(n, h, w)`` float32 MRC stack image block by image block, atomically: the file
+    appears at ``path`` (complete, header statistics set) only when the ``with`` block ends
+    without error. Memory is one block, whatever ``n``.
+
+    >>> with MRCStackWriter("stack.mrcs", 1000, (128, 128), 1.05) as out:  # doctest: +SKIP
+    ...     out.write(block)  # (k, 128, 128), in order
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_images: int,
+        image_shape: tuple[int, int],
+        pixel_size_angstrom: float,
+        *,
+        force: bool = False,
+    ):
+        if n_images < 1:
+            raise InvalidInputError("a stack needs at least one image")
+        self.path, self.n, self.shape = Path(path), int(n_images), tuple(image_shape)
+        self.pixel_size, self.force = float(pixel_size_angstrom), force
+        self._written = 0
+        self._stats = [np.inf, -np.inf, 0.0, 0.0]  # min, max, sum, sum of squares
+
+    def __enter__(self) -> "MRCStackWriter":
+        self._context = atomic_output(self.path, self.force)
+        self._tmp = self._context.__enter__()
+        with mrcfile.new_mmap(
+            str(self._tmp), (self.n, *self.shape), mrc_mode=2, overwrite=True
+        ) as m:
+            m.set_image_stack()
+            m.voxel_size = (self.pixel_size,) * 3
+            m.header.mz = 1
+            m.header.cella.z = self.pixel_size
+            self._offset = m.header.nbytes + m.extended_header.nbytes
+            fields = m.header.dtype.fields
+            self._stat_fields = {k: fields[k] for k in ("dmin", "dmax", "dmean", "rms")}
+        self._fd = os.open(self._tmp, os.O_WRONLY)
+        return self
+
+    def write(self, images: np.ndarray) -> None:
+        """Append ``(k, h, w)`` images (cast to float32)."""
+        block = np.ascontiguousarray(images, dtype=np.float32)
+        if block.ndim != 3 or block.shape[1:] != self.shape:
+            raise InvalidInputError(f"images must be (k, {self.shape[0]}, {self.shape[1]})")
+        if self._written + len(block) > self.n:
+            raise InvalidInputError(f"more than the {self.n} images declared")
+        if not np.isfinite(block).all():
+            raise InvalidInputError("refusing to write NaN or inf to an MRC file")
+        position = self._offset + self._written * block[0].nbytes
+        os.pwrite(self._fd, block.tobytes(), position)
+        self._written += len(block)
+        values = block.astype(np.float64)
+        self._stats[0] = min(self._stats[0], float(values.min()))
+        self._stats[1] = max(self._stats[1], float(values.max()))
+        self._stats[2] += float(values.sum())
+        self._stats[3] += float((values * values).sum())
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if kind is None and self._written != self.n:
+            kind = InvalidInputError
+            value = InvalidInputError(f"wrote {self._written} of {self.n} images")
+        if kind is None:
+            count = self.n * self.shape[0] * self.shape[1]
+            mean = self._stats[2] / count
+            rms = max(self._stats[3] / count - mean * mean, 0.0) ** 0.5
+            values = {"dmin": self._stats[0], "dmax": self._stats[1], "dmean": mean, "rms": rms}
+            for name, (dtype, offset) in self._stat_fields.items():
+                os.pwrite(self._fd, np.array(values[name], dtype=dtype).tobytes(), offset)
+        os.close(self._fd)
+        self._context.__exit__(kind, value, traceback)
+        if isinstance(value, InvalidInputError) and traceback is None:
+            raise value
+        return False

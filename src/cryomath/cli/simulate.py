@@ -1,0 +1,159 @@
+"""``cryomath simulate`` (datasets with ground truth) and ``cryomath project`` (projections
+at given poses)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from cryomath.cli.output import emit
+from cryomath.errors import InvalidInputError
+
+MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+
+
+def load_volume(source: Path, box: int | None, pixel_size: float | None):
+    """A cubic map (float64 tensor) and its voxel size from an MRC map or an atomic model."""
+    import torch
+
+    if source.suffix.lower() in MODEL_SUFFIXES or source.name.endswith(".cif.gz"):
+        from cryomath.atoms import read_atoms, render_potential
+
+        atoms = read_atoms(source)
+        box, pixel = box or 128, pixel_size or 1.0
+        origin = atoms.positions_angstrom.mean(0) - (box // 2) * pixel
+        return render_potential(atoms, (box, box, box), pixel, origin, dtype=torch.float64), pixel
+    from cryomath.io import read_mrc
+
+    volume, info = read_mrc(source, dtype=np.float64)
+    if len(set(volume.shape)) != 1:
+        raise InvalidInputError(f"{source}: the map must be cubic, got {volume.shape}")
+    volume = torch.from_numpy(volume)
+    pixel = float(info.voxel_size_angstrom[0])
+    if pixel <= 0:
+        if pixel_size is None:
+            raise InvalidInputError(f"{source}: voxel size is 0 in the header; pass --pixel-size")
+        pixel = pixel_size
+    elif pixel_size is not None and abs(pixel_size - pixel) > 1e-6:
+        from cryomath.fourier import rescale
+
+        volume, pixel = rescale(volume, 3, pixel, pixel_size)
+    if box is not None and box != volume.shape[-1]:
+        # change the box at constant pixel size: crop or pad in real space around n // 2
+        n = volume.shape[-1]
+        out = torch.zeros((box, box, box), dtype=volume.dtype)
+        lo, hi = box // 2 - n // 2, box // 2 - n // 2 + n
+        src = slice(max(0, -lo), n - max(0, hi - box))
+        dst = slice(max(0, lo), min(box, hi))
+        out[dst, dst, dst] = volume[src, src, src]
+        volume = out
+    return volume, pixel
+
+
+def simulate(
+    source: Annotated[Path, typer.Argument(help="Map (.mrc) or atomic model (.pdb/.cif)")],
+    n: Annotated[int, typer.Option("--n", help="Number of particles")] = 1000,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("simulated"),
+    box: Annotated[int | None, typer.Option(help="Box (pixels); models default 128")] = None,
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Pixel size (A); models default 1")
+    ] = None,
+    poses: Annotated[str, typer.Option(help="uniform, grid or preferred")] = "uniform",
+    grid_order: Annotated[int, typer.Option(help="HEALPix order for --poses grid")] = 2,
+    preferred_fraction: Annotated[float, typer.Option(help="Share of preferred views")] = 0.5,
+    preferred_kappa: Annotated[float, typer.Option(help="vMF concentration of them")] = 20.0,
+    shift_sigma: Annotated[float, typer.Option(help="Origin sd per axis (A)")] = 0.0,
+    defocus_min: Annotated[float, typer.Option(help="Defocus min (A)")] = 10000.0,
+    defocus_max: Annotated[float, typer.Option(help="Defocus max (A)")] = 25000.0,
+    astigmatism: Annotated[float, typer.Option(help="Max |dU - dV| (A)")] = 500.0,
+    voltage: Annotated[float, typer.Option(help="kV")] = 300.0,
+    cs: Annotated[float, typer.Option(help="Spherical aberration (mm)")] = 2.7,
+    amplitude_contrast: Annotated[float, typer.Option(help="Amplitude contrast")] = 0.1,
+    bfactor: Annotated[float, typer.Option(help="CTF B-factor (A^2)")] = 0.0,
+    no_ctf: Annotated[bool, typer.Option("--no-ctf", help="No CTF")] = False,
+    snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
+    dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    clean: Annotated[bool, typer.Option("--clean", help="Also write noise-free images")] = False,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Simulate a particle dataset with known poses, shifts and CTFs (STAR, .cs, stacks)."""
+    from rich.progress import Progress
+
+    from cryomath.simulate import SimulationSettings, simulate_dataset
+
+    volume, pixel = load_volume(source, box, pixel_size)
+    settings = SimulationSettings(
+        n_particles=n, pixel_size_angstrom=pixel, seed=seed, poses=poses, grid_order=grid_order,
+        preferred_fraction=preferred_fraction, preferred_kappa=preferred_kappa,
+        shift_sigma_angstrom=shift_sigma, defocus_min_angstrom=defocus_min,
+        defocus_max_angstrom=defocus_max, astigmatism_angstrom=astigmatism, voltage_kv=voltage,
+        spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast,
+        bfactor_angstrom2=bfactor, ctf=not no_ctf,
+        snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
+    )  # fmt: skip
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("simulating", total=n)
+        summary = simulate_dataset(
+            volume, out, settings, write_clean=clean, force=force,
+            progress=lambda k: bar.advance(task, k),
+        )  # fmt: skip
+    emit(summary, json, title="simulated dataset")
+
+
+def project(
+    source: Annotated[Path, typer.Argument(help="Map (.mrc) or atomic model (.pdb/.cif)")],
+    poses: Annotated[Path, typer.Option(help="Particle file with poses (.star, .cs, .pkl)")],
+    out: Annotated[Path, typer.Option(help="Output stack (.mrcs)")],
+    ctf: Annotated[bool, typer.Option("--ctf", help="Apply each particle's CTF")] = False,
+    pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Project a map at the poses (and origins, and optionally CTFs) of a particle file."""
+    import torch
+    from rich.progress import Progress
+
+    from cryomath.ctf import CTF
+    from cryomath.io import MRCStackWriter, read_particles
+    from cryomath.io.atomic import check_output_path
+    from cryomath.projection import prepare_volume
+    from cryomath.simulate import form_images
+
+    check_output_path(out, force)
+    table = read_particles(poses, allow_unknown_columns=True)
+    table.require("rotations", purpose="projection")
+    if ctf:
+        table.require("ctf", purpose="projection with --ctf")
+    pixel_hint = None if table.pixel_size_angstrom is None else float(table.pixel_size_angstrom[0])
+    volume, pixel = load_volume(source, None, pixel_hint)
+    n_box = volume.shape[-1]
+    if table.image_size is not None and int(table.image_size[0]) != n_box:
+        raise InvalidInputError(
+            f"box mismatch: {source} is {n_box}^3 but {poses} has "
+            f"{int(table.image_size[0])}^2 images"
+        )
+    spectrum = prepare_volume(volume, pad)
+    with (
+        MRCStackWriter(out, table.n, (n_box, n_box), pixel, force=force) as writer,
+        Progress(disable=json, transient=True) as bar,
+    ):
+        task = bar.add_task("projecting", total=table.n)
+        for start in range(0, table.n, 256):
+            sub = table.subset(np.arange(start, min(start + 256, table.n)))
+            shifts = None
+            if sub.origins_angstrom is not None:
+                shifts = -torch.from_numpy(sub.origins_angstrom) / pixel
+            images = form_images(
+                spectrum, torch.from_numpy(sub.rotations), pixel, shifts,
+                CTF.from_parameters(sub.ctf) if ctf else None,
+            )  # fmt: skip
+            writer.write(images.numpy())
+            bar.advance(task, sub.n)
+    summary = {"input": str(source), "poses": str(poses), "output": str(out), "images": table.n}
+    summary.update({"box": n_box, "pixel_size_angstrom": pixel, "ctf": ctf})
+    emit(summary, json, title="projections")

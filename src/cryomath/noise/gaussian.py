@@ -1,0 +1,60 @@
+"""Gaussian noise: white at a requested SNR, and coloured from a power spectrum.
+
+SNR (docs/conventions.md): the variance of the clean signal over the pixels of a mask (default:
+the whole image), divided by the variance of the noise, per image:
+``snr = var(signal[mask]) / sigma^2``.
+"""
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import irfft_2d, rfft_2d
+
+
+def noise_sigma_for_snr(
+    images: torch.Tensor, snr: float | torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(...)`` noise standard deviations giving ``snr`` for ``(..., h, w)`` clean images."""
+    snr = torch.as_tensor(snr, dtype=images.dtype, device=images.device)
+    if bool((snr <= 0).any()):
+        raise InvalidInputError(f"SNR must be positive, got {snr}")
+    if mask is None:
+        variance = images.flatten(-2).var(-1, unbiased=False)
+    else:
+        values = images[..., mask.bool()]
+        variance = values.var(-1, unbiased=False)
+    return torch.sqrt(variance / snr)
+
+
+def add_white_noise(
+    images: torch.Tensor,
+    snr: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``images`` plus white Gaussian noise at ``snr`` (per image, inside ``mask``)."""
+    sigma = noise_sigma_for_snr(images, snr, mask)
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device=images.device)
+    return images + noise * sigma[..., None, None]
+
+
+def coloured_noise(
+    power_spectrum: torch.Tensor,
+    image_shape: tuple[int, int],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Real Gaussian noise ``(..., h, w)`` whose expected ``|rfft|^2 / (h w)`` equals
+    ``power_spectrum (..., h, w // 2 + 1)`` (the per-pixel variance is its mean over the full
+    grid; a spectrum of ones gives unit white noise)."""
+    h, w = image_shape
+    if tuple(power_spectrum.shape[-2:]) != (h, w // 2 + 1):
+        raise InvalidInputError(
+            f"power spectrum must be (..., {h}, {w // 2 + 1}), got {tuple(power_spectrum.shape)}"
+        )
+    white = torch.randn(
+        (*power_spectrum.shape[:-2], h, w),
+        generator=generator,
+        dtype=power_spectrum.dtype,
+        device=power_spectrum.device,
+    )
+    return irfft_2d(rfft_2d(white) * torch.sqrt(power_spectrum), (h, w))
