@@ -103,6 +103,7 @@ def compute_ctf(
     kx, ky = k[..., 0] / pixel, k[..., 1] / pixel  # 1/Angstrom
     k2 = kx * kx + ky * ky
     theta = torch.atan2(ky, kx)
+    cos2, sin2 = torch.cos(2 * theta), torch.sin(2 * theta)
 
     def per_particle(value):
         return value[..., None, None]
@@ -110,30 +111,52 @@ def compute_ctf(
     if wavelength_angstrom is None:
         lam = electron_wavelength_angstrom(ctf.voltage_kv)
     else:
-        lam = torch.as_tensor(wavelength_angstrom, dtype=dtype, device=device).expand_as(
-            ctf.voltage_kv
+        lam = torch.as_tensor(wavelength_angstrom, dtype=dtype, device=device)
+        lam = lam.expand_as(ctf.voltage_kv)
+    # gamma = k^2 (a + b cos 2theta + c sin 2theta) + d k^4 + e: five per-particle
+    # coefficients times five grid features, one matrix product; only the sine runs per pixel
+    half_sum = 0.5 * (ctf.defocus_u_angstrom + ctf.defocus_v_angstrom)
+    half_diff = 0.5 * (ctf.defocus_u_angstrom - ctf.defocus_v_angstrom)
+    angle = 2 * torch.deg2rad(ctf.defocus_angle_degrees)
+    q0 = ctf.amplitude_contrast
+    cs = ctf.spherical_aberration_mm * 1e7
+    coefficients = torch.stack(
+        [
+            -math.pi * lam * half_sum,
+            -math.pi * lam * half_diff * torch.cos(angle),
+            -math.pi * lam * half_diff * torch.sin(angle),
+            0.5 * math.pi * cs * lam**3,
+            -torch.deg2rad(ctf.phase_shift_degrees) - torch.atan(q0 / torch.sqrt(1 - q0 * q0)),
+        ],
+        -1,
+    )  # (..., 5)
+    features = torch.stack(
+        [k2, k2 * cos2, k2 * sin2, k2 * k2, torch.ones_like(k2)], 0
+    )  # (5, h, w), or (5, ..., h, w) with per-particle pixel sizes
+    grid_shape = k2.shape[-2:]
+    if features.ndim == 3:
+        gamma = (coefficients.reshape(-1, 5) @ features.reshape(5, -1)).reshape(
+            *coefficients.shape[:-1], *grid_shape
         )
-    lam = per_particle(lam)
-    du, dv = per_particle(ctf.defocus_u_angstrom), per_particle(ctf.defocus_v_angstrom)
-    angle = per_particle(torch.deg2rad(ctf.defocus_angle_degrees))
-    defocus = 0.5 * (du + dv) + 0.5 * (du - dv) * torch.cos(2 * (theta - angle))
-    cs = per_particle(ctf.spherical_aberration_mm) * 1e7
-    q0 = per_particle(ctf.amplitude_contrast)
-    gamma = (
-        -math.pi * lam * defocus * k2
-        + 0.5 * math.pi * cs * lam**3 * k2 * k2
-        - per_particle(torch.deg2rad(ctf.phase_shift_degrees))
-        - torch.atan(q0 / torch.sqrt(1 - q0 * q0))
-    )
-    envelope = torch.exp(-per_particle(ctf.bfactor_angstrom2) * k2 / 4)
-    if source_semi_angle_rad:
+    else:
+        gamma = (per_particle(coefficients.movedim(-1, 0)) * features).sum(0)
+    # -sin(gamma) = sin(-gamma): RELION's sign without an extra pass
+    values = torch.sin(-gamma)
+    if bool((ctf.scale != 1).any()):
+        values = values * per_particle(ctf.scale)
+    if bool((ctf.bfactor_angstrom2 != 0).any()):
+        values = values * torch.exp(-per_particle(ctf.bfactor_angstrom2) * k2 / 4)
+    if source_semi_angle_rad or focal_spread_angstrom:
         kk = torch.sqrt(k2)
-        envelope = envelope * torch.exp(
-            -((math.pi * source_semi_angle_rad) ** 2) * (cs * lam**2 * kk**3 - defocus * kk) ** 2
+        defocus = per_particle(half_sum) + per_particle(half_diff) * torch.cos(
+            2 * theta - per_particle(angle)
         )
-    if focal_spread_angstrom:
-        envelope = envelope * torch.exp(
-            -0.5 * (math.pi * lam * focal_spread_angstrom) ** 2 * k2 * k2
-        )
-    values = -per_particle(ctf.scale) * envelope * torch.sin(gamma)
+        lam = per_particle(lam)
+        if source_semi_angle_rad:
+            drift = per_particle(cs) * lam**2 * kk**3 - defocus * kk
+            values = values * torch.exp(-((math.pi * source_semi_angle_rad) ** 2) * drift**2)
+        if focal_spread_angstrom:
+            values = values * torch.exp(
+                -0.5 * (math.pi * lam * focal_spread_angstrom) ** 2 * k2 * k2
+            )
     return values if sign == "relion" else -values

@@ -16,8 +16,10 @@ in real space); (3) zero-pad to ``pad_factor * n`` around the same centre; (4) r
 fft-shifted so the zero frequency sits at ``n_pad // 2``; (5) sample each slice by trilinear
 interpolation (``grid_sample``), using Friedel symmetry ``F(-k) = conj F(k)`` for points with
 ``kx < 0``; samples beyond the Nyquist radius 0.5 cycles/pixel are zero (as RELION's
-projector); (6) shift by phase ramps and inverse rfft. Gradients flow to the volume, the
-rotations and the shifts. Work is chunked over poses so memory stays bounded.
+projector); ``interpolation="cubic"`` is the higher-order option: cubic B-spline kernel
+(8 trilinear fetches, sinc^4 correction), ~100x more accurate at padding 2, ~8x slower;
+(6) shift by phase ramps and inverse rfft. Gradients flow to the volume, the rotations and
+the shifts. Work is chunked over poses so memory stays bounded.
 
 ``ewald_curvature``: an optional curved (Ewald-sphere) slice: the slice is sampled at
 ``A^T (kx, ky, c |k|^2)`` with ``c = wavelength / (2 * pixel_size)`` in cycles/pixel units
@@ -33,19 +35,21 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
 
-INTERPOLATIONS = ("trilinear", "nearest")
+INTERPOLATIONS = ("trilinear", "nearest", "cubic")
 
 
 @dataclass
 class VolumeSpectrum:
-    """A volume prepared for slicing: ``data (B, 2, n_pad, n_pad, n_pad // 2 + 1)`` holds the
-    real and imaginary parts of the rfft (z, y fft-shifted); ``n`` the original box."""
+    """A volume prepared for slicing: ``data (B, 2, n_pad, n_pad, n_pad // 2 + 1 + x_offset)``
+    holds the real and imaginary parts of the rfft (z, y fft-shifted; for ``cubic`` one Friedel
+    plane at kx = -1 first, ``x_offset = 1``); ``n`` the original box."""
 
     data: torch.Tensor
     n: int
     n_pad: int
     interpolation: str
     batch_shape: tuple[int, ...]
+    x_offset: int = 0
 
 
 def _check_volume(volume: torch.Tensor) -> int:
@@ -69,9 +73,10 @@ def edge_mean(volume: torch.Tensor) -> torch.Tensor:
 
 def gridding_correction(n: int, n_pad: int, interpolation: str, dtype, device) -> torch.Tensor:
     """``(n, n, n)`` separable correction to divide a volume by before padding: the real-space
-    image of the interpolation kernel on the padded grid (sinc^2 trilinear, sinc nearest)."""
+    image of the interpolation kernel on the padded grid (sinc nearest, sinc^2 trilinear,
+    sinc^4 cubic B-spline)."""
     x = (torch.arange(n, dtype=dtype, device=device) - n // 2) / n_pad
-    power = {"trilinear": 2, "nearest": 1}[interpolation]
+    power = {"trilinear": 2, "nearest": 1, "cubic": 4}[interpolation]
     s = torch.sinc(x) ** power
     return s[:, None, None] * s[None, :, None] * s[None, None, :]
 
@@ -98,25 +103,69 @@ def prepare_volume(
     after = n_pad - n - before
     v = F.pad(v, (before, after) * 3)
     f = fft_nd(v, 3, rfft=True, fftshift=True)  # (B, n_pad, n_pad, n_pad // 2 + 1)
-    return VolumeSpectrum(torch.stack([f.real, f.imag], 1), n, n_pad, interpolation, batch)
+    # real and imaginary parts as two channels, stored channels-last: both parts of a voxel
+    # are adjacent in memory, which grid_sample reads ~15 % faster
+    data = torch.stack([f.real, f.imag], 1)
+    x_offset = 0
+    if interpolation == "cubic":  # the 4-tap kernel reaches kx = -1: add it, F(-k) = conj F(k)
+        mirror = (2 * (n_pad // 2) - torch.arange(n_pad, device=v.device)) % n_pad
+        ghost = (
+            data[..., 1][:, :, mirror][:, :, :, mirror]
+            * data.new_tensor([1.0, -1.0])[:, None, None]
+        )
+        data = torch.cat([ghost[..., None], data], -1)
+        x_offset = 1
+    data = data.contiguous(memory_format=torch.channels_last_3d)
+    return VolumeSpectrum(data, n, n_pad, interpolation, batch, x_offset)
 
 
 def _slice_coordinates(
-    rotations: torch.Tensor, n: int, n_pad: int, ewald_curvature: float
+    rotations: torch.Tensor, n: int, n_pad: int, ewald_curvature: float, x_offset: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalised grid_sample coordinates ``(B, P, n, n//2+1, 3)``, the Friedel sign and the
-    inside-Nyquist mask for the image rfft grid of every pose."""
-    k = fftfreq_grid((n, n), rfft=True, dtype=rotations.dtype, device=rotations.device)
-    k3 = torch.cat([k, ewald_curvature * (k * k).sum(-1, keepdim=True)], -1)  # (kx, ky, kz)
-    # p = A^T k3 for row vectors: p^T = k3^T A
-    p = torch.einsum("hwi,bpij->bphwj", k3, rotations)
-    sign = torch.where(p[..., :1] < 0, -1.0, 1.0).to(p.dtype)
-    p = p * sign
-    index = p * n_pad + p.new_tensor([0.0, n_pad // 2, n_pad // 2])
-    size = p.new_tensor([n_pad // 2 + 1, n_pad, n_pad]) - 1
-    grid = index * (2.0 / size) - 1
+    """Array index coordinates ``(x, y, z)`` ``(B, P, n, n//2+1, 3)`` of every slice sample
+    (after the Friedel flip), the Friedel sign and the inside-Nyquist mask."""
+    dtype, device = rotations.dtype, rotations.device
+    k = fftfreq_grid((n, n), rfft=True, dtype=dtype, device=device)
+    # p = A^T k = kx A[0] + ky A[1] (+ kz A[2]); index = p * n_pad + offset
+    rows = rotations[..., None, None, :, :] * n_pad  # (B, P, 1, 1, 3, 3)
+    q = k[..., 0:1] * rows[..., 0, :]
+    q = q + k[..., 1:2] * rows[..., 1, :]
+    if ewald_curvature:
+        q = q + (ewald_curvature * (k * k).sum(-1, keepdim=True)) * rows[..., 2, :]
+    sign = torch.where(q[..., :1] < 0, -1.0, 1.0).to(dtype)
+    offset = torch.tensor([x_offset, n_pad // 2, n_pad // 2], dtype=dtype, device=device)
+    index = torch.addcmul(offset, q, sign)
     inside = (k * k).sum(-1) <= 0.25
-    return grid, sign[..., 0], inside
+    return index, sign[..., 0], inside
+
+
+def _normalised(index: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """Array indices -> grid_sample's ``[-1, 1]`` coordinates (align_corners=True)."""
+    size = torch.tensor(data.shape[-1:-4:-1], dtype=index.dtype, device=index.device) - 1
+    return torch.addcmul(torch.full_like(size, -1.0), index, 2.0 / size)
+
+
+def _sample_cubic(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline interpolation as 8 trilinear fetches (Sigg & Hadwiger, GPU Gems 2, 2005)."""
+    base = torch.floor(index)
+    t = index - base
+    w0, w3 = (1 - t) ** 3 / 6, t**3 / 6
+    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
+    w2 = 1 - w0 - w1 - w3
+    g = (w0 + w1, w2 + w3)
+    h = (base - 1 + w1 / g[0], base + 1 + w3 / g[1])
+    total = 0
+    for a in (0, 1):
+        for b in (0, 1):
+            for c in (0, 1):
+                position = torch.stack([h[a][..., 0], h[b][..., 1], h[c][..., 2]], -1)
+                weight = g[a][..., 0] * g[b][..., 1] * g[c][..., 2]
+                fetched = F.grid_sample(
+                    data, _normalised(position, data), mode="bilinear", padding_mode="zeros",
+                    align_corners=True,
+                )  # fmt: skip
+                total = total + fetched * weight[:, None]
+    return total
 
 
 def extract_central_slices_rfft_3d(
@@ -140,15 +189,19 @@ def extract_central_slices_rfft_3d(
     rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
     pose_shape = rotations.shape[nb:-2]
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
-    mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
     out = []
     for start in range(0, r.shape[1], chunk_size):
-        grid, sign, inside = _slice_coordinates(
-            r[:, start : start + chunk_size], n, n_pad, ewald_curvature
+        index, sign, inside = _slice_coordinates(
+            r[:, start : start + chunk_size], n, n_pad, ewald_curvature, spectrum.x_offset
         )
-        values = F.grid_sample(
-            spectrum.data, grid, mode=mode, padding_mode="zeros", align_corners=True
-        )  # (B, 2, P, h, w)
+        if spectrum.interpolation == "cubic":
+            values = _sample_cubic(spectrum.data, index)
+        else:
+            mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
+            values = F.grid_sample(
+                spectrum.data, _normalised(index, spectrum.data), mode=mode,
+                padding_mode="zeros", align_corners=True,
+            )  # fmt: skip  # (B, 2, P, h, w)
         values = values * inside
         out.append(torch.complex(values[:, 0], values[:, 1] * sign))
     slices = torch.cat(out, 1) if out else spectrum.data.new_zeros((r.shape[0], 0, n, n // 2 + 1))
