@@ -175,3 +175,17 @@ def test_ewald_curvature_zero_is_the_central_slice_and_changes_high_resolution_o
     # 300 kV at 1.05 A/pixel: c = lambda / (2 * pixel) ~ 0.0094 cycles/pixel at |k| = 1
     curved = project_fourier(volume, rotations, ewald_curvature=0.0196875 / (2 * 1.05))
     assert 0.999 < float(_cc(curved, flat).min()) < 1.0
+
+
+def test_edge_mean_subtraction_removes_a_constant_background():
+    n = 24
+    axis = torch.arange(n, dtype=torch.float64) - n // 2
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
+    blob = torch.exp(-(x**2 + y**2 + z**2) / 8.0)
+    from cryomath.projection import edge_mean
+
+    assert float(edge_mean(blob + 3.0)) == pytest.approx(3.0, abs=1e-6)
+    rotations = so3.random_rotations(3, 9)
+    clean = project_fourier(blob, rotations)
+    lifted = project_fourier(blob + 3.0, rotations, subtract_edge_mean=True)
+    assert float((lifted - clean).abs().max() / clean.abs().max()) < 1e-5
