@@ -1,0 +1,21 @@
+"""Reconstruction: insertion (the exact adjoint of slice extraction) and direct Fourier
+inversion, streamed over particle batches."""
+
+from cryomath.reconstruction.direct import (
+    centred_spectra,
+    insert_batch,
+    invert,
+    reconstruct,
+    reconstruct_particles,
+)
+from cryomath.reconstruction.insertion import FourierAccumulator, insert_central_slices_rfft_3d
+
+__all__ = [
+    "FourierAccumulator",
+    "centred_spectra",
+    "insert_batch",
+    "insert_central_slices_rfft_3d",
+    "invert",
+    "reconstruct",
+    "reconstruct_particles",
+]
