@@ -110,3 +110,18 @@ def test_bad_reconstruction_input(tmp_path):
         reconstruct_particles(table.subset([0]))
     with pytest.raises(InvalidInputError, match="NaN"):
         reconstruct(torch.full((2, 8, 8), float("nan")), so3.random_rotations(2, 0), 1.0)
+
+
+def test_least_squares_by_conjugate_gradients(small_map):
+    from cryomath.reconstruction import reconstruct_least_squares
+
+    rotations = so3.random_rotations(600, 5)
+    images = project_fourier(small_map, rotations)
+    residuals = []
+    rec = reconstruct_least_squares(
+        images, rotations, 1.0, max_iterations=30, tolerance=1e-3,
+        callback=lambda i, r: residuals.append(r),
+    )  # fmt: skip
+    assert residuals[-1] < residuals[0] and len(residuals) <= 30
+    curve = fourier_shell_correlation(rec, small_map)
+    assert float(_nyquist_fraction(curve, 0.7).min()) >= 0.95

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, info, rotations, simulate
+from cryomath.cli import convert, info, resolution, rotations, simulate
 from cryomath.errors import CryomathError
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app.command("convert")(convert.convert)
 app.add_typer(rotations.app, name="rotations")
 app.command("simulate")(simulate.simulate)
 app.command("project")(simulate.project)
+app.command("reconstruct")(resolution.reconstruct)
+app.command("fsc")(resolution.fsc)
+app.command("postprocess")(resolution.postprocess)
 
 
 def main(argv: list[str] | None = None) -> int:

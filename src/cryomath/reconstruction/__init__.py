@@ -9,6 +9,7 @@ from cryomath.reconstruction.direct import (
     reconstruct_particles,
 )
 from cryomath.reconstruction.insertion import FourierAccumulator, insert_central_slices_rfft_3d
+from cryomath.reconstruction.least_squares import reconstruct_least_squares
 
 __all__ = [
     "FourierAccumulator",
@@ -17,5 +18,6 @@ __all__ = [
     "insert_central_slices_rfft_3d",
     "invert",
     "reconstruct",
+    "reconstruct_least_squares",
     "reconstruct_particles",
 ]

@@ -1,0 +1,291 @@
+"""``cryomath fsc``, ``cryomath reconstruct`` and ``cryomath postprocess``."""
+
+import json as json_module
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from cryomath.cli.output import emit
+from cryomath.errors import InvalidInputError
+from cryomath.io.atomic import atomic_output, check_output_path
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+
+
+def _load_pair(path1: Path, path2: Path):
+    import torch
+
+    from cryomath.io import read_mrc
+
+    a, info_a = read_mrc(path1, dtype=np.float64)
+    b, info_b = read_mrc(path2, dtype=np.float64)
+    if a.shape != b.shape:
+        raise InvalidInputError(f"maps differ in shape: {a.shape} and {b.shape}")
+    va, vb = float(info_a.voxel_size_angstrom[0]), float(info_b.voxel_size_angstrom[0])
+    if abs(va - vb) > 1e-3 * max(va, vb):
+        raise InvalidInputError(f"maps differ in voxel size: {va:g} and {vb:g} A")
+    return torch.from_numpy(a), torch.from_numpy(b), va
+
+
+def _auto_mask(average, voxel):
+    from cryomath.fsc import auto_mask, low_pass
+
+    smooth = low_pass(average, 15.0, voxel)
+    threshold = float(smooth.mean() + 2.5 * smooth.std())
+    return auto_mask(smooth, threshold, dilate_px=3.0, soft_edge_px=6.0)
+
+
+def masked_fsc(map1, map2, voxel, mask=None, seed=0) -> dict:
+    """Unmasked FSC, and with a mask the masked and the phase-randomisation corrected FSC
+    (randomised from the shell where the unmasked FSC first drops below 0.8)."""
+    import torch
+
+    from cryomath.fsc import corrected_fsc, fourier_shell_correlation, randomize_phases
+
+    unmasked = fourier_shell_correlation(map1, map2, voxel)
+    result = {"unmasked": unmasked, "final": unmasked.fsc}
+    if mask is not None:
+        masked = fourier_shell_correlation(map1, map2, voxel, mask=mask)
+        below = (unmasked.fsc < 0.8).nonzero().flatten()
+        start = int(below[below >= 1][0]) if bool((below >= 1).any()) else len(unmasked.fsc) - 1
+        g = torch.Generator().manual_seed(seed)
+        r1, r2 = randomize_phases(map1, start, g), randomize_phases(map2, start, g)
+        randomized = fourier_shell_correlation(r1, r2, voxel, mask=mask)
+        result.update(masked=masked.fsc, randomized=randomized.fsc, randomize_from_shell=start)
+        result["final"] = corrected_fsc(masked.fsc, randomized.fsc, start)
+    return result
+
+
+def _summary(result: dict) -> dict:
+    from cryomath.fsc import FSCCurve, resolution_angstrom
+
+    curve = result["unmasked"]
+    final = FSCCurve(result["final"], curve.spatial_frequency_per_angstrom, curve.counts)
+    out = {
+        "resolution_0143_angstrom": resolution_angstrom(final, 0.143),
+        "resolution_05_angstrom": resolution_angstrom(final, 0.5),
+        "resolution_half_bit_angstrom": resolution_angstrom(final, "half-bit"),
+        "spatial_frequency_per_angstrom": curve.spatial_frequency_per_angstrom.numpy(),
+        "fsc": result["final"].numpy(),
+        "fsc_unmasked": curve.fsc.numpy(),
+    }
+    if "masked" in result:
+        out["fsc_masked"] = result["masked"].numpy()
+        out["fsc_phase_randomized"] = result["randomized"].numpy()
+        out["randomize_from_shell"] = result["randomize_from_shell"]
+    return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
+
+
+def _plot(summary: dict, path: Path, title: str, force: bool) -> None:
+    from cryomath.plots import plot_fsc
+
+    curves = {"FSC": summary["fsc"]}
+    if "fsc_masked" in summary:
+        curves = {
+            "unmasked": summary["fsc_unmasked"],
+            "masked": summary["fsc_masked"],
+            "phase randomised": summary["fsc_phase_randomized"],
+            "corrected": summary["fsc"],
+        }
+    plot_fsc(summary["spatial_frequency_per_angstrom"], curves, path, title, force)
+
+
+def _read_mask(path: Path, shape):
+    import torch
+
+    from cryomath.io import read_mrc
+
+    mask, _ = read_mrc(path, dtype=np.float64)
+    if mask.shape != tuple(shape):
+        raise InvalidInputError(f"mask {path} is {mask.shape}, the maps are {tuple(shape)}")
+    return torch.from_numpy(mask)
+
+
+def fsc(
+    map1: Annotated[Path, typer.Argument(help="First (half) map")],
+    map2: Annotated[Path, typer.Argument(help="Second (half) map")],
+    mask: Annotated[Path | None, typer.Option(help="Mask map (same grid)")] = None,
+    auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Mask from a threshold")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the curve as PNG")] = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Fourier shell correlation and the resolution at 0.143, 0.5 and half-bit."""
+    if plot is not None:
+        check_output_path(plot, force)
+    a, b, voxel = _load_pair(map1, map2)
+    m = (
+        _read_mask(mask, a.shape)
+        if mask is not None
+        else (_auto_mask((a + b) / 2, voxel) if auto_mask else None)
+    )
+    summary = _summary(masked_fsc(a, b, voxel, m))
+    if plot is not None:
+        _plot(summary, plot, f"{map1.name} / {map2.name}", force)
+        summary["plot"] = str(plot)
+    if not json:
+        brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+        emit(brief, False, title="FSC")
+        return
+    emit(summary, True, title="FSC")
+
+
+def _write_fsc_tables(out: Path, summary: dict, force: bool) -> None:
+    import pandas as pd
+
+    from cryomath.io import write_star
+
+    frequency = summary["spatial_frequency_per_angstrom"]
+    table = pd.DataFrame(
+        {
+            "rlnSpectralIndex": np.arange(len(frequency)),
+            "rlnResolution": frequency,
+            "rlnAngstromResolution": np.where(
+                frequency > 0, 1 / np.maximum(frequency, 1e-12), 999.0
+            ),
+            "rlnFourierShellCorrelation": summary["fsc"],
+        }
+    )
+    write_star(out / "fsc.star", {"fsc": table}, force=force)
+    from cryomath.cli.output import _plain
+
+    with atomic_output(out / "fsc.json", force) as tmp:
+        tmp.write_text(json_module.dumps(_plain(summary), indent=2))
+
+
+def reconstruct(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs)")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reconstruction"),
+    halves: Annotated[bool, typer.Option("--halves", help="Also write the half maps")] = False,
+    sym: Annotated[str, typer.Option("--sym", help="Point group (RELION setting)")] = "C1",
+    pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
+    method: Annotated[str, typer.Option(help="direct or cg")] = "direct",
+    batch_size: Annotated[int, typer.Option(help="Particles per batch")] = 256,
+    no_ctf: Annotated[bool, typer.Option("--no-ctf", help="Ignore the CTF")] = False,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Reconstruct half maps and the full map from particles with poses; FSC and resolution."""
+    import torch
+    from rich.progress import Progress
+
+    from cryomath.io import read_particles, write_mrc
+    from cryomath.reconstruction import reconstruct_least_squares, reconstruct_particles
+    from cryomath.so3 import point_group
+
+    if method not in ("direct", "cg"):
+        raise InvalidInputError(f"unknown method {method!r}: direct or cg")
+    names = ["full.mrc", "fsc.png", "fsc.star", "fsc.json"] + (
+        ["half1.mrc", "half2.mrc"] if halves else []
+    )
+    for name in names:
+        check_output_path(out / name, force)
+    table = read_particles(particles, allow_unknown_columns=True)
+    group = point_group(sym)
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("inserting", total=table.n)
+        result = reconstruct_particles(
+            table, pad, group, batch_size, use_ctf=not no_ctf,
+            progress=lambda k: bar.advance(task, k),
+        )  # fmt: skip
+    pixel = result["pixel_size_angstrom"]
+    full = result["full"]
+    if method == "cg":
+        from cryomath.ctf import CTF
+
+        images = torch.from_numpy(table.read_images(np.arange(table.n)).astype(np.float64))
+        rotations = torch.from_numpy(table.rotations)
+        if len(group) > 1:
+            raise InvalidInputError("--method cg does not take symmetry yet; use direct")
+        shifts = (
+            None
+            if table.origins_angstrom is None
+            else -torch.from_numpy(table.origins_angstrom) / pixel
+        )
+        ctf = None if no_ctf else CTF.from_parameters(table.ctf)
+        full = reconstruct_least_squares(
+            images, rotations, pixel, shifts, ctf, pad, batch_size=batch_size
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_mrc(out / "full.mrc", full.numpy(), pixel, force=force)
+    if halves:
+        write_mrc(out / "half1.mrc", result["half1"].numpy(), pixel, force=force)
+        write_mrc(out / "half2.mrc", result["half2"].numpy(), pixel, force=force)
+    summary = _summary({"unmasked": result["fsc"], "final": result["fsc"].fsc})
+    _write_fsc_tables(out, summary, force)
+    _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
+    brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+    brief.update(particles=table.n, method=method, symmetry=sym, output=str(out))
+    emit({**summary, **brief} if json else brief, json, title="reconstruction")
+
+
+def postprocess(
+    half1: Annotated[Path, typer.Argument(help="Half map 1")],
+    half2: Annotated[Path, typer.Argument(help="Half map 2")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("postprocess"),
+    bfactor: Annotated[
+        float | None, typer.Option(help="B-factor to apply (A^2, negative sharpens)")
+    ] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Fit the B-factor (Guinier, 10 A to resolution)")
+    ] = False,
+    mask: Annotated[Path | None, typer.Option(help="Mask map")] = None,
+    auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Mask from a threshold")] = False,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Sharpened, FSC-weighted, low-passed map from two half maps; FSC and Guinier plots."""
+    from cryomath.fsc import (
+        apply_bfactor,
+        fit_bfactor,
+        fsc_weighting,
+        guinier,
+        low_pass,
+        weight_by_shell,
+    )
+    from cryomath.io import write_mrc
+    from cryomath.plots import plot_guinier
+
+    if bfactor is not None and auto:
+        raise InvalidInputError("give --bfactor or --auto, not both")
+    for name in ("postprocess.mrc", "fsc.png", "guinier.png", "fsc.star", "fsc.json"):
+        check_output_path(out / name, force)
+    a, b, voxel = _load_pair(half1, half2)
+    average = (a + b) / 2
+    m = (
+        _read_mask(mask, a.shape)
+        if mask is not None
+        else (_auto_mask(average, voxel) if auto_mask else None)
+    )
+    summary = _summary(masked_fsc(a, b, voxel, m))
+    resolution = summary["resolution_0143_angstrom"] or 2 * voxel
+    import torch
+
+    weighted = weight_by_shell(average, fsc_weighting(torch.as_tensor(summary["fsc"])))
+    if auto:
+        bfactor = -abs(
+            fit_bfactor(
+                average if m is None else average * m, voxel, 10.0, max(resolution, 2 * voxel)
+            )
+        )
+    sharpened = apply_bfactor(weighted, bfactor or 0.0, voxel)
+    final = low_pass(sharpened, resolution, voxel)
+    if m is not None:
+        final = final * m
+    out.mkdir(parents=True, exist_ok=True)
+    write_mrc(out / "postprocess.mrc", final.numpy(), voxel, force=force)
+    s2, original = guinier(average, voxel)
+    _, after = guinier(final, voxel)
+    lines = {"average of halves": original.numpy(), "post-processed": after.numpy()}
+    plot_guinier(s2.numpy(), lines, out / "guinier.png", "Guinier plot", force)
+    _plot(summary, out / "fsc.png", "half-map FSC", force)
+    summary.update(
+        bfactor_angstrom2=bfactor or 0.0, final_resolution_angstrom=resolution, output=str(out)
+    )
+    _write_fsc_tables(out, summary, force)
+    brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+    emit(summary if json else brief, json, title="post-processing")
