@@ -18,19 +18,15 @@ import sys
 import tempfile
 import time
 
-COMMON = """
+from measure import MEMORY_PROBES
+
+COMMON = (
+    MEMORY_PROBES
+    + """
 import json, sys, time
 import numpy as np
 import torch
 torch.set_num_threads(2)
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-def hwm_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
 n, box, pad = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 g = torch.Generator().manual_seed(0)
 small = torch.randn(box // 2, box // 2, box // 2, generator=g)
@@ -45,6 +41,7 @@ def timed(f):
 def _t(f):
     t = time.perf_counter(); f(); return time.perf_counter() - t
 """
+)
 
 CASES = {
     "cryomath": """

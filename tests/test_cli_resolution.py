@@ -27,6 +27,10 @@ def test_fsc_command_json_and_plot(capsys, tmp_path):
     assert abs(result["resolution_0143_angstrom"] - 6.7) < 0.2
     assert len(result["fsc"]) == len(result["spatial_frequency_per_angstrom"]) == 51
     assert result["resolution_05_angstrom"] > result["resolution_0143_angstrom"]
+    local = tmp_path / "local.mrc"
+    code, out, _ = _run(capsys, "fsc", HALF1, HALF2, "--local", local, "--json")
+    assert code == 0 and read_mrc(local)[0].shape == (100, 100, 100)
+    assert 4.0 < json.loads(out)["local_resolution_median_angstrom"] < 25.0
     code, out, _ = _run(capsys, "fsc", HALF1, HALF2, "--auto-mask", "--json")
     masked = json.loads(out)
     # a mask removes solvent noise: the corrected FSC reaches further than the unmasked one

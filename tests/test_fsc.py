@@ -157,3 +157,32 @@ def test_bad_fsc_inputs():
         fourier_shell_correlation(a, a, mask=torch.ones(4, 4, 4))
     with pytest.raises(InvalidInputError, match="NaN"):
         fourier_shell_correlation(a, torch.full((8, 8, 8), float("nan")))
+
+
+def test_local_resolution_is_worse_where_the_noise_is_stronger():
+    from cryomath.fourier.fft import fft_nd, ifft_nd
+    from cryomath.fsc import local_resolution
+
+    g = torch.Generator().manual_seed(5)
+    n = 40
+    signal = torch.randn(n, n, n, generator=g, dtype=torch.float64)
+    noise_level = torch.ones(n, n, n, dtype=torch.float64)
+    noise_level[:, :, n // 2 :] = 4.0  # the +x half is four times noisier
+    h1 = signal + noise_level * torch.randn(n, n, n, generator=g, dtype=torch.float64)
+    h2 = signal + noise_level * torch.randn(n, n, n, generator=g, dtype=torch.float64)
+    # give the signal a falling spectrum so the FSC crosses 0.143 inside the window
+    k = torch.fft.fftfreq(n, dtype=torch.float64)
+    radius = (
+        k[:, None, None] ** 2
+        + k[None, :, None] ** 2
+        + torch.fft.rfftfreq(n, dtype=torch.float64) ** 2
+    ).sqrt()
+    damp = torch.exp(-(radius**2) / (2 * 0.12**2))
+    h1 = ifft_nd(fft_nd(h1, 3, rfft=True) * damp, (n, n, n), rfft=True)
+    h2 = ifft_nd(fft_nd(h2, 3, rfft=True) * damp, (n, n, n), rfft=True)
+    local = local_resolution(h1, h2, 1.0, window_px=16, step_px=4)
+    assert local.shape == (n, n, n)
+    clean_side = float(local[n // 2, n // 2, 8:14].mean())
+    noisy_side = float(local[n // 2, n // 2, 26:32].mean())
+    assert noisy_side > clean_side * 1.1
+    assert float(local.min()) >= 2.0  # never beyond Nyquist

@@ -125,3 +125,15 @@ def test_least_squares_by_conjugate_gradients(small_map):
     assert residuals[-1] < residuals[0] and len(residuals) <= 30
     curve = fourier_shell_correlation(rec, small_map)
     assert float(_nyquist_fraction(curve, 0.7).min()) >= 0.95
+
+
+def test_insertion_gradcheck_in_float64():
+    rotations = so3.random_rotations(3, 6)
+    g = torch.Generator().manual_seed(7)
+    slices = torch.complex(*torch.randn(2, 3, 6, 4, generator=g, dtype=torch.float64))
+    slices.requires_grad_(True)
+
+    def inserted(s):
+        return torch.view_as_real(insert_central_slices_rfft_3d(s, rotations, 12)[0])
+
+    assert torch.autograd.gradcheck(inserted, (slices,))

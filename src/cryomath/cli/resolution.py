@@ -111,12 +111,14 @@ def fsc(
     mask: Annotated[Path | None, typer.Option(help="Mask map (same grid)")] = None,
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Mask from a threshold")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the curve as PNG")] = None,
+    local: Annotated[Path | None, typer.Option(help="Write a local-resolution map here")] = None,
     force: Force = False,
     json: Json = False,
 ) -> None:
     """Fourier shell correlation and the resolution at 0.143, 0.5 and half-bit."""
-    if plot is not None:
-        check_output_path(plot, force)
+    for path in (plot, local):
+        if path is not None:
+            check_output_path(path, force)
     a, b, voxel = _load_pair(map1, map2)
     m = (
         _read_mask(mask, a.shape)
@@ -127,6 +129,14 @@ def fsc(
     if plot is not None:
         _plot(summary, plot, f"{map1.name} / {map2.name}", force)
         summary["plot"] = str(plot)
+    if local is not None:
+        from cryomath.fsc import local_resolution
+        from cryomath.io import write_mrc
+
+        local_map = local_resolution(a, b, voxel)
+        write_mrc(local, local_map.numpy(), voxel, force=force)
+        summary["local_resolution_map"] = str(local)
+        summary["local_resolution_median_angstrom"] = float(local_map.median())
     if not json:
         brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
         emit(brief, False, title="FSC")

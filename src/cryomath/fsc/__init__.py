@@ -2,6 +2,7 @@
 post-processing (FSC weighting, Guinier/B-factor, sharpening, low-pass)."""
 
 from cryomath.fsc.curves import FSCCurve, fourier_ring_correlation, fourier_shell_correlation
+from cryomath.fsc.local import local_resolution
 from cryomath.fsc.masks import auto_mask, corrected_fsc, randomize_phases
 from cryomath.fsc.postprocess import (
     apply_bfactor,
@@ -30,6 +31,7 @@ __all__ = [
     "fsc_weighting",
     "guinier",
     "half_bit_threshold",
+    "local_resolution",
     "low_pass",
     "randomize_phases",
     "resolution_angstrom",
