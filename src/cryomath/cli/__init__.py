@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, info, resolution, rotations, simulate
+from cryomath.cli import align, convert, info, resolution, rotations, simulate
 from cryomath.errors import CryomathError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("project")(simulate.project)
 app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
+app.command("align-maps")(align.align_maps)
 
 
 def main(argv: list[str] | None = None) -> int:

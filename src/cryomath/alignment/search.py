@@ -1,0 +1,99 @@
+"""Global search: for every rotation of a uniform SO(3) sample, rotate the query's vector field
+(trilinear resampling about the box centre, vectors rotated too) and score every translation at
+once by FFT cross-correlation. DOT score (VESPER): the sum over grid points of the dot products
+of the reference and the moved query vectors (unit vectors: the count of co-occupied points,
+weighted by agreement). Boxes are zero-padded to twice their size, so no translation wraps.
+
+Convention (as VESPER): ``x_ref = R x_query + T`` in each map's own coordinates (Angstrom).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cryomath.errors import InvalidInputError
+from cryomath.so3.metrics import geodesic_distance
+
+
+@dataclass
+class Solution:
+    rotation: torch.Tensor  # (3, 3): x_ref = R x_query + T, about the box centres
+    shift_voxels: torch.Tensor  # (3,) (x, y, z) in coarse voxels, after rotation about the centre
+    score: float
+
+
+def rotate_field(vectors: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """``(3, n, n, n)`` vector field -> ``(P, 3, n, n, n)``: ``v'(r) = R v(R^T r)`` about the
+    centre voxel ``n // 2``."""
+    n = vectors.shape[-1]
+    axis = torch.arange(n, dtype=vectors.dtype, device=vectors.device) - n // 2
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
+    r = torch.stack([x, y, z], -1)  # (n, n, n, 3)
+    source = torch.einsum("zyxj,pji->pzyxi", r, rotations)  # R^T r as row vectors: r^T R
+    grid = (source + n // 2) * (2.0 / (n - 1)) - 1
+    sampled = F.grid_sample(
+        vectors[None].expand(len(rotations), -1, -1, -1, -1), grid, mode="bilinear",
+        padding_mode="zeros", align_corners=True,
+    )  # fmt: skip
+    return torch.einsum("pij,pjzyx->pizyx", rotations, sampled)
+
+
+def translation_scores(reference: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """``score[t] = sum_r <ref(r), mov(r - t)>`` for ``(3, n, n, n)`` and ``(P, 3, n, n, n)``
+    fields over cyclic shifts of the (padded) box: ``(P, n, n, n)``, shift ``t`` at index ``t``
+    (negative shifts wrap to the end)."""
+    shape = tuple(reference.shape[-3:])
+    dims = (-3, -2, -1)
+    product = torch.fft.rfftn(reference, dim=dims) * torch.fft.rfftn(moving, dim=dims).conj()
+    return torch.fft.irfftn(product.sum(-4), s=shape, dim=dims)
+
+
+def _pad(field: torch.Tensor) -> torch.Tensor:
+    n = field.shape[-1]
+    before = n // 2
+    return F.pad(field, (before, n - before) * 3)
+
+
+def global_search(
+    reference: torch.Tensor,
+    query: torch.Tensor,
+    rotations: torch.Tensor,
+    top: int = 10,
+    distinct_angle_rad: float = 0.3,
+    batch: int = 16,
+) -> list[Solution]:
+    """Best distinct solutions for ``(3, n, n, n)`` density-vector fields of the same coarse
+    box (distinct: more than ``distinct_angle_rad`` apart in rotation, or more than 2 voxels in
+    translation)."""
+    if reference.shape != query.shape:
+        raise InvalidInputError("reference and query fields must share one coarse box")
+    n = reference.shape[-1]
+    ref = _pad(reference)
+    size = ref.shape[-1]
+    best_scores, best_shifts = [], []
+    for start in range(0, len(rotations), batch):
+        moved = _pad(rotate_field(query, rotations[start : start + batch]))
+        scores = translation_scores(ref, moved).flatten(1)
+        value, index = scores.max(-1)
+        z, y, x = index // (size * size), (index // size) % size, index % size
+        shift = torch.stack([x, y, z], -1)
+        shift = torch.where(shift > size // 2, shift - size, shift)
+        best_scores.append(value)
+        best_shifts.append(shift)
+    scores, shifts = torch.cat(best_scores), torch.cat(best_shifts)
+    order = scores.argsort(descending=True)
+    chosen: list[Solution] = []
+    for i in order.tolist():
+        candidate = Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))
+        duplicate = any(
+            float(geodesic_distance(c.rotation, candidate.rotation)) < distinct_angle_rad
+            and float((c.shift_voxels - candidate.shift_voxels).norm()) < 2
+            for c in chosen
+        )
+        if not duplicate:
+            chosen.append(candidate)
+        if len(chosen) == top:
+            break
+    del n
+    return chosen
