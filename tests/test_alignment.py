@@ -102,3 +102,21 @@ def test_align_maps_command(tmp_path, capsys):
     assert np.degrees(np.arccos((np.trace(best.T @ rotation.numpy()) - 1) / 2)) < 1.0
     moved, _ = read_mrc(tmp_path / "fit" / "query_in_reference.mrc")
     assert np.corrcoef(moved.ravel(), reference.numpy().ravel())[0, 1] > 0.97
+
+
+@pytest.mark.parametrize("other", ["emd_21457_seg_orig0.mrc", "emd_21457_seg_nstart.mrc"])
+def test_emd_21457_trio_aligns_by_identity_and_the_exact_origin_offset(other):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, ref_info = read_mrc(DATA / "map_model" / "emd_21457_seg.mrc", np.float64)
+        query, query_info = read_mrc(DATA / "map_model" / other, np.float64)
+    models = align_maps(
+        torch.from_numpy(ref), float(ref_info.voxel_size_angstrom[0]), ref_info.origin_angstrom,
+        torch.from_numpy(query), float(query_info.voxel_size_angstrom[0]),
+        query_info.origin_angstrom, top=3,
+    )  # fmt: skip
+    best = models[0]
+    identity = torch.eye(3, dtype=torch.float64)
+    assert math.degrees(float(so3.geodesic_distance(best["rotation_matrix"], identity))) < 0.01
+    offset = np.subtract(ref_info.origin_angstrom, query_info.origin_angstrom)
+    np.testing.assert_allclose(best["translation_angstrom"].numpy(), offset, atol=0.01)

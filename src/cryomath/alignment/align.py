@@ -11,7 +11,7 @@ from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, dens
 from cryomath.alignment.refine import refine_fit
 from cryomath.alignment.search import global_search
 from cryomath.errors import InvalidInputError
-from cryomath.so3.grids import healpix_poses
+from cryomath.so3.grids import healpix_poses, local_grid
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -73,6 +73,12 @@ def align_maps(
     order = max(0, math.ceil(math.log2(60 / angle_step_degrees)))
     rotations = healpix_poses(order)
     solutions = global_search(ref_v, qry_v, rotations, top=top)
+    # VESPER's local step: a finer grid (radius = the global step, 3-degree spacing) around each
+    step = math.radians(60 / 2**order)
+    solutions = [
+        global_search(ref_v, qry_v, local_grid(s.rotation, math.degrees(step), 3.0), top=1)[0]
+        for s in solutions
+    ]
     c_ref = ref_origin_c + (box // 2) * spacing
     c_qry = qry_origin_c + (box // 2) * spacing
     models = []

@@ -1,7 +1,7 @@
 """Continuous refinement of a fit on the fine maps: maximise the correlation between the
 reference and the query moved into the reference frame, ``q'(x) = q(R^T (x - T))``, by gradient
-steps on SO(3) x R^3 (``R = R0 exp(hat(w))``, Adam on ``(w, T)``), differentiable trilinear
-resampling throughout."""
+steps on SO(3) x R^3 (``R = R0 exp(hat(w))``: Adam on ``(w, T)`` into the basin, then L-BFGS
+to convergence), differentiable trilinear resampling throughout."""
 
 import numpy as np
 import torch
@@ -41,27 +41,48 @@ def refine_fit(
     query_origin,
     rotation: torch.Tensor,
     translation: torch.Tensor,
-    steps: int = 80,
+    steps: int = 40,
     learning_rate: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Refined ``(R, T, correlation)`` from a starting fit ``x_ref = R x_query + T``."""
     dtype = reference.dtype
     positions = _positions(reference.shape, reference_voxel, reference_origin, dtype)
-    w = torch.zeros(3, dtype=dtype, requires_grad=True)
-    t = translation.detach().clone().to(dtype).requires_grad_(True)
+    # work in a query frame centred on the query box (rotations about far-away coordinate
+    # origins make the problem ill-conditioned): y' = y - c, T' = T + R c
+    centre = torch.as_tensor(np.asarray(query_origin), dtype=dtype) + query_voxel * (
+        torch.tensor(query.shape[::-1], dtype=dtype) // 2
+    )
+    query_origin = np.asarray(query_origin) - centre.numpy()
     r0 = rotation.detach().to(dtype)
-    optimizer = torch.optim.Adam(
+    w = torch.zeros(3, dtype=dtype, requires_grad=True)
+    t = (translation.detach().to(dtype) + r0 @ centre).requires_grad_(True)
+    # Adam to get into the basin, then L-BFGS with a strong-Wolfe line search to converge
+    adam = torch.optim.Adam(
         [{"params": [w], "lr": learning_rate}, {"params": [t], "lr": learning_rate * 20}]
     )
-    for _ in range(steps):
-        optimizer.zero_grad()
+
+    def loss():
         moved = move_query(query, query_voxel, query_origin, r0 @ exp_map(w), t, positions)
-        loss = -correlation(reference, moved)
-        loss.backward()
-        optimizer.step()
+        return -correlation(reference, moved)
+
+    for _ in range(steps):
+        adam.zero_grad()
+        value = loss()
+        value.backward()
+        adam.step()
+    lbfgs = torch.optim.LBFGS([w, t], max_iter=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        lbfgs.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    lbfgs.step(closure)
     with torch.no_grad():
         r = r0 @ exp_map(w)
         cc = float(
             correlation(reference, move_query(query, query_voxel, query_origin, r, t, positions))
         )
-    return r.detach(), t.detach(), cc
+        translation = t - r @ centre
+    return r.detach(), translation.detach(), cc
