@@ -4,14 +4,15 @@ coordinates, origins included as ``cryomath.io`` reads them)."""
 
 import math
 
-import numpy as np
 import torch
 
-from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, density_vectors
+from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
 from cryomath.alignment.refine import refine_fit
-from cryomath.alignment.search import global_search
+from cryomath.alignment.scores import score_field, z_scores
+from cryomath.alignment.search import distinct, global_search
 from cryomath.errors import InvalidInputError
 from cryomath.so3.grids import healpix_poses, local_grid
+from cryomath.so3.metrics import geodesic_distance
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -51,9 +52,11 @@ def align_maps(
     threshold_query: float | None = None,
     top: int = 10,
     refine: bool = True,
+    score: str = "dot",
 ) -> list[dict]:
     """Ranked fits of ``query`` into ``reference``: dicts with ``rotation_matrix``,
-    ``translation_angstrom``, ``score`` (DOT), ``z_score`` and, refined, ``correlation``."""
+    ``translation_angstrom``, ``score`` (``alignment.scores``), ``z_score``,
+    ``normalized_z_score`` and, refined, ``correlation``; best first."""
     for name, v in (("reference", reference), ("query", query)):
         if v.ndim != 3:
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
@@ -68,32 +71,48 @@ def align_maps(
     qry_c, _, qry_origin_c = _same_box(query, query_voxel, query_origin, spacing, box)
     t_ref = automatic_threshold(ref_c) if threshold_reference is None else threshold_reference
     t_qry = automatic_threshold(qry_c) if threshold_query is None else threshold_query
-    ref_v = density_vectors(ref_c, spacing, t_ref, bandwidth_angstrom)
-    qry_v = density_vectors(qry_c, spacing, t_qry, bandwidth_angstrom)
+    ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
+    qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
     order = max(0, math.ceil(math.log2(60 / angle_step_degrees)))
     rotations = healpix_poses(order)
-    solutions = global_search(ref_v, qry_v, rotations, top=top)
+    found = global_search(ref_v, qry_v, rotations, top=top, vector=vector)
+    solutions = found.solutions
     # VESPER's local step: a finer grid (radius = the global step, 3-degree spacing) around each
     step = math.radians(60 / 2**order)
     solutions = [
-        global_search(ref_v, qry_v, local_grid(s.rotation, math.degrees(step), 3.0), top=1)[0]
+        global_search(
+            ref_v, qry_v, local_grid(s.rotation, math.degrees(step), 3.0), top=1, vector=vector
+        ).solutions[0]
         for s in solutions
     ]
+    solutions = distinct(solutions, top)  # local steps can land two starts in one basin
+    scale = 1.0 / (ref_norm * qry_norm)
     c_ref = ref_origin_c + (box // 2) * spacing
     c_qry = qry_origin_c + (box // 2) * spacing
     models = []
     for s in solutions:
         r = s.rotation
         t = torch.as_tensor(c_ref) + s.shift_voxels * spacing - r @ torch.as_tensor(c_qry)
-        model = {"rotation_matrix": r, "translation_angstrom": t, "score": s.score}
+        model = {"rotation_matrix": r, "translation_angstrom": t, "score": s.score * scale}
         if refine:
             r, t, cc = refine_fit(
                 reference, reference_voxel, reference_origin, query, query_voxel, query_origin, r, t
             )
             model.update(rotation_matrix=r, translation_angstrom=t, correlation=cc)
         models.append(model)
-    scores = np.array([m["score"] for m in models])
-    for m in models:
-        m["z_score"] = float((m["score"] - scores.mean()) / (scores.std() + 1e-30))
+    raw, normalized = z_scores(
+        found.rotation_scores * scale, torch.tensor([m["score"] for m in models])
+    )
+    for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True):
+        m["z_score"], m["normalized_z_score"] = z, nz
     key = "correlation" if refine else "score"
-    return sorted(models, key=lambda m: -m[key])
+    ranked = sorted(models, key=lambda m: -m[key])
+    kept: list[dict] = []  # refinement can bring two starts to one fit: keep the better
+    for m in ranked:
+        if not any(
+            float(geodesic_distance(k["rotation_matrix"], m["rotation_matrix"])) < 0.3
+            and float((k["translation_angstrom"] - m["translation_angstrom"]).norm()) < 2 * spacing
+            for k in kept
+        ):
+            kept.append(m)
+    return kept

@@ -17,15 +17,25 @@ from cryomath.so3.metrics import geodesic_distance
 
 
 @dataclass
+class SearchResult:
+    """The distinct best solutions, and the best score of every rotation of the sample."""
+
+    solutions: list
+    rotation_scores: torch.Tensor
+
+
+@dataclass
 class Solution:
     rotation: torch.Tensor  # (3, 3): x_ref = R x_query + T, about the box centres
     shift_voxels: torch.Tensor  # (3,) (x, y, z) in coarse voxels, after rotation about the centre
     score: float
 
 
-def rotate_field(vectors: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """``(3, n, n, n)`` vector field -> ``(P, 3, n, n, n)``: ``v'(r) = R v(R^T r)`` about the
-    centre voxel ``n // 2``."""
+def rotate_field(
+    vectors: torch.Tensor, rotations: torch.Tensor, vector: bool = True
+) -> torch.Tensor:
+    """``(C, n, n, n)`` field -> ``(P, C, n, n, n)``: ``v'(r) = R v(R^T r)`` about the centre
+    voxel ``n // 2`` (``vector=False``: scalar channels, ``v'(r) = v(R^T r)``)."""
     n = vectors.shape[-1]
     axis = torch.arange(n, dtype=vectors.dtype, device=vectors.device) - n // 2
     z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
@@ -36,6 +46,8 @@ def rotate_field(vectors: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor
         vectors[None].expand(len(rotations), -1, -1, -1, -1), grid, mode="bilinear",
         padding_mode="zeros", align_corners=True,
     )  # fmt: skip
+    if not vector:
+        return sampled
     return torch.einsum("pij,pjzyx->pizyx", rotations, sampled)
 
 
@@ -62,18 +74,18 @@ def global_search(
     top: int = 10,
     distinct_angle_rad: float = 0.3,
     batch: int = 16,
-) -> list[Solution]:
-    """Best distinct solutions for ``(3, n, n, n)`` density-vector fields of the same coarse
-    box (distinct: more than ``distinct_angle_rad`` apart in rotation, or more than 2 voxels in
-    translation)."""
+    vector: bool = True,
+) -> SearchResult:
+    """Best distinct solutions for ``(C, n, n, n)`` fields of the same coarse box: density
+    vectors (``vector=True``) or scalar channels (distinct: more than ``distinct_angle_rad``
+    apart in rotation, or more than 2 voxels in translation)."""
     if reference.shape != query.shape:
         raise InvalidInputError("reference and query fields must share one coarse box")
-    n = reference.shape[-1]
     ref = _pad(reference)
     size = ref.shape[-1]
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
-        moved = _pad(rotate_field(query, rotations[start : start + batch]))
+        moved = _pad(rotate_field(query, rotations[start : start + batch], vector))
         scores = translation_scores(ref, moved).flatten(1)
         value, index = scores.max(-1)
         z, y, x = index // (size * size), (index // size) % size, index % size
@@ -82,18 +94,28 @@ def global_search(
         best_scores.append(value)
         best_shifts.append(shift)
     scores, shifts = torch.cat(best_scores), torch.cat(best_shifts)
-    order = scores.argsort(descending=True)
+    candidates = [
+        Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))
+        for i in scores.argsort(descending=True)[: 50 * top].tolist()
+    ]
+    chosen = distinct(candidates, top, distinct_angle_rad)
+    return SearchResult(chosen, scores)
+
+
+def distinct(
+    solutions: list[Solution], top: int, angle_rad: float = 0.3, shift_voxels: float = 2.0
+) -> list[Solution]:
+    """The best ``top`` solutions, skipping any within ``angle_rad`` and ``shift_voxels`` of a
+    better one (solutions are taken best score first)."""
     chosen: list[Solution] = []
-    for i in order.tolist():
-        candidate = Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))
+    for candidate in sorted(solutions, key=lambda s: -s.score):
         duplicate = any(
-            float(geodesic_distance(c.rotation, candidate.rotation)) < distinct_angle_rad
-            and float((c.shift_voxels - candidate.shift_voxels).norm()) < 2
+            float(geodesic_distance(c.rotation, candidate.rotation)) < angle_rad
+            and float((c.shift_voxels - candidate.shift_voxels).norm()) < shift_voxels
             for c in chosen
         )
         if not duplicate:
             chosen.append(candidate)
         if len(chosen) == top:
             break
-    del n
     return chosen

@@ -23,6 +23,7 @@ def align_maps(
     threshold_query: Annotated[float | None, typer.Option(help="Query threshold")] = None,
     top: Annotated[int, typer.Option(help="Distinct solutions to keep")] = 10,
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Skip refinement")] = False,
+    score: Annotated[str, typer.Option(help="dot, overlap, cc, pcc or laplacian")] = "dot",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -42,7 +43,7 @@ def align_maps(
     models = align(
         torch.from_numpy(ref), float(ref_info.voxel_size_angstrom[0]), ref_info.origin_angstrom,
         torch.from_numpy(qry), float(qry_info.voxel_size_angstrom[0]), qry_info.origin_angstrom,
-        voxel, bandwidth, angle_step, threshold_ref, threshold_query, top, not no_refine,
+        voxel, bandwidth, angle_step, threshold_ref, threshold_query, top, not no_refine, score,
     )  # fmt: skip
     rows = []
     for m in models:
@@ -54,6 +55,7 @@ def align_maps(
             "translation_angstrom": m["translation_angstrom"].numpy(),
             "score": m["score"],
             "z_score": m["z_score"],
+            "normalized_z_score": m["normalized_z_score"],
             **({"correlation": m["correlation"]} if "correlation" in m else {}),
         })  # fmt: skip
     result = {"convention": "x_ref = R x_query + T", "models": rows}
@@ -85,5 +87,6 @@ def align_maps(
     best = rows[0]
     emit({"models": len(rows), "best_relion_euler_degrees": best["relion_euler_degrees"],
           "best_translation_angstrom": best["translation_angstrom"],
-          "best_correlation": best.get("correlation"), "best_z_score": best["z_score"]},
+          "best_correlation": best.get("correlation"),
+          "best_normalized_z_score": best["normalized_z_score"]},
          False, title="map alignment")  # fmt: skip
