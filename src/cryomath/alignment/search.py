@@ -7,6 +7,8 @@ weighted by agreement). Boxes are zero-padded to twice their size, so no transla
 Convention (as VESPER): ``x_ref = R x_query + T`` in each map's own coordinates (Angstrom).
 """
 
+import ctypes
+import ctypes.util
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +16,16 @@ import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 from cryomath.so3.metrics import geodesic_distance
+
+
+def _release_freed_memory() -> None:
+    """glibc keeps the freed FFT buffers of thousands of batches on its heap (20 GB for 36,864
+    rotations); ``malloc_trim`` hands them back (0.43 GB). No-op off glibc."""
+    name = ctypes.util.find_library("c")
+    if name:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
 
 
 @dataclass
@@ -85,6 +97,8 @@ def global_search(
     size = ref.shape[-1]
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
+        if start and start % (64 * batch) == 0:
+            _release_freed_memory()
         moved = _pad(rotate_field(query, rotations[start : start + batch], vector))
         scores = translation_scores(ref, moved).flatten(1)
         value, index = scores.max(-1)
