@@ -11,6 +11,7 @@ from cryomath.alignment.refine import refine_fit
 from cryomath.alignment.scores import score_field, z_scores
 from cryomath.alignment.search import distinct, global_search
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.crop import crop_or_pad
 from cryomath.so3.grids import healpix_poses, local_grid
 from cryomath.so3.metrics import geodesic_distance
 
@@ -21,13 +22,8 @@ def _same_box(volume, voxel, origin, spacing, box):
     if m == box:
         return coarse, actual, coarse_origin
     # pad or crop the coarse map to the common box around its centre voxel
-    out = coarse.new_zeros((box, box, box))
-    lo, hi = box // 2 - m // 2, box // 2 - m // 2 + m
-    src = slice(max(0, -lo), m - max(0, hi - box))
-    dst = slice(max(0, lo), min(box, hi))
-    out[dst, dst, dst] = coarse[src, src, src]
     centre = coarse_origin + (m // 2) * actual
-    return out, actual, centre - (box // 2) * actual
+    return crop_or_pad(coarse, (box, box, box)), actual, centre - (box // 2) * actual
 
 
 def cubic(volume: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.lie import exp_map
 
 
@@ -20,8 +21,7 @@ def move_query(query, query_voxel, query_origin, rotation, translation, ref_posi
     """The query sampled at ``R^T (x - T)`` for reference positions ``x (..., 3)`` (Angstrom)."""
     local = (ref_positions - translation) @ rotation  # R^T (x - T) as row vectors
     index = (local - torch.as_tensor(np.asarray(query_origin), dtype=local.dtype)) / query_voxel
-    size = torch.tensor(query.shape[::-1], dtype=local.dtype) - 1  # (x, y, z)
-    grid = index * (2.0 / size) - 1
+    grid = grid_sample_coordinates(index, query.shape)
     return F.grid_sample(
         query[None, None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True
     )[0, 0]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.metrics import geodesic_distance
 
 
@@ -53,7 +54,7 @@ def rotate_field(
     z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
     r = torch.stack([x, y, z], -1)  # (n, n, n, 3)
     source = torch.einsum("zyxj,pji->pzyxi", r, rotations)  # R^T r as row vectors: r^T R
-    grid = (source + n // 2) * (2.0 / (n - 1)) - 1
+    grid = grid_sample_coordinates(source + n // 2, vectors.shape[-3:])
     sampled = F.grid_sample(
         vectors[None].expand(len(rotations), -1, -1, -1, -1), grid, mode="bilinear",
         padding_mode="zeros", align_corners=True,
@@ -63,14 +64,20 @@ def rotate_field(
     return torch.einsum("pij,pjzyx->pizyx", rotations, sampled)
 
 
-def translation_scores(reference: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
-    """``score[t] = sum_r <ref(r), mov(r - t)>`` for ``(3, n, n, n)`` and ``(P, 3, n, n, n)``
+_DIMS = (-3, -2, -1)
+
+
+def translation_scores(
+    reference: torch.Tensor, moving: torch.Tensor, reference_spectrum: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``score[t] = sum_r <ref(r), mov(r - t)>`` for ``(C, n, n, n)`` and ``(P, C, n, n, n)``
     fields over cyclic shifts of the (padded) box: ``(P, n, n, n)``, shift ``t`` at index ``t``
-    (negative shifts wrap to the end)."""
-    shape = tuple(reference.shape[-3:])
-    dims = (-3, -2, -1)
-    product = torch.fft.rfftn(reference, dim=dims) * torch.fft.rfftn(moving, dim=dims).conj()
-    return torch.fft.irfftn(product.sum(-4), s=shape, dim=dims)
+    (negative shifts wrap to the end). ``reference_spectrum``: ``rfftn(reference)``, when the
+    caller scores many batches against one reference."""
+    if reference_spectrum is None:
+        reference_spectrum = torch.fft.rfftn(reference, dim=_DIMS)
+    product = reference_spectrum * torch.fft.rfftn(moving, dim=_DIMS).conj()
+    return torch.fft.irfftn(product.sum(-4), s=tuple(reference.shape[-3:]), dim=_DIMS)
 
 
 def _pad(field: torch.Tensor) -> torch.Tensor:
@@ -94,13 +101,14 @@ def global_search(
     if reference.shape != query.shape:
         raise InvalidInputError("reference and query fields must share one coarse box")
     ref = _pad(reference)
+    ref_spectrum = torch.fft.rfftn(ref, dim=_DIMS)  # once, not per batch
     size = ref.shape[-1]
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
         if start and start % (64 * batch) == 0:
             _release_freed_memory()
         moved = _pad(rotate_field(query, rotations[start : start + batch], vector))
-        scores = translation_scores(ref, moved).flatten(1)
+        scores = translation_scores(ref, moved, ref_spectrum).flatten(1)
         value, index = scores.max(-1)
         z, y, x = index // (size * size), (index // size) % size, index % size
         shift = torch.stack([x, y, z], -1)

@@ -6,8 +6,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit
-from cryomath.io.atomic import atomic_output, check_output_path
+from cryomath.cli.output import emit, write_json
+from cryomath.io.atomic import check_output_path
 
 
 def align_maps(
@@ -60,13 +60,8 @@ def align_maps(
         })  # fmt: skip
     result = {"convention": "x_ref = R x_query + T", "models": rows}
     if out is not None:
-        import json as json_module
-
-        from cryomath.cli.output import _plain
-
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out / "fits.json", force) as tmp:
-            tmp.write_text(json_module.dumps(_plain(result), indent=2))
+        write_json(out / "fits.json", result, force)
         best = models[0]
         positions = _positions(
             ref.shape,

@@ -1,10 +1,13 @@
-"""Printing results: JSON for scripts, rich tables for people."""
+"""Printing results: JSON for scripts, rich tables for people; JSON result files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from cryomath.io.atomic import atomic_output
 
 
 def _plain(value):
@@ -30,3 +33,14 @@ def emit(result: dict, as_json: bool, title: str) -> None:
     for key, value in _plain(result).items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     Console().print(table)
+
+
+def scalars(result: dict) -> dict:
+    """The entries of ``result`` that are not arrays (the part a table shows well)."""
+    return {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
+
+
+def write_json(path: Path, result: dict, force: bool) -> None:
+    """Write ``result`` as indented JSON, atomically."""
+    with atomic_output(path, force) as tmp:
+        tmp.write_text(json.dumps(_plain(result), indent=2))

@@ -1,6 +1,5 @@
 """``cryomath fsc``, ``cryomath reconstruct`` and ``cryomath postprocess``."""
 
-import json as json_module
 import math
 from pathlib import Path
 from typing import Annotated
@@ -8,9 +7,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit
+from cryomath.cli.output import emit, scalars, write_json
 from cryomath.errors import InvalidInputError
-from cryomath.io.atomic import atomic_output, check_output_path
+from cryomath.io.atomic import check_output_path
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
@@ -137,11 +136,7 @@ def fsc(
         write_mrc(local, local_map.numpy(), voxel, force=force)
         summary["local_resolution_map"] = str(local)
         summary["local_resolution_median_angstrom"] = float(local_map.median())
-    if not json:
-        brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
-        emit(brief, False, title="FSC")
-        return
-    emit(summary, True, title="FSC")
+    emit(summary if json else scalars(summary), json, title="FSC")
 
 
 def _write_fsc_tables(out: Path, summary: dict, force: bool) -> None:
@@ -161,10 +156,7 @@ def _write_fsc_tables(out: Path, summary: dict, force: bool) -> None:
         }
     )
     write_star(out / "fsc.star", {"fsc": table}, force=force)
-    from cryomath.cli.output import _plain
-
-    with atomic_output(out / "fsc.json", force) as tmp:
-        tmp.write_text(json_module.dumps(_plain(summary), indent=2))
+    write_json(out / "fsc.json", summary, force)
 
 
 def reconstruct(
@@ -228,7 +220,7 @@ def reconstruct(
     summary = _summary({"unmasked": result["fsc"], "final": result["fsc"].fsc})
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
-    brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+    brief = scalars(summary)
     brief.update(particles=table.n, method=method, symmetry=sym, output=str(out))
     emit({**summary, **brief} if json else brief, json, title="reconstruction")
 
@@ -297,5 +289,4 @@ def postprocess(
         bfactor_angstrom2=bfactor or 0.0, final_resolution_angstrom=resolution, output=str(out)
     )
     _write_fsc_tables(out, summary, force)
-    brief = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
-    emit(summary if json else brief, json, title="post-processing")
+    emit(summary if json else scalars(summary), json, title="post-processing")

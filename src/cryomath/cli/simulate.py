@@ -26,6 +26,7 @@ def load_volume(source: Path, box: int | None, pixel_size: float | None):
         box, pixel = box or 128, pixel_size or 1.0
         origin = atoms.positions_angstrom.mean(0) - (box // 2) * pixel
         return render_potential(atoms, (box, box, box), pixel, origin, dtype=torch.float64), pixel
+    from cryomath.fourier import crop_or_pad, rescale
     from cryomath.io import read_mrc
 
     volume, info = read_mrc(source, dtype=np.float64)
@@ -38,18 +39,9 @@ def load_volume(source: Path, box: int | None, pixel_size: float | None):
             raise InvalidInputError(f"{source}: voxel size is 0 in the header; pass --pixel-size")
         pixel = pixel_size
     elif pixel_size is not None and abs(pixel_size - pixel) > 1e-6:
-        from cryomath.fourier import rescale
-
         volume, pixel = rescale(volume, 3, pixel, pixel_size)
     if box is not None and box != volume.shape[-1]:
-        # change the box at constant pixel size: crop or pad in real space around n // 2
-        n = volume.shape[-1]
-        out = torch.zeros((box, box, box), dtype=volume.dtype)
-        lo, hi = box // 2 - n // 2, box // 2 - n // 2 + n
-        src = slice(max(0, -lo), n - max(0, hi - box))
-        dst = slice(max(0, lo), min(box, hi))
-        out[dst, dst, dst] = volume[src, src, src]
-        volume = out
+        volume = crop_or_pad(volume, (box, box, box))  # at constant pixel size, about n // 2
     return volume, pixel
 
 

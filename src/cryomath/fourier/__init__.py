@@ -5,7 +5,7 @@ is index ``N // 2``. Every function is batched over leading dims, keeps dtype an
 differentiable. See docs/conventions.md.
 """
 
-from cryomath.fourier.crop import fourier_resize, rescale
+from cryomath.fourier.crop import crop_or_pad, fourier_resize, rescale
 from cryomath.fourier.fft import (
     fft_2d,
     fft_3d,
@@ -18,12 +18,18 @@ from cryomath.fourier.fft import (
     rfft_2d,
     rfft_3d,
 )
-from cryomath.fourier.grids import fftfreq_grid, fourier_shape, real_space_grid
+from cryomath.fourier.grids import (
+    fftfreq_grid,
+    fourier_shape,
+    grid_sample_coordinates,
+    real_space_grid,
+)
 from cryomath.fourier.masks import cylindrical_mask, spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_sum
 from cryomath.fourier.shift import phase_ramp, shift_2d, shift_3d, shift_nd
 
 __all__ = [
+    "crop_or_pad",
     "cylindrical_mask",
     "fft_2d",
     "fft_3d",
@@ -31,6 +37,7 @@ __all__ = [
     "fftfreq_grid",
     "fourier_resize",
     "fourier_shape",
+    "grid_sample_coordinates",
     "hermitian_multiplicity",
     "ifft_2d",
     "ifft_3d",

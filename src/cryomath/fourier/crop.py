@@ -15,6 +15,22 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 
 
+def crop_or_pad(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor:
+    """Crop or zero-pad the last ``len(output_shape)`` axes of ``x`` around index ``N // 2``
+    (which stays at ``N_out // 2``); real or complex, any dtype."""
+    output_shape = tuple(int(n) for n in output_shape)
+    ndim = len(output_shape)
+    out = x.new_zeros((*x.shape[: x.ndim - ndim], *output_shape))
+    src, dst = [], []
+    for n_in, n_out in zip(x.shape[x.ndim - ndim :], output_shape, strict=True):
+        m = min(n_in, n_out)
+        start_in, start_out = n_in // 2 - m // 2, n_out // 2 - m // 2
+        src.append(slice(start_in, start_in + m))
+        dst.append(slice(start_out, start_out + m))
+    out[(..., *dst)] = x[(..., *src)]
+    return out
+
+
 def fourier_resize(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor:
     """Resample the last ``len(output_shape)`` axes of ``x`` by Fourier crop/pad.
 
@@ -30,15 +46,7 @@ def fourier_resize(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor
     input_shape = tuple(x.shape[-ndim:])
     if input_shape == output_shape:
         return x
-    f = fft_nd(x, ndim, rfft=False, fftshift=True)
-    out = torch.zeros((*x.shape[:-ndim], *output_shape), dtype=f.dtype, device=f.device)
-    src, dst = [], []
-    for n_in, n_out in zip(input_shape, output_shape, strict=True):
-        m = min(n_in, n_out)
-        start_in, start_out = n_in // 2 - m // 2, n_out // 2 - m // 2
-        src.append(slice(start_in, start_in + m))
-        dst.append(slice(start_out, start_out + m))
-    out[(..., *dst)] = f[(..., *src)]
+    out = crop_or_pad(fft_nd(x, ndim, rfft=False, fftshift=True), output_shape)
     scale = 1.0
     for n_in, n_out in zip(input_shape, output_shape, strict=True):
         scale *= n_out / n_in

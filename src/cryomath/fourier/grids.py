@@ -81,3 +81,11 @@ def real_space_grid(
     ]
     grid = torch.meshgrid(*axes, indexing="ij")
     return torch.stack(grid[::-1], dim=-1)
+
+
+def grid_sample_coordinates(index: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
+    """Array indices ``(..., 3)`` in ``(x, y, z)`` order into a ``(z, y, x)`` array of
+    ``spatial_shape`` -> ``torch.nn.functional.grid_sample``'s ``[-1, 1]`` coordinates
+    (``align_corners=True``: index 0 -> -1, index N - 1 -> +1)."""
+    size = torch.tensor(tuple(spatial_shape)[::-1], dtype=index.dtype, device=index.device) - 1
+    return torch.addcmul(torch.full_like(size, -1.0), index, 2.0 / size)

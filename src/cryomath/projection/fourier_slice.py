@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
-from cryomath.fourier.grids import fftfreq_grid
+from cryomath.fourier.grids import fftfreq_grid, grid_sample_coordinates
 
 INTERPOLATIONS = ("trilinear", "nearest", "cubic")
 
@@ -139,12 +139,6 @@ def _slice_coordinates(
     return index, sign[..., 0], inside
 
 
-def _normalised(index: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """Array indices -> grid_sample's ``[-1, 1]`` coordinates (align_corners=True)."""
-    size = torch.tensor(data.shape[-1:-4:-1], dtype=index.dtype, device=index.device) - 1
-    return torch.addcmul(torch.full_like(size, -1.0), index, 2.0 / size)
-
-
 def _sample_cubic(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Cubic B-spline interpolation as 8 trilinear fetches (Sigg & Hadwiger, GPU Gems 2, 2005)."""
     base = torch.floor(index)
@@ -160,10 +154,10 @@ def _sample_cubic(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             for c in (0, 1):
                 position = torch.stack([h[a][..., 0], h[b][..., 1], h[c][..., 2]], -1)
                 weight = g[a][..., 0] * g[b][..., 1] * g[c][..., 2]
+                grid = grid_sample_coordinates(position, data.shape[-3:])
                 fetched = F.grid_sample(
-                    data, _normalised(position, data), mode="bilinear", padding_mode="zeros",
-                    align_corners=True,
-                )  # fmt: skip
+                    data, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+                )
                 total = total + fetched * weight[:, None]
     return total
 
@@ -199,7 +193,7 @@ def extract_central_slices_rfft_3d(
         else:
             mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
             values = F.grid_sample(
-                spectrum.data, _normalised(index, spectrum.data), mode=mode,
+                spectrum.data, grid_sample_coordinates(index, spectrum.data.shape[-3:]), mode=mode,
                 padding_mode="zeros", align_corners=True,
             )  # fmt: skip  # (B, 2, P, h, w)
         values = values * inside

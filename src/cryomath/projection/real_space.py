@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.grids import grid_sample_coordinates
 
 
 def _centred_coordinates(n: int, dtype, device) -> torch.Tensor:
@@ -27,7 +28,7 @@ def project_real_space(volume: torch.Tensor, rotations: torch.Tensor) -> torch.T
     images = []
     for a in rotations.reshape(-1, 3, 3):
         sample = r @ a  # row vectors: (A^T r)^T = r^T A
-        grid = (sample + n // 2) * (2.0 / (n - 1)) - 1  # align_corners=True normalisation
+        grid = grid_sample_coordinates(sample + n // 2, volume.shape)
         values = F.grid_sample(
             volume[None, None],
             grid[None],

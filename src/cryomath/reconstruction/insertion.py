@@ -13,8 +13,9 @@ multiplicity so that every frequency of an image counts once with its Friedel ma
 import torch
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.fourier.shells import hermitian_multiplicity
-from cryomath.projection.fourier_slice import _normalised, _slice_coordinates
+from cryomath.projection.fourier_slice import _slice_coordinates
 
 _BILINEAR, _ZEROS = 0, 0
 
@@ -58,7 +59,7 @@ def insert_central_slices_rfft_3d(
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
         index, sign, inside = _slice_coordinates(rotations[None, chunk].to(real), n, n_pad, 0.0, 0)
-        grid = _normalised(index, data)
+        grid = grid_sample_coordinates(index, shape)
         s = slices[chunk] * inside
         grad = torch.stack([s.real, s.imag * sign[0]], 0)[None]  # (1, 2, P, h, w)
         data += _adjoint_sample(grad.contiguous(), shape, grid)

@@ -17,6 +17,7 @@ or order of work; memory is one block.
 """
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,42 +162,28 @@ def simulate_dataset(
     for shard in range(n_shards):
         first = shard * settings.shard_size
         last = min(first + settings.shard_size, settings.n_particles)
-        writers = [
-            MRCStackWriter(
-                out / f"particles_{shard:03d}.mrcs",
-                last - first,
-                (box, box),
-                settings.pixel_size_angstrom,
-                force=force,
-            )
-        ]
-        if write_clean:
-            writers.append(
-                MRCStackWriter(
-                    out / f"clean_{shard:03d}.mrcs",
-                    last - first,
-                    (box, box),
-                    settings.pixel_size_angstrom,
-                    force=force,
+        kinds = ["particles", "clean"] if write_clean else ["particles"]
+        with ExitStack() as stack:
+            writers = {
+                kind: stack.enter_context(
+                    MRCStackWriter(
+                        out / f"{kind}_{shard:03d}.mrcs",
+                        last - first,
+                        (box, box),
+                        settings.pixel_size_angstrom,
+                        force=force,
+                    )
                 )
-            )
-        for w in writers:
-            w.__enter__()
-        try:
+                for kind in kinds
+            }
             for start in range(first, last, BLOCK):
                 stop = min(start + BLOCK, last)
                 clean, noisy = _block(spectrum, table, settings, start, stop)
-                writers[0].write(noisy.numpy())
+                writers["particles"].write(noisy.numpy())
                 if write_clean:
-                    writers[1].write(clean.numpy())
+                    writers["clean"].write(clean.numpy())
                 if progress is not None:
                     progress(stop - start)
-        except BaseException as exc:
-            for w in writers:
-                w.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        for w in writers:
-            w.__exit__(None, None, None)
     table.root = out
     write_relion_star(table, out / "particles.star", force=force)
     write_cryosparc(table, out / "particles.cs", force=force)
