@@ -1,5 +1,6 @@
 """Projection of 3-D maps to 2-D images: the Fourier-slice projector and the real-space
-reference projector."""
+reference projector, and the Fourier projector of the trilinear voxel basis (the real-space
+projector's spectral form)."""
 
 from cryomath.projection.fourier_slice import (
     VolumeSpectrum,
@@ -10,6 +11,7 @@ from cryomath.projection.fourier_slice import (
     project_fourier,
 )
 from cryomath.projection.real_space import project_real_space
+from cryomath.projection.voxel_basis import project_fourier_voxel_basis
 
 __all__ = [
     "VolumeSpectrum",
@@ -18,5 +20,6 @@ __all__ = [
     "gridding_correction",
     "prepare_volume",
     "project_fourier",
+    "project_fourier_voxel_basis",
     "project_real_space",
 ]
