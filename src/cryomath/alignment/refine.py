@@ -1,88 +1,211 @@
-"""Continuous refinement of a fit on the fine maps: maximise the correlation between the
-reference and the query moved into the reference frame, ``q'(x) = q(R^T (x - T))``, by gradient
-steps on SO(3) x R^3 (``R = R0 exp(hat(w))``: Adam on ``(w, T)`` into the basin, then L-BFGS
-to convergence), differentiable trilinear resampling throughout."""
+"""Continuous refinement of a fit ``x_ref = R x_query + T`` (Angstrom, each map's own frame).
+
+As ChimeraX's ``fitmap``: the query's voxels above its threshold are points ``y`` with values
+``q``; the reference is interpolated (trilinear) at ``R y + T`` and the correlation about the
+mean of ``q`` and ``ref(R y + T)`` is maximised by BFGS (6 unknowns) on ``R = R0 exp(hat(w))``
+and ``T``, in a frame centred on the points (rotations about a far-away origin are
+ill-conditioned), with the analytic gradient: the interpolant's slopes (one-sided differences
+inside each trilinear cell, fetched with the values) and ``so3.right_jacobian`` for ``w``.
+Levels (``pyramid``): both maps Fourier-resampled to ``coarse_spacing_angstrom`` (a wide
+basin, few points), then as given.
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
 from cryomath.fourier.grids import grid_sample_coordinates
-from cryomath.so3.lie import exp_map
+from cryomath.so3.lie import exp_map, right_jacobian
+from cryomath.so3.metrics import geodesic_distance
 
 
-def _positions(shape, voxel, origin, dtype):
+def voxel_positions(shape, voxel_size_angstrom: float, origin_angstrom, dtype) -> torch.Tensor:
+    """``(z, y, x, 3)`` positions ``(x, y, z)`` in Angstrom of every voxel of a map."""
     axes = [torch.arange(s, dtype=dtype) for s in shape]
     z, y, x = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([x, y, z], -1) * voxel + torch.as_tensor(np.asarray(origin), dtype=dtype)
+    origin = torch.as_tensor(np.asarray(origin_angstrom), dtype=dtype)
+    return torch.stack([x, y, z], -1) * voxel_size_angstrom + origin
 
 
-def move_query(query, query_voxel, query_origin, rotation, translation, ref_positions):
-    """The query sampled at ``R^T (x - T)`` for reference positions ``x (..., 3)`` (Angstrom)."""
-    local = (ref_positions - translation) @ rotation  # R^T (x - T) as row vectors
-    index = (local - torch.as_tensor(np.asarray(query_origin), dtype=local.dtype)) / query_voxel
-    grid = grid_sample_coordinates(index, query.shape)
-    return F.grid_sample(
-        query[None, None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True
-    )[0, 0]
+def sample_map(volume, voxel_size_angstrom, origin_angstrom, positions) -> torch.Tensor:
+    """Trilinear values of ``volume ([C,] z, y, x)`` at ``positions (..., 3)`` Angstrom, zero
+    outside: ``(..., )``, or ``(C, ...)`` for a multi-channel volume."""
+    origin = torch.as_tensor(np.asarray(origin_angstrom), dtype=positions.dtype)
+    grid = grid_sample_coordinates((positions - origin) / voxel_size_angstrom, volume.shape[-3:])
+    channels = volume.reshape(1, -1, *volume.shape[-3:])
+    values = F.grid_sample(
+        channels, grid.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="zeros",
+        align_corners=True,
+    )  # fmt: skip
+    return values.reshape(*volume.shape[:-3], *positions.shape[:-1])
+
+
+def transform_map(
+    query, query_voxel, query_origin, rotation, translation, shape, voxel, origin
+) -> torch.Tensor:
+    """The query moved by ``x = R y + T`` and sampled on a ``shape`` grid of ``voxel`` and
+    ``origin``: ``out(x) = query(R^T (x - T))``."""
+    positions = voxel_positions(shape, voxel, origin, query.dtype)
+    local = (positions - translation) @ rotation  # R^T (x - T) as row vectors
+    return sample_map(query, query_voxel, query_origin, local)
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Correlation about the mean of two equally shaped tensors (all elements)."""
     a, b = a - a.mean(), b - b.mean()
     return (a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum()).clamp(min=1e-30)
 
 
-def refine_fit(
-    reference: torch.Tensor,
-    reference_voxel: float,
-    reference_origin,
-    query: torch.Tensor,
-    query_voxel: float,
-    query_origin,
-    rotation: torch.Tensor,
-    translation: torch.Tensor,
-    steps: int = 40,
-    learning_rate: float = 0.02,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Refined ``(R, T, correlation)`` from a starting fit ``x_ref = R x_query + T``."""
-    dtype = reference.dtype
-    positions = _positions(reference.shape, reference_voxel, reference_origin, dtype)
-    # work in a query frame centred on the query box (rotations about far-away coordinate
-    # origins make the problem ill-conditioned): y' = y - c, T' = T + R c
-    centre = torch.as_tensor(np.asarray(query_origin), dtype=dtype) + query_voxel * (
-        torch.tensor(query.shape[::-1], dtype=dtype) // 2
-    )
-    query_origin = np.asarray(query_origin) - centre.numpy()
-    r0 = rotation.detach().to(dtype)
-    w = torch.zeros(3, dtype=dtype, requires_grad=True)
-    t = (translation.detach().to(dtype) + r0 @ centre).requires_grad_(True)
-    # Adam to get into the basin, then L-BFGS with a strong-Wolfe line search to converge
-    adam = torch.optim.Adam(
-        [{"params": [w], "lr": learning_rate}, {"params": [t], "lr": learning_rate * 20}]
-    )
+def _points(query, voxel, origin, threshold):
+    positions = voxel_positions(query.shape, voxel, origin, query.dtype)
+    inside = query > threshold
+    return positions[inside], query[inside]
 
-    def loss():
-        moved = move_query(query, query_voxel, query_origin, r0 @ exp_map(w), t, positions)
-        return -correlation(reference, moved)
 
-    for _ in range(steps):
-        adam.zero_grad()
-        value = loss()
-        value.backward()
-        adam.step()
-    lbfgs = torch.optim.LBFGS([w, t], max_iter=50, line_search_fn="strong_wolfe")
+def _bfgs(objective, x, iterations: int, tolerance: float):
+    """Minimise ``objective(x) -> (value, gradient)`` from ``x`` by BFGS with an Armijo
+    backtracking line search (dense inverse Hessian: the problems here have 6 unknowns)."""
+    eye = torch.eye(len(x), dtype=x.dtype)
+    inverse_hessian = 0.1 * eye
+    value, gradient = objective(x)
+    first = True
+    for _ in range(iterations):
+        direction = -inverse_hessian @ gradient
+        slope = float(gradient @ direction)
+        if slope >= 0:  # not a descent direction: restart from steepest descent
+            inverse_hessian = 0.1 * eye
+            direction, slope = -0.1 * gradient, -0.1 * float(gradient @ gradient)
+        step = 1.0
+        while True:
+            new_x = x + step * direction
+            new_value, new_gradient = objective(new_x)
+            if new_value <= value + 1e-4 * step * slope:
+                break
+            step *= 0.5
+            if step < 1e-6:
+                return x
+        s, y = new_x - x, new_gradient - gradient
+        sy = float(s @ y)
+        if sy > 1e-12 and first:  # scale the initial guess to the curvature seen (Nocedal-Wright)
+            inverse_hessian = sy / float(y @ y) * eye
+            first = False
+        if sy > 1e-12:
+            left = eye - torch.outer(s, y) / sy
+            inverse_hessian = left @ inverse_hessian @ left.T + torch.outer(s, s) / sy
+        x, value, gradient = new_x, new_value, new_gradient
+        if float(s.abs().max()) < tolerance:
+            break
+    return x
 
-    def closure():
-        lbfgs.zero_grad()
-        value = loss()
-        value.backward()
-        return value
 
-    lbfgs.step(closure)
-    with torch.no_grad():
-        r = r0 @ exp_map(w)
-        cc = float(
-            correlation(reference, move_query(query, query_voxel, query_origin, r, t, positions))
-        )
-        translation = t - r @ centre
-    return r.detach(), translation.detach(), cc
+def _fit(reference, voxel, origin, points, values, rotation, translation, iterations, tolerance):
+    centre = points.mean(0)
+    y = points - centre
+    q = values - values.mean()
+    q = q / q.norm().clamp(min=1e-30)
+    # x = R0 exp(hat(w)) y_c + T' with T' = T + R0 c (the rotation acts about the points'
+    # centre); T' moves in units of the points' radius, so both blocks move the points alike
+    radius = float(y.norm(dim=-1).pow(2).mean().sqrt().clamp(min=1.0))
+    t0 = translation + rotation @ centre
+    delta = 1e-3 * voxel
+    steps = torch.cat([torch.zeros(1, 3), torch.eye(3) * delta]).to(y.dtype)[:, None]  # (4, 1, 3)
+
+    def objective(x):
+        r = rotation @ exp_map(x[:3])
+        moved = y @ r.T + t0 + radius * x[3:]
+        # the value and its one-sided differences within the trilinear cell: the exact
+        # slopes of the interpolant that is being maximised
+        sampled = sample_map(reference, voxel, origin, moved + steps)  # (4, N)
+        v = sampled[0] - sampled[0].mean()
+        norm = v.norm().clamp(min=1e-30)
+        cc = (q * v).sum() / norm
+        # d cc / d v_i, then the chain rule through the trilinear slopes g_i
+        a = q / norm - cc * v / norm**2
+        g = (sampled[1:] - sampled[0]).T / delta  # (N, 3)
+        grad_t = radius * (a @ g)
+        grad_rot = right_jacobian(x[:3]).T @ (a[:, None] * torch.cross(y, g @ r, dim=-1)).sum(0)
+        return -float(cc), -torch.cat([grad_rot, grad_t])
+
+    x = _bfgs(objective, torch.zeros(6, dtype=points.dtype), iterations, tolerance)
+    r = rotation @ exp_map(x[:3])
+    t = t0 + radius * x[3:] - r @ centre
+    return r, t, -objective(x)[0]
+
+
+@dataclass
+class Level:
+    """One level of the refinement pyramid: both maps at one sampling (cubic, ``(z, y, x)``;
+    origins are the ``(x, y, z)`` Angstrom positions of voxel 0)."""
+
+    reference: torch.Tensor
+    reference_voxel: float
+    reference_origin: np.ndarray
+    query: torch.Tensor
+    query_voxel: float
+    query_origin: np.ndarray
+
+
+def pyramid(
+    reference, reference_voxel, reference_origin, query, query_voxel, query_origin,
+    coarse_spacing_angstrom: float = 4.0,
+) -> list[Level]:  # fmt: skip
+    """The maps as given, preceded by both Fourier-resampled to ``coarse_spacing_angstrom``
+    when that is coarser than either map."""
+    fine = Level(reference, reference_voxel, np.asarray(reference_origin, dtype=np.float64),
+                 query, query_voxel, np.asarray(query_origin, dtype=np.float64))  # fmt: skip
+    if coarse_spacing_angstrom <= max(reference_voxel, query_voxel):
+        return [fine]
+    ref = coarse_grid(reference, reference_voxel, reference_origin, coarse_spacing_angstrom)
+    qry = coarse_grid(query, query_voxel, query_origin, coarse_spacing_angstrom)
+    return [Level(*ref, *qry), fine]
+
+
+def refine_fits(
+    levels: list[Level],
+    starts: list[tuple[torch.Tensor, torch.Tensor]],
+    threshold_query: float | None = None,
+    iterations: int = 40,
+    same_angle_rad: float = 0.05,
+    same_shift_angstrom: float = 1.0,
+) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    """Refined ``(R, T, correlation)`` for each distinct end point of the starting fits
+    ``x_ref = R x_query + T`` through the ``levels`` (coarse to fine, see ``pyramid``), best
+    correlation first. The correlation is over the query's voxels above ``threshold_query``
+    (default: the automatic rule). Starts that converge on one level to one fit (within
+    ``same_angle_rad`` and ``same_shift_angstrom``) go on as one, and fits whose correlation is
+    below half the best are not taken to the next level."""
+    dtype = levels[-1].reference.dtype
+    fits = [
+        (r.detach().to(dtype), torch.as_tensor(t, dtype=dtype).detach(), 0.0) for r, t in starts
+    ]
+    for i, level in enumerate(levels):
+        qry = level.query
+        threshold = automatic_threshold(qry) if threshold_query is None else threshold_query
+        points, values = _points(qry, level.query_voxel, level.query_origin, threshold)
+        if len(points) < 4:  # too few points to fit on this level
+            continue
+        tolerance = 1e-4 if i == len(levels) - 1 else 1e-3  # in radians and point radii
+        best = fits[0][2]
+        fits = [
+            _fit(level.reference, level.reference_voxel, level.reference_origin, points,
+                 values, r, t, iterations, tolerance)
+            for r, t, cc in fits
+            if cc >= 0.5 * best
+        ]  # fmt: skip
+        fits = _distinct(sorted(fits, key=lambda f: -f[2]), same_angle_rad, same_shift_angstrom)
+    return fits
+
+
+def _distinct(fits, angle_rad, shift_angstrom):
+    kept = []
+    for r, t, cc in fits:
+        if not any(
+            float(geodesic_distance(k[0], r)) < angle_rad
+            and float((k[1] - t).norm()) < shift_angstrom
+            for k in kept
+        ):
+            kept.append((r, t, cc))
+    return kept

@@ -2,19 +2,21 @@
 (trilinear resampling about the box centre, vectors rotated too) and score every translation at
 once by FFT cross-correlation. DOT score (VESPER): the sum over grid points of the dot products
 of the reference and the moved query vectors (unit vectors: the count of co-occupied points,
-weighted by agreement). Boxes are zero-padded to twice their size, so no translation wraps.
+weighted by agreement).
 
 Convention (as VESPER): ``x_ref = R x_query + T`` in each map's own coordinates (Angstrom).
 """
 
 import ctypes
 import ctypes.util
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.crop import crop_or_pad
 from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.metrics import geodesic_distance
 
@@ -64,26 +66,29 @@ def rotate_field(
     return torch.einsum("pij,pjzyx->pizyx", rotations, sampled)
 
 
-_DIMS = (-3, -2, -1)
+def _fast_size(n: int) -> int:
+    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
+    m = max(n, 1)
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
-def translation_scores(
-    reference: torch.Tensor, moving: torch.Tensor, reference_spectrum: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``score[t] = sum_r <ref(r), mov(r - t)>`` for ``(C, n, n, n)`` and ``(P, C, n, n, n)``
-    fields over cyclic shifts of the (padded) box: ``(P, n, n, n)``, shift ``t`` at index ``t``
-    (negative shifts wrap to the end). ``reference_spectrum``: ``rfftn(reference)``, when the
-    caller scores many batches against one reference."""
-    if reference_spectrum is None:
-        reference_spectrum = torch.fft.rfftn(reference, dim=_DIMS)
-    product = reference_spectrum * torch.fft.rfftn(moving, dim=_DIMS).conj()
-    return torch.fft.irfftn(product.sum(-4), s=tuple(reference.shape[-3:]), dim=_DIMS)
+def _rfft_padded(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """``rfftn(x, s=size)`` over the last three axes, one axis at a time from x to z: rows that
+    are all padding are never transformed (~1.6x faster for a small box in a large one)."""
+    f = torch.fft.rfft(x, n=size[2], dim=-1)
+    f = torch.fft.fft(f, n=size[1], dim=-2)
+    return torch.fft.fft(f, n=size[0], dim=-3)
 
 
-def _pad(field: torch.Tensor) -> torch.Tensor:
-    n = field.shape[-1]
-    before = n // 2
-    return F.pad(field, (before, n - before) * 3)
+def _support(field: torch.Tensor) -> torch.Tensor:
+    return field.abs().sum(0) > 0
 
 
 def global_search(
@@ -92,29 +97,49 @@ def global_search(
     rotations: torch.Tensor,
     top: int = 10,
     distinct_angle_rad: float = 0.3,
-    batch: int = 16,
+    batch: int = 32,
     vector: bool = True,
 ) -> SearchResult:
     """Best distinct solutions for ``(C, n, n, n)`` fields of the same coarse box: density
     vectors (``vector=True``) or scalar channels (distinct: more than ``distinct_angle_rad``
-    apart in rotation, or more than 2 voxels in translation)."""
+    apart in rotation, or more than 2 voxels in translation).
+
+    Only the occupied parts are transformed: the reference's bounding box, and the ball of
+    the query's support about the centre (what any rotation of it can reach), both placed in
+    an FFT box just large enough that no translation wraps onto another."""
     if reference.shape != query.shape:
         raise InvalidInputError("reference and query fields must share one coarse box")
-    ref = _pad(reference)
-    ref_spectrum = torch.fft.rfftn(ref, dim=_DIMS)  # once, not per batch
-    size = ref.shape[-1]
+    n = reference.shape[-1]
+    c = n // 2
+    occupied = _support(reference).nonzero()
+    if not len(occupied) or not bool(_support(query).any()):
+        raise InvalidInputError("a map has no occupied voxel on the coarse grid")
+    lo, hi = occupied.min(0).values, occupied.max(0).values  # (z, y, x)
+    ref = reference[:, lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1]
+    axis = torch.arange(n, device=query.device) - c
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
+    radius2 = (x * x + y * y + z * z)[_support(query)].max()
+    # a rotated voxel's trilinear footprint reaches sqrt(3) further from the centre
+    h = math.floor(math.sqrt(int(radius2)) + math.sqrt(3))
+    small = crop_or_pad(query, (2 * h + 1,) * 3)  # centre voxel c -> h
+    size = tuple(_fast_size(int(e) + 2 * h) for e in (hi - lo + 1))  # linear, not cyclic
+    dims = (-3, -2, -1)
+    ref_spectrum = _rfft_padded(ref, size).conj()  # once, not per batch
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
         if start and start % (64 * batch) == 0:
             _release_freed_memory()
-        moved = _pad(rotate_field(query, rotations[start : start + batch], vector))
-        scores = translation_scores(ref, moved, ref_spectrum).flatten(1)
+        moved = rotate_field(small, rotations[start : start + batch].to(small.dtype), vector)
+        spectrum = _rfft_padded(moved, size)
+        scores = torch.fft.irfftn((spectrum * ref_spectrum).sum(1), s=size, dim=dims).flatten(1)
         value, index = scores.max(-1)
-        z, y, x = index // (size * size), (index // size) % size, index % size
-        shift = torch.stack([x, y, z], -1)
-        shift = torch.where(shift > size // 2, shift - size, shift)
+        # scores[t] = sum_s moved(s + t) ref(s): query box voxel u lands on reference voxel
+        # lo + u - t, i.e. on its rotated-about-centre position c - h + u plus lo - t + h - c
+        t = torch.stack([index // (size[1] * size[2]), (index // size[2]) % size[1],
+                         index % size[2]], -1)  # fmt: skip
+        t = torch.where(t > 2 * h, t - torch.tensor(size, device=t.device), t)
         best_scores.append(value)
-        best_shifts.append(shift)
+        best_shifts.append((lo - t + h - c).flip(-1))  # (x, y, z)
     scores, shifts = torch.cat(best_scores), torch.cat(best_shifts)
     candidates = [
         Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))

@@ -31,7 +31,7 @@ def align_maps(
     import torch
 
     from cryomath.alignment import align_maps as align
-    from cryomath.alignment.refine import _positions, move_query
+    from cryomath.alignment.refine import transform_map
     from cryomath.io import read_mrc, write_mrc
     from cryomath.so3 import relion_euler_from_matrix, rotvec_from_matrix
 
@@ -63,15 +63,10 @@ def align_maps(
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "fits.json", result, force)
         best = models[0]
-        positions = _positions(
-            ref.shape,
-            float(ref_info.voxel_size_angstrom[0]),
-            ref_info.origin_angstrom,
-            torch.float64,
-        )
-        moved = move_query(
+        moved = transform_map(
             torch.from_numpy(qry), float(qry_info.voxel_size_angstrom[0]), qry_info.origin_angstrom,
-            best["rotation_matrix"], best["translation_angstrom"], positions,
+            best["rotation_matrix"], best["translation_angstrom"], ref.shape,
+            float(ref_info.voxel_size_angstrom[0]), ref_info.origin_angstrom,
         )  # fmt: skip
         write_mrc(out / "query_in_reference.mrc", moved.numpy(), ref_info.voxel_size_angstrom,
                   ref_info.origin_angstrom, force=force)  # fmt: skip

@@ -44,7 +44,7 @@ from cryomath.so3.conventions.registry import (
 )
 from cryomath.so3.conventions.relion import matrix_from_relion_euler, relion_euler_from_matrix
 from cryomath.so3.euler import euler_from_matrix, matrix_about_axis, matrix_from_euler
-from cryomath.so3.lie import exp_map, hat, log_map, vee
+from cryomath.so3.lie import exp_map, hat, log_map, right_jacobian, vee
 from cryomath.so3.metrics import (
     angle_from_chordal,
     angle_from_quaternion_distance,
@@ -136,6 +136,7 @@ __all__ = [
     "random_quaternions",
     "random_rotations",
     "relion_euler_from_matrix",
+    "right_jacobian",
     "rigid_matrix",
     "rotate_points",
     "rotate_points_quaternion",

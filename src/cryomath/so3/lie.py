@@ -41,3 +41,17 @@ def exp_map(v: torch.Tensor) -> torch.Tensor:
 def log_map(matrix: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` rotations -> ``(..., 3)`` tangent vectors with norm in ``[0, pi]``."""
     return rotvec_from_matrix(matrix)
+
+
+def right_jacobian(v: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)`` -> ``(..., 3, 3)`` ``J_r(v)`` with ``exp(v + dv) = exp(v) exp(J_r(v) dv)`` to
+    first order: ``I - (1 - cos t) / t^2 K + (t - sin t) / t^3 K^2``, ``K = hat(v)``, ``t = |v|``
+    (series below 1e-4 rad)."""
+    t2 = (v * v).sum(-1)[..., None, None]
+    t = torch.sqrt(t2.clamp(min=1e-30))
+    small = t2 < 1e-8
+    a = torch.where(small, 0.5 - t2 / 24, (1 - torch.cos(t)) / t2.clamp(min=1e-30))
+    b = torch.where(small, 1 / 6 - t2 / 120, (t - torch.sin(t)) / (t * t2).clamp(min=1e-30))
+    k = hat(v)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
+    return eye - a * k + b * (k @ k)
