@@ -174,3 +174,86 @@ def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
         angle = math.degrees(float(so3.geodesic_distance(fits[0]["rotation_matrix"], identity)))
         # haemoglobin (a2b2) has a 2-fold: its mate at 180 degrees fits as well
         assert angle < 20 or angle > 160 or score == "overlap"
+
+
+def _angle_degrees(a, b):
+    return math.degrees(float(so3.geodesic_distance(a, b)))
+
+
+def _simulated_map(name, voxel=1.5):
+    """A 4 A map of a model (box: its diameter plus 30 A), with its voxel size and origin."""
+    from cryomath.atoms import read_atoms, render_potential
+
+    atoms = read_atoms(DATA / "map_model" / f"{name}.pdb")
+    positions = atoms.positions_angstrom
+    radius = float(np.linalg.norm(positions - positions.mean(0), axis=1).max())
+    n = math.ceil((2 * radius + 30) / voxel)
+    n += n % 2
+    origin = positions.mean(0) - (n // 2) * voxel
+    volume = render_potential(
+        atoms, (n, n, n), voxel, origin, resolution_angstrom=4.0, dtype=torch.float64
+    )
+    return volume, voxel, origin
+
+
+def _haemoglobin_two_fold():
+    """5ME2's own molecular 2-fold (chains A, B onto C, D), from the model by Kabsch."""
+    import gemmi
+
+    structure = gemmi.read_structure(str(DATA / "map_model" / "5me2.pdb"))
+    chains = {c.name: [a.pos.tolist() for r in c for a in r] for c in structure[0]}
+    source = torch.tensor(chains["A"] + chains["B"] + chains["C"] + chains["D"])
+    target = torch.tensor(chains["C"] + chains["D"] + chains["A"] + chains["B"])
+    rotation, shift = so3.kabsch(source.double(), target.double())
+    assert (
+        abs(math.degrees(float(so3.geodesic_distance(rotation, torch.eye(3).double()))) - 180) < 1
+    )
+    return rotation, shift
+
+
+def _band_limited_noise(volume, voxel, snr, generator):
+    """Gaussian noise low-passed to 4 A, scaled to ``var(volume) / var(noise) = snr`` over the
+    box (docs/conventions.md's SNR)."""
+    from cryomath.fourier.fft import fft_nd, ifft_nd
+    from cryomath.fourier.grids import fftfreq_grid
+
+    white = torch.randn(volume.shape, generator=generator, dtype=volume.dtype)
+    k = fftfreq_grid(volume.shape, rfft=True, dtype=volume.dtype) / voxel
+    noise = ifft_nd(fft_nd(white, 3) * ((k * k).sum(-1) <= 1 / 16), volume.shape)
+    return noise * torch.sqrt(volume.var() / snr / noise.var())
+
+
+@pytest.mark.parametrize("name", ["5me2", "6vyb_Ndom"])
+def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
+    volume, voxel, origin = _simulated_map(name)
+    centre = torch.as_tensor(origin + (volume.shape[-1] // 2) * voxel)
+    # haemoglobin (a2b2) is two-fold symmetric: a fit onto its mate is as right as the truth
+    mates = [(torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))]
+    if name == "5me2":
+        mates.append(_haemoglobin_two_fold())
+    clean, noisy = [], []
+    for seed in range(20):
+        generator = torch.Generator().manual_seed(seed)
+        rotation = so3.random_rotations(1, seed)[0]
+        offset = torch.randn(3, generator=generator, dtype=torch.float64) * 5
+        translation = centre - rotation @ centre + offset
+        query = _moved_copy(volume, voxel, origin, rotation, translation)
+        for errors, (reference, moved) in (
+            (clean, (volume, query)),
+            (noisy, (
+                volume + _band_limited_noise(volume, voxel, 1.0, generator),
+                query + _band_limited_noise(query, voxel, 1.0, generator),
+            )),
+        ):  # fmt: skip
+            best = align_maps(reference, voxel, origin, moved, voxel, origin)[0]
+            # x_ref = S (R x + T) + s is the same fit seen through the symmetry S
+            errors.append(min(
+                (_angle_degrees(best["rotation_matrix"], s @ rotation),
+                 float((best["translation_angstrom"] - (s @ translation + t)).norm()))
+                for s, t in mates
+            ))  # fmt: skip
+    clean, noisy = np.array(clean), np.array(noisy)
+    # measured: clean 20/20 for both (median <= 0.0005 deg, 0.002 A); SNR 1: 20/20 in the basin
+    # for both (5ME2 counted modulo its 2-fold: 4 of its 20 noisy fits land on the mate)
+    assert int(((clean[:, 0] < 2) & (clean[:, 1] < 1)).sum()) >= 19
+    assert int(((noisy[:, 0] < 30) & (noisy[:, 1] < 10)).sum()) >= 18
