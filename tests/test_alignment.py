@@ -14,6 +14,7 @@ from cryomath.alignment import align_maps, coarse_grid, density_vectors, thresho
 from cryomath.alignment.align import cubic
 from cryomath.alignment.refine import transform_map
 from cryomath.cli import main
+from cryomath.errors import InvalidInputError
 from cryomath.io import read_mrc, write_mrc
 from tests.conftest import DATA
 
@@ -182,17 +183,9 @@ def _angle_degrees(a, b):
 
 def _simulated_map(name, voxel=1.5):
     """A 4 A map of a model (box: its diameter plus 30 A), with its voxel size and origin."""
-    from cryomath.atoms import read_atoms, render_potential
+    from cryomath.atoms import map_from_model, read_atoms
 
-    atoms = read_atoms(DATA / "map_model" / f"{name}.pdb")
-    positions = atoms.positions_angstrom
-    radius = float(np.linalg.norm(positions - positions.mean(0), axis=1).max())
-    n = math.ceil((2 * radius + 30) / voxel)
-    n += n % 2
-    origin = positions.mean(0) - (n // 2) * voxel
-    volume = render_potential(
-        atoms, (n, n, n), voxel, origin, resolution_angstrom=4.0, dtype=torch.float64
-    )
+    volume, origin = map_from_model(read_atoms(DATA / "map_model" / f"{name}.pdb"), voxel, 4.0)
     return volume, voxel, origin
 
 
@@ -257,3 +250,74 @@ def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
     # for both (5ME2 counted modulo its 2-fold: 4 of its 20 noisy fits land on the mate)
     assert int(((clean[:, 0] < 2) & (clean[:, 1] < 1)).sum()) >= 19
     assert int(((noisy[:, 0] < 30) & (noisy[:, 1] < 10)).sum()) >= 18
+
+
+def test_symmetry_makes_mates_one_fit():
+    # a D2-symmetrised map (RELION's setting, about the box centre) and a moved copy: with
+    # symmetry="D2" the four mates of the truth are one fit; in C1 they come back four times
+    volume, voxel, origin = _simulated_map("6vyb_Ndom", voxel=2.0)
+    n = volume.shape[-1]
+    centre = torch.as_tensor(origin + (n // 2) * voxel)
+    group = so3.point_group("D2")
+    reference = sum(
+        transform_map(volume, voxel, origin, g, centre - g @ centre, volume.shape, voxel, origin)
+        for g in group
+    ) / len(group)
+    rotation = so3.random_rotations(1, 5)[0]
+    translation = centre - rotation @ centre + torch.tensor([3.0, -2.0, 1.0], dtype=torch.float64)
+    query = _moved_copy(reference, voxel, origin, rotation, translation)
+    plain = align_maps(reference, voxel, origin, query, voxel, origin)
+    symmetric = align_maps(reference, voxel, origin, query, voxel, origin, symmetry="D2")
+
+    def truth_error(fit):
+        return min(
+            _angle_degrees(fit["rotation_matrix"], g @ rotation)
+            + float((fit["translation_angstrom"] - (g @ translation + centre - g @ centre)).norm())
+            for g in group
+        )
+
+    assert truth_error(symmetric[0]) < 0.1
+    near_truth = [f for f in plain if truth_error(f) < 1.0]
+    assert len(near_truth) == 4  # the truth and its three mates, each refined
+    assert sum(truth_error(f) < 1.0 for f in symmetric) == 1
+
+
+def test_a_subunit_fits_into_the_whole_globally_and_locally():
+    from dataclasses import replace
+
+    from cryomath.atoms import map_from_model, read_atoms
+
+    atoms = read_atoms(DATA / "map_model" / "5me2.pdb")
+    voxel = 1.5
+    whole, origin = map_from_model(atoms, voxel, 4.0)
+    chain_a = replace(  # 5ME2's chain A: its first 1057 atoms
+        atoms, **{f: getattr(atoms, f)[:1057] for f in
+                  ("positions_angstrom", "elements", "bfactors_angstrom2", "occupancies")},
+    )  # fmt: skip
+    part, part_origin = map_from_model(chain_a, voxel, 4.0)
+    # the subunit's own map overlays the whole in model coordinates: the truth is the identity
+    # (or the two-fold that puts chain A on chain C)
+    mates = [(torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))]
+    mates.append(_haemoglobin_two_fold())
+    fits = align_maps(whole, voxel, origin, part, voxel, part_origin)
+    errors = [
+        (
+            _angle_degrees(fits[0]["rotation_matrix"], r),
+            float((fits[0]["translation_angstrom"] - t).norm()),
+        )
+        for r, t in mates
+    ]
+    assert min(errors)[0] < 1 and min(errors)[1] < 1
+    # local: from 12 degrees (about the subunit's centre) and 5 A off chain A's pose, within
+    # 20 degrees and 10 A
+    centre = torch.as_tensor(part_origin + (part.shape[-1] // 2) * voxel)
+    start_r = so3.exp_map(torch.tensor([0.0, 0.21, 0.0], dtype=torch.float64))
+    start_t = centre - start_r @ centre + torch.tensor([3.0, -4.0, 0.0], dtype=torch.float64)
+    local = align_maps(
+        whole, voxel, origin, part, voxel, part_origin, around=(start_r, start_t),
+        angle_limit_degrees=20, translation_radius_angstrom=10,
+    )  # fmt: skip
+    assert _angle_degrees(local[0]["rotation_matrix"], torch.eye(3, dtype=torch.float64)) < 1
+    assert float(local[0]["translation_angstrom"].norm()) < 1
+    with pytest.raises(InvalidInputError, match="part into a whole"):
+        align_maps(part, voxel, part_origin, whole, voxel, origin, around=(start_r, start_t))

@@ -4,6 +4,7 @@ coordinates, origins included as ``cryomath.io`` reads them)."""
 
 import math
 
+import numpy as np
 import torch
 
 from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
@@ -12,8 +13,9 @@ from cryomath.alignment.scores import score_field, z_scores
 from cryomath.alignment.search import global_search
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.crop import crop_or_pad
-from cryomath.so3.grids import super_fibonacci
+from cryomath.so3.grids import local_grid, super_fibonacci
 from cryomath.so3.quaternion import matrix_from_quaternion
+from cryomath.so3.symmetry import point_group
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -55,20 +57,37 @@ def align_maps(
     query_origin,
     spacing_angstrom: float = 7.0,
     bandwidth_angstrom: float = 16.0,
-    angle_step_degrees: float = 30.0,
+    angle_step_degrees: float | None = None,
     threshold_reference: float | None = None,
     threshold_query: float | None = None,
     top: int = 10,
     refine: bool = True,
     score: str = "dot",
+    symmetry: str = "C1",
+    around: tuple[torch.Tensor, torch.Tensor] | None = None,
+    angle_limit_degrees: float = 20.0,
+    translation_radius_angstrom: float = 10.0,
 ) -> list[dict]:
     """Ranked fits of ``query`` into ``reference``: dicts with ``rotation_matrix``,
     ``translation_angstrom``, ``score`` (``alignment.scores``), ``z_score``,
-    ``normalized_z_score`` and, refined, ``correlation``; best first."""
+    ``normalized_z_score`` and, refined, ``correlation``; best first. ``symmetry``: the
+    reference's point group (RELION's setting, about its box centre): fits that differ by a
+    symmetry of the reference count as one.
+
+    ``angle_step_degrees``: the global sample's density (``search_rotations``); by default 30
+    degrees (900 rotations), or 20 (3,038) when the query encloses less than half the
+    reference's volume above the thresholds (a part fitted into a whole: less signal per
+    rotation, more wrong places to land).
+
+    Local fitting: ``around = (R0, T0)`` restricts the search to rotations within
+    ``angle_limit_degrees`` of ``R0`` (a lattice of ``exp`` coordinates, spacing a third of the
+    angle step, at most half the limit) and to translations that put the query's centre
+    within ``translation_radius_angstrom`` of where ``(R0, T0)`` puts it. The query must then
+    be the smaller map (a part fitted into a whole)."""
     for name, v in (("reference", reference), ("query", query)):
         if v.ndim != 3:
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
-    reference, query = cubic(reference.double()), cubic(query.double())
+    reference, query = cubic(reference), cubic(query.to(reference.dtype))
     levels = pyramid(reference, reference_voxel, reference_origin, query, query_voxel, query_origin)
     # the search grid is resampled from the first level (cheaper than from the fine maps)
     first = levels[0]
@@ -86,11 +105,30 @@ def align_maps(
     t_qry = automatic_threshold(qry_c) if threshold_query is None else threshold_query
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
-    rotations = search_rotations(angle_step_degrees, reference.dtype)
-    found = global_search(ref_v.float(), qry_v.float(), rotations, top=top, vector=vector)
-    scale = 1.0 / (ref_norm * qry_norm)
+    operators = None if symmetry.strip().upper() == "C1" else point_group(symmetry)
     c_ref = torch.as_tensor(ref_origin_c + (box // 2) * spacing)
     c_qry = torch.as_tensor(qry_origin_c + (box // 2) * spacing)
+    allowed = None
+    occupied_query, occupied_reference = int((qry_c > t_qry).sum()), int((ref_c > t_ref).sum())
+    if angle_step_degrees is None:  # a part fitted into a whole has less signal per rotation
+        angle_step_degrees = 20.0 if 2 * occupied_query < occupied_reference else 30.0
+    if around is None:
+        rotations = search_rotations(angle_step_degrees, torch.float64)
+    else:
+        r0, t0 = (torch.as_tensor(a, dtype=torch.float64) for a in around)
+        if occupied_query > occupied_reference:
+            raise InvalidInputError(
+                "local fitting places a part into a whole, but the query encloses more volume "
+                "above its threshold than the reference: swap them, or search globally"
+            )
+        step = min(angle_step_degrees / 3, angle_limit_degrees / 2)
+        rotations = local_grid(r0, angle_limit_degrees, step)
+        allowed = ((r0 @ c_qry + t0 - c_ref) / spacing, translation_radius_angstrom / spacing)
+    found = global_search(
+        ref_v.float(), qry_v.float(), rotations, top=top, vector=vector, symmetry=operators,
+        allowed_shift=allowed,
+    )  # fmt: skip
+    scale = 1.0 / (ref_norm * qry_norm)
     models = []
     for s in found.solutions:
         t = c_ref + s.shift_voxels * spacing - s.rotation @ c_qry
@@ -98,7 +136,11 @@ def align_maps(
                        "score": s.score * scale})  # fmt: skip
     if refine:
         starts = [(m["rotation_matrix"], m["translation_angstrom"]) for m in models]
-        fits = refine_fits(levels, starts, threshold_query=threshold_query)
+        centre = np.asarray(reference_origin) + (reference.shape[-1] // 2) * reference_voxel
+        fits = refine_fits(
+            levels, starts, threshold_query=threshold_query, symmetry=operators,
+            symmetry_centre=centre,
+        )  # fmt: skip
         # the score of a refined fit: its rotation scored over all translations, as the sample
         rescored = global_search(
             ref_v.float(), qry_v.float(), torch.stack([r for r, _, _ in fits]), vector=vector
@@ -113,4 +155,6 @@ def align_maps(
     )
     for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True):
         m["z_score"], m["normalized_z_score"] = z, nz
+        m["rotation_matrix"] = m["rotation_matrix"].to(reference.dtype)
+        m["translation_angstrom"] = m["translation_angstrom"].to(reference.dtype)
     return models

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryomath.alignment.fits import distinct
 from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
 from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.lie import exp_map, right_jacobian
-from cryomath.so3.metrics import geodesic_distance
 
 
 def voxel_positions(shape, voxel_size_angstrom: float, origin_angstrom, dtype) -> torch.Tensor:
@@ -63,6 +63,10 @@ def _points(query, voxel, origin, threshold):
     positions = voxel_positions(query.shape, voxel, origin, query.dtype)
     inside = query > threshold
     return positions[inside], query[inside]
+
+
+def _fit_of(fit):
+    return fit[0], fit[1]
 
 
 def _bfgs(objective, x, iterations: int, tolerance: float):
@@ -170,13 +174,16 @@ def refine_fits(
     iterations: int = 40,
     same_angle_rad: float = 0.05,
     same_shift_angstrom: float = 1.0,
+    symmetry: torch.Tensor | None = None,
+    symmetry_centre=(0.0, 0.0, 0.0),
 ) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
     """Refined ``(R, T, correlation)`` for each distinct end point of the starting fits
     ``x_ref = R x_query + T`` through the ``levels`` (coarse to fine, see ``pyramid``), best
     correlation first. The correlation is over the query's voxels above ``threshold_query``
     (default: the automatic rule). Starts that converge on one level to one fit (within
-    ``same_angle_rad`` and ``same_shift_angstrom``) go on as one, and fits whose correlation is
-    below half the best are not taken to the next level."""
+    ``same_angle_rad`` and ``same_shift_angstrom``, modulo the reference's point group
+    ``symmetry (G, 3, 3)`` about ``symmetry_centre`` (Angstrom) when given) go on as one, and
+    fits whose correlation is below half the best are not taken to the next level."""
     dtype = levels[-1].reference.dtype
     fits = [
         (r.detach().to(dtype), torch.as_tensor(t, dtype=dtype).detach(), 0.0) for r, t in starts
@@ -195,17 +202,8 @@ def refine_fits(
             for r, t, cc in fits
             if cc >= 0.5 * best
         ]  # fmt: skip
-        fits = _distinct(sorted(fits, key=lambda f: -f[2]), same_angle_rad, same_shift_angstrom)
+        fits = distinct(
+            sorted(fits, key=lambda f: -f[2]), _fit_of, same_angle_rad, same_shift_angstrom,
+            operators=symmetry, centre=symmetry_centre,
+        )  # fmt: skip
     return fits
-
-
-def _distinct(fits, angle_rad, shift_angstrom):
-    kept = []
-    for r, t, cc in fits:
-        if not any(
-            float(geodesic_distance(k[0], r)) < angle_rad
-            and float((k[1] - t).norm()) < shift_angstrom
-            for k in kept
-        ):
-            kept.append((r, t, cc))
-    return kept

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cryomath.alignment.fits import distinct
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.crop import crop_or_pad
 from cryomath.fourier.grids import grid_sample_coordinates
-from cryomath.so3.metrics import geodesic_distance
 
 
 def _release_freed_memory() -> None:
@@ -66,6 +66,10 @@ def rotate_field(
     return torch.einsum("pij,pjzyx->pizyx", rotations, sampled)
 
 
+def _fit_of(solution: Solution) -> tuple[torch.Tensor, torch.Tensor]:
+    return solution.rotation, solution.shift_voxels
+
+
 def _fast_size(n: int) -> int:
     """The smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
     m = max(n, 1)
@@ -99,10 +103,14 @@ def global_search(
     distinct_angle_rad: float = 0.3,
     batch: int = 32,
     vector: bool = True,
+    symmetry: torch.Tensor | None = None,
+    allowed_shift: tuple[torch.Tensor, float] | None = None,
 ) -> SearchResult:
     """Best distinct solutions for ``(C, n, n, n)`` fields of the same coarse box: density
     vectors (``vector=True``) or scalar channels (distinct: more than ``distinct_angle_rad``
-    apart in rotation, or more than 2 voxels in translation).
+    apart in rotation, or more than 2 voxels in translation; modulo the reference's point
+    group ``symmetry (G, 3, 3)`` about the box centre when given). ``allowed_shift = (s0,
+    radius)``: only shifts within ``radius`` of ``s0`` (``(x, y, z)`` coarse voxels) count.
 
     Only the occupied parts are transformed: the reference's bounding box, and the ball of
     the query's support about the centre (what any rotation of it can reach), both placed in
@@ -125,6 +133,17 @@ def global_search(
     size = tuple(_fast_size(int(e) + 2 * h) for e in (hi - lo + 1))  # linear, not cyclic
     dims = (-3, -2, -1)
     ref_spectrum = _rfft_padded(ref, size).conj()  # once, not per batch
+    # scores[t] = sum_s moved(s + t) ref(s): query box voxel u lands on reference voxel
+    # lo + u - t, i.e. on its rotated-about-centre position c - h + u plus lo - t + h - c
+    index = torch.stack(torch.meshgrid(*(torch.arange(m) for m in size), indexing="ij"), -1)
+    t = index.reshape(-1, 3).to(lo.device)
+    t = torch.where(t > 2 * h, t - torch.tensor(size, device=t.device), t)
+    shift_of_index = (lo - t + h - c).flip(-1)  # (x, y, z) coarse voxels
+    excluded = None
+    if allowed_shift is not None:
+        centre, radius = allowed_shift
+        distance = torch.linalg.vector_norm(shift_of_index - torch.as_tensor(centre), dim=-1)
+        excluded = distance > radius
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
         if start and start % (64 * batch) == 0:
@@ -132,37 +151,17 @@ def global_search(
         moved = rotate_field(small, rotations[start : start + batch].to(small.dtype), vector)
         spectrum = _rfft_padded(moved, size)
         scores = torch.fft.irfftn((spectrum * ref_spectrum).sum(1), s=size, dim=dims).flatten(1)
-        value, index = scores.max(-1)
-        # scores[t] = sum_s moved(s + t) ref(s): query box voxel u lands on reference voxel
-        # lo + u - t, i.e. on its rotated-about-centre position c - h + u plus lo - t + h - c
-        t = torch.stack([index // (size[1] * size[2]), (index // size[2]) % size[1],
-                         index % size[2]], -1)  # fmt: skip
-        t = torch.where(t > 2 * h, t - torch.tensor(size, device=t.device), t)
+        if excluded is not None:
+            scores = scores.masked_fill(excluded, -torch.inf)
+        value, best = scores.max(-1)
         best_scores.append(value)
-        best_shifts.append((lo - t + h - c).flip(-1))  # (x, y, z)
+        best_shifts.append(shift_of_index[best])
     scores, shifts = torch.cat(best_scores), torch.cat(best_shifts)
+    if not bool(torch.isfinite(scores).any()):
+        raise InvalidInputError("no translation is allowed: the translation radius is too small")
     candidates = [
         Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))
         for i in scores.argsort(descending=True)[: 50 * top].tolist()
     ]
-    chosen = distinct(candidates, top, distinct_angle_rad)
+    chosen = distinct(candidates, _fit_of, distinct_angle_rad, 2.0, operators=symmetry, top=top)
     return SearchResult(chosen, scores)
-
-
-def distinct(
-    solutions: list[Solution], top: int, angle_rad: float = 0.3, shift_voxels: float = 2.0
-) -> list[Solution]:
-    """The best ``top`` solutions, skipping any within ``angle_rad`` and ``shift_voxels`` of a
-    better one (solutions are taken best score first)."""
-    chosen: list[Solution] = []
-    for candidate in sorted(solutions, key=lambda s: -s.score):
-        duplicate = any(
-            float(geodesic_distance(c.rotation, candidate.rotation)) < angle_rad
-            and float((c.shift_voxels - candidate.shift_voxels).norm()) < shift_voxels
-            for c in chosen
-        )
-        if not duplicate:
-            chosen.append(candidate)
-        if len(chosen) == top:
-            break
-    return chosen

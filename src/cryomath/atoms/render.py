@@ -27,6 +27,30 @@ def _widths(atoms: Atoms, use_bfactors: bool, resolution_angstrom: float | None)
     return a * atoms.occupancies[:, None], b
 
 
+def map_from_model(
+    atoms: Atoms,
+    voxel_size_angstrom: float,
+    resolution_angstrom: float | None,
+    margin_angstrom: float = 15.0,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """A cubic ``(z, y, x)`` map of ``atoms`` (even box: the model's diameter about its centroid
+    plus ``margin_angstrom`` on each side) and its origin ``(x, y, z)`` Angstrom."""
+    positions = atoms.positions_angstrom
+    if not len(positions):
+        raise InvalidInputError("the model has no atoms")
+    centre = positions.mean(0)
+    radius = float(np.linalg.norm(positions - centre, axis=1).max())
+    n = math.ceil((2 * (radius + margin_angstrom)) / voxel_size_angstrom)
+    n += n % 2
+    origin = centre - (n // 2) * voxel_size_angstrom
+    volume = render_potential(
+        atoms, (n, n, n), voxel_size_angstrom, origin,
+        resolution_angstrom=resolution_angstrom, dtype=dtype,
+    )  # fmt: skip
+    return volume, origin
+
+
 def render_potential(
     atoms: Atoms,
     shape: tuple[int, int, int],
