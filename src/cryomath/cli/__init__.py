@@ -24,6 +24,7 @@ app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
 app.command("align-maps")(align.align_maps)
+app.command("search-maps")(align.search_maps)
 
 
 def main(argv: list[str] | None = None) -> int:

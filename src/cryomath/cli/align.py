@@ -1,5 +1,8 @@
-"""``cryomath align-maps REF QUERY``: fit a map into another (VESPER's vectors, refined)."""
+"""``cryomath align-maps REF QUERY`` (fit one map or model into another: VESPER's vectors, a
+uniform SO(3) search, refinement) and ``cryomath search-maps QUERY DIR`` (rank a folder of maps
+by how well the query fits each)."""
 
+import json as json_module
 from pathlib import Path
 from typing import Annotated
 
@@ -7,76 +10,285 @@ import numpy as np
 import typer
 
 from cryomath.cli.output import emit, write_json
-from cryomath.io.atomic import check_output_path
+from cryomath.errors import InvalidInputError
+from cryomath.io.atomic import atomic_output, check_output_path
+
+MAP_SUFFIXES = (".mrc", ".map", ".mrcs", ".ccp4", ".mrc.gz", ".map.gz", ".mrc.bz2")
 
 
-def align_maps(
-    reference: Annotated[Path, typer.Argument(help="Reference map")],
-    query: Annotated[Path, typer.Argument(help="Query map, fitted into the reference")],
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for fits.json and the moved query")
-    ] = None,
-    angle_step: Annotated[float, typer.Option(help="Rotation sampling (degrees)")] = 15.0,
-    voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
-    bandwidth: Annotated[float, typer.Option(help="Density-vector bandwidth (A)")] = 16.0,
-    threshold_ref: Annotated[float | None, typer.Option(help="Reference threshold")] = None,
-    threshold_query: Annotated[float | None, typer.Option(help="Query threshold")] = None,
-    top: Annotated[int, typer.Option(help="Distinct solutions to keep")] = 10,
-    no_refine: Annotated[bool, typer.Option("--no-refine", help="Skip refinement")] = False,
-    score: Annotated[str, typer.Option(help="dot, overlap, cc, pcc or laplacian")] = "dot",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Global search and refinement; ``x_ref = R x_query + T`` (Angstrom, map coordinates)."""
+def _read_input(path: Path, voxel_size_angstrom: float | None, resolution_angstrom: float):
+    """``(volume, voxel, origin)`` of a map, or of a model rendered at ``resolution_angstrom``
+    (voxel: ``voxel_size_angstrom``, else a third of the resolution)."""
     import torch
 
-    from cryomath.alignment import align_maps as align
-    from cryomath.alignment.refine import transform_map
-    from cryomath.io import read_mrc, write_mrc
+    from cryomath.atoms import map_from_model, read_atoms
+    from cryomath.io import read_mrc
+    from cryomath.io.models import is_model_path
+
+    if is_model_path(path):
+        voxel = voxel_size_angstrom or resolution_angstrom / 3
+        volume, origin = map_from_model(read_atoms(path), voxel, resolution_angstrom)
+        return volume, voxel, origin
+    data, info = read_mrc(path, dtype=np.float64)
+    voxels = np.asarray(info.voxel_size_angstrom, dtype=np.float64)
+    if not np.allclose(voxels, voxels[0], rtol=1e-4):
+        raise InvalidInputError(f"{path}: anisotropic voxels {voxels.tolist()} are not supported")
+    return torch.from_numpy(data), float(voxels[0]), np.asarray(info.origin_angstrom)
+
+
+def _read_pair(reference: Path, query: Path, resolution: float):
+    from cryomath.io.models import is_model_path
+
+    # a model takes the voxel size of the map it is fitted with
+    if is_model_path(reference) and not is_model_path(query):
+        qry = _read_input(query, None, resolution)
+        return _read_input(reference, qry[1], resolution), qry
+    ref = _read_input(reference, None, resolution)
+    return ref, _read_input(query, ref[1], resolution)
+
+
+def _parse_pose(text: str):
+    """``(R, T)`` from a fits.json (its best model) or ``rot,tilt,psi,tx,ty,tz`` (RELION Euler
+    degrees, Angstrom)."""
+    import torch
+
+    from cryomath.so3 import matrix_from_relion_euler
+
+    path = Path(text)
+    if path.suffix == ".json" and path.exists():
+        best = json_module.loads(path.read_text())["models"][0]
+        return (
+            torch.tensor(best["rotation_matrix"], dtype=torch.float64),
+            torch.tensor(best["translation_angstrom"], dtype=torch.float64),
+        )
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6:
+        raise InvalidInputError(
+            f"--around {text!r}: give a fits.json or rot,tilt,psi,tx,ty,tz (degrees, Angstrom)"
+        )
+    rotation = matrix_from_relion_euler(torch.tensor(values[:3], dtype=torch.float64))
+    return rotation, torch.tensor(values[3:], dtype=torch.float64)
+
+
+def _rows(models) -> list[dict]:
     from cryomath.so3 import relion_euler_from_matrix, rotvec_from_matrix
 
-    if out is not None:
-        for name in ("fits.json", "query_in_reference.mrc"):
-            check_output_path(out / name, force)
-    ref, ref_info = read_mrc(reference, dtype=np.float64)
-    qry, qry_info = read_mrc(query, dtype=np.float64)
-    models = align(
-        torch.from_numpy(ref), float(ref_info.voxel_size_angstrom[0]), ref_info.origin_angstrom,
-        torch.from_numpy(qry), float(qry_info.voxel_size_angstrom[0]), qry_info.origin_angstrom,
-        voxel, bandwidth, angle_step, threshold_ref, threshold_query, top, not no_refine, score,
-    )  # fmt: skip
     rows = []
     for m in models:
-        r = m["rotation_matrix"]
+        r = m["rotation_matrix"].cpu().double()
         rows.append({
             "rotation_matrix": r.numpy(),
             "relion_euler_degrees": relion_euler_from_matrix(r).numpy(),
             "axis_angle_radians": rotvec_from_matrix(r).numpy(),
-            "translation_angstrom": m["translation_angstrom"].numpy(),
+            "translation_angstrom": m["translation_angstrom"].cpu().double().numpy(),
             "score": m["score"],
             "z_score": m["z_score"],
             "normalized_z_score": m["normalized_z_score"],
             **({"correlation": m["correlation"]} if "correlation" in m else {}),
         })  # fmt: skip
+    return rows
+
+
+def chimerax_command(reference: Path, query: Path, rotation, translation) -> str:
+    """A ChimeraX script placing the query (model #2) on the reference (#1): its position
+    matrix is the fit ``x_ref = R x_query + T`` (scene = reference coordinates)."""
+    r, t = np.asarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64)
+    matrix = ",".join(f"{v:.6f}" for row in np.concatenate([r, t[:, None]], 1) for v in row)
+    return (
+        f"open {reference.resolve()}\nopen {query.resolve()}\n"
+        f"view matrix models #2,{matrix}\nview\n"
+    )
+
+
+def _write_vectors(out: Path, ref, qry, best, voxel, bandwidth, force) -> None:
+    """Density vectors of both maps on the coarse grid as PDB pseudo-atoms, the query's moved
+    by the best fit into the reference frame."""
+    from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, density_vectors
+    from cryomath.alignment.refine import voxel_positions
+    from cryomath.io.models import write_vectors_pdb
+
+    r = best["rotation_matrix"].cpu().double().numpy()
+    t = best["translation_angstrom"].cpu().double().numpy()
+    for name, (volume, voxel_size, origin), moved in (
+        ("reference_vectors.pdb", ref, False),
+        ("query_vectors.pdb", qry, True),
+    ):
+        coarse, spacing, coarse_origin = coarse_grid(volume.double(), voxel_size, origin, voxel)
+        vectors = density_vectors(coarse, spacing, automatic_threshold(coarse), bandwidth)
+        occupied = vectors.abs().sum(0) > 0
+        positions = voxel_positions(coarse.shape, spacing, coarse_origin, coarse.dtype)[occupied]
+        v = vectors.permute(1, 2, 3, 0)[occupied].numpy()
+        p = positions.numpy()
+        if moved:
+            p, v = p @ r.T + t, v @ r.T
+        write_vectors_pdb(out / name, p, v, spacing / 2, force)
+
+
+def align_maps(
+    reference: Annotated[Path, typer.Argument(help="Reference map, or PDB/mmCIF model")],
+    query: Annotated[Path, typer.Argument(help="Query map or model, fitted into the reference")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the outputs")] = None,
+    score: Annotated[str, typer.Option(help="dot, overlap, cc, pcc or laplacian")] = "dot",
+    angle_step: Annotated[
+        float | None, typer.Option(help="Sample density in degrees [30; 20 for a part]")
+    ] = None,
+    voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
+    bandwidth: Annotated[float, typer.Option(help="Density-vector bandwidth (A)")] = 16.0,
+    threshold_ref: Annotated[float | None, typer.Option(help="Reference threshold")] = None,
+    threshold_query: Annotated[float | None, typer.Option(help="Query threshold")] = None,
+    top: Annotated[int, typer.Option(help="Distinct solutions to keep")] = 10,
+    local: Annotated[bool, typer.Option("--local", help="Search only near --around")] = False,
+    around: Annotated[
+        str | None, typer.Option(help="fits.json, or rot,tilt,psi,tx,ty,tz (deg, A)")
+    ] = None,
+    angle_limit: Annotated[float, typer.Option(help="Local: max rotation (deg)")] = 20.0,
+    translation_radius: Annotated[float, typer.Option(help="Local: max shift (A)")] = 10.0,
+    no_refine: Annotated[bool, typer.Option("--no-refine", help="Skip refinement")] = False,
+    sym: Annotated[str, typer.Option(help="Reference point group (RELION setting)")] = "C1",
+    resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    vectors: Annotated[bool, typer.Option("--vectors", help="Write vectors as PDB")] = False,
+    check_hand: Annotated[
+        bool, typer.Option("--check-hand", help="Also fit the mirrored query")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Global (or local) search and refinement; ``x_ref = R x_query + T`` (Angstrom, each
+    input's own coordinates, origins included). No rotation maps a structure onto its mirror
+    image: ``--check-hand`` also fits the query mirrored in x and reports ``hand: opposite``
+    when that fits clearly better (the two maps were reconstructed with opposite hands)."""
+    from cryomath.alignment import align_maps as align
+    from cryomath.alignment.refine import transform_map
+    from cryomath.io import write_mrc
+    from cryomath.io.models import is_model_path, write_moved_model
+
+    if local and around is None:
+        raise InvalidInputError("--local needs --around (a fits.json or rot,tilt,psi,tx,ty,tz)")
+    start = _parse_pose(around) if local else None
+    names = ["fits.json", "query_in_reference.mrc", "chimerax.cxc"]
+    moved_model = None
+    if is_model_path(query):
+        moved_model = "query_fitted" + (".cif" if ".cif" in query.name.lower() else ".pdb")
+        names.append(moved_model)
+    if vectors:
+        names += ["reference_vectors.pdb", "query_vectors.pdb"]
+    if out is not None:
+        for name in names:
+            check_output_path(out / name, force)
+    ref, qry = _read_pair(reference, query, resolution)
+    models = align(
+        ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
+        spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
+        threshold_reference=threshold_ref, threshold_query=threshold_query, top=top,
+        refine=not no_refine, score=score, symmetry=sym, around=start,
+        angle_limit_degrees=angle_limit, translation_radius_angstrom=translation_radius,
+    )  # fmt: skip
+    rows = _rows(models)
     result = {"convention": "x_ref = R x_query + T", "models": rows}
+    if check_hand:
+        mirrored = align(
+            ref[0].to(device), ref[1], ref[2], qry[0].flip(-1).to(device), qry[1], qry[2],
+            spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
+            threshold_reference=threshold_ref, threshold_query=threshold_query, top=3,
+            symmetry=sym,
+        )[0]  # fmt: skip
+        key = "normalized_z_score"
+        result["mirrored_normalized_z_score"] = mirrored[key]
+        result["hand"] = "opposite" if mirrored[key] > max(2 * models[0][key], 8.0) else "same"
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "fits.json", result, force)
         best = models[0]
-        moved = transform_map(
-            torch.from_numpy(qry), float(qry_info.voxel_size_angstrom[0]), qry_info.origin_angstrom,
-            best["rotation_matrix"], best["translation_angstrom"], ref.shape,
-            float(ref_info.voxel_size_angstrom[0]), ref_info.origin_angstrom,
-        )  # fmt: skip
-        write_mrc(out / "query_in_reference.mrc", moved.numpy(), ref_info.voxel_size_angstrom,
-                  ref_info.origin_angstrom, force=force)  # fmt: skip
+        r, t = best["rotation_matrix"].cpu().double(), best["translation_angstrom"].cpu().double()
+        moved = transform_map(qry[0].double(), qry[1], qry[2], r, t, ref[0].shape, ref[1], ref[2])
+        write_mrc(out / "query_in_reference.mrc", moved.numpy(), ref[1], tuple(ref[2]),
+                  force=force)  # fmt: skip
+        with atomic_output(out / "chimerax.cxc", force) as tmp:
+            tmp.write_text(chimerax_command(reference, query, r.numpy(), t.numpy()))
+        if moved_model:
+            write_moved_model(query, out / moved_model, r.numpy(), t.numpy(), force)
+        if vectors:
+            _write_vectors(out, ref, qry, best, voxel, bandwidth, force)
         result["output"] = str(out)
+        write_json(out / "fits.json", result, force)
     if json:
         emit(result, True, title="fits")
         return
-    best = rows[0]
-    emit({"models": len(rows), "best_relion_euler_degrees": best["relion_euler_degrees"],
-          "best_translation_angstrom": best["translation_angstrom"],
-          "best_correlation": best.get("correlation"),
-          "best_normalized_z_score": best["normalized_z_score"]},
-         False, title="map alignment")  # fmt: skip
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="fits (x_ref = R x_query + T)")
+    for column in ("rank", "RELION rot, tilt, psi (deg)", "T (A)", "score", "Z", "norm. Z", "cc"):
+        table.add_column(column)
+    for i, row in enumerate(rows, 1):
+        cc = row.get("correlation")
+        table.add_row(
+            str(i), ", ".join(f"{v:.2f}" for v in row["relion_euler_degrees"]),
+            ", ".join(f"{v:.2f}" for v in row["translation_angstrom"]), f"{row['score']:.4g}",
+            f"{row['z_score']:.2f}", f"{row['normalized_z_score']:.2f}",
+            "" if cc is None else f"{cc:.4f}",
+        )  # fmt: skip
+    Console().print(table)
+    if "hand" in result:
+        print(f"hand: {result['hand']} (mirrored normalised Z "
+              f"{result['mirrored_normalized_z_score']:.2f})")  # fmt: skip
+
+
+def search_maps(
+    query: Annotated[Path, typer.Argument(help="Query map or model")],
+    folder: Annotated[Path, typer.Argument(help="Folder of maps to search")],
+    out: Annotated[Path | None, typer.Option(help="Write ranking.json here")] = None,
+    angle_step: Annotated[float | None, typer.Option(help="Sample density (deg)")] = None,
+    voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
+    resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit the query into every map of a folder; rank them by the best fit's normalised Z."""
+    from rich.progress import Progress
+
+    from cryomath.alignment import align_maps as align
+    from cryomath.errors import CryomathError
+
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder} is not a folder")
+    maps = sorted(p for p in folder.iterdir() if p.name.lower().endswith(MAP_SUFFIXES))
+    if not maps:
+        raise InvalidInputError(f"no maps ({', '.join(MAP_SUFFIXES)}) in {folder}")
+    if out is not None:
+        check_output_path(out / "ranking.json", force)
+    ranking = []
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("searching", total=len(maps))
+        for path in maps:
+            try:
+                ref, qry = _read_pair(path, query, resolution)
+                best = _rows(align(*ref, *qry, spacing_angstrom=voxel,
+                                   angle_step_degrees=angle_step, top=3))[0]  # fmt: skip
+                ranking.append({"map": str(path), **best})
+            except CryomathError as exc:  # one bad map does not stop the search
+                ranking.append({"map": str(path), "error": str(exc)})
+            bar.advance(task)
+    ranking.sort(key=lambda row: -row.get("normalized_z_score", -np.inf))
+    result = {"query": str(query), "convention": "x_ref = R x_query + T", "ranking": ranking}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "ranking.json", result, force)
+    if json:
+        emit(result, True, title="ranking")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"maps ranked for {query.name}")
+    for column in ("rank", "map", "normalised Z", "correlation", "error"):
+        table.add_column(column)
+    for i, row in enumerate(ranking, 1):
+        z = row.get("normalized_z_score")
+        cc = row.get("correlation")
+        table.add_row(str(i), Path(row["map"]).name, "" if z is None else f"{z:.2f}",
+                      "" if cc is None else f"{cc:.3f}", row.get("error", ""))  # fmt: skip
+    Console().print(table)
