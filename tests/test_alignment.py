@@ -412,3 +412,20 @@ def test_a_mirrored_map_is_reported_as_the_opposite_hand(tmp_path, capsys):
     # measured: mirrored fit normalised Z 32.5 against 3.3 for the best proper rotation
     assert result["hand"] == "opposite"
     assert result["mirrored_normalized_z_score"] > 5 * result["models"][0]["normalized_z_score"]
+
+
+def test_bad_inputs_give_clear_errors(capsys):
+    volume, voxel, origin = _simulated_map("6vyb_Ndom", voxel=3.0)
+    with pytest.raises(InvalidInputError, match="no voxel above the threshold"):
+        align_maps(volume, voxel, origin, volume, voxel, origin, threshold_query=1e9)
+    with pytest.raises(InvalidInputError, match="must be 3-D"):
+        align_maps(volume[0], voxel, origin, volume, voxel, origin)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        align_maps(volume, voxel, origin, volume * float("nan"), voxel, origin)
+    with pytest.raises(InvalidInputError, match="unknown point group"):
+        align_maps(volume, voxel, origin, volume, voxel, origin, symmetry="Q7")
+    with pytest.raises(InvalidInputError, match="angle step"):
+        align_maps(volume, voxel, origin, volume, voxel, origin, angle_step_degrees=0)
+    emd = str(DATA / "map_model" / "emd_3488.mrc")
+    assert main(["align-maps", emd, emd, "--threshold-query", "1e9"]) == 1
+    assert capsys.readouterr()[1].strip().startswith("cryomath: error: no voxel above")

@@ -87,6 +87,8 @@ def align_maps(
     for name, v in (("reference", reference), ("query", query)):
         if v.ndim != 3:
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
+        if not bool(torch.isfinite(v).all()):
+            raise InvalidInputError(f"the {name} map contains NaN or inf")
     reference, query = cubic(reference), cubic(query.to(reference.dtype))
     levels = pyramid(reference, reference_voxel, reference_origin, query, query_voxel, query_origin)
     # the search grid is resampled from the first level (cheaper than from the fine maps)
