@@ -65,3 +65,60 @@ def plot_guinier(s2: np.ndarray, curves: dict, path: Path, title: str, force: bo
     ax.set_title(title)
     ax.legend()
     _save(fig, path, force)
+
+
+def plot_images(images: dict, path: Path, title: str, force: bool) -> None:
+    """Rows of images: ``{row label: (k, y, x) array}``, each image on its own grey scale."""
+    plt = _figure()
+    rows = list(images.items())
+    k = max(len(v) for _, v in rows)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k, 1.7 * len(rows)), squeeze=False)
+    for r, (label, stack) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(stack):
+                ax.imshow(stack[c], cmap="gray", origin="lower")
+        axes[r, 0].set_title(label, loc="left", fontsize=9)
+    fig.suptitle(title)
+    _save(fig, path, force)
+
+
+def plot_ctf(
+    ctf_image: np.ndarray, frequency_per_angstrom: np.ndarray, profile: np.ndarray, path: Path,
+    title: str, force: bool,
+) -> None:  # fmt: skip
+    """A centred 2-D CTF and its profile along one axis."""
+    plt = _figure()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    left.imshow(ctf_image, cmap="gray", origin="lower", vmin=-1, vmax=1)
+    left.set_title("2-D CTF (centred)")
+    left.axis("off")
+    right.plot(frequency_per_angstrom, profile)
+    right.axhline(0, color="grey", lw=0.8)
+    right.set_xlabel("spatial frequency (1/A)")
+    right.set_ylabel("CTF")
+    fig.suptitle(title)
+    _save(fig, path, force)
+
+
+def plot_overlay(background: np.ndarray, contour: np.ndarray, path: Path, title: str,
+                 force: bool) -> None:  # fmt: skip
+    """Central sections (xy, xz, yz) of ``background (z, y, x)`` in grey with the contours of
+    ``contour`` (same grid) at 3 levels on top."""
+    plt = _figure()
+    n = background.shape
+    sections = (
+        ("xy", background[n[0] // 2], contour[n[0] // 2]),
+        ("xz", background[:, n[1] // 2], contour[:, n[1] // 2]),
+        ("yz", background[:, :, n[2] // 2], contour[:, :, n[2] // 2]),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4))
+    levels = np.quantile(contour, [0.95, 0.98, 0.995])
+    for ax, (name, back, front) in zip(axes, sections, strict=True):
+        ax.imshow(back, cmap="gray", origin="lower")
+        ax.contour(front, levels=levels, colors=["#1f77b4", "#ff7f0e", "#d62728"], linewidths=0.8)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(title)
+    _save(fig, path, force)
