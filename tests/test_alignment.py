@@ -420,6 +420,9 @@ def test_bad_inputs_give_clear_errors(capsys):
         align_maps(volume, voxel, origin, volume, voxel, origin, threshold_query=1e9)
     with pytest.raises(InvalidInputError, match="must be 3-D"):
         align_maps(volume[0], voxel, origin, volume, voxel, origin)
+    with pytest.raises(InvalidInputError, match="not both"):
+        align_maps(volume, voxel, origin, volume, voxel, origin, threshold_query=0.1,
+                   mass_query_kda=20)  # fmt: skip
     with pytest.raises(InvalidInputError, match="NaN"):
         align_maps(volume, voxel, origin, volume * float("nan"), voxel, origin)
     with pytest.raises(InvalidInputError, match="unknown point group"):

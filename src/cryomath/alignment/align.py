@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
+from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, threshold_for_mass
 from cryomath.alignment.refine import pyramid, refine_fits
 from cryomath.alignment.scores import score_field, z_scores
 from cryomath.alignment.search import global_search
@@ -26,6 +26,18 @@ def _same_box(volume, voxel, origin, spacing, box):
     # pad or crop the coarse map to the common box around its centre voxel
     centre = coarse_origin + (m // 2) * actual
     return crop_or_pad(coarse, (box, box, box)), actual, centre - (box // 2) * actual
+
+
+def _threshold(coarse, spacing, value, mass_kda):
+    """A given value, else the level enclosing ``mass_kda`` of protein, else the automatic
+    rule (mean + 2 standard deviations)."""
+    if value is not None and mass_kda is not None:
+        raise InvalidInputError("give a threshold or a mass, not both")
+    if value is not None:
+        return value
+    if mass_kda is not None:
+        return threshold_for_mass(coarse, spacing, mass_kda)
+    return automatic_threshold(coarse)
 
 
 def cubic(volume: torch.Tensor) -> torch.Tensor:
@@ -60,6 +72,8 @@ def align_maps(
     angle_step_degrees: float | None = None,
     threshold_reference: float | None = None,
     threshold_query: float | None = None,
+    mass_reference_kda: float | None = None,
+    mass_query_kda: float | None = None,
     top: int = 10,
     refine: bool = True,
     score: str = "dot",
@@ -72,7 +86,8 @@ def align_maps(
     ``translation_angstrom``, ``score`` (``alignment.scores``), ``z_score``,
     ``normalized_z_score`` and, refined, ``correlation``; best first. ``symmetry``: the
     reference's point group (RELION's setting, about its box centre): fits that differ by a
-    symmetry of the reference count as one.
+    symmetry of the reference count as one. Thresholds (on the coarse maps): a value, or the
+    level enclosing ``mass_*_kda`` of protein (0.81 Da/A^3), else mean + 2 standard deviations.
 
     ``angle_step_degrees``: the global sample's density (``search_rotations``); by default 30
     degrees (900 rotations), or 20 (3,038) when the query encloses less than half the
@@ -103,8 +118,8 @@ def align_maps(
     qry_c, _, qry_origin_c = _same_box(
         first.query, first.query_voxel, first.query_origin, spacing, box
     )
-    t_ref = automatic_threshold(ref_c) if threshold_reference is None else threshold_reference
-    t_qry = automatic_threshold(qry_c) if threshold_query is None else threshold_query
+    t_ref = _threshold(ref_c, spacing, threshold_reference, mass_reference_kda)
+    t_qry = _threshold(qry_c, spacing, threshold_query, mass_query_kda)
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
     operators = None if symmetry.strip().upper() == "C1" else point_group(symmetry)

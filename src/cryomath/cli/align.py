@@ -139,6 +139,8 @@ def align_maps(
     bandwidth: Annotated[float, typer.Option(help="Density-vector bandwidth (A)")] = 16.0,
     threshold_ref: Annotated[float | None, typer.Option(help="Reference threshold")] = None,
     threshold_query: Annotated[float | None, typer.Option(help="Query threshold")] = None,
+    mass_ref: Annotated[float | None, typer.Option(help="Threshold by mass (kDa)")] = None,
+    mass_query: Annotated[float | None, typer.Option(help="Threshold by mass (kDa)")] = None,
     top: Annotated[int, typer.Option(help="Distinct solutions to keep")] = 10,
     local: Annotated[bool, typer.Option("--local", help="Search only near --around")] = False,
     around: Annotated[
@@ -183,9 +185,10 @@ def align_maps(
     models = align(
         ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
         spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
-        threshold_reference=threshold_ref, threshold_query=threshold_query, top=top,
-        refine=not no_refine, score=score, symmetry=sym, around=start,
-        angle_limit_degrees=angle_limit, translation_radius_angstrom=translation_radius,
+        threshold_reference=threshold_ref, threshold_query=threshold_query,
+        mass_reference_kda=mass_ref, mass_query_kda=mass_query, top=top, refine=not no_refine,
+        score=score, symmetry=sym, around=start, angle_limit_degrees=angle_limit,
+        translation_radius_angstrom=translation_radius,
     )  # fmt: skip
     rows = _rows(models)
     result = {"convention": "x_ref = R x_query + T", "models": rows}
