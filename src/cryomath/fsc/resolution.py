@@ -15,11 +15,14 @@ from cryomath.fsc.curves import FSCCurve
 
 
 def half_bit_threshold(counts: torch.Tensor) -> torch.Tensor:
+    """Half-bit curve (van Heel & Schatz 2005) for ``counts (n_shells,)`` full-spectrum
+    samples per shell."""
     root = torch.sqrt(counts.clamp(min=1))
     return (0.2071 + 1.9102 / root) / (1.2071 + 0.9102 / root)
 
 
 def three_sigma_threshold(counts: torch.Tensor) -> torch.Tensor:
+    """3-sigma curve ``3 / sqrt(n / 2)`` for ``counts (n_shells,)`` samples per shell."""
     return 3 / torch.sqrt((counts / 2).clamp(min=1))
 
 
