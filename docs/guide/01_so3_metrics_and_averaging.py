@@ -78,20 +78,54 @@ fig.savefig(OUT / "swept_axis.png", dpi=100)
 print(f"5 degrees about z vs 5 degrees about x: {float(d[-1]):.4f} degrees")
 
 # %% [markdown]
-# ## Proposition 2: the metrics are increasing functions of the angle
-# So the chordal and quaternion distances have the same nearest neighbours and balls as the
-# angle; only their averages differ.
+# ## The metrics against the angle, and a picture of balls and geodesics
+# The chordal and quaternion distances are increasing functions of the angle, so all three
+# have the same nearest neighbours and the same balls; only their averages differ. For the
+# question's Proposition 2 (read here as the appendix's statement on balls: a ball of radius
+# below pi/2 contains the geodesic between any two of its points) the picture shows, in the
+# rotation-vector coordinates of the ball's centre, geodesics `R exp(t log(R^T S))` between
+# random points of a 60-degree ball: they stay inside; in a 150-degree ball some leave it.
 
 # %%
 t = torch.linspace(0, math.pi, 200, dtype=torch.float64)
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(t, t, label="angular")
-ax.plot(t, so3.chordal_from_angle(t), label="chordal")
-ax.plot(t, 2 * torch.sin(t / 4), label="quaternion")
-ax.set_xlabel("theta (radians)")
-ax.legend()
-fig.savefig(OUT / "metrics.png", dpi=100)
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+left.plot(t, t, label="angular")
+left.plot(t, so3.chordal_from_angle(t), label="chordal")
+left.plot(t, 2 * torch.sin(t / 4), label="quaternion")
+left.set_xlabel("theta (radians)")
+left.legend()
 assert bool((torch.diff(so3.chordal_from_angle(t)) > 0).all())
+
+
+def farthest_along_geodesics(radius, pairs=300, seed=0):
+    """Largest distance from the centre (identity) reached by geodesics between points of the
+    ball, and the paths' rotation vectors."""
+    g = torch.Generator().manual_seed(seed)
+    direction = torch.nn.functional.normalize(
+        torch.randn(2, pairs, 3, generator=g, dtype=torch.float64), dim=-1
+    )
+    length = radius * torch.rand(2, pairs, 1, generator=g, dtype=torch.float64) ** (1 / 3)
+    a, b = so3.exp_map(direction[0] * length[0]), so3.exp_map(direction[1] * length[1])
+    steps = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None, None]
+    paths = a @ so3.exp_map(steps * so3.log_map(a.transpose(-1, -2) @ b))  # (41, pairs, 3, 3)
+    vectors = so3.log_map(paths)
+    return float(vectors.norm(dim=-1).max()), vectors
+
+
+inside, paths = farthest_along_geodesics(math.radians(60))
+outside, _ = farthest_along_geodesics(math.radians(150))
+assert inside <= math.radians(60) + 1e-9 and outside > math.radians(150)
+for k in range(40):
+    right.plot(paths[:, k, 0], paths[:, k, 2], lw=0.6)
+circle = torch.linspace(0, 2 * math.pi, 200)
+right.plot(math.radians(60) * torch.cos(circle), math.radians(60) * torch.sin(circle), "k--")
+right.set_aspect("equal")
+right.set_title("geodesics in a 60-degree ball (x-z section of rotation vectors)")
+fig.savefig(OUT / "metrics_and_balls.png", dpi=100)
+print(
+    f"geodesics reach {math.degrees(inside):.1f} deg in a 60-degree ball, "
+    f"{math.degrees(outside):.1f} in a 150-degree ball"
+)
 
 # %% [markdown]
 # ## Algorithm 1: the geodesic L2 mean by log and exp

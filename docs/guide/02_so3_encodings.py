@@ -104,9 +104,26 @@ assert torch.allclose(closed, auto, atol=1e-12)
 truth = so3.random_rotations(1, 9)[0]
 source = torch.randn(50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
 target = source @ truth.T
-found, history = so3.fit_rotation(
-    lambda r: ((source @ r.T - target) ** 2).sum(), torch.eye(3, dtype=torch.float64)
-)
+# gradient descent on the quaternion with the closed-form Jacobian: loss = sum |q p q* - t|^2,
+# gradient sum 2 J^T (q p q* - t), projected on the unit sphere and renormalised each step
+quaternion = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+history = []
+for _ in range(500):
+    residual = so3.rotate_points_quaternion(quaternion, source) - target
+    history.append(float((residual**2).sum()))
+    gradient = 2 * torch.einsum(
+        "nij,ni->j", so3.rotated_point_jacobian(quaternion.expand(50, 4), source), residual
+    )
+    gradient = gradient - (gradient @ quaternion) * quaternion  # tangent to the sphere
+    quaternion = torch.nn.functional.normalize(quaternion - 2e-3 * gradient, dim=0)
+    if history[-1] < 1e-20:
+        break
+found = so3.matrix_from_quaternion(quaternion)
 error = math.degrees(float(so3.geodesic_distance(found, truth)))
 assert error < 1e-4
+# the same pose by Riemannian descent on the matrices (so3.fit_rotation, autograd gradient)
+riemannian, _ = so3.fit_rotation(
+    lambda r: ((source @ r.T - target) ** 2).sum(), torch.eye(3, dtype=torch.float64)
+)
+assert float(so3.geodesic_distance(riemannian, truth)) < 1e-6
 print(f"pose by gradient descent: {len(history)} steps, {error:.2e} degrees from the truth")
