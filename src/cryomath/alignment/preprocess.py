@@ -46,7 +46,7 @@ def threshold_for_mass(volume: torch.Tensor, voxel_size_angstrom: float, mass_kd
 
 
 def automatic_threshold(volume: torch.Tensor) -> float:
-    """Documented automatic rule: mean + 2 standard deviations of the map."""
+    """Documented automatic rule: mean + 2 standard deviations of a ``(z, y, x)`` map."""
     return float(volume.mean() + 2 * volume.std())
 
 

@@ -26,7 +26,8 @@ def _shifted_dims(ndim: int, rfft: bool) -> tuple[int, ...]:
 def fft_nd(
     x: torch.Tensor, ndim: int, *, rfft: bool = True, fftshift: bool = False
 ) -> torch.Tensor:
-    """Transform the last ``ndim`` axes of a real, centred array (see module docstring)."""
+    """Transform the last ``ndim`` axes of a real, centred array ``(..., [z,] y, x)``: complex
+    ``(..., [z,] y, x // 2 + 1)`` (rfft) or full (see module docstring)."""
     dims = _dims(ndim)
     x = torch.fft.ifftshift(x, dim=dims)
     f = torch.fft.rfftn(x, dim=dims) if rfft else torch.fft.fftn(x, dim=dims)
@@ -81,7 +82,7 @@ def fft_2d(images: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
 
 
 def ifft_2d(spectra: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
-    """Inverse of :func:`fft_2d`; returns the real part."""
+    """Inverse of :func:`fft_2d`: ``(..., h, w)`` complex -> real ``(..., h, w)``."""
     return ifft_nd(spectra, tuple(spectra.shape[-2:]), rfft=False, fftshift=fftshift)
 
 
@@ -91,5 +92,5 @@ def fft_3d(volumes: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
 
 
 def ifft_3d(spectra: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
-    """Inverse of :func:`fft_3d`; returns the real part."""
+    """Inverse of :func:`fft_3d`: ``(..., d, h, w)`` complex -> real ``(..., d, h, w)``."""
     return ifft_nd(spectra, tuple(spectra.shape[-3:]), rfft=False, fftshift=fftshift)

@@ -12,8 +12,9 @@ from cryomath.fourier.shells import shell_index
 def auto_mask(
     volume: torch.Tensor, threshold: float, dilate_px: float = 3.0, soft_edge_px: float = 6.0
 ) -> torch.Tensor:
-    """``volume > threshold``, dilated by ``dilate_px`` and given a raised-cosine edge of
-    ``soft_edge_px``: distances come from repeated 3x3x3 max-pooling (chessboard metric)."""
+    """A soft mask ``(z, y, x)`` in [0, 1]: ``volume > threshold``, dilated by ``dilate_px`` and
+    given a raised-cosine edge of ``soft_edge_px``: distances come from repeated 3x3x3
+    max-pooling (chessboard metric)."""
     if volume.ndim != 3:
         raise InvalidInputError("auto_mask takes one 3-D map")
     inside = (volume > threshold).to(volume.dtype)
@@ -34,7 +35,7 @@ def auto_mask(
 def randomize_phases(
     volume: torch.Tensor, from_shell: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """The map with Fourier phases at shells ``>= from_shell`` replaced by random ones
+    """The map ``(z, y, x)`` with Fourier phases at shells ``>= from_shell`` replaced by random ones
     (amplitudes kept; Hermitian symmetry kept by randomising the rfft half and the real part)."""
     shape = tuple(volume.shape[-3:])
     f = fft_nd(volume, 3, rfft=True)

@@ -40,7 +40,8 @@ def fit_bfactor(
     low_angstrom: float = 10.0,
     high_angstrom: float | None = None,
 ) -> float:
-    """B-factor (A^2) from the Guinier slope between ``low`` and ``high`` resolution (default:
+    """B-factor (A^2) of a cubic ``(n, n, n)`` map from the Guinier slope between ``low`` and
+    ``high`` resolution (default:
     Nyquist): ``B = -4 * slope``."""
     s2, log_amplitude = guinier(volume, voxel_size_angstrom)
     high = high_angstrom or 2 * voxel_size_angstrom
@@ -71,7 +72,8 @@ def low_pass(
     voxel_size_angstrom: float,
     soft_width_shells: float = 2.0,
 ) -> torch.Tensor:
-    """Low-pass to ``resolution`` with a raised-cosine edge ``soft_width_shells`` wide."""
+    """Low-pass a cubic ``(..., n, n, n)`` map to ``resolution_angstrom`` with a raised-cosine edge
+    ``soft_width_shells`` wide."""
     shape = tuple(volume.shape[-3:])
     n = shape[0]
     k = fftfreq_grid(shape, rfft=True, dtype=volume.dtype, device=volume.device)
@@ -83,7 +85,8 @@ def low_pass(
 
 
 def weight_by_shell(volume: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Multiply every Fourier shell s of a cubic map by ``weights[s]`` (beyond: 0)."""
+    """Multiply every Fourier shell s of a cubic ``(..., n, n, n)`` map by ``weights[s]``
+    (``(n_shells,)``; beyond: 0)."""
     shape = tuple(volume.shape[-3:])
     shells = shell_index(shape, device=volume.device).clamp(max=len(weights))
     table = torch.cat([weights, weights.new_zeros(1)])

@@ -32,7 +32,8 @@ def add_white_noise(
     mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """``images`` plus white Gaussian noise at ``snr`` (per image, inside ``mask``)."""
+    """``images (..., h, w)`` plus white Gaussian noise at ``snr`` (per image, inside
+    ``mask (h, w)``)."""
     sigma = noise_sigma_for_snr(images, snr, mask)
     noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device=images.device)
     return images + noise * sigma[..., None, None]

@@ -87,7 +87,8 @@ def prepare_volume(
     interpolation: str = "trilinear",
     subtract_edge_mean: bool = False,
 ) -> VolumeSpectrum:
-    """Steps 1-4 above, done once per volume and reused for any number of slices."""
+    """Steps 1-4 above for ``volume (..., n, n, n)``, done once per volume and reused for any
+    number of slices."""
     n = _check_volume(volume)
     if interpolation not in INTERPOLATIONS:
         raise InvalidInputError(f"interpolation must be one of {INTERPOLATIONS}")

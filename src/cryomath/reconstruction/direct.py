@@ -116,7 +116,8 @@ def insert_batch(
     ctf: CTF | None = None,
     symmetry: torch.Tensor | None = None,
 ) -> None:
-    """Insert one batch of images (with poses, shifts and CTFs) into ``acc``."""
+    """Insert ``images (P, n, n)`` at ``rotations (P, 3, 3)`` (with ``shifts_px (P, 2)`` and CTFs of
+    batch ``(P,)``) into ``acc``."""
     if not bool(torch.isfinite(images).all()):
         raise InvalidInputError("images contain NaN or inf")
     n = images.shape[-1]

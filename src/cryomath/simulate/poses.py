@@ -44,5 +44,6 @@ def sample_poses(
 
 
 def projection_directions(poses: torch.Tensor) -> torch.Tensor:
-    """The projection direction of each pose: the third row of A."""
+    """The projection direction ``(..., 3)`` (x, y, z) of each pose ``(..., 3, 3)``: the third row
+    of RELION's A."""
     return poses[..., 2, :]

@@ -25,7 +25,7 @@ def rotate_points_quaternion(q: torch.Tensor, points: torch.Tensor) -> torch.Ten
 
 
 def compose(*matrices: torch.Tensor) -> torch.Tensor:
-    """``R1 R2 ... Rn``: apply ``Rn`` first (broadcast over leading dims)."""
+    """``R1 R2 ... Rn`` of ``(..., 3, 3)`` matrices: apply ``Rn`` first (leading dims broadcast)."""
     out = matrices[0]
     for m in matrices[1:]:
         out = out @ m
@@ -33,12 +33,13 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
 
 
 def invert(matrix: torch.Tensor) -> torch.Tensor:
-    """The inverse rotation ``R^T``."""
+    """The inverse rotations ``R^T`` of ``(..., 3, 3)`` matrices."""
     return matrix.transpose(-1, -2)
 
 
 def compose_quaternions(*quaternions: torch.Tensor) -> torch.Tensor:
-    """``q1 q2 ... qn`` (Hamilton): apply ``qn`` first; renormalised against drift."""
+    """``q1 q2 ... qn`` of ``(..., 4)`` quaternions ``(w, x, y, z)`` (Hamilton): apply ``qn``
+    first; renormalised against drift."""
     out = quaternions[0]
     for q in quaternions[1:]:
         out = quaternion_multiply(out, q)
@@ -46,5 +47,5 @@ def compose_quaternions(*quaternions: torch.Tensor) -> torch.Tensor:
 
 
 def invert_quaternion(q: torch.Tensor) -> torch.Tensor:
-    """The inverse rotation of unit quaternions."""
+    """The inverse rotations of ``(..., 4)`` unit quaternions ``(w, x, y, z)``."""
     return quaternion_conjugate(q)

@@ -32,13 +32,15 @@ def _weights(rotations: torch.Tensor, weights: torch.Tensor | None) -> torch.Ten
 
 
 def chordal_mean(rotations: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Chordal L2 mean: the rotation nearest to ``sum w R`` (Frobenius)."""
+    """Chordal L2 mean of ``rotations (..., n, 3, 3)`` (``weights (..., n)``) -> ``(..., 3, 3)``:
+    the rotation nearest to ``sum w R`` (Frobenius)."""
     w = _weights(rotations, weights)
     return nearest_rotation((rotations * w[..., None, None]).sum(-3), max_distance=None)
 
 
 def quaternion_mean(rotations: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Quaternion L2 mean (sign-blind): the top eigenvector of ``sum w q q^T``."""
+    """Quaternion L2 mean of ``rotations (..., n, 3, 3)`` -> ``(..., 3, 3)`` (sign-blind): the top
+    eigenvector of ``sum w q q^T``; equal to the chordal L2 mean."""
     w = _weights(rotations, weights)
     q = quaternion_from_matrix(rotations)
     m = (q[..., :, None] * q[..., None, :] * w[..., None, None]).sum(-3)
@@ -52,7 +54,8 @@ def karcher_mean(
     tolerance: float = 1e-12,
     max_iterations: int = 100,
 ) -> torch.Tensor:
-    """Geodesic L2 mean (Hartley Algorithm 1), started from the chordal mean; stops when the
+    """Geodesic L2 mean of ``rotations (..., n, 3, 3)`` -> ``(..., 3, 3)`` (Hartley Algorithm 1),
+    started from the chordal mean; stops when the
     tangent step is below ``tolerance`` radians or after ``max_iterations``."""
     w = _weights(rotations, weights)
     mean = chordal_mean(rotations, weights)

@@ -69,7 +69,7 @@ def angle_from_chordal(chord: torch.Tensor) -> torch.Tensor:
 
 
 def quaternion_from_angle(theta: torch.Tensor) -> torch.Tensor:
-    """Quaternion distance ``2 sin(theta / 4)`` for geodesic angle ``theta``."""
+    """Quaternion distance ``2 sin(theta / 4)`` for geodesic angles ``theta (...)`` (radians)."""
     return 2 * torch.sin(theta / 4)
 
 

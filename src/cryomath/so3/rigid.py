@@ -42,7 +42,7 @@ def compose_rigid(*transforms: torch.Tensor) -> torch.Tensor:
 
 
 def invert_rigid(transform: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``x' = s R x + t``: ``x = R^T (x' - t) / s``."""
+    """Inverse of ``(..., 4, 4)`` transforms ``x' = s R x + t``: ``x = R^T (x' - t) / s``."""
     rotation, translation, scale = decompose_rigid(transform)
     inverse_rotation = rotation.transpose(-1, -2)
     inverse_t = -(inverse_rotation @ translation[..., None])[..., 0] / scale[..., None]

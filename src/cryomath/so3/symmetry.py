@@ -118,7 +118,8 @@ def symmetry_expand(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
 def closest_symmetric_pose(
     poses: torch.Tensor, reference: torch.Tensor, group: torch.Tensor
 ) -> torch.Tensor:
-    """Of the poses ``A g``, the one nearest (geodesic) to ``reference`` (broadcast)."""
+    """Of the poses ``A g`` (``poses (..., 3, 3)``, ``group (G, 3, 3)``), the one nearest
+    (geodesic) to ``reference (..., 3, 3)``: ``(..., 3, 3)``."""
     from cryomath.so3.metrics import geodesic_distance
 
     candidates = symmetry_expand(poses, group)
@@ -130,7 +131,8 @@ def closest_symmetric_pose(
 def symmetric_geodesic_distance(
     r: torch.Tensor, s: torch.Tensor, group: torch.Tensor
 ) -> torch.Tensor:
-    """``min over g`` of the geodesic angle between poses ``R`` and ``S g`` (radians)."""
+    """``min over g`` of the geodesic angle (radians) between poses ``r (..., 3, 3)`` and
+    ``s g`` for ``group (G, 3, 3)``: ``(...)``."""
     from cryomath.so3.metrics import geodesic_distance
 
     return geodesic_distance(r[..., None, :, :], symmetry_expand(s, group)).amin(-1)

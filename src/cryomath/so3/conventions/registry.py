@@ -208,5 +208,6 @@ def convention_from_matrix(matrix: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def convert_rotations(params: torch.Tensor, source: str, target: str) -> torch.Tensor:
-    """Parameters in convention ``source`` -> parameters in convention ``target``."""
+    """``(..., k)`` parameters in convention ``source`` -> ``(..., m)`` in convention ``target``
+    (angles in the units of each convention, see docs/conventions.md)."""
     return convention_from_matrix(matrix_from_convention(params, source), target)

@@ -7,5 +7,6 @@ import torch
 
 
 def haar_angle_log_prob(omega: torch.Tensor) -> torch.Tensor:
-    """Log density of the rotation angle (radians) of a Haar-uniform rotation."""
+    """Log density of the rotation angles ``omega (...)`` (radians, in [0, pi]) of Haar-uniform
+    rotations: ``log((1 - cos omega) / pi)``."""
     return torch.log1p(-torch.cos(omega)) - math.log(math.pi)
