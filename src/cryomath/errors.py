@@ -47,3 +47,7 @@ class NotARotationError(InvalidInputError):
 
 class UnknownColumnError(StarFormatError):
     """A STAR table has columns cryomath does not know (and was not told to carry through)."""
+
+
+class OutputWriteError(CryomathError, OSError):
+    """An output cannot be written: the folder is not writable, or the disk is full."""

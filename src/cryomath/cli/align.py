@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit, write_json
+from cryomath.cli.output import Scheduler, emit, write_json
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
 
@@ -240,6 +240,21 @@ def align_maps(
               f"{result['mirrored_normalized_z_score']:.2f})")  # fmt: skip
 
 
+def _search_one(path: Path, query: Path, resolution: float, voxel: float, angle_step) -> dict:
+    """The best fit of the query into one map, as a ranking row (an error row if the map
+    cannot be read or fitted: one bad map does not stop a search)."""
+    from cryomath.alignment import align_maps as align
+    from cryomath.errors import CryomathError
+
+    try:
+        ref, qry = _read_pair(path, query, resolution)
+        best = _rows(align(*ref, *qry, spacing_angstrom=voxel, angle_step_degrees=angle_step,
+                           top=3))[0]  # fmt: skip
+        return {"map": str(path), **best}
+    except CryomathError as exc:
+        return {"map": str(path), "error": str(exc)}
+
+
 def search_maps(
     query: Annotated[Path, typer.Argument(help="Query map or model")],
     folder: Annotated[Path, typer.Argument(help="Folder of maps to search")],
@@ -247,14 +262,15 @@ def search_maps(
     angle_step: Annotated[float | None, typer.Option(help="Sample density (deg)")] = None,
     voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Fit the query into every map of a folder; rank them by the best fit's normalised Z."""
+    """Fit the query into every map of a folder; rank them by the best fit's normalised Z
+    (``--scheduler``: one Dask task per map)."""
     from rich.progress import Progress
 
-    from cryomath.alignment import align_maps as align
-    from cryomath.errors import CryomathError
+    from cryomath.distributed import dask_client
 
     if not folder.is_dir():
         raise InvalidInputError(f"{folder} is not a folder")
@@ -264,18 +280,22 @@ def search_maps(
     if out is not None:
         check_output_path(out / "ranking.json", force)
     ranking = []
-    with Progress(disable=json, transient=True) as bar:
+    with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("searching", total=len(maps))
-        for path in maps:
-            try:
-                ref, qry = _read_pair(path, query, resolution)
-                best = _rows(align(*ref, *qry, spacing_angstrom=voxel,
-                                   angle_step_degrees=angle_step, top=3))[0]  # fmt: skip
-                ranking.append({"map": str(path), **best})
-            except CryomathError as exc:  # one bad map does not stop the search
-                ranking.append({"map": str(path), "error": str(exc)})
-            bar.advance(task)
-    ranking.sort(key=lambda row: -row.get("normalized_z_score", -np.inf))
+        options = {"query": query, "resolution": resolution, "voxel": voxel,
+                   "angle_step": angle_step}  # fmt: skip
+        if client is None:
+            for path in maps:
+                ranking.append(_search_one(path, **options))
+                bar.advance(task)
+        else:
+            from dask.distributed import as_completed
+
+            futures = client.map(_search_one, maps, **options, retries=2, pure=False)
+            for future in as_completed(futures):
+                ranking.append(future.result())
+                bar.advance(task)
+    ranking.sort(key=lambda row: (-row.get("normalized_z_score", -np.inf), row["map"]))
     result = {"query": str(query), "convention": "x_ref = R x_query + T", "ranking": ranking}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

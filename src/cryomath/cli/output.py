@@ -2,12 +2,19 @@
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from cryomath.io.atomic import atomic_output
+
+# options shared by the commands
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+Scheduler = Annotated[str | None, typer.Option(help="Dask: local, local:N or a scheduler address")]
 
 
 def _plain(value):

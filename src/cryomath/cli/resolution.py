@@ -7,12 +7,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit, scalars, write_json
+from cryomath.cli.output import Force, Json, Scheduler, emit, scalars, write_json
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import check_output_path
-
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 
 
 def _load_pair(path1: Path, path2: Path):
@@ -168,13 +165,17 @@ def reconstruct(
     method: Annotated[str, typer.Option(help="direct or cg")] = "direct",
     batch_size: Annotated[int, typer.Option(help="Particles per batch")] = 256,
     no_ctf: Annotated[bool, typer.Option("--no-ctf", help="Ignore the CTF")] = False,
+    scheduler: Scheduler = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Particles per Dask task")] = None,
     force: Force = False,
     json: Json = False,
 ) -> None:
-    """Reconstruct half maps and the full map from particles with poses; FSC and resolution."""
+    """Reconstruct half maps and the full map from particles with poses; FSC and resolution.
+    ``--scheduler``: Dask tasks return partial Fourier sums, added in a tree."""
     import torch
     from rich.progress import Progress
 
+    from cryomath.distributed import dask_client
     from cryomath.io import read_particles, write_mrc
     from cryomath.reconstruction import reconstruct_least_squares, reconstruct_particles
     from cryomath.so3 import point_group
@@ -188,11 +189,13 @@ def reconstruct(
         check_output_path(out / name, force)
     table = read_particles(particles, allow_unknown_columns=True)
     group = point_group(sym)
-    with Progress(disable=json, transient=True) as bar:
+    if method == "cg" and scheduler:
+        raise InvalidInputError("--method cg runs in one process; drop --scheduler")
+    with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("inserting", total=table.n)
         result = reconstruct_particles(
             table, pad, group, batch_size, use_ctf=not no_ctf,
-            progress=lambda k: bar.advance(task, k),
+            progress=lambda k: bar.advance(task, k), client=client, chunk_size=chunk_size,
         )  # fmt: skip
     pixel = result["pixel_size_angstrom"]
     full = result["full"]

@@ -12,15 +12,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit
+from cryomath.cli.output import Force, Json, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
 
 app = typer.Typer(help="Rotations: conventions, grids, averages, distances.", no_args_is_help=True)
 
 PARTICLE_SUFFIXES = (".star", ".cs", ".pkl")
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 
 
 def _parse_rows(values: list[float], convention):

@@ -7,12 +7,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import emit
+from cryomath.cli.output import Force, Json, Scheduler, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.models import is_model_path
-
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 
 
 def load_volume(source: Path, box: int | None, pixel_size: float | None):
@@ -70,12 +67,19 @@ def simulate(
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     clean: Annotated[bool, typer.Option("--clean", help="Also write noise-free images")] = False,
+    shard_size: Annotated[int, typer.Option(help="Images per stack file (x 256)")] = 10240,
+    scheduler: Scheduler = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish an interrupted run in --out")
+    ] = False,
     force: Force = False,
     json: Json = False,
 ) -> None:
-    """Simulate a particle dataset with known poses, shifts and CTFs (STAR, .cs, stacks)."""
+    """Simulate a particle dataset with known poses, shifts and CTFs (STAR, .cs, stacks).
+    ``--scheduler``: one Dask task per stack shard, files identical to a local run."""
     from rich.progress import Progress
 
+    from cryomath.distributed import dask_client
     from cryomath.simulate import SimulationSettings, simulate_dataset
 
     volume, pixel = load_volume(source, box, pixel_size)
@@ -87,11 +91,12 @@ def simulate(
         spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast,
         bfactor_angstrom2=bfactor, ctf=not no_ctf,
         snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
+        shard_size=shard_size,
     )  # fmt: skip
-    with Progress(disable=json, transient=True) as bar:
+    with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("simulating", total=n)
         summary = simulate_dataset(
-            volume, out, settings, write_clean=clean, force=force,
+            volume, out, settings, write_clean=clean, force=force, resume=resume, client=client,
             progress=lambda k: bar.advance(task, k),
         )  # fmt: skip
     emit(summary, json, title="simulated dataset")

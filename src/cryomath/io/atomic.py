@@ -7,12 +7,13 @@ and again, race-free, at the moment of publishing (``os.link`` fails if the name
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryomath.errors import OutputExistsError
+from cryomath.errors import OutputExistsError, OutputWriteError
 
 
 def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
@@ -23,6 +24,19 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     return path
 
 
+def writable_directory(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` if needed and check that files can be created in it;
+    :class:`OutputWriteError` with one clear line otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create the output folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputWriteError(f"the output folder {path} is not writable")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; publish it as ``path`` when the block succeeds.
@@ -30,12 +44,19 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
     path = check_output_path(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_directory(path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputWriteError(
+                    f"no space left on the device while writing {path}"
+                ) from None
+            raise
         if force:
             os.replace(tmp, path)
         else:

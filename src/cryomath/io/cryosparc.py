@@ -10,6 +10,7 @@ rot = tilt = 0; ``ctf/df_angle_rad`` and ``ctf/phase_shift_rad`` are radians; ``
 (default: the folder of the ``.cs`` file).
 """
 
+import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -173,7 +174,11 @@ def cryosparc_array(table: ParticleTable) -> np.ndarray:
     if "ucsfUid" in table.extra.columns:
         out["uid"] = table.extra["ucsfUid"].to_numpy(np.uint64)
     else:
-        out["uid"] = np.random.default_rng().integers(0, 2**63, size=n, dtype=np.uint64)
+        # deterministic: the same table always gets the same uids (reproducible files)
+        digest = hashlib.sha256("\n".join(map(str, paths)).encode())
+        digest.update(np.asarray(table.image_indices, dtype=np.int64).tobytes())
+        seed = int.from_bytes(digest.digest()[:8], "little")
+        out["uid"] = np.random.default_rng(seed).integers(0, 2**63, size=n, dtype=np.uint64)
     out["blob/path"] = paths
     out["blob/idx"] = table.image_indices
     out["blob/shape"] = np.stack([table.image_size, table.image_size], axis=1)

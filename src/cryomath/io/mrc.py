@@ -288,7 +288,16 @@ def write_mrc(
                 mrc.header.mz = 1
                 mrc.header.cella.z = float(voxel[2])
             mrc.header.origin = tuple(float(o) for o in origin_angstrom)
+            _label(mrc)
             mrc.update_header_stats()
+
+
+def _label(mrc) -> None:
+    """One fixed label instead of mrcfile's timestamped one: the same data give the same
+    bytes (reproducible outputs)."""
+    mrc.header.label[:] = b""
+    mrc.header.label[0] = b"cryomath"
+    mrc.header.nlabl = 1
 
 
 class MRCStackWriter:
@@ -326,6 +335,7 @@ class MRCStackWriter:
             m.voxel_size = (self.pixel_size,) * 3
             m.header.mz = 1
             m.header.cella.z = self.pixel_size
+            _label(m)
             self._offset = m.header.nbytes + m.extended_header.nbytes
             fields = m.header.dtype.fields
             self._stat_fields = {k: fields[k] for k in ("dmin", "dmax", "dmean", "rms")}

@@ -1,10 +1,12 @@
 """Reconstruction: insertion (the exact adjoint of slice extraction) and direct Fourier
-inversion, streamed over particle batches."""
+inversion, streamed over particle batches (and over Dask workers)."""
 
 from cryomath.reconstruction.direct import (
+    accumulate_halves,
     centred_spectra,
     insert_batch,
     invert,
+    merge_halves,
     reconstruct,
     reconstruct_particles,
 )
@@ -13,10 +15,12 @@ from cryomath.reconstruction.least_squares import reconstruct_least_squares
 
 __all__ = [
     "FourierAccumulator",
+    "accumulate_halves",
     "centred_spectra",
     "insert_batch",
     "insert_central_slices_rfft_3d",
     "invert",
+    "merge_halves",
     "reconstruct",
     "reconstruct_least_squares",
     "reconstruct_particles",

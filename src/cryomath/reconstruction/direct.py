@@ -8,6 +8,7 @@ Regularisation (Wiener-type): ``None`` (plain division where weights > 0), a con
 ``mean(weights in shell) / SSNR``.
 """
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -133,42 +134,29 @@ def insert_batch(
     acc.insert(spectra, rotations.to(images.dtype), ctf_values)
 
 
-def reconstruct_particles(
+def accumulate_halves(
     table,
+    subset: np.ndarray,
     pad_factor: float = 2.0,
     symmetry: torch.Tensor | None = None,
     batch_size: int = 256,
     use_ctf: bool = True,
-    split_seed: int = 0,
-    snr: float = 1.0,
-    progress: Callable[[int], None] | None = None,
     dtype=torch.float64,
-) -> dict:
-    """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
-    in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
-    or a seeded random split. Half maps are regularised by ``1 / snr`` added to the weights (the
-    prior counts as ``1 / snr`` unit-CTF observations per voxel); the full map per shell from the
-    half-map FSC."""
-    from cryomath.fsc import fourier_shell_correlation
-
-    if table.n < 2:
-        raise InvalidInputError("reconstruction needs at least two particles")
-    table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
-    if use_ctf:
-        table.require("ctf", purpose="reconstruction with CTF")
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, FourierAccumulator]:
+    """The Fourier sums of both halves (``subset (table.n,)`` in {1, 2}) of the particles of
+    ``table``, read in batches of ``batch_size`` (memory: the two accumulators and one batch).
+    Partial sums of disjoint particle sets add up (``merge_halves``) to the sums of all."""
     pixel = float(table.pixel_size_angstrom[0])
-    if table.random_subset is not None and set(np.unique(table.random_subset)) == {1, 2}:
-        subset = table.random_subset
-    else:
-        subset = np.random.default_rng(split_seed).permutation(table.n) % 2 + 1
-    n = int(table.image_size[0]) if table.image_size is not None else None
-    halves = {}
+    n = (
+        int(table.image_size[0])
+        if table.image_size is not None
+        else table.read_images([0]).shape[-1]
+    )
+    halves = {h: FourierAccumulator(n, pad_factor, dtype) for h in (1, 2)}
     for start in range(0, table.n, batch_size):
         sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
         images = torch.from_numpy(sub.read_images(np.arange(sub.n)).astype(np.float64)).to(dtype)
-        n = images.shape[-1]
-        if not halves:
-            halves = {h: FourierAccumulator(n, pad_factor, dtype) for h in (1, 2)}
         shifts = (
             None
             if sub.origins_angstrom is None
@@ -185,6 +173,58 @@ def reconstruct_particles(
                 )  # fmt: skip
         if progress is not None:
             progress(sub.n)
+    return halves
+
+
+def merge_halves(a: dict, b: dict) -> dict:
+    """A new pair of accumulators holding the sums of ``a`` and ``b`` (the reduction step of a
+    distributed reconstruction; the inputs are left untouched, so a retried step is safe)."""
+    out = copy.deepcopy(a)
+    for h in (1, 2):
+        out[h].merge(b[h])
+    return out
+
+
+def reconstruct_particles(
+    table,
+    pad_factor: float = 2.0,
+    symmetry: torch.Tensor | None = None,
+    batch_size: int = 256,
+    use_ctf: bool = True,
+    split_seed: int = 0,
+    snr: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+    dtype=torch.float64,
+    client=None,
+    chunk_size: int | None = None,
+) -> dict:
+    """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
+    in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
+    or a seeded random split. Half maps are regularised by ``1 / snr`` added to the weights (the
+    prior counts as ``1 / snr`` unit-CTF observations per voxel); the full map per shell from the
+    half-map FSC.
+
+    ``client``: a ``dask.distributed.Client``: the particles are cut into chunks of
+    ``chunk_size`` (default: about four per worker), each task returns its partial Fourier sums,
+    and the sums are added pairwise in a tree; the maps equal the single-process ones to
+    rounding (the sums are associative up to float64 rounding)."""
+    from cryomath.fsc import fourier_shell_correlation
+
+    if table.n < 2:
+        raise InvalidInputError("reconstruction needs at least two particles")
+    table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
+    if use_ctf:
+        table.require("ctf", purpose="reconstruction with CTF")
+    pixel = float(table.pixel_size_angstrom[0])
+    if table.random_subset is not None and set(np.unique(table.random_subset)) == {1, 2}:
+        subset = np.asarray(table.random_subset)
+    else:
+        subset = np.random.default_rng(split_seed).permutation(table.n) % 2 + 1
+    options = (pad_factor, symmetry, batch_size, use_ctf, dtype)
+    if client is None:
+        halves = accumulate_halves(table, subset, *options, progress=progress)
+    else:
+        halves = _accumulate_on_dask(client, table, subset, options, chunk_size, progress)
     half1, half2 = invert(halves[1], snr=snr), invert(halves[2], snr=snr)
     curve = fourier_shell_correlation(half1, half2, pixel)
     full_acc = halves[1]
@@ -197,3 +237,28 @@ def reconstruct_particles(
         "fsc": curve,
         "pixel_size_angstrom": pixel,
     }
+
+
+def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
+    from dask.distributed import as_completed
+
+    if chunk_size is None:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        chunk_size = max(options[2], -(-table.n // (4 * workers)))
+    chunks = [np.arange(s, min(s + chunk_size, table.n)) for s in range(0, table.n, chunk_size)]
+    futures = [
+        client.submit(
+            accumulate_halves, table.subset(c), subset[c], *options, retries=2, pure=False
+        )
+        for c in chunks
+    ]
+    sizes = {f.key: len(c) for f, c in zip(futures, chunks, strict=True)}
+    pending = list(futures)
+    for future in as_completed(futures):
+        if progress is not None:
+            progress(sizes[future.key])
+    while len(pending) > 1:  # tree reduction: add pairs until one sum is left
+        pairs = zip(pending[::2], pending[1::2], strict=False)
+        merged = [client.submit(merge_halves, a, b, retries=2, pure=False) for a, b in pairs]
+        pending = merged + ([pending[-1]] if len(pending) % 2 else [])
+    return pending[0].result()

@@ -16,9 +16,11 @@ noise depends only on ``(seed, block index)``, so the dataset is the same for an
 or order of work; memory is one block.
 """
 
+import hashlib
+import json
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import torch
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.io import CTFParameters, MRCStackWriter, ParticleTable, write_cryosparc
-from cryomath.io.atomic import check_output_path
+from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
 from cryomath.io.relion import write_relion_star
 from cryomath.noise import add_white_noise, shot_noise
 from cryomath.projection import prepare_volume
@@ -117,9 +119,12 @@ def _parameters(s: SimulationSettings, box: int) -> ParticleTable:
     )
 
 
-def _block(spectrum, table: ParticleTable, s: SimulationSettings, start: int, stop: int):
-    """Clean and noisy images of particles ``start:stop`` (float64)."""
-    sub = table.subset(np.arange(start, stop))
+def _block(
+    spectrum, table: ParticleTable, s: SimulationSettings, first: int, start: int, stop: int
+):
+    """Clean and noisy images (float64) of particles ``start:stop`` of a ``table`` that holds
+    the particles from ``first`` on."""
+    sub = table.subset(np.arange(start - first, stop - first))
     rotations = torch.from_numpy(sub.rotations)
     shifts = -torch.from_numpy(sub.origins_angstrom) / s.pixel_size_angstrom
     ctf = CTF.from_parameters(sub.ctf) if s.ctf else None
@@ -137,6 +142,61 @@ def _block(spectrum, table: ParticleTable, s: SimulationSettings, start: int, st
     return clean, noisy
 
 
+def _kinds(write_clean: bool) -> list[str]:
+    return ["particles", "clean"] if write_clean else ["particles"]
+
+
+def write_shard(
+    spectrum,
+    table: ParticleTable,
+    settings: SimulationSettings,
+    first: int,
+    shard: int,
+    out: Path,
+    write_clean: bool = False,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write shard ``shard`` (``particles_NNN.mrcs``, and ``clean_NNN.mrcs``): the particles of
+    ``table``, which start at particle ``first``; each file appears only when complete. Returns
+    the number of images."""
+    box = spectrum.n
+    last = first + table.n
+    with ExitStack() as stack:
+        writers = {
+            kind: stack.enter_context(
+                MRCStackWriter(
+                    out / f"{kind}_{shard:03d}.mrcs",
+                    table.n,
+                    (box, box),
+                    settings.pixel_size_angstrom,
+                    force=force,
+                )
+            )
+            for kind in _kinds(write_clean)
+        }
+        for start in range(first, last, BLOCK):
+            stop = min(start + BLOCK, last)
+            clean, noisy = _block(spectrum, table, settings, first, start, stop)
+            writers["particles"].write(noisy.numpy())
+            if write_clean:
+                writers["clean"].write(clean.numpy())
+            if progress is not None:
+                progress(stop - start)
+    return table.n
+
+
+def _shard_task(volume, table, settings, first, shard, out, write_clean, force) -> int:
+    """One shard on a worker: the volume is prepared there (one FFT per shard)."""
+    spectrum = prepare_volume(volume.double(), settings.pad_factor)
+    return write_shard(spectrum, table, settings, first, shard, out, write_clean, force)
+
+
+def _manifest(volume: torch.Tensor, settings: SimulationSettings, write_clean: bool) -> dict:
+    digest = hashlib.sha256(volume.double().contiguous().numpy().tobytes()).hexdigest()
+    return {"settings": asdict(settings), "write_clean": write_clean, "volume_sha256": digest}
+
+
 def simulate_dataset(
     volume: torch.Tensor,
     out_dir: str | Path,
@@ -144,49 +204,76 @@ def simulate_dataset(
     *,
     write_clean: bool = False,
     force: bool = False,
+    resume: bool = False,
+    client=None,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Simulate ``settings.n_particles`` images of ``volume (n, n, n)`` into ``out_dir``;
-    returns a summary. ``progress(k)`` is called after every block of k images."""
+    returns a summary. ``progress(k)`` is called as images are done.
+
+    ``client``: a ``dask.distributed.Client``: one task per shard (retried by Dask if a worker
+    dies), the STAR and ``.cs`` files written here at the end; the files are bit-identical to a
+    single-process run. ``resume``: continue an interrupted run into the same folder: shards
+    already there (complete by construction) are kept, the rest are made; the settings and the
+    volume must be those recorded in ``simulation.json``."""
     settings.check()
     out = Path(out_dir)
     box = volume.shape[-1]
-    table = _parameters(settings, box)
     n_shards = (settings.n_particles + settings.shard_size - 1) // settings.shard_size
-    names = [f"particles_{i:03d}.mrcs" for i in range(n_shards)]
-    names += [f"clean_{i:03d}.mrcs" for i in range(n_shards)] if write_clean else []
-    for name in [*names, "particles.star", "particles.cs"]:
-        check_output_path(out / name, force)
-    out.mkdir(parents=True, exist_ok=True)
-    spectrum = prepare_volume(volume.double(), settings.pad_factor)
-    for shard in range(n_shards):
-        first = shard * settings.shard_size
-        last = min(first + settings.shard_size, settings.n_particles)
-        kinds = ["particles", "clean"] if write_clean else ["particles"]
-        with ExitStack() as stack:
-            writers = {
-                kind: stack.enter_context(
-                    MRCStackWriter(
-                        out / f"{kind}_{shard:03d}.mrcs",
-                        last - first,
-                        (box, box),
-                        settings.pixel_size_angstrom,
-                        force=force,
-                    )
-                )
-                for kind in kinds
-            }
-            for start in range(first, last, BLOCK):
-                stop = min(start + BLOCK, last)
-                clean, noisy = _block(spectrum, table, settings, start, stop)
-                writers["particles"].write(noisy.numpy())
-                if write_clean:
-                    writers["clean"].write(clean.numpy())
-                if progress is not None:
-                    progress(stop - start)
+    shards = [
+        [out / f"{kind}_{i:03d}.mrcs" for kind in _kinds(write_clean)] for i in range(n_shards)
+    ]
+    manifest = _manifest(volume, settings, write_clean)
+    if resume:
+        recorded = out / "simulation.json"
+        if not recorded.exists() or json.loads(recorded.read_text()) != manifest:
+            raise InvalidInputError(
+                f"cannot resume in {out}: no simulation.json there, or it records other settings "
+                "or another volume"
+            )
+        todo = [i for i in range(n_shards) if not all(p.exists() for p in shards[i])]
+    else:
+        for path in [*(p for paths in shards for p in paths), out / "particles.star",
+                     out / "particles.cs", out / "simulation.json"]:  # fmt: skip
+            check_output_path(path, force)
+        todo = list(range(n_shards))
+    writable_directory(out)
+    if not resume:
+        with atomic_output(out / "simulation.json", force) as tmp:
+            tmp.write_text(json.dumps(manifest))
+    table = _parameters(settings, box)
+
+    def part(i):
+        first = i * settings.shard_size
+        return first, table.subset(np.arange(first, min(first + settings.shard_size, table.n)))
+
+    overwrite = force or resume  # resumed shards may have left no file, or a stale temporary
+    if client is None:
+        spectrum = prepare_volume(volume.double(), settings.pad_factor)
+        for i in todo:
+            first, sub = part(i)
+            write_shard(spectrum, sub, settings, first, i, out, write_clean, overwrite, progress)
+    else:
+        from dask.distributed import as_completed
+
+        scattered = client.scatter(volume, broadcast=True)
+        futures = []
+        for i in todo:
+            first, sub = part(i)
+            futures.append(client.submit(
+                _shard_task, scattered, sub, settings, first, i, out, write_clean, overwrite,
+                retries=2, pure=False,
+            ))  # fmt: skip
+        for future in as_completed(futures):
+            done = future.result()
+            if progress is not None:
+                progress(done)
+    _remove_stale_temporaries(out)
     table.root = out
-    write_relion_star(table, out / "particles.star", force=force)
-    write_cryosparc(table, out / "particles.cs", force=force)
+    for name, writer in (("particles.star", write_relion_star), ("particles.cs", write_cryosparc)):
+        if not (resume and (out / name).exists()):
+            writer(table, out / name, force=force)
+    names = [paths[k].name for k in range(len(_kinds(write_clean))) for paths in shards]
     return {
         "particles": settings.n_particles,
         "box": box,
@@ -195,4 +282,11 @@ def simulate_dataset(
         "star": str(out / "particles.star"),
         "cs": str(out / "particles.cs"),
         "seed": settings.seed,
+        "resumed_shards": n_shards - len(todo) if resume else 0,
     }
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporaries of shard files left by a killed worker or an interrupted run."""
+    for stale in out.glob(".*_[0-9][0-9][0-9].mrcs.*.tmp"):
+        stale.unlink(missing_ok=True)
