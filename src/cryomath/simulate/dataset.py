@@ -187,14 +187,19 @@ def write_shard(
 
 
 def _shard_task(volume, table, settings, first, shard, out, write_clean, force) -> int:
-    """One shard on a worker: the volume is prepared there (one FFT per shard)."""
+    """One shard on a worker: the volume is prepared there (one FFT per shard). Idempotent: a
+    task rerun after its worker died once the files were published finds them complete (the
+    driver removed any older ones before the run) and leaves them."""
+    if all((out / f"{kind}_{shard:03d}.mrcs").exists() for kind in _kinds(write_clean)):
+        return table.n
     spectrum = prepare_volume(volume.double(), settings.pad_factor)
     return write_shard(spectrum, table, settings, first, shard, out, write_clean, force)
 
 
 def _manifest(volume: torch.Tensor, settings: SimulationSettings, write_clean: bool) -> dict:
     digest = hashlib.sha256(volume.double().contiguous().numpy().tobytes()).hexdigest()
-    return {"settings": asdict(settings), "write_clean": write_clean, "volume_sha256": digest}
+    record = {"settings": asdict(settings), "write_clean": write_clean, "volume_sha256": digest}
+    return json.loads(json.dumps(record))  # as it reads back (tuples become lists)
 
 
 def simulate_dataset(
@@ -238,6 +243,10 @@ def simulate_dataset(
             check_output_path(path, force)
         todo = list(range(n_shards))
     writable_directory(out)
+    if force and not resume:  # so that any shard file present later is from this run
+        for i in todo:
+            for path in shards[i]:
+                path.unlink(missing_ok=True)
     if not resume:
         with atomic_output(out / "simulation.json", force) as tmp:
             tmp.write_text(json.dumps(manifest))
