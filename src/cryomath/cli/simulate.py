@@ -108,10 +108,12 @@ def project(
     out: Annotated[Path, typer.Option(help="Output stack (.mrcs)")],
     ctf: Annotated[bool, typer.Option("--ctf", help="Apply each particle's CTF")] = False,
     pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
+    batch_size: Annotated[int, typer.Option(help="Images per block")] = 256,
     force: Force = False,
     json: Json = False,
 ) -> None:
-    """Project a map at the poses (and origins, and optionally CTFs) of a particle file."""
+    """Project a map at the poses (and origins, and optionally CTFs) of a particle file,
+    streamed to the stack in blocks of ``--batch-size`` images."""
     import torch
     from rich.progress import Progress
 
@@ -140,8 +142,10 @@ def project(
         Progress(disable=json, transient=True) as bar,
     ):
         task = bar.add_task("projecting", total=table.n)
-        for start in range(0, table.n, 256):
-            sub = table.subset(np.arange(start, min(start + 256, table.n)))
+        if batch_size < 1:
+            raise InvalidInputError("--batch-size must be at least 1")
+        for start in range(0, table.n, batch_size):
+            sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
             shifts = None
             if sub.origins_angstrom is not None:
                 shifts = -torch.from_numpy(sub.origins_angstrom) / pixel

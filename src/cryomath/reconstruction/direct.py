@@ -205,9 +205,9 @@ def reconstruct_particles(
     half-map FSC.
 
     ``client``: a ``dask.distributed.Client``: the particles are cut into chunks of
-    ``chunk_size`` (default: about four per worker), each task returns its partial Fourier sums,
-    and the sums are added pairwise in a tree; the maps equal the single-process ones to
-    rounding (the sums are associative up to float64 rounding)."""
+    ``chunk_size`` (default: two per worker), each task returns its partial Fourier sums (two
+    padded accumulators), and the sums are added pairwise in a tree; the maps equal the
+    single-process ones to float64 rounding."""
     from cryomath.fsc import fourier_shell_correlation
 
     if table.n < 2:
@@ -244,7 +244,7 @@ def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
 
     if chunk_size is None:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
-        chunk_size = max(options[2], -(-table.n // (4 * workers)))
+        chunk_size = max(options[2], -(-table.n // (2 * workers)))
     chunks = [np.arange(s, min(s + chunk_size, table.n)) for s in range(0, table.n, chunk_size)]
     futures = [
         client.submit(
