@@ -265,6 +265,7 @@ def simulate_dataset(
     else:
         from dask.distributed import as_completed
 
+        # on every worker, so that a worker that dies does not take the only copy with it
         scattered = client.scatter(volume, broadcast=True)
         futures = []
         for i in todo:
