@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Scheduler, emit, write_json
+from cryomath.cli.output import Force, Json, Scheduler, emit, write_json
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
 
@@ -156,8 +156,8 @@ def align_maps(
     check_hand: Annotated[
         bool, typer.Option("--check-hand", help="Also fit the mirrored query")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    force: Force = False,
+    json: Json = False,
 ) -> None:
     """Global (or local) search and refinement; ``x_ref = R x_query + T`` (Angstrom, each
     input's own coordinates, origins included). No rotation maps a structure onto its mirror
@@ -263,8 +263,8 @@ def search_maps(
     voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
     scheduler: Scheduler = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    force: Force = False,
+    json: Json = False,
 ) -> None:
     """Fit the query into every map of a folder; rank them by the best fit's normalised Z
     (``--scheduler``: one Dask task per map)."""

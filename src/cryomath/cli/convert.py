@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cryomath.cli.output import emit
+from cryomath.cli.output import Force, Json, emit
 from cryomath.io import read_particles, write_particles
 
 
@@ -14,7 +14,7 @@ def convert(
     target: Annotated[
         Path, typer.Argument(help="Output .star (RELION 3.1), .cs, or cryoDRGN pose .pkl")
     ],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    force: Force = False,
     in_ctf: Annotated[
         Path | None, typer.Option(help="cryoDRGN CTF .pkl that goes with an input pose .pkl")
     ] = None,
@@ -30,7 +30,7 @@ def convert(
     allow_unknown_columns: Annotated[
         bool, typer.Option(help="Carry non-RELION STAR columns through")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: Json = False,
 ) -> None:
     """Convert particle metadata; poses, origins and CTF are converted exactly."""
     table = read_particles(

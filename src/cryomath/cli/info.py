@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from cryomath.cli.output import emit
+from cryomath.cli.output import Json, emit
 from cryomath.errors import InvalidInputError, MissingColumnsError
 from cryomath.io import read_cryodrgn, read_cryosparc, read_mrc_header, read_relion_star, read_star
 from cryomath.io.particles import ParticleTable
@@ -78,7 +78,7 @@ def info(
     bundled: Annotated[
         bool, typer.Option("--bundled", help="Describe the map shipped with cryomath.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: Json = False,
 ) -> None:
     """Describe a file: shape, voxel size, origin and axis order; blocks, columns and counts."""
     if bundled:
