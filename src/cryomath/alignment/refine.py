@@ -53,12 +53,6 @@ def transform_map(
     return sample_map(query, query_voxel, query_origin, local)
 
 
-def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Correlation about the mean of two equally shaped tensors (all elements)."""
-    a, b = a - a.mean(), b - b.mean()
-    return (a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum()).clamp(min=1e-30)
-
-
 def _points(query, voxel, origin, threshold):
     positions = voxel_positions(query.shape, voxel, origin, query.dtype)
     inside = query > threshold
@@ -71,7 +65,8 @@ def _fit_of(fit):
 
 def _bfgs(objective, x, iterations: int, tolerance: float):
     """Minimise ``objective(x) -> (value, gradient)`` from ``x`` by BFGS with an Armijo
-    backtracking line search (dense inverse Hessian: the problems here have 6 unknowns)."""
+    backtracking line search (dense inverse Hessian: the problems here have 6 unknowns);
+    returns the last accepted ``(x, value)``."""
     eye = torch.eye(len(x), dtype=x.dtype)
     inverse_hessian = 0.1 * eye
     value, gradient = objective(x)
@@ -90,7 +85,7 @@ def _bfgs(objective, x, iterations: int, tolerance: float):
                 break
             step *= 0.5
             if step < 1e-6:
-                return x
+                return x, value
         s, y = new_x - x, new_gradient - gradient
         sy = float(s @ y)
         if sy > 1e-12 and first:  # scale the initial guess to the curvature seen (Nocedal-Wright)
@@ -102,7 +97,7 @@ def _bfgs(objective, x, iterations: int, tolerance: float):
         x, value, gradient = new_x, new_value, new_gradient
         if float(s.abs().max()) < tolerance:
             break
-    return x
+    return x, value
 
 
 def _fit(reference, voxel, origin, points, values, rotation, translation, iterations, tolerance):
@@ -133,10 +128,10 @@ def _fit(reference, voxel, origin, points, values, rotation, translation, iterat
         grad_rot = right_jacobian(x[:3]).T @ (a[:, None] * torch.cross(y, g @ r, dim=-1)).sum(0)
         return -float(cc), -torch.cat([grad_rot, grad_t])
 
-    x = _bfgs(objective, torch.zeros(6, dtype=points.dtype), iterations, tolerance)
+    x, value = _bfgs(objective, torch.zeros(6, dtype=points.dtype), iterations, tolerance)
     r = rotation @ exp_map(x[:3])
     t = t0 + radius * x[3:] - r @ centre
-    return r, t, -objective(x)[0]
+    return r, t, -value
 
 
 @dataclass
