@@ -142,8 +142,10 @@ def _block(
     return clean, noisy
 
 
-def _kinds(write_clean: bool) -> list[str]:
-    return ["particles", "clean"] if write_clean else ["particles"]
+def _shard_paths(out: Path, shard: int, write_clean: bool) -> dict[str, Path]:
+    """The stack files of one shard: ``particles_NNN.mrcs`` (and ``clean_NNN.mrcs``)."""
+    kinds = ["particles", "clean"] if write_clean else ["particles"]
+    return {kind: out / f"{kind}_{shard:03d}.mrcs" for kind in kinds}
 
 
 def write_shard(
@@ -165,15 +167,9 @@ def write_shard(
     with ExitStack() as stack:
         writers = {
             kind: stack.enter_context(
-                MRCStackWriter(
-                    out / f"{kind}_{shard:03d}.mrcs",
-                    table.n,
-                    (box, box),
-                    settings.pixel_size_angstrom,
-                    force=force,
-                )
+                MRCStackWriter(path, table.n, (box, box), settings.pixel_size_angstrom, force=force)
             )
-            for kind in _kinds(write_clean)
+            for kind, path in _shard_paths(out, shard, write_clean).items()
         }
         for start in range(first, last, BLOCK):
             stop = min(start + BLOCK, last)
@@ -190,7 +186,7 @@ def _shard_task(volume, table, settings, first, shard, out, write_clean, force) 
     """One shard on a worker: the volume is prepared there (one FFT per shard). Idempotent: a
     task rerun after its worker died once the files were published finds them complete (the
     driver removed any older ones before the run) and leaves them."""
-    if all((out / f"{kind}_{shard:03d}.mrcs").exists() for kind in _kinds(write_clean)):
+    if all(path.exists() for path in _shard_paths(out, shard, write_clean).values()):
         return table.n
     spectrum = prepare_volume(volume.double(), settings.pad_factor)
     return write_shard(spectrum, table, settings, first, shard, out, write_clean, force)
@@ -225,9 +221,7 @@ def simulate_dataset(
     out = Path(out_dir)
     box = volume.shape[-1]
     n_shards = (settings.n_particles + settings.shard_size - 1) // settings.shard_size
-    shards = [
-        [out / f"{kind}_{i:03d}.mrcs" for kind in _kinds(write_clean)] for i in range(n_shards)
-    ]
+    shards = [list(_shard_paths(out, i, write_clean).values()) for i in range(n_shards)]
     manifest = _manifest(volume, settings, write_clean)
     if resume:
         recorded = out / "simulation.json"
@@ -283,7 +277,7 @@ def simulate_dataset(
     for name, writer in (("particles.star", write_relion_star), ("particles.cs", write_cryosparc)):
         if not (resume and (out / name).exists()):
             writer(table, out / name, force=force)
-    names = [paths[k].name for k in range(len(_kinds(write_clean))) for paths in shards]
+    names = [paths[k].name for k in range(len(shards[0])) for paths in shards]
     return {
         "particles": settings.n_particles,
         "box": box,
