@@ -167,3 +167,13 @@ def test_reconstruction_memory_does_not_grow_with_the_particles(volume, tmp_path
         )  # fmt: skip
         peaks.append(int(result.stdout.split()[-1]) / 1024)  # MB
     assert peaks[1] - peaks[0] < 30, peaks
+
+
+def test_a_bad_scheduler_value_is_one_clear_error(tmp_path, capsys):
+    model = str(DATA / "map_model" / "6vyb_Ndom.pdb")
+    args = ["simulate", model, "--n", "8", "--box", "32", "--out", str(tmp_path / "x")]
+    assert main([*args, "--scheduler", "local:many"]) == 1
+    assert capsys.readouterr()[1].strip() == (
+        "cryomath: error: --scheduler 'local:many': use local, local:N or an address"
+    )
+    assert not (tmp_path / "x").exists()  # refused before anything was written
