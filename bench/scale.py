@@ -3,6 +3,8 @@ LocalClusters of 1 and 2 single-threaded workers (parallel efficiency), and simu
 particles of 128 x 128 to disk on 2 workers (time, peak memory per worker, disk throughput).
 
     python bench/scale.py [--reconstruct 100000] [--simulate 1000000] [--workdir /tmp]
+
+(a count of 0 skips that part)
 """
 
 import argparse
@@ -40,12 +42,19 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
     volume = _volume()
-    data = args.workdir / "scale-reconstruct"
+    if args.reconstruct:
+        _reconstruct(volume, args.reconstruct, args.workdir)
+    if args.simulate:
+        _simulate(volume, args.simulate, args.workdir)
+
+
+def _reconstruct(volume: torch.Tensor, n: int, workdir: Path) -> None:
+    data = workdir / "scale-reconstruct"
     shutil.rmtree(data, ignore_errors=True)
     start = time.perf_counter()
     with dask_client("local:2") as client:
-        simulate_dataset(volume, data, SimulationSettings(args.reconstruct, 1.0), client=client)
-    print(f"simulated {args.reconstruct} particles for the reconstruction in "
+        simulate_dataset(volume, data, SimulationSettings(n, 1.0), client=client)
+    print(f"simulated {n} particles for the reconstruction in "
           f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
     table = read_particles(data / "particles.star")
     times = {}
@@ -63,16 +72,18 @@ def main() -> None:
     print(f"parallel efficiency 1 -> 2 workers: {efficiency:.2f}")
     shutil.rmtree(data, ignore_errors=True)
 
-    out = args.workdir / "scale-simulate"
+
+def _simulate(volume: torch.Tensor, n: int, workdir: Path) -> None:
+    out = workdir / "scale-simulate"
     shutil.rmtree(out, ignore_errors=True)
     with dask_client("local:2") as client:
         start = time.perf_counter()
-        simulate_dataset(volume, out, SimulationSettings(args.simulate, 1.0), client=client)
+        simulate_dataset(volume, out, SimulationSettings(n, 1.0), client=client)
         seconds = time.perf_counter() - start
         workers = client.run(_peak_mb)
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"simulate {args.simulate} particles of 128 x 128 on 2 workers: {seconds:.0f} s "
-          f"({args.simulate / seconds:.0f} particles/s), {size / 1e9:.1f} GB written "
+    print(f"simulate {n} particles of 128 x 128 on 2 workers: {seconds:.0f} s "
+          f"({n / seconds:.0f} particles/s), {size / 1e9:.1f} GB written "
           f"({size / 1e6 / seconds:.0f} MB/s), peak RSS per worker "
           f"{max(workers.values()):.0f} MB, driver {_peak_mb():.0f} MB")  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)

@@ -64,6 +64,33 @@ def test_convert_and_output_protection(capsys, tmp_path):
     assert code == 1  # cryoDRGN pickles carry no image paths, which a .cs needs: one clear line
 
 
+def test_convert_gathers_the_images_of_many_stacks_into_one(capsys, tmp_path):
+    import torch
+
+    from cryomath.io import read_particles
+    from cryomath.simulate import SimulationSettings, simulate_dataset
+
+    volume = torch.zeros(24, 24, 24, dtype=torch.float64)
+    volume[8:16, 10:14, 6:18] = 1.0
+    simulate_dataset(volume, tmp_path / "sim", SimulationSettings(250, 2.0, shard_size=100))
+    source = read_particles(tmp_path / "sim" / "particles.cs")
+    assert len(set(source.image_paths)) == 3
+    out, stack = tmp_path / "out" / "particles.star", tmp_path / "stacks" / "all.mrcs"
+    code, stdout, _ = _run(capsys, "convert", tmp_path / "sim" / "particles.cs", out, "--stack",
+                           stack, "--batch-size", "64", "--json")  # fmt: skip
+    assert code == 0 and str(stack) in json.loads(stdout)["outputs"]
+    gathered = read_particles(out)
+    assert set(gathered.image_paths) == {"../stacks/all.mrcs"}
+    np.testing.assert_array_equal(gathered.image_indices, np.arange(250))
+    np.testing.assert_array_equal(
+        gathered.read_images(np.arange(250)), source.read_images(np.arange(250))
+    )
+    np.testing.assert_allclose(gathered.rotations, source.rotations, atol=1e-6)
+    code, _, err = _run(capsys, "convert", tmp_path / "sim" / "particles.cs", out, "--stack",
+                        stack)  # fmt: skip
+    assert code == 1 and "exists" in err  # nothing overwritten without --force
+
+
 @pytest.mark.parametrize("content", [b"", b"not an mrc file at all\n" * 50])
 def test_bad_files_give_one_line_and_leave_nothing(capsys, tmp_path, content):
     bad = tmp_path / "bad.mrc"

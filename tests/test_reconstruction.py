@@ -127,6 +127,30 @@ def test_least_squares_by_conjugate_gradients(small_map):
     assert float(_nyquist_fraction(curve, 0.7).min()) >= 0.95
 
 
+def test_least_squares_from_a_particle_file_streams_and_equals_the_in_memory_solve(
+    small_map, tmp_path
+):
+    from cryomath.io import read_particles
+    from cryomath.reconstruction import (
+        reconstruct_least_squares,
+        reconstruct_least_squares_particles,
+    )
+    from cryomath.simulate import SimulationSettings, simulate_dataset
+
+    settings = SimulationSettings(n_particles=300, pixel_size_angstrom=1.0, snr=None,
+                                  shift_sigma_angstrom=2.0, shard_size=128)  # fmt: skip
+    simulate_dataset(small_map, tmp_path, settings)
+    table = read_particles(tmp_path / "particles.star")
+    streamed = reconstruct_least_squares_particles(table, max_iterations=8, batch_size=64)
+    images = torch.from_numpy(table.read_images(np.arange(300)).astype(np.float64))
+    in_memory = reconstruct_least_squares(
+        images, torch.from_numpy(table.rotations), 1.0,
+        -torch.from_numpy(table.origins_angstrom), CTF.from_parameters(table.ctf),
+        max_iterations=8, batch_size=100,
+    )  # fmt: skip
+    assert float((streamed - in_memory).abs().max() / in_memory.abs().max()) < 1e-10
+
+
 def test_insertion_gradcheck_in_float64():
     rotations = so3.random_rotations(3, 6)
     g = torch.Generator().manual_seed(7)

@@ -36,7 +36,7 @@ def test_dataset_is_deterministic_and_its_ground_truth_reproduces_the_clean_imag
     volume, tmp_path
 ):
     a = simulate_dataset(volume, tmp_path / "a", _settings(), write_clean=True)
-    simulate_dataset(volume, tmp_path / "b", _settings(shard_size=512))
+    simulate_dataset(volume, tmp_path / "b", _settings(shard_size=100), batch_size=37)
     assert a["stacks"] == [
         "particles_000.mrcs",
         "particles_001.mrcs",
@@ -47,7 +47,7 @@ def test_dataset_is_deterministic_and_its_ground_truth_reproduces_the_clean_imag
     cs = read_particles(tmp_path / "a" / "particles.cs")
     assert star.n == cs.n == 300
     assert float(torch.from_numpy(np.abs(star.rotations - cs.rotations)).max()) < 1e-6
-    # the same seed gives the same images whatever the shard size
+    # the same seed gives the same images whatever the shard and batch sizes
     first = star.read_images(np.arange(300))
     other = read_particles(tmp_path / "b" / "particles.star").read_images(np.arange(300))
     np.testing.assert_array_equal(first, other)
@@ -91,8 +91,10 @@ def test_dose_mode_and_bad_settings(volume, tmp_path):
     # variance = Poisson (the mean N0 = 30 e/A^2 * 1.05^2 per pixel) + signal (N0 * 0.1 rms)^2
     n0 = 30 * 1.05**2
     assert abs(images.var() / (n0 + (0.1 * n0) ** 2) - 1) < 0.05
-    with pytest.raises(InvalidInputError, match="multiple of 256"):
-        simulate_dataset(volume, tmp_path / "e", _settings(shard_size=1000))
+    with pytest.raises(InvalidInputError, match="shard size"):
+        simulate_dataset(volume, tmp_path / "e", _settings(shard_size=0))
+    with pytest.raises(InvalidInputError, match="batch size"):
+        simulate_dataset(volume, tmp_path / "e", _settings(), batch_size=0)
     with pytest.raises(InvalidInputError, match="not both"):
         simulate_dataset(volume, tmp_path / "e", _settings(dose_e_per_a2=10.0))
 

@@ -35,20 +35,23 @@ def run_demo(
     seed: int = 0,
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    device: str | torch.device | None = None,
 ) -> dict:
-    """Run the demo into ``out_dir``; returns the summary. ``progress(stage, done, total)`` is
-    called as work advances."""
+    """Run the demo into ``out_dir``, computing on ``device``; returns the summary.
+    ``progress(stage, done, total)`` is called as work advances."""
     from cryomath import so3
     from cryomath.alignment import align_maps
     from cryomath.alignment.refine import transform_map
     from cryomath.atoms import map_from_model, read_atoms
     from cryomath.cli.output import write_json
+    from cryomath.devices import resolve_device
     from cryomath.fsc import fourier_shell_correlation, resolution_angstrom
     from cryomath.io import read_particles, write_mrc
     from cryomath.io.atomic import atomic_output, check_output_path
     from cryomath.reconstruction import reconstruct_particles
     from cryomath.simulate import SimulationSettings, simulate_dataset
 
+    device = resolve_device(device)
     out = Path(out_dir)
     for name in (*FIGURES, *MAPS, "report.md", "summary.json"):
         check_output_path(out / name, force)
@@ -72,18 +75,26 @@ def run_demo(
 
         return step
 
-    simulate_dataset(truth, out / "particles", settings, force=force, progress=advance("simulate"))
+    truth = truth.to(device)
+    simulate_dataset(
+        truth, out / "particles", settings, force=force, progress=advance("simulate"),
+        device=device,
+    )  # fmt: skip
     table = read_particles(out / "particles" / "particles.star")
     done[0] = 0
-    result = reconstruct_particles(table, progress=advance("reconstruct"))
+    result = reconstruct_particles(table, progress=advance("reconstruct"), device=device)
     pixel = result["pixel_size_angstrom"]
-    half_curve = result["fsc"]
-    truth_curve = fourier_shell_correlation(result["full"], truth, pixel)
+    half_curve = result["fsc"].to("cpu")
+    truth_curve = fourier_shell_correlation(result["full"], truth, pixel).to("cpu")
     report("align", 0, 1)
     aligned = time.perf_counter()
     fit = align_maps(truth, voxel, origin, result["full"], voxel, origin, top=3)[0]
     aligned = time.perf_counter() - aligned
     report("align", 1, 1)
+    # the rest (files, figures) on the host
+    fit = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fit.items()}
+    truth = truth.cpu()
+    result = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in result.items()}
     angle = math.degrees(
         float(so3.geodesic_distance(fit["rotation_matrix"], torch.eye(3).double()))
     )

@@ -1,6 +1,7 @@
 """Map-to-map alignment (VESPER's density vectors, uniform SO(3) search, refinement)."""
 
 from cryomath.alignment.align import align_maps
+from cryomath.alignment.files import fit_rows, read_fit_input, read_fit_pair, search_maps
 from cryomath.alignment.preprocess import (
     automatic_threshold,
     coarse_grid,
@@ -15,8 +16,12 @@ __all__ = [
     "automatic_threshold",
     "coarse_grid",
     "density_vectors",
+    "fit_rows",
     "global_search",
+    "read_fit_input",
+    "read_fit_pair",
     "refine_fits",
     "rotate_field",
+    "search_maps",
     "threshold_for_mass",
 ]

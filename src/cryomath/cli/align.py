@@ -9,42 +9,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Force, Json, Scheduler, emit, write_json
+from cryomath.cli.output import Device, Force, Json, Scheduler, emit, write_json
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
-
-MAP_SUFFIXES = (".mrc", ".map", ".mrcs", ".ccp4", ".mrc.gz", ".map.gz", ".mrc.bz2")
-
-
-def _read_input(path: Path, voxel_size_angstrom: float | None, resolution_angstrom: float):
-    """``(volume, voxel, origin)`` of a map, or of a model rendered at ``resolution_angstrom``
-    (voxel: ``voxel_size_angstrom``, else a third of the resolution)."""
-    import torch
-
-    from cryomath.atoms import map_from_model, read_atoms
-    from cryomath.io import read_mrc
-    from cryomath.io.models import is_model_path
-
-    if is_model_path(path):
-        voxel = voxel_size_angstrom or resolution_angstrom / 3
-        volume, origin = map_from_model(read_atoms(path), voxel, resolution_angstrom)
-        return volume, voxel, origin
-    data, info = read_mrc(path, dtype=np.float64)
-    voxels = np.asarray(info.voxel_size_angstrom, dtype=np.float64)
-    if not np.allclose(voxels, voxels[0], rtol=1e-4):
-        raise InvalidInputError(f"{path}: anisotropic voxels {voxels.tolist()} are not supported")
-    return torch.from_numpy(data), float(voxels[0]), np.asarray(info.origin_angstrom)
-
-
-def _read_pair(reference: Path, query: Path, resolution: float):
-    from cryomath.io.models import is_model_path
-
-    # a model takes the voxel size of the map it is fitted with
-    if is_model_path(reference) and not is_model_path(query):
-        qry = _read_input(query, None, resolution)
-        return _read_input(reference, qry[1], resolution), qry
-    ref = _read_input(reference, None, resolution)
-    return ref, _read_input(query, ref[1], resolution)
 
 
 def _parse_pose(text: str):
@@ -71,25 +38,6 @@ def _parse_pose(text: str):
         )
     rotation = matrix_from_relion_euler(torch.tensor(values[:3], dtype=torch.float64))
     return rotation, torch.tensor(values[3:], dtype=torch.float64)
-
-
-def _rows(models) -> list[dict]:
-    from cryomath.so3 import relion_euler_from_matrix, rotvec_from_matrix
-
-    rows = []
-    for m in models:
-        r = m["rotation_matrix"].cpu().double()
-        rows.append({
-            "rotation_matrix": r.numpy(),
-            "relion_euler_degrees": relion_euler_from_matrix(r).numpy(),
-            "axis_angle_radians": rotvec_from_matrix(r).numpy(),
-            "translation_angstrom": m["translation_angstrom"].cpu().double().numpy(),
-            "score": m["score"],
-            "z_score": m["z_score"],
-            "normalized_z_score": m["normalized_z_score"],
-            **({"correlation": m["correlation"]} if "correlation" in m else {}),
-        })  # fmt: skip
-    return rows
 
 
 def chimerax_command(reference: Path, query: Path, rotation, translation) -> str:
@@ -151,7 +99,7 @@ def align_maps(
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Skip refinement")] = False,
     sym: Annotated[str, typer.Option(help="Reference point group (RELION setting)")] = "C1",
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: Device = "cpu",
     vectors: Annotated[bool, typer.Option("--vectors", help="Write vectors as PDB")] = False,
     check_hand: Annotated[
         bool, typer.Option("--check-hand", help="Also fit the mirrored query")
@@ -164,10 +112,13 @@ def align_maps(
     image: ``--check-hand`` also fits the query mirrored in x and reports ``hand: opposite``
     when that fits clearly better (the two maps were reconstructed with opposite hands)."""
     from cryomath.alignment import align_maps as align
+    from cryomath.alignment import fit_rows, read_fit_pair
     from cryomath.alignment.refine import transform_map
+    from cryomath.devices import resolve_device
     from cryomath.io import write_mrc
     from cryomath.io.models import is_model_path, write_moved_model
 
+    device = resolve_device(device)
     if local and around is None:
         raise InvalidInputError("--local needs --around (a fits.json or rot,tilt,psi,tx,ty,tz)")
     start = _parse_pose(around) if local else None
@@ -181,7 +132,7 @@ def align_maps(
     if out is not None:
         for name in names:
             check_output_path(out / name, force)
-    ref, qry = _read_pair(reference, query, resolution)
+    ref, qry = read_fit_pair(reference, query, resolution)
     models = align(
         ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
         spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
@@ -190,7 +141,7 @@ def align_maps(
         score=score, symmetry=sym, around=start, angle_limit_degrees=angle_limit,
         translation_radius_angstrom=translation_radius,
     )  # fmt: skip
-    rows = _rows(models)
+    rows = fit_rows(models)
     result = {"convention": "x_ref = R x_query + T", "models": rows}
     if check_hand:
         mirrored = align(
@@ -240,21 +191,6 @@ def align_maps(
               f"{result['mirrored_normalized_z_score']:.2f})")  # fmt: skip
 
 
-def _search_one(path: Path, query: Path, resolution: float, voxel: float, angle_step) -> dict:
-    """The best fit of the query into one map, as a ranking row (an error row if the map
-    cannot be read or fitted: one bad map does not stop a search)."""
-    from cryomath.alignment import align_maps as align
-    from cryomath.errors import CryomathError
-
-    try:
-        ref, qry = _read_pair(path, query, resolution)
-        best = _rows(align(*ref, *qry, spacing_angstrom=voxel, angle_step_degrees=angle_step,
-                           top=3))[0]  # fmt: skip
-        return {"map": str(path), **best}
-    except CryomathError as exc:
-        return {"map": str(path), "error": str(exc)}
-
-
 def search_maps(
     query: Annotated[Path, typer.Argument(help="Query map or model")],
     folder: Annotated[Path, typer.Argument(help="Folder of maps to search")],
@@ -262,6 +198,7 @@ def search_maps(
     angle_step: Annotated[float | None, typer.Option(help="Sample density (deg)")] = None,
     voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
+    device: Device = "cpu",
     scheduler: Scheduler = None,
     force: Force = False,
     json: Json = False,
@@ -270,32 +207,19 @@ def search_maps(
     (``--scheduler``: one Dask task per map)."""
     from rich.progress import Progress
 
+    from cryomath.alignment import search_maps as search
+    from cryomath.alignment.files import maps_in_folder
     from cryomath.distributed import dask_client
 
-    if not folder.is_dir():
-        raise InvalidInputError(f"{folder} is not a folder")
-    maps = sorted(p for p in folder.iterdir() if p.name.lower().endswith(MAP_SUFFIXES))
-    if not maps:
-        raise InvalidInputError(f"no maps ({', '.join(MAP_SUFFIXES)}) in {folder}")
+    maps = maps_in_folder(folder)
     if out is not None:
         check_output_path(out / "ranking.json", force)
-    ranking = []
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("searching", total=len(maps))
-        options = {"query": query, "resolution": resolution, "voxel": voxel,
-                   "angle_step": angle_step}  # fmt: skip
-        if client is None:
-            for path in maps:
-                ranking.append(_search_one(path, **options))
-                bar.advance(task)
-        else:
-            from dask.distributed import as_completed
-
-            futures = client.map(_search_one, maps, **options, retries=2, pure=False)
-            for future in as_completed(futures):
-                ranking.append(future.result())
-                bar.advance(task)
-    ranking.sort(key=lambda row: (-row.get("normalized_z_score", -np.inf), row["map"]))
+        ranking = search(
+            query, maps, angle_step, voxel, resolution, device, client,
+            progress=lambda k: bar.advance(task, k),
+        )  # fmt: skip
     result = {"query": str(query), "convention": "x_ref = R x_query + T", "ranking": ranking}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

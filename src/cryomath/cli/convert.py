@@ -1,11 +1,15 @@
-"""``cryomath convert IN OUT``: particle metadata between RELION, cryoSPARC and cryoDRGN."""
+"""``cryomath convert IN OUT``: particle metadata between RELION, cryoSPARC and cryoDRGN, and
+optionally the images into one new stack that the output references."""
 
+import os
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from cryomath.cli.output import Force, Json, emit
+from cryomath.cli.output import BatchSize, Force, Json, emit
+from cryomath.errors import InvalidInputError
 from cryomath.io import read_particles, write_particles
 
 
@@ -30,9 +34,21 @@ def convert(
     allow_unknown_columns: Annotated[
         bool, typer.Option(help="Carry non-RELION STAR columns through")
     ] = False,
+    stack: Annotated[
+        Path | None,
+        typer.Option(help="Also copy the images into this one .mrcs, which OUT then references"),
+    ] = None,
+    batch_size: BatchSize = 256,
     json: Json = False,
 ) -> None:
-    """Convert particle metadata; poses, origins and CTF are converted exactly."""
+    """Convert particle metadata; poses, origins and CTF are converted exactly. ``--stack``
+    gathers the images (from any number of stacks) into one new stack, in batches of
+    ``--batch-size`` read from memory-mapped files."""
+    from cryomath.io.atomic import check_output_path
+
+    for path in (target, out_ctf, stack):
+        if path is not None:
+            check_output_path(path, force)
     table = read_particles(
         source,
         ctf_path=in_ctf,
@@ -40,8 +56,10 @@ def convert(
         pixel_size_angstrom=pixel_size,
         allow_unknown_columns=allow_unknown_columns,
     )
+    if stack is not None:
+        _copy_images(table, stack, target.parent, batch_size, force, json)
     write_particles(table, target, ctf_path=out_ctf, force=force)
-    outputs = [str(target)] + ([str(out_ctf)] if out_ctf else [])
+    outputs = [str(target)] + ([str(out_ctf)] if out_ctf else []) + ([str(stack)] if stack else [])
     emit(
         {
             "input": str(source),
@@ -53,3 +71,30 @@ def convert(
         json,
         title="converted",
     )
+
+
+def _copy_images(table, stack: Path, root: Path, batch_size: int, force: bool, quiet: bool):
+    """Write the table's images to ``stack`` in order and point the table at it (paths relative
+    to ``root``, the output's folder)."""
+    from rich.progress import Progress
+
+    from cryomath.io import MRCStackWriter
+
+    if batch_size < 1:
+        raise InvalidInputError("--batch-size must be at least 1")
+    table.require("image_paths", "image_indices", purpose="--stack")
+    if table.pixel_size_angstrom is None:
+        raise InvalidInputError("--stack needs the pixel size; pass --pixel-size")
+    shape = table.read_images([0]).shape[1:]
+    pixel = float(table.pixel_size_angstrom[0])
+    with (
+        MRCStackWriter(stack, table.n, shape, pixel, force=force) as writer,
+        Progress(disable=quiet, transient=True) as bar,
+    ):
+        task = bar.add_task("copying images", total=table.n)
+        for start in range(0, table.n, batch_size):
+            writer.write(table.read_images(np.arange(start, min(start + batch_size, table.n))))
+            bar.advance(task, min(batch_size, table.n - start))
+    table.image_paths = np.full(table.n, os.path.relpath(stack, root), dtype=object)
+    table.image_indices = np.arange(table.n)
+    table.root = root

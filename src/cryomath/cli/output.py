@@ -15,6 +15,8 @@ from cryomath.io.atomic import atomic_output
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 Scheduler = Annotated[str | None, typer.Option(help="Dask: local, local:N or a scheduler address")]
+Device = Annotated[str, typer.Option(help="Where to compute: cpu, cuda, cuda:N or mps")]
+BatchSize = Annotated[int, typer.Option(help="Images per batch (memory: one batch)")]
 
 
 def _plain(value):

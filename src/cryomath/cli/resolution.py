@@ -7,16 +7,25 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Force, Json, Scheduler, emit, scalars, write_json
+from cryomath.cli.output import (
+    BatchSize,
+    Device,
+    Force,
+    Json,
+    Scheduler,
+    emit,
+    scalars,
+    write_json,
+)
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import check_output_path
 
 
-def _load_pair(path1: Path, path2: Path):
-    import torch
-
+def _load_pair(path1: Path, path2: Path, device: str):
+    from cryomath.devices import resolve_device
     from cryomath.io import read_mrc
 
+    device = resolve_device(device)
     a, info_a = read_mrc(path1, dtype=np.float64)
     b, info_b = read_mrc(path2, dtype=np.float64)
     if a.shape != b.shape:
@@ -24,7 +33,13 @@ def _load_pair(path1: Path, path2: Path):
     va, vb = float(info_a.voxel_size_angstrom[0]), float(info_b.voxel_size_angstrom[0])
     if abs(va - vb) > 1e-3 * max(va, vb):
         raise InvalidInputError(f"maps differ in voxel size: {va:g} and {vb:g} A")
-    return torch.from_numpy(a), torch.from_numpy(b), va
+    return _tensor(a, device), _tensor(b, device), va
+
+
+def _tensor(array: np.ndarray, device):
+    import torch
+
+    return torch.from_numpy(array).to(device)
 
 
 def _auto_mask(average, voxel):
@@ -65,13 +80,13 @@ def _summary(result: dict) -> dict:
         "resolution_0143_angstrom": resolution_angstrom(final, 0.143),
         "resolution_05_angstrom": resolution_angstrom(final, 0.5),
         "resolution_half_bit_angstrom": resolution_angstrom(final, "half-bit"),
-        "spatial_frequency_per_angstrom": curve.spatial_frequency_per_angstrom.numpy(),
-        "fsc": result["final"].numpy(),
-        "fsc_unmasked": curve.fsc.numpy(),
+        "spatial_frequency_per_angstrom": curve.spatial_frequency_per_angstrom.cpu().numpy(),
+        "fsc": result["final"].cpu().numpy(),
+        "fsc_unmasked": curve.fsc.cpu().numpy(),
     }
     if "masked" in result:
-        out["fsc_masked"] = result["masked"].numpy()
-        out["fsc_phase_randomized"] = result["randomized"].numpy()
+        out["fsc_masked"] = result["masked"].cpu().numpy()
+        out["fsc_phase_randomized"] = result["randomized"].cpu().numpy()
         out["randomize_from_shell"] = result["randomize_from_shell"]
     return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
 
@@ -90,15 +105,13 @@ def _plot(summary: dict, path: Path, title: str, force: bool) -> None:
     plot_fsc(summary["spatial_frequency_per_angstrom"], curves, path, title, force)
 
 
-def _read_mask(path: Path, shape):
-    import torch
-
+def _read_mask(path: Path, like):
     from cryomath.io import read_mrc
 
     mask, _ = read_mrc(path, dtype=np.float64)
-    if mask.shape != tuple(shape):
-        raise InvalidInputError(f"mask {path} is {mask.shape}, the maps are {tuple(shape)}")
-    return torch.from_numpy(mask)
+    if mask.shape != tuple(like.shape):
+        raise InvalidInputError(f"mask {path} is {mask.shape}, the maps are {tuple(like.shape)}")
+    return _tensor(mask, like.device)
 
 
 def fsc(
@@ -108,6 +121,7 @@ def fsc(
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Mask from a threshold")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the curve as PNG")] = None,
     local: Annotated[Path | None, typer.Option(help="Write a local-resolution map here")] = None,
+    device: Device = "cpu",
     force: Force = False,
     json: Json = False,
 ) -> None:
@@ -115,9 +129,9 @@ def fsc(
     for path in (plot, local):
         if path is not None:
             check_output_path(path, force)
-    a, b, voxel = _load_pair(map1, map2)
+    a, b, voxel = _load_pair(map1, map2, device)
     m = (
-        _read_mask(mask, a.shape)
+        _read_mask(mask, a)
         if mask is not None
         else (_auto_mask((a + b) / 2, voxel) if auto_mask else None)
     )
@@ -130,7 +144,7 @@ def fsc(
         from cryomath.io import write_mrc
 
         local_map = local_resolution(a, b, voxel)
-        write_mrc(local, local_map.numpy(), voxel, force=force)
+        write_mrc(local, local_map.cpu().numpy(), voxel, force=force)
         summary["local_resolution_map"] = str(local)
         summary["local_resolution_median_angstrom"] = float(local_map.median())
     emit(summary if json else scalars(summary), json, title="FSC")
@@ -163,8 +177,10 @@ def reconstruct(
     sym: Annotated[str, typer.Option("--sym", help="Point group (RELION setting)")] = "C1",
     pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
     method: Annotated[str, typer.Option(help="direct or cg")] = "direct",
-    batch_size: Annotated[int, typer.Option(help="Particles per batch")] = 256,
+    iterations: Annotated[int, typer.Option(help="cg: at most this many iterations")] = 50,
+    batch_size: BatchSize = 256,
     no_ctf: Annotated[bool, typer.Option("--no-ctf", help="Ignore the CTF")] = False,
+    device: Device = "cpu",
     scheduler: Scheduler = None,
     chunk_size: Annotated[int | None, typer.Option(help="Particles per Dask task")] = None,
     force: Force = False,
@@ -172,16 +188,22 @@ def reconstruct(
 ) -> None:
     """Reconstruct half maps and the full map from particles with poses; FSC and resolution.
     ``--scheduler``: Dask tasks return partial Fourier sums, added in a tree."""
-    import torch
     from rich.progress import Progress
 
+    from cryomath.devices import resolve_device
     from cryomath.distributed import dask_client
     from cryomath.io import read_particles, write_mrc
-    from cryomath.reconstruction import reconstruct_least_squares, reconstruct_particles
+    from cryomath.reconstruction import (
+        reconstruct_least_squares_particles,
+        reconstruct_particles,
+    )
     from cryomath.so3 import point_group
 
     if method not in ("direct", "cg"):
         raise InvalidInputError(f"unknown method {method!r}: direct or cg")
+    if batch_size < 1:
+        raise InvalidInputError("--batch-size must be at least 1")
+    resolve_device(device)
     names = ["full.mrc", "fsc.png", "fsc.star", "fsc.json"] + (
         ["half1.mrc", "half2.mrc"] if halves else []
     )
@@ -191,35 +213,29 @@ def reconstruct(
     group = point_group(sym)
     if method == "cg" and scheduler:
         raise InvalidInputError("--method cg runs in one process; drop --scheduler")
+    if method == "cg" and len(group) > 1:
+        raise InvalidInputError("--method cg does not take symmetry yet; use direct")
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("inserting", total=table.n)
         result = reconstruct_particles(
             table, pad, group, batch_size, use_ctf=not no_ctf,
             progress=lambda k: bar.advance(task, k), client=client, chunk_size=chunk_size,
+            device=device,
         )  # fmt: skip
-    pixel = result["pixel_size_angstrom"]
-    full = result["full"]
-    if method == "cg":
-        from cryomath.ctf import CTF
-
-        images = torch.from_numpy(table.read_images(np.arange(table.n)).astype(np.float64))
-        rotations = torch.from_numpy(table.rotations)
-        if len(group) > 1:
-            raise InvalidInputError("--method cg does not take symmetry yet; use direct")
-        shifts = (
-            None
-            if table.origins_angstrom is None
-            else -torch.from_numpy(table.origins_angstrom) / pixel
-        )
-        ctf = None if no_ctf else CTF.from_parameters(table.ctf)
-        full = reconstruct_least_squares(
-            images, rotations, pixel, shifts, ctf, pad, batch_size=batch_size
-        )
+        pixel = result["pixel_size_angstrom"]
+        full = result["full"]
+        if method == "cg":
+            cg = bar.add_task("conjugate gradients", total=iterations)
+            full = reconstruct_least_squares_particles(
+                table, pad, use_ctf=not no_ctf, max_iterations=iterations,
+                batch_size=batch_size, device=device,
+                callback=lambda i, r: bar.update(cg, completed=i + 1),
+            )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    write_mrc(out / "full.mrc", full.numpy(), pixel, force=force)
+    write_mrc(out / "full.mrc", full.cpu().numpy(), pixel, force=force)
     if halves:
-        write_mrc(out / "half1.mrc", result["half1"].numpy(), pixel, force=force)
-        write_mrc(out / "half2.mrc", result["half2"].numpy(), pixel, force=force)
+        write_mrc(out / "half1.mrc", result["half1"].cpu().numpy(), pixel, force=force)
+        write_mrc(out / "half2.mrc", result["half2"].cpu().numpy(), pixel, force=force)
     summary = _summary({"unmasked": result["fsc"], "final": result["fsc"].fsc})
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
@@ -240,6 +256,7 @@ def postprocess(
     ] = False,
     mask: Annotated[Path | None, typer.Option(help="Mask map")] = None,
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Mask from a threshold")] = False,
+    device: Device = "cpu",
     force: Force = False,
     json: Json = False,
 ) -> None:
@@ -259,18 +276,16 @@ def postprocess(
         raise InvalidInputError("give --bfactor or --auto, not both")
     for name in ("postprocess.mrc", "fsc.png", "guinier.png", "fsc.star", "fsc.json"):
         check_output_path(out / name, force)
-    a, b, voxel = _load_pair(half1, half2)
+    a, b, voxel = _load_pair(half1, half2, device)
     average = (a + b) / 2
     m = (
-        _read_mask(mask, a.shape)
+        _read_mask(mask, a)
         if mask is not None
         else (_auto_mask(average, voxel) if auto_mask else None)
     )
     summary = _summary(masked_fsc(a, b, voxel, m))
     resolution = summary["resolution_0143_angstrom"] or 2 * voxel
-    import torch
-
-    weighted = weight_by_shell(average, fsc_weighting(torch.as_tensor(summary["fsc"])))
+    weighted = weight_by_shell(average, fsc_weighting(_tensor(summary["fsc"], average.device)))
     if auto:
         bfactor = -abs(
             fit_bfactor(
@@ -282,11 +297,11 @@ def postprocess(
     if m is not None:
         final = final * m
     out.mkdir(parents=True, exist_ok=True)
-    write_mrc(out / "postprocess.mrc", final.numpy(), voxel, force=force)
+    write_mrc(out / "postprocess.mrc", final.cpu().numpy(), voxel, force=force)
     s2, original = guinier(average, voxel)
     _, after = guinier(final, voxel)
-    lines = {"average of halves": original.numpy(), "post-processed": after.numpy()}
-    plot_guinier(s2.numpy(), lines, out / "guinier.png", "Guinier plot", force)
+    lines = {"average of halves": original.cpu().numpy(), "post-processed": after.cpu().numpy()}
+    plot_guinier(s2.cpu().numpy(), lines, out / "guinier.png", "Guinier plot", force)
     _plot(summary, out / "fsc.png", "half-map FSC", force)
     summary.update(
         bfactor_angstrom2=bfactor or 0.0, final_resolution_angstrom=resolution, output=str(out)

@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Force, Json, Scheduler, emit
+from cryomath.cli.output import BatchSize, Device, Force, Json, Scheduler, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.models import is_model_path
 
@@ -67,7 +67,9 @@ def simulate(
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     clean: Annotated[bool, typer.Option("--clean", help="Also write noise-free images")] = False,
-    shard_size: Annotated[int, typer.Option(help="Images per stack file (x 256)")] = 10240,
+    shard_size: Annotated[int, typer.Option(help="Images per stack file")] = 10240,
+    batch_size: BatchSize = 256,
+    device: Device = "cpu",
     scheduler: Scheduler = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish an interrupted run in --out")
@@ -97,7 +99,7 @@ def simulate(
         task = bar.add_task("simulating", total=n)
         summary = simulate_dataset(
             volume, out, settings, write_clean=clean, force=force, resume=resume, client=client,
-            progress=lambda k: bar.advance(task, k),
+            progress=lambda k: bar.advance(task, k), batch_size=batch_size, device=device,
         )  # fmt: skip
     emit(summary, json, title="simulated dataset")
 
@@ -108,22 +110,26 @@ def project(
     out: Annotated[Path, typer.Option(help="Output stack (.mrcs)")],
     ctf: Annotated[bool, typer.Option("--ctf", help="Apply each particle's CTF")] = False,
     pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
-    batch_size: Annotated[int, typer.Option(help="Images per block")] = 256,
+    batch_size: BatchSize = 256,
+    device: Device = "cpu",
     force: Force = False,
     json: Json = False,
 ) -> None:
     """Project a map at the poses (and origins, and optionally CTFs) of a particle file,
-    streamed to the stack in blocks of ``--batch-size`` images."""
-    import torch
+    streamed to the stack in batches of ``--batch-size`` images."""
     from rich.progress import Progress
 
     from cryomath.ctf import CTF
+    from cryomath.devices import Staging
     from cryomath.io import MRCStackWriter, read_particles
     from cryomath.io.atomic import check_output_path
     from cryomath.projection import prepare_volume
     from cryomath.simulate import form_images
 
     check_output_path(out, force)
+    if batch_size < 1:
+        raise InvalidInputError("--batch-size must be at least 1")
+    staging = Staging(device)
     table = read_particles(poses, allow_unknown_columns=True)
     table.require("rotations", purpose="projection")
     if ctf:
@@ -136,24 +142,22 @@ def project(
             f"box mismatch: {source} is {n_box}^3 but {poses} has "
             f"{int(table.image_size[0])}^2 images"
         )
-    spectrum = prepare_volume(volume, pad)
+    spectrum = prepare_volume(staging.to_device(volume), pad)
     with (
         MRCStackWriter(out, table.n, (n_box, n_box), pixel, force=force) as writer,
         Progress(disable=json, transient=True) as bar,
     ):
         task = bar.add_task("projecting", total=table.n)
-        if batch_size < 1:
-            raise InvalidInputError("--batch-size must be at least 1")
         for start in range(0, table.n, batch_size):
             sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
             shifts = None
             if sub.origins_angstrom is not None:
-                shifts = -torch.from_numpy(sub.origins_angstrom) / pixel
+                shifts = -staging.to_device(sub.origins_angstrom) / pixel
             images = form_images(
-                spectrum, torch.from_numpy(sub.rotations), pixel, shifts,
-                CTF.from_parameters(sub.ctf) if ctf else None,
+                spectrum, staging.to_device(sub.rotations), pixel, shifts,
+                CTF.from_parameters(sub.ctf, device=staging.device) if ctf else None,
             )  # fmt: skip
-            writer.write(images.numpy())
+            writer.write(staging.to_host(images))
             bar.advance(task, sub.n)
     summary = {"input": str(source), "poses": str(poses), "output": str(out), "images": table.n}
     summary.update({"box": n_box, "pixel_size_angstrom": pixel, "ctf": ctf})
@@ -165,6 +169,7 @@ def demo(
     n: Annotated[int, typer.Option("--n", help="Number of particles")] = 10000,
     snr: Annotated[float, typer.Option(help="SNR (signal var / noise var)")] = 0.05,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    device: Device = "cpu",
     force: Force = False,
     json: Json = False,
 ) -> None:
@@ -182,5 +187,7 @@ def demo(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        summary = run_demo(out, n_particles=n, snr=snr, seed=seed, force=force, progress=progress)
+        summary = run_demo(
+            out, n_particles=n, snr=snr, seed=seed, force=force, progress=progress, device=device
+        )
     emit(summary, json, title=f"cryomath demo: {out / 'report.md'}")

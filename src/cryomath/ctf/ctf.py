@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cryomath.ctf.wavelength import electron_wavelength_angstrom
-from cryomath.errors import InvalidInputError
+from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.grids import fftfreq_grid
 
 SIGNS = ("relion", "cistem")
@@ -40,12 +40,15 @@ class CTF:
     scale: torch.Tensor | float = 1.0
 
     def __post_init__(self) -> None:
-        values = {f.name: torch.as_tensor(getattr(self, f.name)) for f in fields(self)}
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        # plain numbers join the tensors' device (and the first floating dtype among them)
+        device = next((v.device for v in raw.values() if isinstance(v, torch.Tensor)), None)
+        values = {name: torch.as_tensor(v, device=device) for name, v in raw.items()}
         dtype = next((v.dtype for v in values.values() if v.is_floating_point()), torch.float64)
         shape = torch.broadcast_shapes(*(v.shape for v in values.values()))
         for name, value in values.items():
-            value = value.to(dtype)
-            if not bool(torch.isfinite(value).all()):
+            value = value.to(device, dtype)
+            if not holds(torch.isfinite(value).all()):
                 raise InvalidInputError(f"CTF {name} contains NaN or inf")
             setattr(self, name, value.expand(shape))
         _check_plausible(self)
@@ -66,16 +69,16 @@ def _check_plausible(ctf: CTF) -> None:
     """Catch unit mistakes with a clear message (micrometres for Angstrom, Angstrom for mm)."""
     for name in ("defocus_u_angstrom", "defocus_v_angstrom"):
         df = getattr(ctf, name).abs()
-        if bool(((df > 0) & (df < 50)).any()):
+        if not holds(~((df > 0) & (df < 50)).any()):
             raise InvalidInputError(
                 f"{name} of {float(df[(df > 0) & (df < 50)][0]):g} is implausible: defocus is in "
                 "Angstrom (1.5 um = 15000 A); did you pass micrometres?"
             )
-    if bool(((ctf.voltage_kv < 10) | (ctf.voltage_kv > 3000)).any()):
+    if not holds(~((ctf.voltage_kv < 10) | (ctf.voltage_kv > 3000)).any()):
         raise InvalidInputError("voltage must be in kV (10 - 3000)")
-    if bool(((ctf.spherical_aberration_mm < 0) | (ctf.spherical_aberration_mm > 100)).any()):
+    if not holds(~((ctf.spherical_aberration_mm < 0) | (ctf.spherical_aberration_mm > 100)).any()):
         raise InvalidInputError("spherical aberration must be in mm (0 - 100)")
-    if bool(((ctf.amplitude_contrast < 0) | (ctf.amplitude_contrast >= 1)).any()):
+    if not holds(~((ctf.amplitude_contrast < 0) | (ctf.amplitude_contrast >= 1)).any()):
         raise InvalidInputError("amplitude contrast must be in [0, 1)")
 
 
@@ -142,9 +145,9 @@ def compute_ctf(
         gamma = (per_particle(coefficients.movedim(-1, 0)) * features).sum(0)
     # -sin(gamma) = sin(-gamma): RELION's sign without an extra pass
     values = torch.sin(-gamma)
-    if bool((ctf.scale != 1).any()):
+    if holds((ctf.scale != 1).any()):
         values = values * per_particle(ctf.scale)
-    if bool((ctf.bfactor_angstrom2 != 0).any()):
+    if holds((ctf.bfactor_angstrom2 != 0).any()):
         values = values * torch.exp(-per_particle(ctf.bfactor_angstrom2) * k2 / 4)
     if source_semi_angle_rad or focal_spread_angstrom:
         kk = torch.sqrt(k2)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cryomath.errors import InvalidInputError
+from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.grids import fftfreq_grid, fourier_shape
 
 
@@ -67,7 +67,7 @@ def shell_sum(values: torch.Tensor, shells: torch.Tensor, n_shells: int) -> torc
     keep = flat_shells < n_shells
     batch = values.shape[: values.ndim - shells.ndim]
     flat_values = values.reshape(*batch, -1)
-    if not bool(keep.all()):
+    if not holds(keep.all()):
         flat_values = flat_values[..., keep]
         flat_shells = flat_shells[keep]
     out = torch.zeros(*batch, n_shells, dtype=values.dtype, device=values.device)

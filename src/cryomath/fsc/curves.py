@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cryomath.errors import InvalidInputError
-from cryomath.fourier.fft import fft_nd
-from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_sum
+from cryomath.errors import InvalidInputError, holds
+from cryomath.fourier.shells import hermitian_multiplicity, shell_sum
 
 
 @dataclass
@@ -24,6 +23,12 @@ class FSCCurve:
     spatial_frequency_per_angstrom: torch.Tensor
     counts: torch.Tensor
 
+    def to(self, device: str | torch.device) -> "FSCCurve":
+        return FSCCurve(
+            self.fsc.to(device), self.spatial_frequency_per_angstrom.to(device),
+            self.counts.to(device),
+        )  # fmt: skip
+
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int) -> int:
     if a.shape[-ndim:] != b.shape[-ndim:]:
@@ -32,7 +37,7 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int) -> int:
     if len(set(shape)) != 1:
         raise InvalidInputError(f"FSC needs square/cubic maps, got {tuple(shape)}")
     for m in (a, b):
-        if not bool(torch.isfinite(m).all()):
+        if not holds(torch.isfinite(m).all()):
             raise InvalidInputError("a map contains NaN or inf")
     return int(shape[0])
 
@@ -53,20 +58,42 @@ def fourier_shell_correlation(
                 f"mask shape {tuple(mask.shape)} does not match the maps {tuple(map1.shape)}"
             )
         map1, map2 = map1 * mask, map2 * mask
-    shape = tuple(map1.shape[-ndim:])
-    f1, f2 = fft_nd(map1, ndim, rfft=True), fft_nd(map2, ndim, rfft=True)
-    w = hermitian_multiplicity(shape, dtype=map1.dtype, device=map1.device)
-    shells = shell_index(shape, device=map1.device)
+    # no centring shift: it multiplies both spectra by the same phases, which the FSC ignores
+    # (and it would copy each map)
+    dims = tuple(range(-ndim, 0))
+    f1, f2 = torch.fft.rfftn(map1, dim=dims), torch.fft.rfftn(map2, dim=dims)
     n_shells = n // 2 + 1
-    cross = shell_sum(w * (f1 * f2.conj()).real, shells, n_shells)
-    p1 = shell_sum(w * f1.abs() ** 2, shells, n_shells)
-    p2 = shell_sum(w * f2.abs() ** 2, shells, n_shells)
+    cross, p1, p2, counts = _shell_sums(f1, f2, n, ndim, n_shells)
     fsc = cross / torch.sqrt(p1 * p2).clamp(min=torch.finfo(map1.dtype).tiny)
-    counts = shell_sum(w, shells, n_shells)
     frequency = torch.arange(n_shells, dtype=map1.dtype, device=map1.device) / (
         n * voxel_size_angstrom
     )
     return FSCCurve(fsc, frequency, counts)
+
+
+def _shell_sums(f1: torch.Tensor, f2: torch.Tensor, n: int, ndim: int, n_shells: int):
+    """Per shell: ``sum Re(f1 f2*)``, ``sum |f1|^2``, ``sum |f2|^2`` and the sample count, over
+    full spectra given as rfft halves (Hermitian mates counted). Done a slab of the first
+    Fourier axis at a time (about 1M samples), so the temporaries (products, shell indices)
+    are a slab's, not the volume's: a 256^3 FSC needs half the memory it would otherwise."""
+    device, real = f1.device, f1.real.dtype
+    first = torch.fft.fftfreq(n, device=device, dtype=torch.float64)
+    last = torch.fft.rfftfreq(n, device=device, dtype=torch.float64)
+    rest = last**2 if ndim == 2 else first[:, None] ** 2 + last**2  # squared |k| of other axes
+    w = hermitian_multiplicity((n,), device=device, dtype=real)  # along the rfft axis
+    sums = torch.zeros(3, *f1.shape[:-ndim], n_shells, dtype=real, device=device)
+    counts = torch.zeros(n_shells, dtype=real, device=device)
+    per_slab = max(1, 2**20 // rest.numel())
+    for start in range(0, n, per_slab):
+        size = min(per_slab, n - start)
+        k = torch.sqrt(first[start : start + size].reshape(-1, *[1] * (ndim - 1)) ** 2 + rest)
+        shells = torch.round(k * n).long()
+        a, b = f1.narrow(-ndim, start, size), f2.narrow(-ndim, start, size)
+        sums[0] += shell_sum(w * (a * b.conj()).real, shells, n_shells)
+        sums[1] += shell_sum(w * (a.real**2 + a.imag**2), shells, n_shells)
+        sums[2] += shell_sum(w * (b.real**2 + b.imag**2), shells, n_shells)
+        counts += shell_sum(w.expand(shells.shape), shells, n_shells)
+    return sums[0], sums[1], sums[2], counts
 
 
 def fourier_ring_correlation(

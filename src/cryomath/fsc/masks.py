@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.shells import shell_index
+from cryomath.noise.draws import uniform
 
 
 def auto_mask(
@@ -40,7 +41,7 @@ def randomize_phases(
     shape = tuple(volume.shape[-3:])
     f = fft_nd(volume, 3, rfft=True)
     shells = shell_index(shape, device=volume.device)
-    phase = torch.rand(f.shape, generator=generator, dtype=volume.dtype, device=volume.device)
+    phase = uniform(f.shape, generator, volume.dtype, volume.device)
     random = torch.polar(f.abs(), 2 * torch.pi * phase)
     f = torch.where(shells >= from_shell, random, f)
     return ifft_nd(f, shape, rfft=True)

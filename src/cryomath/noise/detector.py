@@ -12,6 +12,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import irfft_2d, rfft_2d
+from cryomath.noise.draws import Generators, poisson, standard_normal
 
 
 def expected_counts(
@@ -32,11 +33,12 @@ def shot_noise(
     pixel_size_angstrom: float,
     mtf: torch.Tensor | None = None,
     dqe: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
-    """Detected counts ``(..., h, w)`` (float) for images of ``contrast`` at a dose."""
+    """Detected counts ``(..., h, w)`` (float) for images of ``contrast`` at a dose;
+    ``generator``: one, or one per image (``cryomath.noise.draws``)."""
     rate = expected_counts(contrast, dose_e_per_a2, pixel_size_angstrom)
-    counts = torch.poisson(rate, generator=generator)
+    counts = poisson(rate, generator)
     if mtf is None and dqe is None:
         return counts
     h, w = contrast.shape[-2:]
@@ -46,6 +48,6 @@ def shot_noise(
         # extra white-noise power N0 MTF^2 (1/DQE - 1) per frequency
         n0 = dose_e_per_a2 * pixel_size_angstrom**2
         extra = n0 * mtf**2 * (1 / dqe - 1)
-        white = torch.randn(counts.shape, generator=generator, dtype=rate.dtype, device=rate.device)
+        white = standard_normal(counts.shape, generator, rate.dtype, rate.device)
         spectrum = spectrum + rfft_2d(white) * torch.sqrt(extra.clamp(min=0))
     return irfft_2d(spectrum, (h, w))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cryomath.errors import InvalidInputError
+from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid, grid_sample_coordinates
 
@@ -58,7 +58,7 @@ def _check_volume(volume: torch.Tensor) -> int:
         raise InvalidInputError(f"volumes must be (..., n, n, n), got {tuple(volume.shape)}")
     if volume.is_complex() or not volume.is_floating_point():
         raise InvalidInputError(f"volumes must be real floating point, got {volume.dtype}")
-    if not bool(torch.isfinite(volume).all()):
+    if not holds(torch.isfinite(volume).all()):
         raise InvalidInputError("the volume contains NaN or inf")
     return n
 

@@ -11,7 +11,10 @@ from cryomath.reconstruction.direct import (
     reconstruct_particles,
 )
 from cryomath.reconstruction.insertion import FourierAccumulator, insert_central_slices_rfft_3d
-from cryomath.reconstruction.least_squares import reconstruct_least_squares
+from cryomath.reconstruction.least_squares import (
+    reconstruct_least_squares,
+    reconstruct_least_squares_particles,
+)
 
 __all__ = [
     "FourierAccumulator",
@@ -23,5 +26,6 @@ __all__ = [
     "merge_halves",
     "reconstruct",
     "reconstruct_least_squares",
+    "reconstruct_least_squares_particles",
     "reconstruct_particles",
 ]

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from cryomath.ctf import CTF, compute_ctf
-from cryomath.errors import InvalidInputError
+from cryomath.devices import Staging, device_name
+from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import shell_sum
@@ -119,7 +120,7 @@ def insert_batch(
 ) -> None:
     """Insert ``images (P, n, n)`` at ``rotations (P, 3, 3)`` (with ``shifts_px (P, 2)`` and CTFs of
     batch ``(P,)``) into ``acc``."""
-    if not bool(torch.isfinite(images).all()):
+    if not holds(torch.isfinite(images).all()):
         raise InvalidInputError("images contain NaN or inf")
     n = images.shape[-1]
     spectra = centred_spectra(images, shifts_px)
@@ -142,32 +143,37 @@ def accumulate_halves(
     batch_size: int = 256,
     use_ctf: bool = True,
     dtype=torch.float64,
+    device: str | torch.device | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[int, FourierAccumulator]:
     """The Fourier sums of both halves (``subset (table.n,)`` in {1, 2}) of the particles of
-    ``table``, read in batches of ``batch_size`` (memory: the two accumulators and one batch).
-    Partial sums of disjoint particle sets add up (``merge_halves``) to the sums of all."""
+    ``table``, read in batches of ``batch_size`` and made on ``device`` (memory: the two
+    accumulators and one batch). Partial sums of disjoint particle sets add up
+    (``merge_halves``) to the sums of all."""
+    staging = Staging(device)
     pixel = float(table.pixel_size_angstrom[0])
     n = (
         int(table.image_size[0])
         if table.image_size is not None
         else table.read_images([0]).shape[-1]
     )
-    halves = {h: FourierAccumulator(n, pad_factor, dtype) for h in (1, 2)}
+    halves = {h: FourierAccumulator(n, pad_factor, dtype, staging.device) for h in (1, 2)}
     for start in range(0, table.n, batch_size):
         sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
-        images = torch.from_numpy(sub.read_images(np.arange(sub.n)).astype(np.float64)).to(dtype)
+        images = staging.to_device(sub.read_images(np.arange(sub.n))).to(dtype)
         shifts = (
             None
             if sub.origins_angstrom is None
-            else -torch.from_numpy(sub.origins_angstrom).to(dtype) / pixel
+            else -staging.to_device(sub.origins_angstrom).to(dtype) / pixel
         )
-        ctf = CTF.from_parameters(sub.ctf, dtype=dtype) if use_ctf else None
+        ctf = CTF.from_parameters(sub.ctf, dtype=dtype, device=staging.device) if use_ctf else None
+        rotations = staging.to_device(sub.rotations).to(dtype)
         for h in (1, 2):
-            pick = torch.from_numpy(subset[start : start + sub.n] == h)
-            if bool(pick.any()):
+            in_half = subset[start : start + sub.n] == h
+            if in_half.any():
+                pick = staging.to_device(in_half)
                 insert_batch(
-                    halves[h], images[pick], torch.from_numpy(sub.rotations).to(dtype)[pick], pixel,
+                    halves[h], images[pick], rotations[pick], pixel,
                     None if shifts is None else shifts[pick],
                     None if ctf is None else ctf.subset(pick), symmetry,
                 )  # fmt: skip
@@ -197,6 +203,7 @@ def reconstruct_particles(
     dtype=torch.float64,
     client=None,
     chunk_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
     in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
@@ -207,7 +214,10 @@ def reconstruct_particles(
     ``client``: a ``dask.distributed.Client``: the particles are cut into chunks of
     ``chunk_size`` (default: two per worker), each task returns its partial Fourier sums (two
     padded accumulators), and the sums are added pairwise in a tree; the maps equal the
-    single-process ones to float64 rounding."""
+    single-process ones to float64 rounding.
+
+    ``device``: where the sums are made and the maps returned; with a ``client``, where each
+    worker makes its sums (the workers must have it; the sum and the maps are on the CPU)."""
     from cryomath.fsc import fourier_shell_correlation
 
     if table.n < 2:
@@ -220,7 +230,7 @@ def reconstruct_particles(
         subset = np.asarray(table.random_subset)
     else:
         subset = np.random.default_rng(split_seed).permutation(table.n) % 2 + 1
-    options = (pad_factor, symmetry, batch_size, use_ctf, dtype)
+    options = (pad_factor, symmetry, batch_size, use_ctf, dtype, device_name(device, client))
     if client is None:
         halves = accumulate_halves(table, subset, *options, progress=progress)
     else:
@@ -239,6 +249,13 @@ def reconstruct_particles(
     }
 
 
+def _chunk_sums(table, subset: np.ndarray, options: tuple) -> dict[int, FourierAccumulator]:
+    """A Dask task: the sums of one chunk, made on the worker's device, returned on the CPU (a
+    result may be reduced or collected on a machine without that device)."""
+    halves = accumulate_halves(table, subset, *options)
+    return {h: acc.to("cpu") for h, acc in halves.items()}
+
+
 def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
     from dask.distributed import as_completed
 
@@ -249,9 +266,7 @@ def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
     # each task carries its particles' metadata in the graph: scattered data would be lost
     # with a dead worker, and its tasks could not be rerun
     futures = [
-        client.submit(
-            accumulate_halves, table.subset(c), subset[c], *options, retries=2, pure=False
-        )
+        client.submit(_chunk_sums, table.subset(c), subset[c], options, retries=2, pure=False)
         for c in chunks
     ]
     sizes = {f.key: len(c) for f, c in zip(futures, chunks, strict=True)}

@@ -111,7 +111,13 @@ class FourierAccumulator:
         self.count += image_spectra.shape[0]
 
     def merge(self, other: "FourierAccumulator") -> None:
-        """Add another accumulator's sums (for halves, or partial sums from workers)."""
-        self.data += other.data
-        self.weights += other.weights
+        """Add another accumulator's sums (for halves, or partial sums from workers, which may
+        come from another device)."""
+        self.data += other.data.to(self.data.device)
+        self.weights += other.weights.to(self.weights.device)
         self.count += other.count
+
+    def to(self, device: str | torch.device) -> "FourierAccumulator":
+        """Move the sums to ``device`` (in place; returns ``self``)."""
+        self.data, self.weights = self.data.to(device), self.weights.to(device)
+        return self

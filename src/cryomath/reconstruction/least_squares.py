@@ -9,13 +9,22 @@ than direct inversion; it needs no density compensation and no gridding correcti
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from cryomath.ctf import CTF, compute_ctf
+from cryomath.devices import Staging
 from cryomath.fourier.masks import spherical_mask
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.reconstruction.direct import centred_spectra
+
+
+class _Batch(NamedTuple):
+    rotations: torch.Tensor  # (k, 3, 3)
+    ctf: CTF | None  # batch (k,)
+    spectra: Callable[[], torch.Tensor]  # centred rfft spectra (k, n, n // 2 + 1), on demand
 
 
 def _slices(volume, rotations, pad_factor):
@@ -35,17 +44,74 @@ def reconstruct_least_squares(
     batch_size: int = 256,
     callback: Callable[[int, float], None] | None = None,
 ) -> torch.Tensor:
-    """``(n, n, n)`` least-squares map of in-memory ``(P, n, n)`` images. ``regularization``
-    is ``lam`` relative to the mean diagonal of the normal operator (estimated from the data)."""
-    n = images.shape[-1]
-    dtype = images.dtype
-    spectra = centred_spectra(images, shifts_px)
-    ctf_values = None if ctf is None else compute_ctf(ctf, (n, n), pixel_size_angstrom).to(dtype)
-    batches = [slice(i, i + batch_size) for i in range(0, images.shape[0], batch_size)]
+    """``(n, n, n)`` least-squares map of in-memory ``(P, n, n)`` images (on their device).
+    ``regularization`` is ``lam`` relative to the mean diagonal of the normal operator
+    (estimated from the data)."""
+    batches = []
+    for i in range(0, images.shape[0], batch_size):
+        s = slice(i, i + batch_size)
+        shifts = None if shifts_px is None else shifts_px[s]
+        batches.append(_Batch(
+            rotations[s].to(images.dtype), None if ctf is None else ctf.subset(s),
+            lambda s=s, shifts=shifts: centred_spectra(images[s], shifts),
+        ))  # fmt: skip
+    return _solve(
+        batches, images.shape[-1], pixel_size_angstrom, pad_factor, images.dtype, images.device,
+        regularization, tolerance, max_iterations, callback,
+    )  # fmt: skip
 
-    def adjoint(weighted_slices, batch):
-        x = torch.zeros((n, n, n), dtype=dtype, requires_grad=True)
-        y = _slices(x, rotations[batch], pad_factor)
+
+def reconstruct_least_squares_particles(
+    table,
+    pad_factor: float = 2.0,
+    use_ctf: bool = True,
+    regularization: float = 1e-3,
+    tolerance: float = 1e-3,
+    max_iterations: int = 50,
+    batch_size: int = 256,
+    dtype=torch.float64,
+    device: str | torch.device | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> torch.Tensor:
+    """The least-squares map of the particles of a :class:`cryomath.io.ParticleTable`, on
+    ``device``; the images are read once, in batches of ``batch_size`` (for the right-hand
+    side; the normal operator needs only the poses and CTFs), so memory does not grow with the
+    number of particles beyond their metadata."""
+    table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
+    if use_ctf:
+        table.require("ctf", purpose="reconstruction with CTF")
+    staging = Staging(device)
+    pixel = float(table.pixel_size_angstrom[0])
+    batches = []
+    for i in range(0, table.n, batch_size):
+        sub = table.subset(np.arange(i, min(i + batch_size, table.n)))
+
+        def spectra(sub=sub):
+            images = staging.to_device(sub.read_images(np.arange(sub.n))).to(dtype)
+            origins = sub.origins_angstrom
+            shifts = None if origins is None else -staging.to_device(origins).to(dtype) / pixel
+            return centred_spectra(images, shifts)
+
+        ctf = CTF.from_parameters(sub.ctf, dtype=dtype, device=staging.device) if use_ctf else None
+        batches.append(_Batch(staging.to_device(sub.rotations).to(dtype), ctf, spectra))
+    n = int(table.image_size[0]) if table.image_size is not None else batches[0].spectra().shape[-2]
+    return _solve(
+        batches, n, pixel, pad_factor, dtype, staging.device, regularization, tolerance,
+        max_iterations, callback,
+    )  # fmt: skip
+
+
+def _solve(batches, n, pixel_size_angstrom, pad_factor, dtype, device, regularization, tolerance,
+           max_iterations, callback) -> torch.Tensor:  # fmt: skip
+    """Conjugate gradients on the normal equations; each batch's CTF is recomputed when needed
+    (cheaper to hold than ``P`` rfft CTFs)."""
+
+    def ctf_values(batch):
+        return compute_ctf(batch.ctf, (n, n), pixel_size_angstrom).to(dtype)
+
+    def adjoint(weighted_slices, rotations):
+        x = torch.zeros((n, n, n), dtype=dtype, device=device, requires_grad=True)
+        y = _slices(x, rotations, pad_factor)
         (grad,) = torch.autograd.grad((y * weighted_slices.conj()).real.sum(), x)
         return grad
 
@@ -53,16 +119,18 @@ def reconstruct_least_squares(
         out = torch.zeros_like(x)
         for batch in batches:
             with torch.no_grad():
-                y = _slices(x, rotations[batch], pad_factor)
-            if ctf_values is not None:
-                y = y * ctf_values[batch] ** 2
-            out += adjoint(y, batch)
+                y = _slices(x, batch.rotations, pad_factor)
+            if batch.ctf is not None:
+                y = y * ctf_values(batch) ** 2
+            out += adjoint(y, batch.rotations)
         return out
 
-    b = torch.zeros((n, n, n), dtype=dtype)
+    b = torch.zeros((n, n, n), dtype=dtype, device=device)
     for batch in batches:
-        y = spectra[batch] if ctf_values is None else spectra[batch] * ctf_values[batch]
-        b += adjoint(y, batch)
+        y = batch.spectra()
+        if batch.ctf is not None:
+            y = y * ctf_values(batch)
+        b += adjoint(y, batch.rotations)
     # lam relative to the operator's scale: <e, A e> for a unit impulse at the centre
     impulse = torch.zeros_like(b)
     impulse[n // 2, n // 2, n // 2] = 1

@@ -11,9 +11,9 @@ stored minus their mean so that images stay protein-positive around zero).
 Outputs in ``out_dir``: ``particles_NNN.mrcs`` stacks of at most ``shard_size`` images,
 ``particles.star`` (RELION 3.1, optics table; the exact poses, origins and CTFs: the ground
 truth), ``particles.cs`` (cryoSPARC), and with ``write_clean`` the noise-free images
-``clean_NNN.mrcs``. Images are made in blocks of 256 (shards are whole blocks) and each block's
-noise depends only on ``(seed, block index)``, so the dataset is the same for any shard size
-or order of work; memory is one block.
+``clean_NNN.mrcs``. Images are made in batches, and each particle's noise depends only on
+``(seed, particle index)``, so the dataset is the same for any batch or shard size, order of
+work or device (up to rounding across devices); memory is one batch.
 """
 
 import hashlib
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from cryomath.ctf import CTF
+from cryomath.devices import Staging, device_name, resolve_device
 from cryomath.errors import InvalidInputError
 from cryomath.io import CTFParameters, MRCStackWriter, ParticleTable, write_cryosparc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
@@ -35,8 +36,6 @@ from cryomath.noise import add_white_noise, shot_noise
 from cryomath.projection import prepare_volume
 from cryomath.simulate.forward import form_images
 from cryomath.simulate.poses import sample_poses
-
-BLOCK = 256  # images per block of work and per random stream
 
 
 @dataclass
@@ -71,8 +70,8 @@ class SimulationSettings:
             raise InvalidInputError("need at least one particle")
         if self.snr is not None and self.dose_e_per_a2 is not None:
             raise InvalidInputError("give an SNR or a dose, not both")
-        if self.shard_size < 1 or self.shard_size % BLOCK:
-            raise InvalidInputError(f"shard size must be a multiple of {BLOCK}")
+        if self.shard_size < 1:
+            raise InvalidInputError("shard size must be at least 1")
         if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
             raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
 
@@ -119,23 +118,28 @@ def _parameters(s: SimulationSettings, box: int) -> ParticleTable:
     )
 
 
-def _block(
-    spectrum, table: ParticleTable, s: SimulationSettings, first: int, start: int, stop: int
-):
-    """Clean and noisy images (float64) of particles ``start:stop`` of a ``table`` that holds
-    the particles from ``first`` on."""
+def _generators(seed: int, start: int, stop: int) -> list[torch.Generator]:
+    """One random stream per particle, from ``(seed, particle index)``: a particle's noise is
+    the same whatever the batch, the shard, the order of work or the device."""
+    return [torch.Generator().manual_seed((seed % 2**32) << 32 | i) for i in range(start, stop)]
+
+
+def _batch(spectrum, table: ParticleTable, s: SimulationSettings, first: int, start: int,
+           stop: int, staging: Staging):  # fmt: skip
+    """Clean and noisy images (float64, on the spectrum's device) of particles ``start:stop``
+    of a ``table`` that holds the particles from ``first`` on."""
     sub = table.subset(np.arange(start - first, stop - first))
-    rotations = torch.from_numpy(sub.rotations)
-    shifts = -torch.from_numpy(sub.origins_angstrom) / s.pixel_size_angstrom
-    ctf = CTF.from_parameters(sub.ctf) if s.ctf else None
+    rotations = staging.to_device(sub.rotations)
+    shifts = -staging.to_device(sub.origins_angstrom) / s.pixel_size_angstrom
+    ctf = CTF.from_parameters(sub.ctf, device=staging.device) if s.ctf else None
     clean = form_images(spectrum, rotations, s.pixel_size_angstrom, shifts, ctf)
-    g = torch.Generator().manual_seed(s.seed * 1_000_003 + start // BLOCK + 1)  # block-aligned
+    generators = _generators(s.seed, start, stop)
     if s.snr is not None:
-        noisy = add_white_noise(clean, s.snr, generator=g)
+        noisy = add_white_noise(clean, s.snr, generator=generators)
     elif s.dose_e_per_a2 is not None:
         rms = clean.flatten(-2).std(-1)[..., None, None].clamp(min=1e-30)
         contrast = clean / rms * s.contrast_rms
-        counts = shot_noise(contrast, s.dose_e_per_a2, s.pixel_size_angstrom, generator=g)
+        counts = shot_noise(contrast, s.dose_e_per_a2, s.pixel_size_angstrom, generator=generators)
         noisy = counts - s.dose_e_per_a2 * s.pixel_size_angstrom**2
     else:
         noisy = clean
@@ -158,11 +162,13 @@ def write_shard(
     write_clean: bool = False,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    batch_size: int = 256,
 ) -> int:
     """Write shard ``shard`` (``particles_NNN.mrcs``, and ``clean_NNN.mrcs``): the particles of
-    ``table``, which start at particle ``first``; each file appears only when complete. Returns
-    the number of images."""
+    ``table``, which start at particle ``first``, made in batches of ``batch_size`` on the
+    spectrum's device; each file appears only when complete. Returns the number of images."""
     box = spectrum.n
+    staging = Staging(spectrum.data.device)
     last = first + table.n
     with ExitStack() as stack:
         writers = {
@@ -171,30 +177,37 @@ def write_shard(
             )
             for kind, path in _shard_paths(out, shard, write_clean).items()
         }
-        for start in range(first, last, BLOCK):
-            stop = min(start + BLOCK, last)
-            clean, noisy = _block(spectrum, table, settings, first, start, stop)
-            writers["particles"].write(noisy.numpy())
+        for start in range(first, last, batch_size):
+            stop = min(start + batch_size, last)
+            clean, noisy = _batch(spectrum, table, settings, first, start, stop, staging)
+            writers["particles"].write(staging.to_host(noisy))
             if write_clean:
-                writers["clean"].write(clean.numpy())
+                writers["clean"].write(staging.to_host(clean))
             if progress is not None:
                 progress(stop - start)
     return table.n
 
 
-def _shard_task(volume, table, settings, first, shard, out, write_clean, force) -> int:
+def _shard_task(volume, table, settings, first, shard, out, write_clean, force, batch_size,
+                device) -> int:  # fmt: skip
     """One shard on a worker: the volume is prepared there (one FFT per shard). Idempotent: a
     task rerun after its worker died once the files were published finds them complete (the
     driver removed any older ones before the run) and leaves them."""
     if all(path.exists() for path in _shard_paths(out, shard, write_clean).values()):
         return table.n
-    spectrum = prepare_volume(volume.double(), settings.pad_factor)
-    return write_shard(spectrum, table, settings, first, shard, out, write_clean, force)
+    spectrum = prepare_volume(volume.to(resolve_device(device), torch.float64), settings.pad_factor)
+    return write_shard(
+        spectrum, table, settings, first, shard, out, write_clean, force, batch_size=batch_size
+    )
 
 
 def _manifest(volume: torch.Tensor, settings: SimulationSettings, write_clean: bool) -> dict:
-    digest = hashlib.sha256(volume.double().contiguous().numpy().tobytes()).hexdigest()
-    record = {"settings": asdict(settings), "write_clean": write_clean, "volume_sha256": digest}
+    digest = hashlib.sha256(volume.detach().cpu().double().contiguous().numpy().tobytes())
+    record = {
+        "settings": asdict(settings),
+        "write_clean": write_clean,
+        "volume_sha256": digest.hexdigest(),
+    }
     return json.loads(json.dumps(record))  # as it reads back (tuples become lists)
 
 
@@ -208,9 +221,14 @@ def simulate_dataset(
     resume: bool = False,
     client=None,
     progress: Callable[[int], None] | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Simulate ``settings.n_particles`` images of ``volume (n, n, n)`` into ``out_dir``;
-    returns a summary. ``progress(k)`` is called as images are done.
+    returns a summary. ``progress(k)`` is called as images are done. Images are made in
+    batches of ``batch_size`` on ``device`` (default: the CPU; with a ``client``, on each
+    worker, which must have it); the output does not depend on either, apart from
+    floating-point rounding across devices.
 
     ``client``: a ``dask.distributed.Client``: one task per shard (retried by Dask if a worker
     dies), the STAR and ``.cs`` files written here at the end; the files are bit-identical to a
@@ -218,6 +236,9 @@ def simulate_dataset(
     already there (complete by construction) are kept, the rest are made; the settings and the
     volume must be those recorded in ``simulation.json``."""
     settings.check()
+    if batch_size < 1:
+        raise InvalidInputError("batch size must be at least 1")
+    device = device_name(device, client)
     out = Path(out_dir)
     box = volume.shape[-1]
     n_shards = (settings.n_particles + settings.shard_size - 1) // settings.shard_size
@@ -252,21 +273,23 @@ def simulate_dataset(
 
     overwrite = force or resume  # resumed shards may have left no file, or a stale temporary
     if client is None:
-        spectrum = prepare_volume(volume.double(), settings.pad_factor)
+        spectrum = prepare_volume(volume.to(device, torch.float64), settings.pad_factor)
         for i in todo:
             first, sub = part(i)
-            write_shard(spectrum, sub, settings, first, i, out, write_clean, overwrite, progress)
+            write_shard(
+                spectrum, sub, settings, first, i, out, write_clean, overwrite, progress, batch_size
+            )
     else:
         from dask.distributed import as_completed
 
         # on every worker, so that a worker that dies does not take the only copy with it
-        scattered = client.scatter(volume, broadcast=True)
+        scattered = client.scatter(volume.detach().cpu(), broadcast=True)
         futures = []
         for i in todo:
             first, sub = part(i)
             futures.append(client.submit(
                 _shard_task, scattered, sub, settings, first, i, out, write_clean, overwrite,
-                retries=2, pure=False,
+                batch_size, device, retries=2, pure=False,
             ))  # fmt: skip
         for future in as_completed(futures):
             done = future.result()

@@ -1,0 +1,100 @@
+"""Where compute runs: ``device=`` arguments and ``--device`` options, and the host <-> device
+transfers of streamed batches.
+
+Compute functions follow their inputs' device; the functions that read files (simulation,
+projection, reconstruction, FSC and alignment of files) take ``device=`` and move each batch
+there through :class:`Staging`. On CUDA it copies through one reused page-locked (pinned)
+host buffer per direction and dtype, so a host-to-device copy is a DMA that does not stall on
+paging, and no pinned buffer is allocated per batch (``cudaHostAlloc`` is slow). On the CPU
+the staging is a no-op view.
+"""
+
+import numpy as np
+import torch
+
+from cryomath.errors import InvalidInputError
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``torch.device`` for ``None`` (the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``;
+    an unknown name, or an accelerator this torch cannot reach, is a clear error."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        message = f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)"
+        raise InvalidInputError(message) from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(
+                f"device {str(device)!r} is not available: this torch ({torch.__version__}) "
+                "sees no CUDA GPU"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InvalidInputError(
+                f"device {str(device)!r} is not available: {torch.cuda.device_count()} CUDA "
+                "device(s) visible"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError("device 'mps' is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise InvalidInputError(f"unsupported device {str(device)!r} (use cpu, cuda or mps)")
+    return device
+
+
+def device_name(device: str | torch.device | None, client=None) -> str:
+    """The device for work that may run elsewhere: resolved here without a Dask ``client``;
+    with one, only checked for form (the workers, not this process, must have it)."""
+    if client is None:
+        return str(resolve_device(device))
+    try:
+        return str(torch.device(device or "cpu"))
+    except (RuntimeError, TypeError) as exc:
+        message = f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)"
+        raise InvalidInputError(message) from exc
+
+
+class Staging:
+    """Copies of streamed batches between the host and ``device``.
+
+    ``to_device(array)`` returns a tensor on the device (on CUDA: through a pinned buffer,
+    asynchronously; the next call waits for the previous copy before reusing the buffer).
+    ``to_host(tensor)`` returns a numpy array that stays valid until the next ``to_host``."""
+
+    def __init__(self, device: str | torch.device | None):
+        self.device = resolve_device(device)
+        self._pinned = self.device.type == "cuda"
+        self._buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+        self._copied: torch.cuda.Event | None = None
+
+    def _buffer(self, direction: str, like: torch.Tensor) -> torch.Tensor:
+        key = (direction, like.dtype)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < like.numel():
+            buffer = torch.empty(like.numel(), dtype=like.dtype, pin_memory=True)
+            self._buffers[key] = buffer
+        return buffer[: like.numel()].view(like.shape)
+
+    def to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(array, np.ndarray):
+            array = np.ascontiguousarray(array)
+        host = torch.as_tensor(array)
+        if not self._pinned:
+            return host.to(self.device)
+        if self._copied is not None:
+            self._copied.synchronize()
+        staged = self._buffer("up", host)
+        staged.copy_(host)
+        out = staged.to(self.device, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
+        return out
+
+    def to_host(self, tensor: torch.Tensor) -> np.ndarray:
+        if tensor.device.type != "cuda":
+            return tensor.detach().cpu().numpy()
+        staged = self._buffer("down", tensor)
+        staged.copy_(tensor.detach(), non_blocking=True)
+        torch.cuda.current_stream(tensor.device).synchronize()
+        return staged.numpy()
