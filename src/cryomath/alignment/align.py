@@ -123,16 +123,18 @@ def align_maps(
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
     operators = None if symmetry.strip().upper() == "C1" else point_group(symmetry)
-    c_ref = torch.as_tensor(ref_origin_c + (box // 2) * spacing)
-    c_qry = torch.as_tensor(qry_origin_c + (box // 2) * spacing)
+    # the fits' bookkeeping lives on the maps' device, next to the fields it indexes
+    device = reference.device
+    c_ref = torch.as_tensor(ref_origin_c + (box // 2) * spacing, device=device)
+    c_qry = torch.as_tensor(qry_origin_c + (box // 2) * spacing, device=device)
     allowed = None
     occupied_query, occupied_reference = int((qry_c > t_qry).sum()), int((ref_c > t_ref).sum())
     if angle_step_degrees is None:  # a part fitted into a whole has less signal per rotation
         angle_step_degrees = 20.0 if 2 * occupied_query < occupied_reference else 30.0
     if around is None:
-        rotations = search_rotations(angle_step_degrees, torch.float64)
+        rotations = search_rotations(angle_step_degrees, torch.float64).to(device)
     else:
-        r0, t0 = (torch.as_tensor(a, dtype=torch.float64) for a in around)
+        r0, t0 = (torch.as_tensor(a, dtype=torch.float64, device=device) for a in around)
         if occupied_query > occupied_reference:
             raise InvalidInputError(
                 "local fitting places a part into a whole, but the query encloses more volume "
@@ -168,7 +170,7 @@ def align_maps(
             for (r, t, cc), v in zip(fits, rescored, strict=True)
         ]  # fmt: skip
     raw, normalized = z_scores(
-        found.rotation_scores * scale, torch.tensor([m["score"] for m in models])
+        found.rotation_scores * scale, torch.tensor([m["score"] for m in models], device=device)
     )
     for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True):
         m["z_score"], m["normalized_z_score"] = z, nz

@@ -15,8 +15,8 @@ def symmetry_mates(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(G, 3, 3)`` rotations and ``(G, 3)`` translations of the fit seen through each of the
     ``operators (G, 3, 3)`` acting about ``centre (3,)``."""
-    g = operators.to(rotation.dtype)
-    c = torch.as_tensor(centre, dtype=rotation.dtype)
+    g = operators.to(rotation)
+    c = torch.as_tensor(centre, dtype=rotation.dtype, device=rotation.device)
     return g @ rotation, g @ translation + c - g @ c
 
 

@@ -22,18 +22,22 @@ from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.lie import exp_map, right_jacobian
 
 
-def voxel_positions(shape, voxel_size_angstrom: float, origin_angstrom, dtype) -> torch.Tensor:
+def voxel_positions(
+    shape, voxel_size_angstrom: float, origin_angstrom, dtype, device=None
+) -> torch.Tensor:
     """``(z, y, x, 3)`` positions ``(x, y, z)`` in Angstrom of every voxel of a map."""
-    axes = [torch.arange(s, dtype=dtype) for s in shape]
+    axes = [torch.arange(s, dtype=dtype, device=device) for s in shape]
     z, y, x = torch.meshgrid(*axes, indexing="ij")
-    origin = torch.as_tensor(np.asarray(origin_angstrom), dtype=dtype)
+    origin = torch.as_tensor(np.asarray(origin_angstrom), dtype=dtype, device=device)
     return torch.stack([x, y, z], -1) * voxel_size_angstrom + origin
 
 
 def sample_map(volume, voxel_size_angstrom, origin_angstrom, positions) -> torch.Tensor:
     """Trilinear values of ``volume ([C,] z, y, x)`` at ``positions (..., 3)`` Angstrom, zero
     outside: ``(..., )``, or ``(C, ...)`` for a multi-channel volume."""
-    origin = torch.as_tensor(np.asarray(origin_angstrom), dtype=positions.dtype)
+    origin = torch.as_tensor(
+        np.asarray(origin_angstrom), dtype=positions.dtype, device=positions.device
+    )
     grid = grid_sample_coordinates((positions - origin) / voxel_size_angstrom, volume.shape[-3:])
     channels = volume.reshape(1, -1, *volume.shape[-3:])
     values = F.grid_sample(
@@ -48,13 +52,13 @@ def transform_map(
 ) -> torch.Tensor:
     """The query moved by ``x = R y + T`` and sampled on a ``shape`` grid of ``voxel`` and
     ``origin``: ``out(x) = query(R^T (x - T))``."""
-    positions = voxel_positions(shape, voxel, origin, query.dtype)
-    local = (positions - translation) @ rotation  # R^T (x - T) as row vectors
+    positions = voxel_positions(shape, voxel, origin, query.dtype, query.device)
+    local = (positions - translation.to(positions)) @ rotation.to(positions)  # R^T (x - T)
     return sample_map(query, query_voxel, query_origin, local)
 
 
 def _points(query, voxel, origin, threshold):
-    positions = voxel_positions(query.shape, voxel, origin, query.dtype)
+    positions = voxel_positions(query.shape, voxel, origin, query.dtype, query.device)
     inside = query > threshold
     return positions[inside], query[inside]
 
@@ -67,7 +71,7 @@ def _bfgs(objective, x, iterations: int, tolerance: float):
     """Minimise ``objective(x) -> (value, gradient)`` from ``x`` by BFGS with an Armijo
     backtracking line search (dense inverse Hessian: the problems here have 6 unknowns);
     returns the last accepted ``(x, value)``."""
-    eye = torch.eye(len(x), dtype=x.dtype)
+    eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
     inverse_hessian = 0.1 * eye
     value, gradient = objective(x)
     first = True
@@ -110,7 +114,7 @@ def _fit(reference, voxel, origin, points, values, rotation, translation, iterat
     radius = float(y.norm(dim=-1).pow(2).mean().sqrt().clamp(min=1.0))
     t0 = translation + rotation @ centre
     delta = 1e-3 * voxel
-    steps = torch.cat([torch.zeros(1, 3), torch.eye(3) * delta]).to(y.dtype)[:, None]  # (4, 1, 3)
+    steps = torch.cat([torch.zeros(1, 3), torch.eye(3) * delta]).to(y)[:, None]  # (4, 1, 3)
 
     def objective(x):
         r = rotation @ exp_map(x[:3])
@@ -128,7 +132,7 @@ def _fit(reference, voxel, origin, points, values, rotation, translation, iterat
         grad_rot = right_jacobian(x[:3]).T @ (a[:, None] * torch.cross(y, g @ r, dim=-1)).sum(0)
         return -float(cc), -torch.cat([grad_rot, grad_t])
 
-    x, value = _bfgs(objective, torch.zeros(6, dtype=points.dtype), iterations, tolerance)
+    x, value = _bfgs(objective, points.new_zeros(6), iterations, tolerance)
     r = rotation @ exp_map(x[:3])
     t = t0 + radius * x[3:] - r @ centre
     return r, t, -value
@@ -179,10 +183,8 @@ def refine_fits(
     ``same_angle_rad`` and ``same_shift_angstrom``, modulo the reference's point group
     ``symmetry (G, 3, 3)`` about ``symmetry_centre`` (Angstrom) when given) go on as one, and
     fits whose correlation is below half the best are not taken to the next level."""
-    dtype = levels[-1].reference.dtype
-    fits = [
-        (r.detach().to(dtype), torch.as_tensor(t, dtype=dtype).detach(), 0.0) for r, t in starts
-    ]
+    like = levels[-1].reference  # the fits live on the maps' device and in their dtype
+    fits = [(r.detach().to(like), torch.as_tensor(t).detach().to(like), 0.0) for r, t in starts]
     for i, level in enumerate(levels):
         qry = level.query
         threshold = automatic_threshold(qry) if threshold_query is None else threshold_query

@@ -142,13 +142,15 @@ def global_search(
     excluded = None
     if allowed_shift is not None:
         centre, radius = allowed_shift
-        distance = torch.linalg.vector_norm(shift_of_index - torch.as_tensor(centre), dim=-1)
+        distance = torch.linalg.vector_norm(
+            shift_of_index - torch.as_tensor(centre, device=shift_of_index.device), dim=-1
+        )
         excluded = distance > radius
     best_scores, best_shifts = [], []
     for start in range(0, len(rotations), batch):
         if start and start % (64 * batch) == 0:
             _release_freed_memory()
-        moved = rotate_field(small, rotations[start : start + batch].to(small.dtype), vector)
+        moved = rotate_field(small, rotations[start : start + batch].to(small), vector)
         spectrum = _rfft_padded(moved, size)
         scores = torch.fft.irfftn((spectrum * ref_spectrum).sum(1), s=size, dim=dims).flatten(1)
         if excluded is not None:
@@ -160,7 +162,7 @@ def global_search(
     if not bool(torch.isfinite(scores).any()):
         raise InvalidInputError("no translation is allowed: the translation radius is too small")
     candidates = [
-        Solution(rotations[i], shifts[i].to(rotations.dtype), float(scores[i]))
+        Solution(rotations[i], shifts[i].to(rotations), float(scores[i]))
         for i in scores.argsort(descending=True)[: 50 * top].tolist()
     ]
     chosen = distinct(candidates, _fit_of, distinct_angle_rad, 2.0, operators=symmetry, top=top)

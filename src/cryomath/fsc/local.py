@@ -31,8 +31,11 @@ def local_resolution(
         (window_px,) * 3, window_px / 2 - 3, 3.0, dtype=half1.dtype, device=half1.device
     )
     starts = list(range(0, n - window_px + 1, step_px))
-    corners = torch.tensor([(z, y, x) for z in starts for y in starts for x in starts])
-    offsets = torch.arange(window_px)
+    device = half1.device
+    corners = torch.tensor(
+        [(z, y, x) for z in starts for y in starts for x in starts], device=device
+    )
+    offsets = torch.arange(window_px, device=device)
     values = []
     for begin in range(0, len(corners), chunk):
         c = corners[begin : begin + chunk]
@@ -45,14 +48,16 @@ def local_resolution(
         for fsc in curve.fsc:
             one = type(curve)(fsc, curve.spatial_frequency_per_angstrom, curve.counts)
             values.append(1 / max(crossing_frequency(one, threshold), 1e-6))
-    grid = torch.tensor(values, dtype=half1.dtype).reshape(len(starts), len(starts), len(starts))
+    grid = torch.tensor(values, dtype=half1.dtype, device=device).reshape(
+        len(starts), len(starts), len(starts)
+    )
     nyquist = 2 * voxel_size_angstrom
     grid = grid.clamp(min=nyquist, max=window_px * voxel_size_angstrom)
     # window centres sit at start + window / 2; interpolate the coarse grid back to voxels
     full = F.interpolate(
         grid[None, None], size=(len(starts) * step_px,) * 3, mode="trilinear", align_corners=False
     )[0, 0]
-    out = torch.full((n, n, n), float(grid.mean()), dtype=half1.dtype)
+    out = torch.full((n, n, n), float(grid.mean()), dtype=half1.dtype, device=device)
     lo = window_px // 2 - step_px // 2
     hi = min(n, lo + full.shape[0])
     out[lo:hi, lo:hi, lo:hi] = full[: hi - lo, : hi - lo, : hi - lo]
