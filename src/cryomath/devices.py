@@ -88,7 +88,7 @@ class Staging:
         staged.copy_(host)
         out = staged.to(self.device, non_blocking=True)
         self._copied = torch.cuda.Event()
-        self._copied.record()
+        self._copied.record(torch.cuda.current_stream(self.device))
         return out
 
     def to_host(self, tensor: torch.Tensor) -> np.ndarray:
