@@ -28,18 +28,44 @@ def _load_pair(path1: Path, path2: Path, device: str):
     device = resolve_device(device)
     a, info_a = read_mrc(path1, dtype=np.float64)
     b, info_b = read_mrc(path2, dtype=np.float64)
-    if a.shape != b.shape:
-        raise InvalidInputError(f"maps differ in shape: {a.shape} and {b.shape}")
+    voxel = _same_grid(a.shape, b.shape, info_a, info_b)
+    return _tensor(a, device), _tensor(b, device), voxel
+
+
+def _same_grid(shape_a, shape_b, info_a, info_b) -> float:
+    """The voxel size of two maps that must share a grid (shape and voxel size)."""
+    if tuple(shape_a) != tuple(shape_b):
+        raise InvalidInputError(f"maps differ in shape: {tuple(shape_a)} and {tuple(shape_b)}")
     va, vb = float(info_a.voxel_size_angstrom[0]), float(info_b.voxel_size_angstrom[0])
     if abs(va - vb) > 1e-3 * max(va, vb):
         raise InvalidInputError(f"maps differ in voxel size: {va:g} and {vb:g} A")
-    return _tensor(a, device), _tensor(b, device), va
+    return va
 
 
 def _tensor(array: np.ndarray, device):
     import torch
 
     return torch.from_numpy(array).to(device)
+
+
+def _streamed_fsc(path1: Path, path2: Path):
+    """The unmasked FSC of two maps read a slab at a time, or None for files that cannot be
+    read by slabs (compressed, or axis order other than 1, 2, 3)."""
+    from cryomath.errors import MRCFormatError
+    from cryomath.fsc.streamed import fourier_shell_correlation_streamed
+    from cryomath.io import ImageStack
+
+    if any(p.suffix in (".gz", ".bz2") for p in (path1, path2)):
+        return None
+    try:
+        with ImageStack(path1) as a, ImageStack(path2) as b:
+            shapes = [(len(s), *s.image_shape) for s in (a, b)]
+            voxel = _same_grid(*shapes, a.info, b.info)
+            return fourier_shell_correlation_streamed(a, b, voxel)
+    except MRCFormatError as exc:
+        if "axis order" in str(exc):
+            return None
+        raise
 
 
 def _auto_mask(average, voxel):
@@ -125,17 +151,25 @@ def fsc(
     force: Force = False,
     json: Json = False,
 ) -> None:
-    """Fourier shell correlation and the resolution at 0.143, 0.5 and half-bit."""
+    """Fourier shell correlation and the resolution at 0.143, 0.5 and half-bit. Without a mask
+    or --local, on the CPU, the maps are streamed (read a slab at a time; memory does not grow
+    with the map); otherwise they are loaded."""
     for path in (plot, local):
         if path is not None:
             check_output_path(path, force)
-    a, b, voxel = _load_pair(map1, map2, device)
-    m = (
-        _read_mask(mask, a)
-        if mask is not None
-        else (_auto_mask((a + b) / 2, voxel) if auto_mask else None)
-    )
-    summary = _summary(masked_fsc(a, b, voxel, m))
+    streamed = None
+    if mask is None and not auto_mask and local is None and device == "cpu":
+        streamed = _streamed_fsc(map1, map2)
+    if streamed is not None:
+        summary = _summary({"unmasked": streamed, "final": streamed.fsc})
+    else:
+        a, b, voxel = _load_pair(map1, map2, device)
+        m = (
+            _read_mask(mask, a)
+            if mask is not None
+            else (_auto_mask((a + b) / 2, voxel) if auto_mask else None)
+        )
+        summary = _summary(masked_fsc(a, b, voxel, m))
     if plot is not None:
         _plot(summary, plot, f"{map1.name} / {map2.name}", force)
         summary["plot"] = str(plot)

@@ -80,20 +80,29 @@ def _shell_sums(f1: torch.Tensor, f2: torch.Tensor, n: int, ndim: int, n_shells:
     first = torch.fft.fftfreq(n, device=device, dtype=torch.float64)
     last = torch.fft.rfftfreq(n, device=device, dtype=torch.float64)
     rest = last**2 if ndim == 2 else first[:, None] ** 2 + last**2  # squared |k| of other axes
-    w = hermitian_multiplicity((n,), device=device, dtype=real)  # along the rfft axis
     sums = torch.zeros(3, *f1.shape[:-ndim], n_shells, dtype=real, device=device)
     counts = torch.zeros(n_shells, dtype=real, device=device)
     per_slab = max(1, 2**20 // rest.numel())
     for start in range(0, n, per_slab):
         size = min(per_slab, n - start)
-        k = torch.sqrt(first[start : start + size].reshape(-1, *[1] * (ndim - 1)) ** 2 + rest)
-        shells = torch.round(k * n).long()
+        k2 = first[start : start + size].reshape(-1, *[1] * (ndim - 1)) ** 2 + rest
         a, b = f1.narrow(-ndim, start, size), f2.narrow(-ndim, start, size)
-        sums[0] += shell_sum(w * (a * b.conj()).real, shells, n_shells)
-        sums[1] += shell_sum(w * (a.real**2 + a.imag**2), shells, n_shells)
-        sums[2] += shell_sum(w * (b.real**2 + b.imag**2), shells, n_shells)
-        counts += shell_sum(w.expand(shells.shape), shells, n_shells)
+        add_shell_sums(sums, counts, a, b, k2, n)
     return sums[0], sums[1], sums[2], counts
+
+
+def add_shell_sums(sums, counts, a, b, k2, n: int) -> None:
+    """Add a block of two rfft spectra ``a, b (..., *B)`` whose samples lie at squared
+    frequencies ``k2 (B)`` (cycles/pixel; the last axis is the rfft one, all of it) to
+    ``sums (3, ..., n_shells)`` (cross, power 1, power 2) and ``counts (n_shells,)``, in their
+    dtype."""
+    n_shells = counts.shape[-1]
+    shells = torch.round(torch.sqrt(k2) * n).long()
+    w = hermitian_multiplicity((n,), device=a.device, dtype=sums.dtype)  # along the rfft axis
+    sums[0] += shell_sum(w * (a * b.conj()).real.to(sums.dtype), shells, n_shells)
+    sums[1] += shell_sum(w * (a.real**2 + a.imag**2).to(sums.dtype), shells, n_shells)
+    sums[2] += shell_sum(w * (b.real**2 + b.imag**2).to(sums.dtype), shells, n_shells)
+    counts += shell_sum(w.expand(shells.shape), shells, n_shells)
 
 
 def fourier_ring_correlation(
