@@ -18,6 +18,7 @@ from cryomath.fsc.resolution import (
     resolution_angstrom,
     three_sigma_threshold,
 )
+from cryomath.fsc.streamed import fourier_shell_correlation_streamed
 
 __all__ = [
     "FSCCurve",
@@ -28,6 +29,7 @@ __all__ = [
     "fit_bfactor",
     "fourier_ring_correlation",
     "fourier_shell_correlation",
+    "fourier_shell_correlation_streamed",
     "fsc_weighting",
     "guinier",
     "half_bit_threshold",
