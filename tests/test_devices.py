@@ -13,6 +13,8 @@ import torch
 
 from cryomath import so3
 from cryomath.cli import main
+from cryomath.alignment import coarse_grid, density_vectors, rotate_field
+from cryomath.alignment.refine import transform_map
 from cryomath.ctf import CTF, compute_ctf
 from cryomath.devices import Staging, resolve_device
 from cryomath.errors import InvalidInputError
@@ -93,6 +95,12 @@ CASES = {
     "apply_bfactor": lambda v, i, r, s, c: apply_bfactor(v, -50.0, 1.0),
     "low_pass": lambda v, i, r, s, c: low_pass(v, 4.0, 1.0),
     "weight_by_shell": lambda v, i, r, s, c: weight_by_shell(v, torch.ones_like(v[0, 0, :7])),
+    "alignment rotate_field": lambda v, i, r, s, c: rotate_field(v.expand(3, -1, -1, -1), r),
+    "alignment density_vectors": lambda v, i, r, s, c: density_vectors(v, 2.0, 0.5),
+    "alignment coarse_grid": lambda v, i, r, s, c: coarse_grid(v, 1.0, (0.0, 0.0, 0.0), 2.0)[0],
+    "alignment transform_map": lambda v, i, r, s, c: transform_map(
+        v, 1.0, (0, 0, 0), r[0], s[0, :1].expand(3), (10, 10, 10), 1.2, (1.0, 2.0, 3.0)
+    ),
     "so3 quaternion": lambda v, i, r, s, c: so3.quaternion_from_matrix(r),
     "so3 relion euler": lambda v, i, r, s, c: so3.matrix_from_relion_euler(
         so3.relion_euler_from_matrix(r)
