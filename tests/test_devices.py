@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from cryomath import so3
-from cryomath.cli import main
 from cryomath.alignment import coarse_grid, density_vectors, rotate_field
 from cryomath.alignment.refine import transform_map
+from cryomath.cli import main
 from cryomath.ctf import CTF, compute_ctf
 from cryomath.devices import Staging, resolve_device
 from cryomath.errors import InvalidInputError
