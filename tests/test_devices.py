@@ -32,7 +32,7 @@ from cryomath.fsc import (
 from cryomath.noise import add_white_noise, coloured_noise, gaussian_log_likelihood
 from cryomath.projection import prepare_volume, project_fourier, project_real_space
 from cryomath.projection.voxel_basis import project_fourier_voxel_basis
-from cryomath.reconstruction import FourierAccumulator, invert, reconstruct
+from cryomath.reconstruction import FourierAccumulator, insert_batch, invert, reconstruct
 from cryomath.simulate import form_images
 from tests.conftest import DATA
 
@@ -60,8 +60,6 @@ def _inputs(dtype):
 
 def _inserted(images, rotations, shifts, ctf):
     acc = FourierAccumulator(images.shape[-1], 2.0, images.dtype, images.device)
-    from cryomath.reconstruction import insert_batch
-
     insert_batch(acc, images, rotations, 1.0, shifts, ctf)
     return invert(acc, snr=1.0)
 
