@@ -9,6 +9,7 @@ than direct inversion; it needs no density compensation and no gridding correcti
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -25,10 +26,6 @@ class _Batch(NamedTuple):
     rotations: torch.Tensor  # (k, 3, 3)
     ctf: CTF | None  # batch (k,)
     spectra: Callable[[], torch.Tensor]  # centred rfft spectra (k, n, n // 2 + 1), on demand
-
-
-def _slices(volume, rotations, pad_factor):
-    return extract_central_slices_rfft_3d(prepare_volume(volume, pad_factor), rotations)
 
 
 def reconstruct_least_squares(
@@ -109,28 +106,39 @@ def _solve(batches, n, pixel_size_angstrom, pad_factor, dtype, device, regulariz
     def ctf_values(batch):
         return compute_ctf(batch.ctf, (n, n), pixel_size_angstrom).to(dtype)
 
-    def adjoint(weighted_slices, rotations):
+    def adjoint(weighted):
+        """``sum_b P_b^T s_b`` over ``(s_b, rotations_b)`` pairs: the slices go back into the
+        prepared spectrum batch by batch, then once through the (linear) preparation."""
         x = torch.zeros((n, n, n), dtype=dtype, device=device, requires_grad=True)
-        y = _slices(x, rotations, pad_factor)
-        (grad,) = torch.autograd.grad((y * weighted_slices.conj()).real.sum(), x)
-        return grad
+        spectrum = prepare_volume(x, pad_factor)
+        data = spectrum.data.detach().requires_grad_()
+        prepared = replace(spectrum, data=data)
+        grad_data = torch.zeros_like(data)
+        for slices, rotations in weighted:
+            y = extract_central_slices_rfft_3d(prepared, rotations)
+            grad_data += torch.autograd.grad((y * slices.conj()).real.sum(), data)[0]
+        return torch.autograd.grad(spectrum.data, x, grad_outputs=grad_data)[0]
 
     def normal(x):
-        out = torch.zeros_like(x)
-        for batch in batches:
-            with torch.no_grad():
-                y = _slices(x, batch.rotations, pad_factor)
-            if batch.ctf is not None:
-                y = y * ctf_values(batch) ** 2
-            out += adjoint(y, batch.rotations)
-        return out
+        with torch.no_grad():
+            prepared = prepare_volume(x, pad_factor)  # once, for every batch
 
-    b = torch.zeros((n, n, n), dtype=dtype, device=device)
-    for batch in batches:
-        y = batch.spectra()
-        if batch.ctf is not None:
-            y = y * ctf_values(batch)
-        b += adjoint(y, batch.rotations)
+        def weighted():
+            for batch in batches:
+                with torch.no_grad():
+                    y = extract_central_slices_rfft_3d(prepared, batch.rotations)
+                if batch.ctf is not None:
+                    y = y * ctf_values(batch) ** 2
+                yield y, batch.rotations
+
+        return adjoint(weighted())
+
+    def right_hand_side():
+        for batch in batches:
+            y = batch.spectra()
+            yield (y if batch.ctf is None else y * ctf_values(batch)), batch.rotations
+
+    b = adjoint(right_hand_side())
     # lam relative to the operator's scale: <e, A e> for a unit impulse at the centre
     impulse = torch.zeros_like(b)
     impulse[n // 2, n // 2, n // 2] = 1
