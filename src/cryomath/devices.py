@@ -15,16 +15,18 @@ import torch
 from cryomath.errors import InvalidInputError
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``torch.device`` for ``None`` (the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``;
-    an unknown name, or an accelerator this torch cannot reach, is a clear error."""
-    if device is None:
-        return torch.device("cpu")
+def _parse(device: str | torch.device | None) -> torch.device:
     try:
-        device = torch.device(device)
+        return torch.device(device or "cpu")
     except (RuntimeError, TypeError) as exc:
         message = f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)"
         raise InvalidInputError(message) from exc
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``torch.device`` for ``None`` (the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``;
+    an unknown name, or an accelerator this torch cannot reach, is a clear error."""
+    device = _parse(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InvalidInputError(
@@ -46,13 +48,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def device_name(device: str | torch.device | None, client=None) -> str:
     """The device for work that may run elsewhere: resolved here without a Dask ``client``;
     with one, only checked for form (the workers, not this process, must have it)."""
-    if client is None:
-        return str(resolve_device(device))
-    try:
-        return str(torch.device(device or "cpu"))
-    except (RuntimeError, TypeError) as exc:
-        message = f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)"
-        raise InvalidInputError(message) from exc
+    return str(resolve_device(device) if client is None else _parse(device))
 
 
 class Staging:
