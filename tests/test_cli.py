@@ -89,6 +89,15 @@ def test_convert_gathers_the_images_of_many_stacks_into_one(capsys, tmp_path):
     code, _, err = _run(capsys, "convert", tmp_path / "sim" / "particles.cs", out, "--stack",
                         stack)  # fmt: skip
     assert code == 1 and "exists" in err  # nothing overwritten without --force
+    # RELION's own projections (relion_project): to a .cs whose one stack holds them
+    relion = DATA / "relion313_reference" / "proj_ctf_24.star"
+    out_cs, stack = tmp_path / "cs" / "particles.cs", tmp_path / "cs" / "relion.mrcs"
+    code, _, _ = _run(capsys, "convert", relion, out_cs, "--stack", stack, "--batch-size", "5")
+    assert code == 0
+    original, copied = read_particles(relion), read_particles(out_cs)
+    np.testing.assert_array_equal(copied.read_images(np.arange(24)),
+                                  original.read_images(np.arange(24)))  # fmt: skip
+    np.testing.assert_allclose(copied.ctf.defocus_u_angstrom, original.ctf.defocus_u_angstrom)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an mrc file at all\n" * 50])
