@@ -18,8 +18,8 @@ from cryomath.alignment import align_maps
 from cryomath.atoms import read_atoms, render_potential
 from cryomath.devices import resolve_device
 from cryomath.fsc import fourier_shell_correlation
+from cryomath.imaging import FourierAccumulator
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
-from cryomath.reconstruction import FourierAccumulator
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
 
@@ -48,7 +48,8 @@ def _slices(volume, rotations, pad: float, device: torch.device, repeat: int) ->
     slices = extract_central_slices_rfft_3d(spectrum, rotations)
 
     def insert():
-        FourierAccumulator(n, pad, dtype, device).insert(slices, rotations)
+        ones = torch.ones_like(slices.real)
+        FourierAccumulator(n, pad, dtype, device).add(slices, ones, rotations)
 
     seconds = _best(insert, device, repeat)
     print(f"insertion, 1,000 slices into 128^3 at pad {pad:g}: {seconds:.3f} s "

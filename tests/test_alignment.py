@@ -416,7 +416,7 @@ def test_a_mirrored_map_is_reported_as_the_opposite_hand(tmp_path, capsys):
 
 def test_bad_inputs_give_clear_errors(capsys):
     volume, voxel, origin = _simulated_map("6vyb_Ndom", voxel=3.0)
-    with pytest.raises(InvalidInputError, match="no voxel above the threshold"):
+    with pytest.raises(InvalidInputError, match="no voxel of the query map is above the threshold"):
         align_maps(volume, voxel, origin, volume, voxel, origin, threshold_query=1e9)
     with pytest.raises(InvalidInputError, match="must be 3-D"):
         align_maps(volume[0], voxel, origin, volume, voxel, origin)
@@ -431,4 +431,32 @@ def test_bad_inputs_give_clear_errors(capsys):
         align_maps(volume, voxel, origin, volume, voxel, origin, angle_step_degrees=0)
     emd = str(DATA / "map_model" / "emd_3488.mrc")
     assert main(["align-maps", emd, emd, "--threshold-query", "1e9"]) == 1
-    assert capsys.readouterr()[1].strip().startswith("cryomath: error: no voxel above")
+    assert capsys.readouterr()[1].strip().startswith("cryomath: error: no voxel of the query")
+
+
+def test_a_query_with_constant_negative_corners_aligns(tmp_path, capsys):
+    """A map rotated in a viewer without reshaping: its corners hold one negative constant.
+    The fit is found (the identity, modulo EMD-3488's two-fold about z), with the automatic
+    threshold and with an explicit one on the map as given; a threshold above the whole map
+    says so."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, info = read_mrc(DATA / "map_model" / "emd_3488.mrc", np.float32)
+    n = data.shape[-1]
+    axis = np.arange(n) - n // 2
+    r = np.sqrt(axis[:, None, None] ** 2 + axis[None, :, None] ** 2 + axis[None, None, :] ** 2)
+    query = tmp_path / "corners.mrc"
+    filled = np.where(r > n / 2, np.float32(-0.5), data)
+    write_mrc(query, filled, info.voxel_size_angstrom, info.origin_angstrom)
+    emd = str(DATA / "map_model" / "emd_3488.mrc")
+    for extra in ([], ["--threshold-query", "0.05"]):
+        assert main(["align-maps", emd, str(query), "--top", "2", "--json", *extra]) == 0
+        best = json.loads(capsys.readouterr()[0])["models"][0]
+        rotation = torch.tensor(best["rotation_matrix"], dtype=torch.float64)
+        angle = _angle_degrees(rotation, torch.eye(3).double())
+        assert min(angle, 180 - angle) < 1.0, extra  # measured < 0.01 degrees
+        assert best["normalized_z_score"] > 10  # measured 33
+    code = main(["align-maps", emd, str(query), "--threshold-query", "0.9"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "no voxel of the query map is above the threshold 0.9" in err
+    assert "maximum is 0.7" in err and err.count("\n") == 1

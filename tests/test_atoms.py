@@ -95,3 +95,48 @@ def test_bad_models_raise(tmp_path):
     bad.write_text("this is not a model\n")
     with pytest.raises(FileFormatError):
         read_atoms(bad)
+
+
+def _strip_elements(source, destination):
+    """A copy of a PDB file as MD programs write it: element columns blank, atom names
+    left-justified from column 13 (so ``HG1`` reads as mercury, ``CA`` as calcium by column
+    position)."""
+    lines = []
+    for line in source.read_text().splitlines():
+        if line.startswith(("ATOM  ", "HETATM")):
+            name = line[12:16].strip()
+            line = f"{line[:12]}{name:<4}{line[16:76]}".rstrip()
+        lines.append(line)
+    destination.write_text("\n".join(lines) + "\n")
+
+
+def test_md_pdb_without_element_columns_gets_elements_from_names(tmp_path):
+    """CHARMM-style names in protein residues are H, C, N, O, S (never Ca, Hg or X); ions by
+    their residue; one warning."""
+    rows = [("N", "MET"), ("HT1", "MET"), ("CA", "MET"), ("HG1", "SER"), ("OG", "SER"),
+            ("1HB", "LEU"), ("SD", "MET"), ("CAL", "CAL"), ("SOD", "SOD"), ("CLA", "CLA"),
+            ("ZN", "ZN"), ("OH2", "TIP3"), ("CL1", "LIG")]  # fmt: skip
+    text = "".join(
+        f"ATOM  {i + 1:5d} {name:<4} {res:<4}A{i + 1:4d}    {i:8.3f}{0.0:8.3f}{0.0:8.3f}"
+        f"{1.0:6.2f}{20.0:6.2f}      PROT\n"
+        for i, (name, res) in enumerate(rows)
+    )
+    path = tmp_path / "charmm.pdb"
+    path.write_text(text + "END\n")
+    with pytest.warns(UserWarning, match="no element columns"):
+        atoms = read_atoms(path, waters=True)
+    order = np.argsort(atoms.positions_angstrom[:, 0])  # the file's order (x = row)
+    assert atoms.elements[order].tolist() == ["N", "H", "C", "H", "O", "H", "S", "Ca", "Na", "Cl",
+                                       "Zn", "O", "Cl"]  # fmt: skip
+
+
+def test_a_model_without_element_columns_renders_the_same_map(tmp_path):
+    stripped = tmp_path / "5me2_md.pdb"
+    _strip_elements(MODEL, stripped)
+    with pytest.warns(UserWarning, match="no element columns"):
+        md = read_atoms(stripped)
+    original = read_atoms(MODEL)
+    # 5ME2 holds protein and haem: only the iron of the haems differs from the element columns
+    differ = md.elements != original.elements
+    assert set(original.elements[differ]) <= {"Fe"} and differ.sum() <= 4
+    assert not set(md.elements) & {"Ca", "Hg", "X"}

@@ -118,3 +118,13 @@ def test_usage_errors_exit_nonzero(capsys):
     assert main(["info", "x.unknown"]) == 1
     capsys.readouterr()
     np.testing.assert_equal(main(["--help"]), 0)
+
+
+def test_the_plain_install_draws_figures():
+    """``pip install cryomath`` without extras must run every command, and the commands write
+    figures: matplotlib is a core requirement (it was an extra, and ``cryomath demo`` and
+    ``reconstruct`` ended in a matplotlib traceback on the plain install)."""
+    from importlib.metadata import requires
+
+    core = [r for r in requires("cryomath") if "extra ==" not in r]
+    assert any(r.startswith("matplotlib") for r in core), core

@@ -182,3 +182,13 @@ def test_expand_equals_relion_particle_symmetry_expand(capsys, tmp_path):
     for i in range(3):  # the same poses per particle (operator order may differ)
         d = np.abs(a[i][:, None] - b[i][None]).max(axis=(2, 3))
         assert d.min(axis=1).max() < 1e-5 and d.min(axis=0).max() < 1e-5
+
+
+def test_negative_numbers_are_values_without_a_double_dash(capsys):
+    code, out, _ = _run(capsys, "rotations", "convert", "--from", "relion", "--to", "eman",
+                        "30", "60", "-120", "--json")  # fmt: skip
+    assert code == 0
+    # EMAN: az = rot + 90, alt = tilt, phi = psi - 90 (mod 360): (120, 60, 150)
+    np.testing.assert_allclose(json.loads(out)["rotations"], [[120.0, 60.0, 150.0]], atol=1e-8)
+    code, out, _ = _run(capsys, "rotations", "distance", "-150,60,120", "30,60,120", "--json")
+    assert code == 0 and json.loads(out)["angles_degrees"] == pytest.approx([180.0])

@@ -29,11 +29,11 @@ from cryomath.fsc import (
     randomize_phases,
     weight_by_shell,
 )
+from cryomath.imaging import FourierAccumulator, ParticleBatch, predict_images
 from cryomath.noise import add_white_noise, coloured_noise, gaussian_log_likelihood
 from cryomath.projection import prepare_volume, project_fourier, project_real_space
 from cryomath.projection.voxel_basis import project_fourier_voxel_basis
-from cryomath.reconstruction import FourierAccumulator, insert_batch, invert, reconstruct
-from cryomath.simulate import form_images
+from cryomath.reconstruction import insert_particles, invert, reconstruct
 from tests.conftest import DATA
 
 META = torch.device("meta")
@@ -60,7 +60,7 @@ def _inputs(dtype):
 
 def _inserted(images, rotations, shifts, ctf):
     acc = FourierAccumulator(images.shape[-1], 2.0, images.dtype, images.device)
-    insert_batch(acc, images, rotations, 1.0, shifts, ctf)
+    insert_particles(acc, ParticleBatch.from_tensors(images, rotations, 1.0, shifts, ctf))
     return invert(acc, snr=1.0)
 
 
@@ -82,9 +82,11 @@ CASES = {
     "project_fourier": lambda v, i, r, s, c: project_fourier(v, r),
     "project_real_space": lambda v, i, r, s, c: project_real_space(v, r),
     "project_fourier_voxel_basis": lambda v, i, r, s, c: project_fourier_voxel_basis(v, r),
-    "form_images": lambda v, i, r, s, c: form_images(prepare_volume(v, 2.0), r, 1.0, s, c),
+    "predict_images": lambda v, i, r, s, c: predict_images(
+        prepare_volume(v, 2.0), ParticleBatch.from_tensors(i, r, 1.0, s, c)
+    ),
     "reconstruct": lambda v, i, r, s, c: reconstruct(i, r, 1.0, s, c),
-    "insert_batch + invert": lambda v, i, r, s, c: _inserted(i, r, s, c),
+    "insert_particles + invert": lambda v, i, r, s, c: _inserted(i, r, s, c),
     "fourier_shell_correlation": lambda v, i, r, s, c: fourier_shell_correlation(v, v, 1.0).fsc,
     "randomize_phases (CPU generator)": lambda v, i, r, s, c: randomize_phases(
         v, 2, torch.Generator().manual_seed(0)

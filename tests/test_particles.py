@@ -227,3 +227,42 @@ def test_bad_particle_input_gives_specific_errors(tmp_path):
         read_cryodrgn(tmp_path / "evil.pkl")
     with pytest.raises(MissingColumnsError, match="box"):
         read_cryodrgn(DATA / "cryodrgn_cryosparc" / "pose.cs.pkl")
+
+
+def test_exported_cryosparc_paths_lose_their_prefix_and_a_project_dir_moves_the_rest(tmp_path):
+    """An exported ``.cs`` prefixes its paths with ``>`` (next to the .cs file); RELION cannot
+    open ``>J1/...``, so the prefix is understood and dropped; ``project_dir`` is where the
+    other paths start (cryoDRGN's --datadir)."""
+    import torch
+
+    from cryomath.io import read_particles, write_particles
+    from cryomath.simulate import SimulationSettings, simulate_dataset
+
+    sim = tmp_path / "J1"
+    settings = SimulationSettings(n_particles=5, pixel_size_angstrom=2.0, snr=None)
+    simulate_dataset(torch.rand(8, 8, 8, dtype=torch.float64), sim, settings)
+    array = np.load(sim / "particles.cs")
+    wider = [
+        (name, "S64" if name == "blob/path" else array.dtype[name]) for name in array.dtype.names
+    ]
+    exported = np.empty(array.shape, dtype=wider)
+    for name in array.dtype.names:
+        exported[name] = array[name]
+    exported["blob/path"] = [b">" + p for p in array["blob/path"]]
+    with open(sim / "exported.cs", "wb") as f:
+        np.save(f, exported)
+    table = read_particles(sim / "exported.cs")
+    assert set(table.image_paths) == {"particles_000.mrcs"}
+    np.testing.assert_array_equal(table.read_images([0, 4]), read_particles(
+        sim / "particles.star").read_images([0, 4]))  # fmt: skip
+    write_particles(table, sim / "exported.star")
+    names = (sim / "exported.star").read_text()
+    assert "@particles_000.mrcs" in names and "@>" not in names
+    # from the project folder: plain paths start there, exported ones stay next to the .cs
+    (tmp_path / "moved.cs").write_bytes((sim / "particles.cs").read_bytes())
+    moved = read_particles(tmp_path / "moved.cs", project_dir=sim)
+    assert moved.read_images([1]).shape == (1, 8, 8)
+    again = read_particles(sim / "exported.cs", project_dir=tmp_path)
+    assert set(again.image_paths) == {"J1/particles_000.mrcs"} and again.n == 5
+    with pytest.raises(InvalidInputError, match="not a folder"):
+        read_particles(sim / "exported.cs", project_dir=tmp_path / "nowhere")

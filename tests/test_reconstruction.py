@@ -12,14 +12,15 @@ from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.fourier import fourier_resize
 from cryomath.fsc import FSCCurve, fourier_shell_correlation, resolution_angstrom
+from cryomath.imaging import ParticleBatch, predict_images
 from cryomath.io import read_mrc, read_relion_star, read_star
-from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume, project_fourier
-from cryomath.reconstruction import (
+from cryomath.projection import (
+    extract_central_slices_rfft_3d,
     insert_central_slices_rfft_3d,
-    reconstruct,
-    reconstruct_particles,
+    prepare_volume,
+    project_fourier,
 )
-from cryomath.simulate import form_images
+from cryomath.reconstruction import reconstruct, reconstruct_particles
 from tests.conftest import DATA
 
 RELION = DATA / "relion313_reference"
@@ -63,7 +64,8 @@ def test_round_trip_without_and_with_ctf(small_map):
     defocus = 10000 + 15000 * torch.rand(2000, generator=g, dtype=torch.float64)
     ctf = CTF(defocus, defocus - 200, torch.tensor(30.0), torch.tensor(300.0), torch.tensor(2.7),
               torch.tensor(0.1))  # fmt: skip
-    with_ctf = form_images(prepare_volume(small_map), rotations, 2.0, None, ctf)
+    batch = ParticleBatch.from_tensors(None, rotations, 2.0, None, ctf, image_size=48)
+    with_ctf = predict_images(prepare_volume(small_map), batch)
     rec = reconstruct(with_ctf, rotations, 2.0, None, ctf, snr=1000.0)
     curve = fourier_shell_correlation(rec, small_map)
     assert float(_nyquist_fraction(curve, 0.7).min()) >= 0.9
@@ -73,7 +75,7 @@ def test_relion_600_particles_against_relions_reconstruction():
     table = read_relion_star(RELION / "emd3488_relion_ctf_noise_600.star")
     result = reconstruct_particles(table, pad_factor=2.0, batch_size=200)
     truth = _map(DATA / "map_model" / "emd_3488.mrc")
-    ours = resolution_angstrom(fourier_shell_correlation(result["full"], truth, 1.05), 0.5)
+    ours = resolution_angstrom(fourier_shell_correlation(result.full, truth, 1.05), 0.5)
     relion_table = read_star(RELION / "halfmaps_600" / "fsc_full_vs_truth_relion.star")["fsc"]
     relion_curve = FSCCurve(
         torch.tensor(relion_table["rlnFourierShellCorrelation"].to_numpy()),
@@ -82,7 +84,7 @@ def test_relion_600_particles_against_relions_reconstruction():
     )
     relion = resolution_angstrom(relion_curve, 0.5)
     assert ours <= 1.05 * relion  # measured 6.82 A against RELION's 6.79 A
-    halves = resolution_angstrom(result["fsc"], 0.143)
+    halves = resolution_angstrom(result.fsc, 0.143)
     assert halves == pytest.approx(6.7, abs=0.35)  # RELION's halves: 6.70 A
 
 
@@ -161,3 +163,29 @@ def test_insertion_gradcheck_in_float64():
         return torch.view_as_real(insert_central_slices_rfft_3d(s, rotations, 12)[0])
 
     assert torch.autograd.gradcheck(inserted, (slices,))
+
+
+def test_least_squares_halves_measure_the_maps_they_write_and_the_full_map_starts_warm(
+    small_map, tmp_path
+):
+    """``reconstruct --method cg``: both halves by CG (their FSC is the written maps'), the full
+    map from their average; no direct inversion runs."""
+    from cryomath.io import read_particles
+    from cryomath.reconstruction import reconstruct_least_squares_halves
+    from cryomath.simulate import SimulationSettings, simulate_dataset
+
+    settings = SimulationSettings(n_particles=400, pixel_size_angstrom=1.0, snr=None,
+                                  shift_sigma_angstrom=1.0)  # fmt: skip
+    simulate_dataset(small_map, tmp_path, settings)
+    table = read_particles(tmp_path / "particles.star")
+    residuals = []
+    result = reconstruct_least_squares_halves(
+        table, max_iterations=12, batch_size=200, callback=lambda i, r: residuals.append((i, r))
+    )
+    starts = [k for k, (i, _) in enumerate(residuals) if i == 0]
+    assert len(starts) == 3  # half 1, half 2, full
+    # the warm start: the full map's first residual is far below a cold start's
+    assert residuals[starts[2]][1] < 0.5 * residuals[starts[1]][1]
+    truth_curve = fourier_shell_correlation(result.full, small_map)
+    assert float(_nyquist_fraction(truth_curve, 0.5).min()) >= 0.9
+    assert float(_nyquist_fraction(result.fsc, 0.5).min()) >= 0.9

@@ -11,9 +11,10 @@ import torch
 from cryomath.cli import main
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
+from cryomath.imaging import ParticleBatch, predict_images
 from cryomath.io import read_mrc, read_particles
 from cryomath.projection import prepare_volume
-from cryomath.simulate import SimulationSettings, form_images, sample_poses, simulate_dataset
+from cryomath.simulate import SimulationSettings, sample_poses, simulate_dataset
 from tests.conftest import DATA
 
 MAP = DATA / "map_model" / "emd_3488.mrc"
@@ -54,10 +55,12 @@ def test_dataset_is_deterministic_and_its_ground_truth_reproduces_the_clean_imag
     # the STAR's poses, origins and CTFs re-form the clean images
     clean = read_mrc(tmp_path / "a" / "clean_001.mrcs")[0]
     sub = star.subset(np.arange(256, 300))
-    again = form_images(
-        prepare_volume(volume, 2.0), torch.from_numpy(sub.rotations), 1.05,
+    batch = ParticleBatch.from_tensors(
+        None, torch.from_numpy(sub.rotations), 1.05,
         -torch.from_numpy(sub.origins_angstrom) / 1.05, CTF.from_parameters(sub.ctf),
+        image_size=volume.shape[-1],
     )  # fmt: skip
+    again = predict_images(prepare_volume(volume, 2.0), batch)
     np.testing.assert_allclose(again.numpy(), clean, atol=1e-4 * np.abs(clean).max())
     # the realised SNR is the requested one (per image, whole box)
     noisy = star.read_images(np.arange(256, 300)).astype(np.float64)

@@ -43,11 +43,11 @@ def run_demo(
     from cryomath.alignment import align_maps
     from cryomath.alignment.refine import transform_map
     from cryomath.atoms import map_from_model, read_atoms
-    from cryomath.cli.output import write_json
     from cryomath.devices import resolve_device
     from cryomath.fsc import fourier_shell_correlation, resolution_angstrom
     from cryomath.io import read_particles, write_mrc
     from cryomath.io.atomic import atomic_output, check_output_path
+    from cryomath.io.results import write_json
     from cryomath.reconstruction import reconstruct_particles
     from cryomath.simulate import SimulationSettings, simulate_dataset
 
@@ -83,18 +83,18 @@ def run_demo(
     table = read_particles(out / "particles" / "particles.star")
     done[0] = 0
     result = reconstruct_particles(table, progress=advance("reconstruct"), device=device)
-    pixel = result["pixel_size_angstrom"]
-    half_curve = result["fsc"].to("cpu")
-    truth_curve = fourier_shell_correlation(result["full"], truth, pixel).to("cpu")
+    pixel = result.pixel_size_angstrom
+    half_curve = result.fsc.to("cpu")
+    truth_curve = fourier_shell_correlation(result.full, truth, pixel).to("cpu")
     report("align", 0, 1)
     aligned = time.perf_counter()
-    fit = align_maps(truth, voxel, origin, result["full"], voxel, origin, top=3)[0]
+    fit = align_maps(truth, voxel, origin, result.full, voxel, origin, top=3)[0]
     aligned = time.perf_counter() - aligned
     report("align", 1, 1)
     # the rest (files, figures) on the host
     fit = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fit.items()}
     truth = truth.cpu()
-    result = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in result.items()}
+    result = result.to("cpu")
     angle = math.degrees(
         float(so3.geodesic_distance(fit["rotation_matrix"], torch.eye(3).double()))
     )
@@ -102,11 +102,11 @@ def run_demo(
     centre = torch.as_tensor(origin + (truth.shape[-1] // 2) * voxel)
     shift = float((fit["rotation_matrix"] @ centre + fit["translation_angstrom"] - centre).norm())
 
-    for name, volume in zip(MAPS, (truth, result["half1"], result["half2"], result["full"]),
+    for name, volume in zip(MAPS, (truth, result.half1, result.half2, result.full),
                             strict=True):  # fmt: skip
         write_mrc(out / name, volume.float().numpy(), voxel, tuple(origin), force=force)
     report("figures", 0, 1)
-    moved = transform_map(result["full"], voxel, origin, fit["rotation_matrix"],
+    moved = transform_map(result.full, voxel, origin, fit["rotation_matrix"],
                           fit["translation_angstrom"], truth.shape, voxel, origin)  # fmt: skip
     _figures(out, truth, moved, half_curve, truth_curve, table, settings, force)
     report("figures", 1, 1)
@@ -135,24 +135,24 @@ def run_demo(
 
 
 def _figures(out, truth, moved, half_curve, truth_curve, table, settings, force):
-    from cryomath.ctf import CTF, compute_ctf
+    from cryomath.ctf import compute_ctf
     from cryomath.fourier.grids import fftfreq_grid
+    from cryomath.imaging import iter_batches, predict_images
     from cryomath.plots import plot_ctf, plot_directions, plot_fsc, plot_images, plot_overlay
     from cryomath.projection import prepare_volume
-    from cryomath.simulate.forward import form_images
     from cryomath.so3 import relion_euler_from_matrix
 
     pixel = settings.pixel_size_angstrom
     first = table.subset(np.arange(6))
-    rotations = torch.from_numpy(first.rotations).double()
-    shifts = -torch.from_numpy(first.origins_angstrom).double() / pixel
-    ctf = CTF.from_parameters(first.ctf)
-    spectrum = prepare_volume(truth, settings.pad_factor)
+    with_ctf = next(iter_batches(first, 6))
+    without_ctf = next(iter_batches(first, 6, use_ctf=False))
+    ctf = with_ctf.ctf
+    spectrum = prepare_volume(truth, settings.pad_factor, voxel_size_angstrom=pixel)
     plot_images(
         {
-            "projection": form_images(spectrum, rotations, pixel, shifts).numpy(),
-            "with CTF": form_images(spectrum, rotations, pixel, shifts, ctf).numpy(),
-            f"with CTF and noise (SNR {settings.snr:g})": first.read_images(np.arange(6)),
+            "projection": predict_images(spectrum, without_ctf).numpy(),
+            "with CTF": predict_images(spectrum, with_ctf).numpy(),
+            f"with CTF and noise (SNR {settings.snr:g})": with_ctf.images().float().numpy(),
         },
         out / "projections.png", "the first six simulated particles", force,
     )  # fmt: skip

@@ -6,7 +6,9 @@ from cryomath.alignment.preprocess import (
     automatic_threshold,
     coarse_grid,
     density_vectors,
+    fill_constant_background,
     threshold_for_mass,
+    threshold_for_volume,
 )
 from cryomath.alignment.refine import refine_fits
 from cryomath.alignment.search import global_search, rotate_field
@@ -16,6 +18,7 @@ __all__ = [
     "automatic_threshold",
     "coarse_grid",
     "density_vectors",
+    "fill_constant_background",
     "fit_rows",
     "global_search",
     "read_fit_input",
@@ -24,4 +27,5 @@ __all__ = [
     "rotate_field",
     "search_maps",
     "threshold_for_mass",
+    "threshold_for_volume",
 ]

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import torch
 
-from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, threshold_for_mass
+from cryomath.alignment.preprocess import (
+    automatic_threshold,
+    coarse_grid,
+    fill_constant_background,
+    threshold_for_mass,
+    threshold_for_volume,
+)
 from cryomath.alignment.refine import pyramid, refine_fits
 from cryomath.alignment.scores import score_field, z_scores
 from cryomath.alignment.search import global_search
@@ -28,13 +34,15 @@ def _same_box(volume, voxel, origin, spacing, box):
     return crop_or_pad(coarse, (box, box, box)), actual, centre - (box // 2) * actual
 
 
-def _threshold(coarse, spacing, value, mass_kda):
-    """A given value, else the level enclosing ``mass_kda`` of protein, else the automatic
-    rule (mean + 2 standard deviations)."""
+def _threshold(coarse, spacing, fine, fine_voxel, value, mass_kda):
+    """The threshold on the coarse map: for a ``value`` given on the ``fine`` map (as given),
+    the level enclosing the same volume (resampling lowers peaks, so the value itself may
+    leave nothing); else the level enclosing ``mass_kda`` of protein; else the automatic rule
+    (mean + 2 standard deviations)."""
     if value is not None and mass_kda is not None:
         raise InvalidInputError("give a threshold or a mass, not both")
     if value is not None:
-        return value
+        return threshold_for_volume(coarse, spacing, float((fine > value).sum()) * fine_voxel**3)
     if mass_kda is not None:
         return threshold_for_mass(coarse, spacing, mass_kda)
     return automatic_threshold(coarse)
@@ -86,8 +94,11 @@ def align_maps(
     ``translation_angstrom``, ``score`` (``alignment.scores``), ``z_score``,
     ``normalized_z_score`` and, refined, ``correlation``; best first. ``symmetry``: the
     reference's point group (RELION's setting, about its box centre): fits that differ by a
-    symmetry of the reference count as one. Thresholds (on the coarse maps): a value, or the
-    level enclosing ``mass_*_kda`` of protein (0.81 Da/A^3), else mean + 2 standard deviations.
+    symmetry of the reference count as one. A constant fill of a map's corners is replaced by
+    its solvent level first (``fill_constant_background``). Thresholds: a value on the
+    map as given (the coarse search uses the level that encloses the same volume), or the
+    level enclosing ``mass_*_kda`` of protein (0.81 Da/A^3), else mean + 2 standard deviations
+    of the coarse map.
 
     ``angle_step_degrees``: the global sample's density (``search_rotations``); by default 30
     degrees (900 rotations), or 20 (3,038) when the query encloses less than half the
@@ -104,7 +115,16 @@ def align_maps(
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
         if not bool(torch.isfinite(v).all()):
             raise InvalidInputError(f"the {name} map contains NaN or inf")
-    reference, query = cubic(reference), cubic(query.to(reference.dtype))
+    for name, v, t in (("reference", reference, threshold_reference),
+                       ("query", query, threshold_query)):  # fmt: skip
+        if t is not None and not bool((v > t).any()):
+            raise InvalidInputError(
+                f"no voxel of the {name} map is above the threshold {t:g} (its maximum is "
+                f"{float(v.max()):g})"
+            )
+    reference = fill_constant_background(reference)
+    query = fill_constant_background(query.to(reference.dtype))
+    reference, query = cubic(reference), cubic(query)
     levels = pyramid(reference, reference_voxel, reference_origin, query, query_voxel, query_origin)
     # the search grid is resampled from the first level (cheaper than from the fine maps)
     first = levels[0]
@@ -118,8 +138,9 @@ def align_maps(
     qry_c, _, qry_origin_c = _same_box(
         first.query, first.query_voxel, first.query_origin, spacing, box
     )
-    t_ref = _threshold(ref_c, spacing, threshold_reference, mass_reference_kda)
-    t_qry = _threshold(qry_c, spacing, threshold_query, mass_query_kda)
+    t_ref = _threshold(ref_c, spacing, reference, reference_voxel, threshold_reference,
+                       mass_reference_kda)  # fmt: skip
+    t_qry = _threshold(qry_c, spacing, query, query_voxel, threshold_query, mass_query_kda)
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
     operators = None if symmetry.strip().upper() == "C1" else point_group(symmetry)

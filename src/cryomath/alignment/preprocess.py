@@ -36,18 +36,55 @@ def coarse_grid(
     return coarse, spacing, centre - (m // 2) * spacing
 
 
+def threshold_for_volume(
+    volume: torch.Tensor, voxel_size_angstrom: float, enclosed_angstrom3: float
+) -> float:
+    """The threshold above which ``enclosed_angstrom3`` of the map lies (at least one voxel)."""
+    k = max(1, round(enclosed_angstrom3 / voxel_size_angstrom**3))
+    if k >= volume.numel():
+        raise InvalidInputError(
+            f"{enclosed_angstrom3:.4g} A^3 above the threshold does not fit in this box"
+        )
+    return float(volume.flatten().kthvalue(volume.numel() - k).values)
+
+
 def threshold_for_mass(volume: torch.Tensor, voxel_size_angstrom: float, mass_kda: float) -> float:
     """The threshold enclosing the volume of ``mass_kda`` of protein (0.81 Da/A^3)."""
-    enclosed = mass_kda * 1000 / PROTEIN_DENSITY_DA_PER_A3 / voxel_size_angstrom**3
-    k = round(enclosed)
-    if not 0 < k < volume.numel():
-        raise InvalidInputError(f"a mass of {mass_kda} kDa does not fit in this box")
-    return float(volume.flatten().kthvalue(volume.numel() - k).values)
+    if not mass_kda > 0:
+        raise InvalidInputError(f"a mass must be positive, got {mass_kda} kDa")
+    enclosed = mass_kda * 1000 / PROTEIN_DENSITY_DA_PER_A3
+    return threshold_for_volume(volume, voxel_size_angstrom, enclosed)
 
 
 def automatic_threshold(volume: torch.Tensor) -> float:
     """Documented automatic rule: mean + 2 standard deviations of a ``(z, y, x)`` map."""
     return float(volume.mean() + 2 * volume.std())
+
+
+def fill_constant_background(volume: torch.Tensor) -> torch.Tensor:
+    """The map with a constant fill replaced by its solvent level.
+
+    A viewer that resamples a map into a bigger box fills the new corners with one constant
+    (often negative); the step it makes dominates thresholds (mean + 2 sd) and density vectors.
+    The fill is the most common exact value on the box's faces when it covers a quarter of
+    them, is not zero (a zero background is what masked and segmented maps mean, and what the
+    resampling pads with) and lies more than one standard deviation from the median of the
+    other voxels (the solvent); its voxels take that median. Other maps are returned
+    unchanged."""
+    faces = torch.cat([volume[[0, -1]].flatten(), volume[:, [0, -1]].flatten(),
+                       volume[:, :, [0, -1]].flatten()])  # fmt: skip
+    values, counts = faces.unique(return_counts=True)
+    best = int(counts.argmax())
+    if counts[best] < faces.numel() / 4 or values[best] == 0:
+        return volume
+    fill = volume == values[best]
+    rest = volume[~fill]
+    if rest.numel() < 2:
+        return volume
+    solvent = rest.median()
+    if float((values[best] - solvent).abs()) <= float(rest.std()):
+        return volume
+    return torch.where(fill, solvent, volume)
 
 
 def density_vectors(

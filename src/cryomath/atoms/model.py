@@ -1,10 +1,12 @@
 """Atomic models read with gemmi (PDB, mmCIF): positions, elements, B-factors, occupancies."""
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cryomath.atoms.elements import infer_element, pdb_lacks_elements
 from cryomath.errors import FileFormatError, InvalidInputError
 
 
@@ -34,7 +36,8 @@ class Atoms:
 
 def read_atoms(path: str | Path, model_index: int = 0, waters: bool = False) -> Atoms:
     """Atoms of one model of a PDB or mmCIF file (hydrogens kept if present; waters dropped
-    unless ``waters``)."""
+    unless ``waters``). A PDB file without element columns (MD output) gets its elements from
+    atom and residue names (``atoms.infer_element``), with one warning."""
     import gemmi
 
     try:
@@ -43,6 +46,12 @@ def read_atoms(path: str | Path, model_index: int = 0, waters: bool = False) -> 
         raise FileFormatError(f"{path}: not a readable PDB/mmCIF model ({exc})") from exc
     if len(structure) <= model_index:
         raise FileFormatError(f"{path}: no model {model_index}")
+    guess = structure.input_format == gemmi.CoorFormat.Pdb and pdb_lacks_elements(path)
+    if guess:
+        warnings.warn(
+            f"{path}: no element columns; elements inferred from atom and residue names",
+            stacklevel=2,
+        )
     positions, elements, bfactors, occupancies = [], [], [], []
     for chain in structure[model_index]:
         for residue in chain:
@@ -50,7 +59,9 @@ def read_atoms(path: str | Path, model_index: int = 0, waters: bool = False) -> 
                 continue
             for atom in residue:
                 positions.append((atom.pos.x, atom.pos.y, atom.pos.z))
-                elements.append(atom.element.name)
+                elements.append(
+                    infer_element(atom.name, residue.name) if guess else atom.element.name
+                )
                 bfactors.append(atom.b_iso)
                 occupancies.append(atom.occ)
     if not positions:

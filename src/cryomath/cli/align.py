@@ -9,9 +9,10 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Device, Force, Json, Scheduler, emit, write_json
+from cryomath.cli.output import Device, Force, Json, Scheduler, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
+from cryomath.io.results import write_json
 
 
 def _parse_pose(text: str):

@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import BatchSize, Force, Json, emit
+from cryomath.cli.output import BatchSize, Force, Json, ProjectDir, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io import read_particles, write_particles
 
@@ -39,6 +39,7 @@ def convert(
         typer.Option(help="Also copy the images into this one .mrcs, which OUT then references"),
     ] = None,
     batch_size: BatchSize = 256,
+    project_dir: ProjectDir = None,
     json: Json = False,
 ) -> None:
     """Convert particle metadata; poses, origins and CTF are converted exactly. ``--stack``
@@ -55,6 +56,7 @@ def convert(
         box_size=box_size,
         pixel_size_angstrom=pixel_size,
         allow_unknown_columns=allow_unknown_columns,
+        project_dir=project_dir,
     )
     if stack is not None:
         _copy_images(table, stack, target.parent, batch_size, force, json)

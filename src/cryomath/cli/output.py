@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryomath.io.atomic import atomic_output
+from cryomath.io.results import plain
 
 # options shared by the commands
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -17,29 +17,21 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs
 Scheduler = Annotated[str | None, typer.Option(help="Dask: local, local:N or a scheduler address")]
 Device = Annotated[str, typer.Option(help="Where to compute: cpu, cuda, cuda:N or mps")]
 BatchSize = Annotated[int, typer.Option(help="Images per batch (memory: one batch)")]
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option(help="Folder the particle file's image paths start from (default: its own)"),
+]
 
 
 def emit(result: dict, as_json: bool, title: str) -> None:
     """Print ``result`` as JSON (``as_json``) or as a two-column table."""
     if as_json:
-        print(json.dumps(_plain(result), indent=2))
+        print(json.dumps(plain(result), indent=2))
         return
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in _plain(result).items():
+    for key, value in plain(result).items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     Console().print(table)
 
@@ -47,9 +39,3 @@ def emit(result: dict, as_json: bool, title: str) -> None:
 def scalars(result: dict) -> dict:
     """The entries of ``result`` that are not arrays (the part a table shows well)."""
     return {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
-
-
-def write_json(path: Path, result: dict, force: bool) -> None:
-    """Write ``result`` as indented JSON, atomically."""
-    with atomic_output(path, force) as tmp:
-        tmp.write_text(json.dumps(_plain(result), indent=2))

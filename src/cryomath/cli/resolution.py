@@ -12,13 +12,14 @@ from cryomath.cli.output import (
     Device,
     Force,
     Json,
+    ProjectDir,
     Scheduler,
     emit,
     scalars,
-    write_json,
 )
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import check_output_path
+from cryomath.io.results import write_json
 
 
 def _load_pair(path1: Path, path2: Path, device: str):
@@ -217,6 +218,7 @@ def reconstruct(
     device: Device = "cpu",
     scheduler: Scheduler = None,
     chunk_size: Annotated[int | None, typer.Option(help="Particles per Dask task")] = None,
+    project_dir: ProjectDir = None,
     force: Force = False,
     json: Json = False,
 ) -> None:
@@ -228,7 +230,7 @@ def reconstruct(
     from cryomath.distributed import dask_client
     from cryomath.io import read_particles, write_mrc
     from cryomath.reconstruction import (
-        reconstruct_least_squares_particles,
+        reconstruct_least_squares_halves,
         reconstruct_particles,
     )
     from cryomath.so3 import point_group
@@ -243,34 +245,33 @@ def reconstruct(
     )
     for name in names:
         check_output_path(out / name, force)
-    table = read_particles(particles, allow_unknown_columns=True)
+    table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     group = point_group(sym)
     if method == "cg" and scheduler:
         raise InvalidInputError("--method cg runs in one process; drop --scheduler")
     if method == "cg" and len(group) > 1:
         raise InvalidInputError("--method cg does not take symmetry yet; use direct")
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
-        task = bar.add_task("inserting", total=table.n)
-        result = reconstruct_particles(
-            table, pad, group, batch_size, use_ctf=not no_ctf,
-            progress=lambda k: bar.advance(task, k), client=client, chunk_size=chunk_size,
-            device=device,
-        )  # fmt: skip
-        pixel = result["pixel_size_angstrom"]
-        full = result["full"]
-        if method == "cg":
-            cg = bar.add_task("conjugate gradients", total=iterations)
-            full = reconstruct_least_squares_particles(
+        if method == "cg":  # two halves, then the full map from their average
+            cg = bar.add_task("conjugate gradients", total=3 * iterations)
+            result = reconstruct_least_squares_halves(
                 table, pad, use_ctf=not no_ctf, max_iterations=iterations,
-                batch_size=batch_size, device=device,
-                callback=lambda i, r: bar.update(cg, completed=i + 1),
+                batch_size=batch_size, device=device, callback=lambda i, r: bar.advance(cg, 1),
             )  # fmt: skip
+        else:
+            task = bar.add_task("inserting", total=table.n)
+            result = reconstruct_particles(
+                table, pad, group, batch_size, use_ctf=not no_ctf,
+                progress=lambda k: bar.advance(task, k), client=client, chunk_size=chunk_size,
+                device=device,
+            )  # fmt: skip
+    pixel = result.pixel_size_angstrom
     out.mkdir(parents=True, exist_ok=True)
-    write_mrc(out / "full.mrc", full.cpu().numpy(), pixel, force=force)
+    write_mrc(out / "full.mrc", result.full.cpu().numpy(), pixel, force=force)
     if halves:
-        write_mrc(out / "half1.mrc", result["half1"].cpu().numpy(), pixel, force=force)
-        write_mrc(out / "half2.mrc", result["half2"].cpu().numpy(), pixel, force=force)
-    summary = _summary({"unmasked": result["fsc"], "final": result["fsc"].fsc})
+        write_mrc(out / "half1.mrc", result.half1.cpu().numpy(), pixel, force=force)
+        write_mrc(out / "half2.mrc", result.half2.cpu().numpy(), pixel, force=force)
+    summary = _summary({"unmasked": result.fsc, "final": result.fsc.fsc})
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
     brief = scalars(summary)

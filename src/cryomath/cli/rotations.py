@@ -70,14 +70,19 @@ def load_rotations(source: str | Path, convention_name: str):
     return matrix_from_convention(_parse_rows(values, convention), convention.name)
 
 
+# commands whose positional values are numbers: "-120" or "-150,60,120" is a value, not an
+# option (click hands an unknown option on as an argument; a typo'd option then fails as a number)
+NUMBERS = {"ignore_unknown_options": True}
+
+
 def _write_rows(path: Path, rows: np.ndarray, header: str, force: bool) -> None:
     with atomic_output(path, force) as tmp:
         np.savetxt(tmp, rows, fmt="%.10g", header=header)
 
 
-@app.command("convert")
+@app.command("convert", context_settings=NUMBERS)
 def convert(
-    values: Annotated[list[float] | None, typer.Argument(help="Numbers (after --)")] = None,
+    values: Annotated[list[float] | None, typer.Argument(help="Numbers (no -- needed)")] = None,
     source: Annotated[str, typer.Option("--from", help="Input convention")] = "relion",
     target: Annotated[str, typer.Option("--to", help="Output convention")] = "relion",
     file: Annotated[Path | None, typer.Option(help="Text or particle file to read")] = None,
@@ -188,7 +193,7 @@ def grid(
 AVERAGES = ("karcher", "weiszfeld", "chordal", "quaternion")
 
 
-@app.command("average")
+@app.command("average", context_settings=NUMBERS)
 def average(
     source: Annotated[str, typer.Argument(help="Particle file, text file, or numbers")],
     method: Annotated[str, typer.Option(help=f"One of {', '.join(AVERAGES)}")] = "karcher",
@@ -233,7 +238,7 @@ def average(
     emit(result, json, title="average rotation")
 
 
-@app.command("distance")
+@app.command("distance", context_settings=NUMBERS)
 def distance(
     first: Annotated[str, typer.Argument(help="Rotations A: file or numbers '30,60,120'")],
     second: Annotated[str, typer.Argument(help="Rotations B (same count, or one)")],

@@ -119,46 +119,24 @@ def project(
     streamed to the stack in batches of ``--batch-size`` images."""
     from rich.progress import Progress
 
-    from cryomath.ctf import CTF
-    from cryomath.devices import Staging
-    from cryomath.io import MRCStackWriter, read_particles
+    from cryomath.io import read_particles
     from cryomath.io.atomic import check_output_path
-    from cryomath.projection import prepare_volume
-    from cryomath.simulate import form_images
+    from cryomath.pipelines import project_particles
 
     check_output_path(out, force)
     if batch_size < 1:
         raise InvalidInputError("--batch-size must be at least 1")
-    staging = Staging(device)
     table = read_particles(poses, allow_unknown_columns=True)
     table.require("rotations", purpose="projection")
-    if ctf:
-        table.require("ctf", purpose="projection with --ctf")
     pixel_hint = None if table.pixel_size_angstrom is None else float(table.pixel_size_angstrom[0])
     volume, pixel = load_volume(source, None, pixel_hint)
     n_box = volume.shape[-1]
-    if table.image_size is not None and int(table.image_size[0]) != n_box:
-        raise InvalidInputError(
-            f"box mismatch: {source} is {n_box}^3 but {poses} has "
-            f"{int(table.image_size[0])}^2 images"
-        )
-    spectrum = prepare_volume(staging.to_device(volume), pad)
-    with (
-        MRCStackWriter(out, table.n, (n_box, n_box), pixel, force=force) as writer,
-        Progress(disable=json, transient=True) as bar,
-    ):
+    with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("projecting", total=table.n)
-        for start in range(0, table.n, batch_size):
-            sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
-            shifts = None
-            if sub.origins_angstrom is not None:
-                shifts = -staging.to_device(sub.origins_angstrom) / pixel
-            images = form_images(
-                spectrum, staging.to_device(sub.rotations), pixel, shifts,
-                CTF.from_parameters(sub.ctf, device=staging.device) if ctf else None,
-            )  # fmt: skip
-            writer.write(staging.to_host(images))
-            bar.advance(task, sub.n)
+        project_particles(
+            volume, pixel, table, out, ctf, pad, batch_size, device, force,
+            lambda k: bar.advance(task, k),
+        )  # fmt: skip
     summary = {"input": str(source), "poses": str(poses), "output": str(out), "images": table.n}
     summary.update({"box": n_box, "pixel_size_angstrom": pixel, "ctf": ctf})
     emit(summary, json, title="projections")

@@ -10,8 +10,6 @@ from cryomath.fourier.fft import (
     fft_2d,
     fft_3d,
     fft_nd,
-    ifft_2d,
-    ifft_3d,
     ifft_nd,
     irfft_2d,
     irfft_3d,
@@ -21,6 +19,7 @@ from cryomath.fourier.fft import (
 from cryomath.fourier.grids import (
     fftfreq_grid,
     fourier_shape,
+    grid_sample_3d_adjoint,
     grid_sample_coordinates,
     real_space_grid,
 )
@@ -37,10 +36,9 @@ __all__ = [
     "fftfreq_grid",
     "fourier_resize",
     "fourier_shape",
+    "grid_sample_3d_adjoint",
     "grid_sample_coordinates",
     "hermitian_multiplicity",
-    "ifft_2d",
-    "ifft_3d",
     "ifft_nd",
     "irfft_2d",
     "irfft_3d",

@@ -81,16 +81,6 @@ def fft_2d(images: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
     return fft_nd(images, 2, rfft=False, fftshift=fftshift)
 
 
-def ifft_2d(spectra: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
-    """Inverse of :func:`fft_2d`: ``(..., h, w)`` complex -> real ``(..., h, w)``."""
-    return ifft_nd(spectra, tuple(spectra.shape[-2:]), rfft=False, fftshift=fftshift)
-
-
 def fft_3d(volumes: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
     """Full complex FFT of ``(..., d, h, w)`` centred volumes (zero frequency at ``N // 2``)."""
     return fft_nd(volumes, 3, rfft=False, fftshift=fftshift)
-
-
-def ifft_3d(spectra: torch.Tensor, fftshift: bool = True) -> torch.Tensor:
-    """Inverse of :func:`fft_3d`: ``(..., d, h, w)`` complex -> real ``(..., d, h, w)``."""
-    return ifft_nd(spectra, tuple(spectra.shape[-3:]), rfft=False, fftshift=fftshift)

@@ -89,3 +89,21 @@ def grid_sample_coordinates(index: torch.Tensor, spatial_shape: Sequence[int]) -
     (``align_corners=True``: index 0 -> -1, index N - 1 -> +1)."""
     size = torch.tensor(tuple(spatial_shape)[::-1], dtype=index.dtype, device=index.device) - 1
     return torch.addcmul(torch.full_like(size, -1.0), index, 2.0 / size)
+
+
+def grid_sample_3d_adjoint(
+    values: torch.Tensor, spatial_shape: Sequence[int], grid: torch.Tensor
+) -> torch.Tensor:
+    """The adjoint of trilinear ``grid_sample`` (``align_corners=True``, zero padding): spreads
+    ``values (1, C, P, h, w)`` sampled at ``grid (1, P, h, w, 3)`` back onto a
+    ``(1, C, *spatial_shape)`` array.
+
+    This is the one place that calls torch's private ``aten::grid_sampler_3d_backward`` (the
+    kernel autograd uses for ``grid_sample``; it needs no per-sample corner indices);
+    ``tests/test_fourier.py`` checks it against autograd so that a change in torch fails loudly."""
+    like = values.new_empty((1, values.shape[1], *spatial_shape))
+    bilinear, zeros = 0, 0  # torch's enum values of mode and padding_mode
+    out, _ = torch.ops.aten.grid_sampler_3d_backward(
+        values, like, grid, bilinear, zeros, True, [True, False]
+    )
+    return out

@@ -7,7 +7,9 @@ copy it unchanged); ``alignments2D/pose`` is the in-plane angle in radians, RELI
 rot = tilt = 0; ``ctf/df_angle_rad`` and ``ctf/phase_shift_rad`` are radians; ``blob/idx`` is
 0-based; ``ctf/exp_group_id``, ``alignments*/split`` are 0-based where RELION counts from 1.
 ``blob/path`` is relative to the cryoSPARC project folder: images are looked up under ``root``
-(default: the folder of the ``.cs`` file).
+(the project directory; default: the folder of the ``.cs`` file). An exported ``.cs`` (the
+"Export" action) prefixes its paths with ``>``: those lie next to the ``.cs`` file itself;
+the prefix is dropped on reading (it is cryoSPARC-internal and no other program can open it).
 """
 
 import hashlib
@@ -123,13 +125,27 @@ def read_cryosparc(
         ctf=ctf,
         pixel_size_angstrom=pixel,
         image_size=np.asarray(array["blob/shape"])[:, -1].astype(np.int64),
-        image_paths=np.char.decode(np.asarray(array["blob/path"]), "utf-8").astype(object),
+        image_paths=_image_paths(array, path, root),
         image_indices=np.asarray(array["blob/idx"], dtype=np.int64),
         optics_group=group,
         random_subset=split,
         extra=extra,
         root=path.parent if root is None else Path(root),
     )
+
+
+def _image_paths(array: np.ndarray, path: Path, root) -> np.ndarray:
+    """``blob/path`` relative to the table's root; ``>`` paths (exported jobs) are relative to
+    the ``.cs`` file's folder, so under another ``root`` they are re-expressed against it."""
+    paths = np.char.decode(np.asarray(array["blob/path"]), "utf-8").astype(object)
+    exported = np.array([p.startswith(">") for p in paths], dtype=bool)
+    if exported.any():
+        base = path.parent if root is None else Path(root)
+        paths[exported] = [
+            os.path.relpath(path.parent / p[1:], base) if root is not None else p[1:]
+            for p in paths[exported]
+        ]
+    return paths
 
 
 def cryosparc_array(table: ParticleTable) -> np.ndarray:

@@ -28,18 +28,26 @@ def read_particles(
     box_size: int | None = None,
     pixel_size_angstrom: float | None = None,
     allow_unknown_columns: bool = False,
+    project_dir: str | os.PathLike | None = None,
 ) -> ParticleTable:
-    """Read a RELION ``.star``, cryoSPARC ``.cs`` or cryoDRGN pose ``.pkl`` (with ``ctf_path``)."""
+    """Read a RELION ``.star``, cryoSPARC ``.cs`` or cryoDRGN pose ``.pkl`` (with ``ctf_path``).
+    ``project_dir``: the folder relative image paths start from (RELION's and cryoSPARC's
+    project directory; cryoDRGN's ``--datadir``); default: the file's own folder."""
     path = Path(path)
     suffix = _suffix(path)
+    if project_dir is not None and not Path(project_dir).is_dir():
+        raise InvalidInputError(f"project directory {project_dir} is not a folder")
     if suffix == ".star":
-        return read_relion_star(
+        table = read_relion_star(
             path,
             pixel_size_angstrom=pixel_size_angstrom,
             allow_unknown_columns=allow_unknown_columns,
         )
+        if project_dir is not None:
+            table.root = Path(project_dir)
+        return table
     if suffix == ".cs":
-        return read_cryosparc(path)
+        return read_cryosparc(path, root=project_dir)
     return read_cryodrgn(path, ctf_path, box_size=box_size, pixel_size_angstrom=pixel_size_angstrom)
 
 

@@ -1,6 +1,6 @@
-"""Projection of 3-D maps to 2-D images: the Fourier-slice projector and the real-space
-reference projector, and the Fourier projector of the trilinear voxel basis (the real-space
-projector's spectral form)."""
+"""Projection of 3-D maps to 2-D images: the Fourier-slice projector and its exact adjoint
+(insertion), the real-space reference projector, and the Fourier projector of the trilinear
+voxel basis (the real-space projector's spectral form)."""
 
 from cryomath.projection.fourier_slice import (
     VolumeSpectrum,
@@ -9,7 +9,9 @@ from cryomath.projection.fourier_slice import (
     gridding_correction,
     prepare_volume,
     project_fourier,
+    slice_coordinates,
 )
+from cryomath.projection.insertion import insert_central_slices_rfft_3d
 from cryomath.projection.real_space import project_real_space
 from cryomath.projection.voxel_basis import project_fourier_voxel_basis
 
@@ -18,8 +20,10 @@ __all__ = [
     "edge_mean",
     "extract_central_slices_rfft_3d",
     "gridding_correction",
+    "insert_central_slices_rfft_3d",
     "prepare_volume",
     "project_fourier",
     "project_fourier_voxel_basis",
     "project_real_space",
+    "slice_coordinates",
 ]

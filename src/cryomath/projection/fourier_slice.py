@@ -42,7 +42,9 @@ INTERPOLATIONS = ("trilinear", "nearest", "cubic")
 class VolumeSpectrum:
     """A volume prepared for slicing: ``data (B, 2, n_pad, n_pad, n_pad // 2 + 1 + x_offset)``
     holds the real and imaginary parts of the rfft (z, y fft-shifted; for ``cubic`` one Friedel
-    plane at kx = -1 first, ``x_offset = 1``); ``n`` the original box."""
+    plane at kx = -1 first, ``x_offset = 1``); ``n`` the original box; ``voxel_size_angstrom``
+    the map's voxel size when known (images of another pixel size are sliced at the frequencies
+    they sample: ``imaging``)."""
 
     data: torch.Tensor
     n: int
@@ -50,6 +52,7 @@ class VolumeSpectrum:
     interpolation: str
     batch_shape: tuple[int, ...]
     x_offset: int = 0
+    voxel_size_angstrom: float | None = None
 
 
 def _check_volume(volume: torch.Tensor) -> int:
@@ -86,9 +89,10 @@ def prepare_volume(
     pad_factor: float = 2.0,
     interpolation: str = "trilinear",
     subtract_edge_mean: bool = False,
+    voxel_size_angstrom: float | None = None,
 ) -> VolumeSpectrum:
     """Steps 1-4 above for ``volume (..., n, n, n)``, done once per volume and reused for any
-    number of slices."""
+    number of slices; ``voxel_size_angstrom`` is recorded for the imaging layer."""
     n = _check_volume(volume)
     if interpolation not in INTERPOLATIONS:
         raise InvalidInputError(f"interpolation must be one of {INTERPOLATIONS}")
@@ -117,18 +121,30 @@ def prepare_volume(
         data = torch.cat([ghost[..., None], data], -1)
         x_offset = 1
     data = data.contiguous(memory_format=torch.channels_last_3d)
-    return VolumeSpectrum(data, n, n_pad, interpolation, batch, x_offset)
+    return VolumeSpectrum(data, n, n_pad, interpolation, batch, x_offset, voxel_size_angstrom)
 
 
-def _slice_coordinates(
-    rotations: torch.Tensor, n: int, n_pad: int, ewald_curvature: float, x_offset: int
+def slice_coordinates(
+    rotations: torch.Tensor,
+    image_size: int,
+    n_pad: int,
+    ewald_curvature: float = 0.0,
+    x_offset: int = 0,
+    frequency_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Array index coordinates ``(x, y, z)`` ``(B, P, n, n//2+1, 3)`` of every slice sample
-    (after the Friedel flip), the Friedel sign and the inside-Nyquist mask."""
+    """Where the rfft samples of ``image_size``-pixel images fall in a padded volume spectrum.
+
+    Returns the array indices ``(x, y, z)`` ``(..., n, n//2+1, 3)`` into the
+    ``(n_pad, n_pad, n_pad // 2 + 1 + x_offset)`` spectrum of every sample (after the Friedel
+    flip), the Friedel sign ``(..., n, n//2+1)`` and the mask of samples inside both the image's
+    and the volume's Nyquist radius. ``rotations (..., 3, 3)`` are RELION's A.
+    ``frequency_scale`` = volume voxel size / image pixel size: an image frequency of ``k``
+    cycles/pixel is ``k * frequency_scale`` cycles/voxel of the volume."""
     dtype, device = rotations.dtype, rotations.device
+    n = image_size
     k = fftfreq_grid((n, n), rfft=True, dtype=dtype, device=device)
     # p = A^T k = kx A[0] + ky A[1] (+ kz A[2]); index = p * n_pad + offset
-    rows = rotations[..., None, None, :, :] * n_pad  # (B, P, 1, 1, 3, 3)
+    rows = rotations[..., None, None, :, :] * (n_pad * frequency_scale)  # (..., 1, 1, 3, 3)
     q = k[..., 0:1] * rows[..., 0, :]
     q = q + k[..., 1:2] * rows[..., 1, :]
     if ewald_curvature:
@@ -136,7 +152,7 @@ def _slice_coordinates(
     sign = torch.where(q[..., :1] < 0, -1.0, 1.0).to(dtype)
     offset = torch.tensor([x_offset, n_pad // 2, n_pad // 2], dtype=dtype, device=device)
     index = torch.addcmul(offset, q, sign)
-    inside = (k * k).sum(-1) <= 0.25
+    inside = (k * k).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)
     return index, sign[..., 0], inside
 
 
@@ -168,10 +184,14 @@ def extract_central_slices_rfft_3d(
     rotations: torch.Tensor,
     ewald_curvature: float = 0.0,
     chunk_size: int = 128,
+    image_size: int | None = None,
+    frequency_scale: float = 1.0,
 ) -> torch.Tensor:
     """Complex rfft slices ``(*batch, P..., n, n // 2 + 1)`` of a prepared volume at
-    ``rotations (*batch, P..., 3, 3)`` (the volume batch dims lead; size-1 dims broadcast)."""
-    n, n_pad = spectrum.n, spectrum.n_pad
+    ``rotations (*batch, P..., 3, 3)`` (the volume batch dims lead; size-1 dims broadcast).
+    ``n`` is ``image_size`` (default: the volume's box); ``frequency_scale`` as in
+    :func:`slice_coordinates`."""
+    n, n_pad = image_size or spectrum.n, spectrum.n_pad
     nb = len(spectrum.batch_shape)
     if tuple(rotations.shape[-2:]) != (3, 3):
         raise InvalidInputError(f"rotations must be (..., 3, 3), got {tuple(rotations.shape)}")
@@ -186,9 +206,10 @@ def extract_central_slices_rfft_3d(
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
     out = []
     for start in range(0, r.shape[1], chunk_size):
-        index, sign, inside = _slice_coordinates(
-            r[:, start : start + chunk_size], n, n_pad, ewald_curvature, spectrum.x_offset
-        )
+        index, sign, inside = slice_coordinates(
+            r[:, start : start + chunk_size], n, n_pad, ewald_curvature, spectrum.x_offset,
+            frequency_scale,
+        )  # fmt: skip
         if spectrum.interpolation == "cubic":
             values = _sample_cubic(spectrum.data, index)
         else:

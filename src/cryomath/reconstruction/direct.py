@@ -14,15 +14,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from cryomath.ctf import CTF, compute_ctf
-from cryomath.devices import Staging, device_name
+from cryomath.ctf import CTF
+from cryomath.devices import device_name, resolve_device
 from cryomath.errors import InvalidInputError, holds
-from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.fft import ifft_nd
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import shell_sum
-from cryomath.fourier.shift import phase_ramp
-from cryomath.projection.fourier_slice import gridding_correction
-from cryomath.reconstruction.insertion import FourierAccumulator
+from cryomath.fsc import fourier_shell_correlation
+from cryomath.imaging import FourierAccumulator, ParticleBatch, insert_spectra, iter_batches
+from cryomath.projection import gridding_correction
+from cryomath.reconstruction.halves import HalfMaps, half_subsets
 
 
 def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
@@ -82,16 +83,6 @@ def invert(
     return volume * mask
 
 
-def centred_spectra(images: torch.Tensor, shifts_px: torch.Tensor | None) -> torch.Tensor:
-    """rfft spectra of ``(P, n, n)`` images with their shifts undone (content moved by
-    ``-shifts_px``)."""
-    n = images.shape[-1]
-    spectra = fft_nd(images, 2, rfft=True)
-    if shifts_px is not None:
-        spectra = spectra * phase_ramp((n, n), -shifts_px.to(images.dtype), rfft=True)
-    return spectra
-
-
 def reconstruct(
     images: torch.Tensor,
     rotations: torch.Tensor,
@@ -104,35 +95,35 @@ def reconstruct(
 ) -> torch.Tensor:
     """Direct Fourier inversion of in-memory ``(P, n, n)`` images at poses ``(P, 3, 3)``;
     ``symmetry (|G|, 3, 3)`` inserts every image at ``A g`` for each operator g."""
+    batch = ParticleBatch.from_tensors(images, rotations, pixel_size_angstrom, shifts_px, ctf)
     acc = FourierAccumulator(images.shape[-1], pad_factor, images.dtype, images.device)
-    insert_batch(acc, images, rotations, pixel_size_angstrom, shifts_px, ctf, symmetry)
+    insert_particles(acc, batch, symmetry)
     return invert(acc, snr)
 
 
-def insert_batch(
-    acc: FourierAccumulator,
-    images: torch.Tensor,
-    rotations: torch.Tensor,
-    pixel_size_angstrom: float,
-    shifts_px: torch.Tensor | None = None,
-    ctf: CTF | None = None,
-    symmetry: torch.Tensor | None = None,
+def insert_particles(
+    acc: FourierAccumulator, batch: ParticleBatch, symmetry: torch.Tensor | None = None
 ) -> None:
-    """Insert ``images (P, n, n)`` at ``rotations (P, 3, 3)`` (with ``shifts_px (P, 2)`` and CTFs of
-    batch ``(P,)``) into ``acc``."""
-    if not holds(torch.isfinite(images).all()):
+    """Insert the images of ``batch`` at their poses (with ``symmetry (|G|, 3, 3)``: at every
+    ``A g``) into ``acc`` (``imaging.insert_spectra``)."""
+    if not holds(torch.isfinite(torch.view_as_real(batch.spectra)).all()):
         raise InvalidInputError("images contain NaN or inf")
-    n = images.shape[-1]
-    spectra = centred_spectra(images, shifts_px)
-    ctf_values = (
-        None if ctf is None else compute_ctf(ctf, (n, n), pixel_size_angstrom).to(images.dtype)
-    )
+    rotations = batch.rotations
     if symmetry is not None and len(symmetry) > 1:
-        k = len(symmetry)
-        rotations = (rotations[:, None] @ symmetry.to(rotations)).reshape(-1, 3, 3)
-        spectra = spectra.repeat_interleave(k, 0)
-        ctf_values = None if ctf_values is None else ctf_values.repeat_interleave(k, 0)
-    acc.insert(spectra, rotations.to(images.dtype), ctf_values)
+        rotations = rotations[:, None] @ symmetry.to(rotations)
+    insert_spectra(acc, batch.spectra, batch, rotations)
+
+
+def volume_grid(table) -> tuple[int, float]:
+    """The box and voxel size of a map reconstructed from ``table``: those of its first
+    particle's optics group (images of other pixel sizes and boxes are inserted at the
+    frequencies they sample)."""
+    table.require("pixel_size_angstrom", purpose="reconstruction")
+    if table.image_size is not None:
+        n = int(table.image_size[0])
+    else:
+        n = table.read_images([0]).shape[-1]
+    return n, float(table.pixel_size_angstrom[0])
 
 
 def accumulate_halves(
@@ -145,40 +136,25 @@ def accumulate_halves(
     dtype=torch.float64,
     device: str | torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    grid: tuple[int, float] | None = None,
 ) -> dict[int, FourierAccumulator]:
     """The Fourier sums of both halves (``subset (table.n,)`` in {1, 2}) of the particles of
-    ``table``, read in batches of ``batch_size`` and made on ``device`` (memory: the two
-    accumulators and one batch). Partial sums of disjoint particle sets add up
+    ``table``, read in batches of ``batch_size`` (``imaging.iter_batches``) and made on
+    ``device`` (memory: the two accumulators and one batch), for a map of ``grid`` = (box,
+    voxel size) (default ``volume_grid(table)``). Partial sums of disjoint particle sets add up
     (``merge_halves``) to the sums of all."""
-    staging = Staging(device)
-    pixel = float(table.pixel_size_angstrom[0])
-    n = (
-        int(table.image_size[0])
-        if table.image_size is not None
-        else table.read_images([0]).shape[-1]
-    )
-    halves = {h: FourierAccumulator(n, pad_factor, dtype, staging.device) for h in (1, 2)}
-    for start in range(0, table.n, batch_size):
-        sub = table.subset(np.arange(start, min(start + batch_size, table.n)))
-        images = staging.to_device(sub.read_images(np.arange(sub.n))).to(dtype)
-        shifts = (
-            None
-            if sub.origins_angstrom is None
-            else -staging.to_device(sub.origins_angstrom).to(dtype) / pixel
-        )
-        ctf = CTF.from_parameters(sub.ctf, dtype=dtype, device=staging.device) if use_ctf else None
-        rotations = staging.to_device(sub.rotations).to(dtype)
+    n, voxel = volume_grid(table) if grid is None else grid
+    halves = {
+        h: FourierAccumulator(n, pad_factor, dtype, resolve_device(device), voxel) for h in (1, 2)
+    }
+    for batch in iter_batches(table, batch_size, device, dtype, use_ctf=use_ctf):
+        half = torch.as_tensor(subset[batch.indices.cpu().numpy()], device=batch.device)
         for h in (1, 2):
-            in_half = subset[start : start + sub.n] == h
-            if in_half.any():
-                pick = staging.to_device(in_half)
-                insert_batch(
-                    halves[h], images[pick], rotations[pick], pixel,
-                    None if shifts is None else shifts[pick],
-                    None if ctf is None else ctf.subset(pick), symmetry,
-                )  # fmt: skip
+            pick = half == h
+            if holds(pick.any()):
+                insert_particles(halves[h], batch.subset(pick), symmetry)
         if progress is not None:
-            progress(sub.n)
+            progress(len(batch))
     return halves
 
 
@@ -204,7 +180,7 @@ def reconstruct_particles(
     client=None,
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
-) -> dict:
+) -> HalfMaps:
     """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
     in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
     or a seeded random split. Half maps are regularised by ``1 / snr`` added to the weights (the
@@ -218,21 +194,17 @@ def reconstruct_particles(
 
     ``device``: where the sums are made and the maps returned; with a ``client``, where each
     worker makes its sums (the workers must have it; the sum and the maps are on the CPU)."""
-    from cryomath.fsc import fourier_shell_correlation
-
     if table.n < 2:
         raise InvalidInputError("reconstruction needs at least two particles")
     table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
     if use_ctf:
         table.require("ctf", purpose="reconstruction with CTF")
-    pixel = float(table.pixel_size_angstrom[0])
-    if table.random_subset is not None and set(np.unique(table.random_subset)) == {1, 2}:
-        subset = np.asarray(table.random_subset)
-    else:
-        subset = np.random.default_rng(split_seed).permutation(table.n) % 2 + 1
+    grid = volume_grid(table)
+    pixel = grid[1]
+    subset = half_subsets(table, split_seed)
     options = (pad_factor, symmetry, batch_size, use_ctf, dtype, device_name(device, client))
     if client is None:
-        halves = accumulate_halves(table, subset, *options, progress=progress)
+        halves = accumulate_halves(table, subset, *options, progress=progress, grid=grid)
     else:
         halves = _accumulate_on_dask(client, table, subset, options, chunk_size, progress)
     half1, half2 = invert(halves[1], snr=snr), invert(halves[2], snr=snr)
@@ -240,19 +212,13 @@ def reconstruct_particles(
     full_acc = halves[1]
     full_acc.merge(halves[2])
     full = invert(full_acc, half_map_fsc=curve.fsc)
-    return {
-        "half1": half1,
-        "half2": half2,
-        "full": full,
-        "fsc": curve,
-        "pixel_size_angstrom": pixel,
-    }
+    return HalfMaps(half1, half2, full, curve, pixel)
 
 
-def _chunk_sums(table, subset: np.ndarray, options: tuple) -> dict[int, FourierAccumulator]:
+def _chunk_sums(table, subset: np.ndarray, options: tuple, grid) -> dict[int, FourierAccumulator]:
     """A Dask task: the sums of one chunk, made on the worker's device, returned on the CPU (a
     result may be reduced or collected on a machine without that device)."""
-    halves = accumulate_halves(table, subset, *options)
+    halves = accumulate_halves(table, subset, *options, grid=grid)
     return {h: acc.to("cpu") for h, acc in halves.items()}
 
 
@@ -265,8 +231,9 @@ def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
     chunks = [np.arange(s, min(s + chunk_size, table.n)) for s in range(0, table.n, chunk_size)]
     # each task carries its particles' metadata in the graph: scattered data would be lost
     # with a dead worker, and its tasks could not be rerun
+    grid = volume_grid(table)  # every chunk's map is that of the whole table
     futures = [
-        client.submit(_chunk_sums, table.subset(c), subset[c], options, retries=2, pure=False)
+        client.submit(_chunk_sums, table.subset(c), subset[c], options, grid, retries=2, pure=False)
         for c in chunks
     ]
     sizes = {f.key: len(c) for f, c in zip(futures, chunks, strict=True)}

@@ -1,31 +1,121 @@
 """Least-squares reconstruction by conjugate gradients on the normal equations (the approach of
-ASPIRE's ``MeanEstimator``): minimise ``sum_i ||C_i P_i x - y_i||^2 + lam ||x||^2`` over the
-real-space volume x, where ``P_i`` is the Fourier-slice projector (``projection``) and ``C_i``
-the CTF. The normal operator ``sum P_i^T C_i^2 P_i + lam`` is applied exactly, with the adjoint
-from autograd, one batch of particles at a time. Stopping rule: the residual norm falls below
-``tolerance`` times the right-hand side's, or ``max_iterations``.
+ASPIRE's ``MeanEstimator``): minimise ``sum_i ||F_i x - y_i||^2 + lam ||x||^2`` over the
+real-space volume x, where ``F_i`` is the imaging layer's forward model (slice, CTF, shift) after
+the volume preparation (``projection.prepare_volume``). The normal operator
+``sum F_i^T F_i + lam`` is applied exactly, one batch of particles at a time: the adjoint is
+``imaging.insert_spectra`` followed by the adjoint of the (linear) preparation, by autograd.
+``lam`` is ``regularization`` times ``<e, N e>`` for a unit impulse ``e`` at the centre (the
+operator's scale). Stopping rule: the residual norm falls below ``tolerance`` times the
+right-hand side's, or ``max_iterations``.
 Each iteration costs one projection and one back-projection of every particle, so it is slower
-than direct inversion; it needs no density compensation and no gridding correction.
+than direct inversion; it needs no density compensation and no gridding correction. The
+objective is the real-space one: Fourier samples count with their Hermitian multiplicity.
 """
 
-from collections.abc import Callable
-from dataclasses import replace
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
-from cryomath.ctf import CTF, compute_ctf
-from cryomath.devices import Staging
+from cryomath.ctf import CTF
 from cryomath.fourier.masks import spherical_mask
+from cryomath.fsc import fourier_shell_correlation
+from cryomath.imaging import (
+    FourierAccumulator,
+    ParticleBatch,
+    frequency_scale,
+    insert_spectra,
+    iter_batches,
+    transfer_power,
+)
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
-from cryomath.reconstruction.direct import centred_spectra
+from cryomath.reconstruction.direct import volume_grid
+from cryomath.reconstruction.halves import HalfMaps, half_subsets
+
+Callback = Callable[[int, float], None] | None
 
 
-class _Batch(NamedTuple):
-    rotations: torch.Tensor  # (k, 3, 3)
-    ctf: CTF | None  # batch (k,)
-    spectra: Callable[[], torch.Tensor]  # centred rfft spectra (k, n, n // 2 + 1), on demand
+class NormalEquations:
+    """``N x = sum F_i^T F_i x`` and ``b = sum F_i^T y_i`` for the particles of ``poses``
+    (batches, with or without images), on an ``n``-voxel map of ``voxel`` Angstrom."""
+
+    def __init__(self, poses: list[ParticleBatch], n, voxel, pad_factor, dtype, device):
+        self.poses, self.n, self.voxel = poses, n, voxel
+        self.pad_factor, self.dtype, self.device = pad_factor, dtype, device
+
+    def _back(self, acc: FourierAccumulator) -> torch.Tensor:
+        """The adjoint of ``prepare_volume`` applied to an accumulated spectrum."""
+        n = self.n
+        x = torch.zeros((n, n, n), dtype=self.dtype, device=self.device, requires_grad=True)
+        spectrum = prepare_volume(x, self.pad_factor)
+        grad = torch.stack([acc.data.real, acc.data.imag])[None]
+        return torch.autograd.grad(spectrum.data, x, grad_outputs=grad)[0]
+
+    def _accumulator(self) -> FourierAccumulator:
+        return FourierAccumulator(self.n, self.pad_factor, self.dtype, self.device, self.voxel,
+                                  with_weights=False)  # fmt: skip
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``N x``: per batch ``P^T (w CTF^2 |ramp|^2) P x``, the same as
+        ``insert_spectra(predict_spectra(x))`` with the CTF and the shift evaluated once."""
+        with torch.no_grad():
+            prepared = prepare_volume(x, self.pad_factor, voxel_size_angstrom=self.voxel)
+            acc = self._accumulator()
+            for batch in self.poses:
+                scale = frequency_scale(self.voxel, batch)
+                slices = extract_central_slices_rfft_3d(
+                    prepared, batch.rotations, image_size=batch.image_size,
+                    frequency_scale=scale,
+                )  # fmt: skip
+                gain = transfer_power(batch) * batch.weights[:, None, None]
+                acc.add(slices * gain, gain, batch.rotations, scale)
+        return self._back(acc)
+
+    def right_hand_side(self, with_images: Iterable[ParticleBatch]) -> torch.Tensor:
+        acc = self._accumulator()
+        for batch in with_images:
+            insert_spectra(acc, batch.spectra, batch)
+        return self._back(acc)
+
+    def scale(self) -> float:
+        """``<e, N e>`` for a unit impulse at the centre."""
+        c = self.n // 2
+        impulse = torch.zeros((self.n,) * 3, dtype=self.dtype, device=self.device)
+        impulse[c, c, c] = 1
+        return float(self.apply(impulse)[c, c, c])
+
+
+def conjugate_gradients(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    lam: float,
+    tolerance: float,
+    max_iterations: int,
+    callback: Callback = None,
+    initial: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Solve ``(N + lam) x = b`` from ``initial`` (default zeros), ``N = apply`` symmetric
+    positive semi-definite; the result carries the soft spherical mask of direct inversion (the
+    corners hold only noise)."""
+    x = torch.zeros_like(b) if initial is None else initial.to(b)
+    r = b.clone() if initial is None else b - (apply(x) + lam * x)
+    p = r.clone()
+    rs = float((r * r).sum())
+    b_norm = float((b * b).sum()) ** 0.5
+    for iteration in range(max_iterations):
+        ap = apply(p) + lam * p
+        alpha = rs / float((p * ap).sum())
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = float((r * r).sum())
+        if callback is not None:
+            callback(iteration, rs_new**0.5 / b_norm)
+        if rs_new**0.5 <= tolerance * b_norm:
+            break
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    n = b.shape[-1]
+    return x * spherical_mask((n, n, n), n / 2, 3.0, dtype=b.dtype, device=x.device)
 
 
 def reconstruct_least_squares(
@@ -39,23 +129,30 @@ def reconstruct_least_squares(
     tolerance: float = 1e-3,
     max_iterations: int = 50,
     batch_size: int = 256,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callback = None,
 ) -> torch.Tensor:
-    """``(n, n, n)`` least-squares map of in-memory ``(P, n, n)`` images (on their device).
-    ``regularization`` is ``lam`` relative to the mean diagonal of the normal operator
-    (estimated from the data)."""
+    """``(n, n, n)`` least-squares map of in-memory ``(P, n, n)`` images (on their device)."""
     batches = []
     for i in range(0, images.shape[0], batch_size):
         s = slice(i, i + batch_size)
-        shifts = None if shifts_px is None else shifts_px[s]
-        batches.append(_Batch(
-            rotations[s].to(images.dtype), None if ctf is None else ctf.subset(s),
-            lambda s=s, shifts=shifts: centred_spectra(images[s], shifts),
+        batches.append(ParticleBatch.from_tensors(
+            images[s], rotations[s], pixel_size_angstrom,
+            None if shifts_px is None else shifts_px[s], None if ctf is None else ctf.subset(s),
         ))  # fmt: skip
-    return _solve(
-        batches, images.shape[-1], pixel_size_angstrom, pad_factor, images.dtype, images.device,
-        regularization, tolerance, max_iterations, callback,
-    )  # fmt: skip
+    normal = NormalEquations(batches, images.shape[-1], None, pad_factor, images.dtype,
+                             images.device)  # fmt: skip
+    b = normal.right_hand_side(batches)
+    lam = regularization * normal.scale()
+    return conjugate_gradients(normal.apply, b, lam, tolerance, max_iterations, callback)
+
+
+def _normal_equations(table, pad_factor, use_ctf, batch_size, dtype, device, rows=None):
+    table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
+    options = {"use_ctf": use_ctf, "rows": rows}
+    poses = list(iter_batches(table, batch_size, device, dtype, read_images=False, **options))
+    n, voxel = volume_grid(table)
+    normal = NormalEquations(poses, n, voxel, pad_factor, dtype, poses[0].device)
+    return normal, lambda: iter_batches(table, batch_size, device, dtype, **options)
 
 
 def reconstruct_least_squares_particles(
@@ -68,98 +165,53 @@ def reconstruct_least_squares_particles(
     batch_size: int = 256,
     dtype=torch.float64,
     device: str | torch.device | None = None,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callback = None,
 ) -> torch.Tensor:
     """The least-squares map of the particles of a :class:`cryomath.io.ParticleTable`, on
-    ``device``; the images are read once, in batches of ``batch_size`` (for the right-hand
-    side; the normal operator needs only the poses and CTFs), so memory does not grow with the
-    number of particles beyond their metadata."""
-    table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
-    if use_ctf:
-        table.require("ctf", purpose="reconstruction with CTF")
-    staging = Staging(device)
-    pixel = float(table.pixel_size_angstrom[0])
-    batches = []
-    for i in range(0, table.n, batch_size):
-        sub = table.subset(np.arange(i, min(i + batch_size, table.n)))
+    ``device``, at the box and voxel size of ``reconstruction.volume_grid``; the images are read
+    once, in batches of ``batch_size`` (for the right-hand side; the normal operator needs only
+    the poses and CTFs), so memory does not grow with the number of particles beyond their
+    metadata."""
+    normal, with_images = _normal_equations(table, pad_factor, use_ctf, batch_size, dtype, device)
+    b = normal.right_hand_side(with_images())
+    lam = regularization * normal.scale()
+    return conjugate_gradients(normal.apply, b, lam, tolerance, max_iterations, callback)
 
-        def spectra(sub=sub):
-            images = staging.to_device(sub.read_images(np.arange(sub.n))).to(dtype)
-            origins = sub.origins_angstrom
-            shifts = None if origins is None else -staging.to_device(origins).to(dtype) / pixel
-            return centred_spectra(images, shifts)
 
-        ctf = CTF.from_parameters(sub.ctf, dtype=dtype, device=staging.device) if use_ctf else None
-        batches.append(_Batch(staging.to_device(sub.rotations).to(dtype), ctf, spectra))
-    n = int(table.image_size[0]) if table.image_size is not None else batches[0].spectra().shape[-2]
-    return _solve(
-        batches, n, pixel, pad_factor, dtype, staging.device, regularization, tolerance,
-        max_iterations, callback,
+def reconstruct_least_squares_halves(
+    table,
+    pad_factor: float = 2.0,
+    use_ctf: bool = True,
+    regularization: float = 1e-3,
+    tolerance: float = 1e-3,
+    max_iterations: int = 50,
+    batch_size: int = 256,
+    dtype=torch.float64,
+    device: str | torch.device | None = None,
+    split_seed: int = 0,
+    callback: Callback = None,
+) -> HalfMaps:
+    """Gold-standard least squares: each half (``reconstruction.half_subsets``) solved on its
+    own, their FSC, then the full map from the average of the halves (a warm start). The full
+    problem is the sum of the halves' (``N = N1 + N2``, ``b = b1 + b2``), so the images are
+    read once and the full solve costs one pass more than its iterations; the FSC measures the
+    maps this method writes, and no direct inversion runs."""
+    subset = half_subsets(table, split_seed)
+    options = (pad_factor, use_ctf, batch_size, dtype, device)
+    halves = [_normal_equations(table, *options, rows=np.flatnonzero(subset == h)) for h in (1, 2)]
+    b = [normal.right_hand_side(with_images()) for normal, with_images in halves]
+    scale = [normal.scale() for normal, _ in halves]
+    maps = []
+    for (normal, _), b_h, s in zip(halves, b, scale, strict=True):
+        lam = regularization * s
+        maps.append(
+            conjugate_gradients(normal.apply, b_h, lam, tolerance, max_iterations, callback)
+        )
+    full = conjugate_gradients(
+        lambda x: halves[0][0].apply(x) + halves[1][0].apply(x), b[0] + b[1],
+        regularization * (scale[0] + scale[1]), tolerance, max_iterations, callback,
+        initial=(maps[0] + maps[1]) / 2,
     )  # fmt: skip
-
-
-def _solve(batches, n, pixel_size_angstrom, pad_factor, dtype, device, regularization, tolerance,
-           max_iterations, callback) -> torch.Tensor:  # fmt: skip
-    """Conjugate gradients on the normal equations; each batch's CTF is recomputed when needed
-    (cheaper to hold than ``P`` rfft CTFs)."""
-
-    def ctf_values(batch):
-        return compute_ctf(batch.ctf, (n, n), pixel_size_angstrom).to(dtype)
-
-    def adjoint(weighted):
-        """``sum_b P_b^T s_b`` over ``(s_b, rotations_b)`` pairs: the slices go back into the
-        prepared spectrum batch by batch, then once through the (linear) preparation."""
-        x = torch.zeros((n, n, n), dtype=dtype, device=device, requires_grad=True)
-        spectrum = prepare_volume(x, pad_factor)
-        data = spectrum.data.detach().requires_grad_()
-        prepared = replace(spectrum, data=data)
-        grad_data = torch.zeros_like(data)
-        for slices, rotations in weighted:
-            y = extract_central_slices_rfft_3d(prepared, rotations)
-            grad_data += torch.autograd.grad((y * slices.conj()).real.sum(), data)[0]
-        return torch.autograd.grad(spectrum.data, x, grad_outputs=grad_data)[0]
-
-    def normal(x):
-        with torch.no_grad():
-            prepared = prepare_volume(x, pad_factor)  # once, for every batch
-
-        def weighted():
-            for batch in batches:
-                with torch.no_grad():
-                    y = extract_central_slices_rfft_3d(prepared, batch.rotations)
-                if batch.ctf is not None:
-                    y = y * ctf_values(batch) ** 2
-                yield y, batch.rotations
-
-        return adjoint(weighted())
-
-    def right_hand_side():
-        for batch in batches:
-            y = batch.spectra()
-            yield (y if batch.ctf is None else y * ctf_values(batch)), batch.rotations
-
-    b = adjoint(right_hand_side())
-    # lam relative to the operator's scale: <e, A e> for a unit impulse at the centre
-    impulse = torch.zeros_like(b)
-    impulse[n // 2, n // 2, n // 2] = 1
-    lam = regularization * float(normal(impulse)[n // 2, n // 2, n // 2])
-
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rs = float((r * r).sum())
-    b_norm = rs**0.5
-    for iteration in range(max_iterations):
-        ap = normal(p) + lam * p
-        alpha = rs / float((p * ap).sum())
-        x = x + alpha * p
-        r = r - alpha * ap
-        rs_new = float((r * r).sum())
-        if callback is not None:
-            callback(iteration, rs_new**0.5 / b_norm)
-        if rs_new**0.5 <= tolerance * b_norm:
-            break
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    # the same soft spherical mask as direct inversion (the corners hold only noise)
-    return x * spherical_mask((n, n, n), n / 2, 3.0, dtype=dtype, device=x.device)
+    pixel = volume_grid(table)[1]
+    return HalfMaps(maps[0], maps[1], full, fourier_shell_correlation(maps[0], maps[1], pixel),
+                    pixel)  # fmt: skip

@@ -1,14 +1,7 @@
-"""Image formation and simulated datasets with ground truth."""
+"""Simulated particle datasets with ground truth (images come from ``imaging``'s forward
+model)."""
 
 from cryomath.simulate.dataset import SimulationSettings, simulate_dataset
-from cryomath.simulate.forward import form_images
-from cryomath.simulate.poses import DISTRIBUTIONS, projection_directions, sample_poses
+from cryomath.simulate.poses import DISTRIBUTIONS, sample_poses
 
-__all__ = [
-    "DISTRIBUTIONS",
-    "SimulationSettings",
-    "form_images",
-    "projection_directions",
-    "sample_poses",
-    "simulate_dataset",
-]
+__all__ = ["DISTRIBUTIONS", "SimulationSettings", "sample_poses", "simulate_dataset"]

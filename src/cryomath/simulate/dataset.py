@@ -26,15 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomath.ctf import CTF
 from cryomath.devices import Staging, device_name, resolve_device
 from cryomath.errors import InvalidInputError
+from cryomath.imaging import ParticleBatch, iter_batches, predict_images
 from cryomath.io import CTFParameters, MRCStackWriter, ParticleTable, write_cryosparc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
 from cryomath.io.relion import write_relion_star
 from cryomath.noise import add_white_noise, shot_noise
 from cryomath.projection import prepare_volume
-from cryomath.simulate.forward import form_images
 from cryomath.simulate.poses import sample_poses
 
 
@@ -124,16 +123,12 @@ def _generators(seed: int, start: int, stop: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed((seed % 2**32) << 32 | i) for i in range(start, stop)]
 
 
-def _batch(spectrum, table: ParticleTable, s: SimulationSettings, first: int, start: int,
-           stop: int, staging: Staging):  # fmt: skip
-    """Clean and noisy images (float64, on the spectrum's device) of particles ``start:stop``
-    of a ``table`` that holds the particles from ``first`` on."""
-    sub = table.subset(np.arange(start - first, stop - first))
-    rotations = staging.to_device(sub.rotations)
-    shifts = -staging.to_device(sub.origins_angstrom) / s.pixel_size_angstrom
-    ctf = CTF.from_parameters(sub.ctf, device=staging.device) if s.ctf else None
-    clean = form_images(spectrum, rotations, s.pixel_size_angstrom, shifts, ctf)
-    generators = _generators(s.seed, start, stop)
+def _images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int):
+    """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
+    particles ``first + batch.indices``."""
+    clean = predict_images(spectrum, batch)
+    start = first + int(batch.indices[0])
+    generators = _generators(s.seed, start, start + len(batch))
     if s.snr is not None:
         noisy = add_white_noise(clean, s.snr, generator=generators)
     elif s.dose_e_per_a2 is not None:
@@ -169,7 +164,6 @@ def write_shard(
     spectrum's device; each file appears only when complete. Returns the number of images."""
     box = spectrum.n
     staging = Staging(spectrum.data.device)
-    last = first + table.n
     with ExitStack() as stack:
         writers = {
             kind: stack.enter_context(
@@ -177,14 +171,15 @@ def write_shard(
             )
             for kind, path in _shard_paths(out, shard, write_clean).items()
         }
-        for start in range(first, last, batch_size):
-            stop = min(start + batch_size, last)
-            clean, noisy = _batch(spectrum, table, settings, first, start, stop, staging)
+        batches = iter_batches(table, batch_size, staging.device, torch.float64,
+                               read_images=False, use_ctf=settings.ctf)  # fmt: skip
+        for batch in batches:
+            clean, noisy = _images(spectrum, batch, settings, first)
             writers["particles"].write(staging.to_host(noisy))
             if write_clean:
                 writers["clean"].write(staging.to_host(clean))
             if progress is not None:
-                progress(stop - start)
+                progress(len(batch))
     return table.n
 
 
@@ -195,7 +190,10 @@ def _shard_task(volume, table, settings, first, shard, out, write_clean, force, 
     driver removed any older ones before the run) and leaves them."""
     if all(path.exists() for path in _shard_paths(out, shard, write_clean).values()):
         return table.n
-    spectrum = prepare_volume(volume.to(resolve_device(device), torch.float64), settings.pad_factor)
+    volume = volume.to(resolve_device(device), torch.float64)
+    spectrum = prepare_volume(
+        volume, settings.pad_factor, voxel_size_angstrom=settings.pixel_size_angstrom
+    )
     return write_shard(
         spectrum, table, settings, first, shard, out, write_clean, force, batch_size=batch_size
     )
@@ -273,7 +271,10 @@ def simulate_dataset(
 
     overwrite = force or resume  # resumed shards may have left no file, or a stale temporary
     if client is None:
-        spectrum = prepare_volume(volume.to(device, torch.float64), settings.pad_factor)
+        spectrum = prepare_volume(
+            volume.to(device, torch.float64), settings.pad_factor,
+            voxel_size_angstrom=settings.pixel_size_angstrom,
+        )  # fmt: skip
         for i in todo:
             first, sub = part(i)
             write_shard(

@@ -41,9 +41,3 @@ def sample_poses(
         poses[chosen] = matrix_from_relion_euler(torch.stack([rot, tilt, psi], -1))
         return poses
     raise InvalidInputError(f"unknown pose distribution {distribution!r}; one of {DISTRIBUTIONS}")
-
-
-def projection_directions(poses: torch.Tensor) -> torch.Tensor:
-    """The projection direction ``(..., 3)`` (x, y, z) of each pose ``(..., 3, 3)``: the third row
-    of RELION's A."""
-    return poses[..., 2, :]

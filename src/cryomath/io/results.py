@@ -1,0 +1,27 @@
+"""JSON result files (summaries, fits, FSC curves): plain Python values, written atomically."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cryomath.io.atomic import atomic_output
+
+
+def plain(value):
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers (JSON)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json(path: Path, result: dict, force: bool) -> None:
+    """Write ``result`` as indented JSON, atomically."""
+    with atomic_output(path, force) as tmp:
+        tmp.write_text(json.dumps(plain(result), indent=2))

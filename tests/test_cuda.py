@@ -1,0 +1,109 @@
+"""The CUDA path against the CPU (marker ``cuda``; ``bash bench/gpu-check.sh`` runs these on a GPU
+machine). Each test computes the same thing on both devices and compares the numbers: the CPU
+result is the oracle, itself tested against RELION elsewhere."""
+
+import numpy as np
+import pytest
+import torch
+
+from cryomath import so3
+from cryomath.cli import main
+from cryomath.ctf import CTF
+from cryomath.fsc import fourier_shell_correlation
+from cryomath.imaging import (
+    FourierAccumulator,
+    ParticleBatch,
+    insert_spectra,
+    iter_batches,
+    predict_spectra,
+)
+from cryomath.io import read_mrc, read_particles
+from cryomath.projection import prepare_volume
+from cryomath.reconstruction import reconstruct_least_squares_particles, reconstruct_particles
+from cryomath.simulate import SimulationSettings, simulate_dataset
+from tests.conftest import DATA
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(),
+        reason="needs a CUDA GPU (run bash bench/gpu-check.sh on a GPU machine)",
+    ),
+]
+RELION = DATA / "relion313_reference"
+
+
+def _map(n=32):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, n, n, generator=g, dtype=torch.float64)
+
+
+def test_forward_model_and_adjoint_on_cuda_equal_the_cpu():
+    volume = _map()
+    rotations = so3.random_rotations(64, 1)
+    defocus = torch.linspace(10000, 20000, 64, dtype=torch.float64)
+    ctf = CTF(defocus, defocus - 200, torch.tensor(10.0), torch.tensor(300.0),
+              torch.tensor(2.7), torch.tensor(0.1))  # fmt: skip
+    shifts = torch.randn(64, 2, dtype=torch.float64)
+    results = {}
+    for device in ("cpu", "cuda"):
+        batch = ParticleBatch.from_tensors(
+            None, rotations.to(device), 1.1, shifts.to(device),
+            CTF(*(getattr(ctf, f).to(device) for f in ("defocus_u_angstrom", "defocus_v_angstrom",
+                  "defocus_angle_degrees", "voltage_kv", "spherical_aberration_mm",
+                  "amplitude_contrast"))),
+            image_size=36,
+        )  # fmt: skip
+        spectrum = prepare_volume(volume.to(device), 2.0, voxel_size_angstrom=1.0)
+        predicted = predict_spectra(spectrum, batch)
+        acc = FourierAccumulator(32, 2.0, torch.float64, device, voxel_size_angstrom=1.0)
+        insert_spectra(acc, predicted, batch)
+        results[device] = (predicted.cpu(), acc.data.cpu(), acc.weights.cpu())
+    for cpu, cuda in zip(results["cpu"], results["cuda"], strict=True):
+        assert float((cpu - cuda).abs().max() / cpu.abs().max()) < 1e-10
+
+
+def test_reconstruction_of_relions_particles_on_cuda_equals_the_cpu():
+    table = read_particles(RELION / "proj_ctf_24.star")
+    cpu = reconstruct_particles(table, batch_size=10)
+    cuda = reconstruct_particles(table, batch_size=10, device="cuda")
+    assert cuda.full.device.type == "cuda"
+    error = float((cpu.full - cuda.full.cpu()).abs().max() / cpu.full.abs().max())
+    assert error < 1e-9
+    np.testing.assert_allclose(cpu.fsc.fsc.numpy(), cuda.fsc.fsc.cpu().numpy(), atol=1e-8)
+
+
+def test_least_squares_on_cuda_equals_the_cpu():
+    table = read_particles(RELION / "proj_ctf_24.star")
+    options = {"max_iterations": 3, "batch_size": 12, "pad_factor": 1.0}
+    cpu = reconstruct_least_squares_particles(table, **options)
+    cuda = reconstruct_least_squares_particles(table, device="cuda", **options)
+    assert float((cpu - cuda.cpu()).abs().max() / cpu.abs().max()) < 1e-8
+
+
+def test_simulation_on_cuda_equals_the_cpu(tmp_path):
+    settings = SimulationSettings(n_particles=40, pixel_size_angstrom=1.5, snr=0.5,
+                                  shift_sigma_angstrom=2.0)  # fmt: skip
+    volume = _map(24).abs()
+    simulate_dataset(volume, tmp_path / "cpu", settings, batch_size=16)
+    simulate_dataset(volume, tmp_path / "cuda", settings, batch_size=16, device="cuda")
+    a = read_mrc(tmp_path / "cpu" / "particles_000.mrcs")[0]
+    b = read_mrc(tmp_path / "cuda" / "particles_000.mrcs")[0]
+    assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()  # float32 files, same noise draws
+
+
+def test_batches_stage_to_cuda_in_the_requested_dtype():
+    table = read_particles(RELION / "proj_ctf_24.star")
+    for batch in iter_batches(table, 8, "cuda", torch.float32):
+        assert batch.spectra.device.type == "cuda" and batch.spectra.dtype == torch.complex64
+        assert batch.ctf_values().dtype == torch.float32
+
+
+def test_fsc_and_the_demo_on_cuda(tmp_path, capsys):
+    a, b = _map(48), _map(48) + 0.1
+    cpu = fourier_shell_correlation(a, b, 1.0).fsc
+    cuda = fourier_shell_correlation(a.cuda(), b.cuda(), 1.0).fsc.cpu()
+    np.testing.assert_allclose(cpu.numpy(), cuda.numpy(), atol=1e-10)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n", "2000", "--device", "cuda", "--json"]) == 0
+    assert (out / "report.md").exists() and (out / "map.mrc").exists()
