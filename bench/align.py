@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from cryomath import so3
-from cryomath.alignment import align_maps
-from cryomath.alignment.align import search_rotations
-from cryomath.alignment.refine import transform_map
 from cryomath.atoms import read_atoms, render_potential
+from cryomath.fitting import align_maps
+from cryomath.fitting.align import search_rotations
+from cryomath.fitting.refine import transform_map
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from cryomath import so3
-from cryomath.alignment import align_maps
 from cryomath.atoms import read_atoms, render_potential
 from cryomath.devices import resolve_device
-from cryomath.fsc import fourier_shell_correlation
+from cryomath.fitting import align_maps
 from cryomath.imaging import FourierAccumulator
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
+from cryomath.resolution import fourier_shell_correlation
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
 

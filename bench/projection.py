@@ -94,7 +94,8 @@ SIMULATE = """
 import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import simulate_dataset
+from cryomath.simulate import SimulationSettings
 n, box, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 g = torch.Generator().manual_seed(0)
 small = torch.randn(box // 2, box // 2, box // 2, generator=g, dtype=torch.float64)

@@ -53,7 +53,7 @@ from torch_fourier_slice import backproject_2d_to_3d
 timed(lambda: backproject_2d_to_3d(images, rotations, pad_factor=pad))
 """,
     "cryomath FSC 256^3": """
-from cryomath.fsc import fourier_shell_correlation
+from cryomath.resolution import fourier_shell_correlation
 a, b = torch.randn(256, 256, 256, generator=g), torch.randn(256, 256, 256, generator=g)
 timed(lambda: fourier_shell_correlation(a, b))
 """,
@@ -69,7 +69,7 @@ import json, sys, time
 import torch
 torch.set_num_threads(2)
 from cryomath.io import read_relion_star
-from cryomath.reconstruction import reconstruct_particles
+from cryomath.pipelines import reconstruct_particles
 table = read_relion_star(sys.argv[1])
 t = time.perf_counter()
 reconstruct_particles(table, 2.0)
@@ -81,7 +81,7 @@ import json, sys, time
 import torch
 torch.set_num_threads(2)
 from cryomath.io import read_relion_star
-from cryomath.reconstruction import reconstruct_particles
+from cryomath.pipelines import reconstruct_particles
 table = read_relion_star(sys.argv[1])
 t = time.perf_counter()
 reconstruct_particles(table, 2.0, batch_size=512, dtype=torch.float32)
@@ -95,7 +95,8 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "particles_per_second
 
 SIMULATE = """
 import sys, torch
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import simulate_dataset
+from cryomath.simulate import SimulationSettings
 n, box, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 g = torch.Generator().manual_seed(0)
 small = torch.randn(box // 2, box // 2, box // 2, generator=g, dtype=torch.float64)

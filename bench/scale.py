@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 
 from cryomath.atoms import read_atoms, render_potential
-from cryomath.distributed import dask_client
 from cryomath.io import read_particles
-from cryomath.reconstruction import reconstruct_particles
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import dask_client, reconstruct_particles, simulate_dataset
+from cryomath.simulate import SimulationSettings
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
 

@@ -18,7 +18,8 @@ from cryomath.atoms import map_from_model, read_atoms
 from cryomath.demo import BUNDLED_MODEL
 from cryomath.fourier import crop_or_pad
 from cryomath.io import write_mrc
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import simulate_dataset
+from cryomath.simulate import SimulationSettings
 
 PEAK = """
 import sys
@@ -85,7 +86,7 @@ def main() -> None:
 FSC_EXTRA = """
 import sys, torch
 from pathlib import Path
-from cryomath.fsc import fourier_shell_correlation, fourier_shell_correlation_streamed
+from cryomath.resolution import fourier_shell_correlation, fourier_shell_correlation_streamed
 from cryomath.io import ImageStack, read_mrc
 kind, a, b = sys.argv[1:]
 if kind == "streamed":

@@ -68,7 +68,8 @@ def test_convert_gathers_the_images_of_many_stacks_into_one(capsys, tmp_path):
     import torch
 
     from cryomath.io import read_particles
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.pipelines import simulate_dataset
+    from cryomath.simulate import SimulationSettings
 
     volume = torch.zeros(24, 24, 24, dtype=torch.float64)
     volume[8:16, 10:14, 6:18] = 1.0

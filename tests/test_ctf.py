@@ -142,3 +142,20 @@ def test_phase_flip_and_wiener_filter():
     restored = rfft_2d(wiener_filter(corrupted, values, 1e12))
     keep = values.abs() > 0.1
     torch.testing.assert_close(restored[..., keep], rfft_2d(image)[..., keep])
+
+
+def test_ctf_aliasing_frequency_is_where_the_rings_outrun_the_box_samples():
+    """At the returned frequency the local ring period 1 / (lambda df k) equals two samples of
+    1 / (box pixel): measured from the phase of the CTF itself (d gamma / dk = pi per sample)."""
+    from cryomath.ctf import ctf_aliasing_frequency, electron_wavelength_angstrom
+
+    ctf = CTF(torch.tensor([15000.0, 25000.0], dtype=torch.float64),
+              torch.tensor([15000.0, 25000.0], dtype=torch.float64), torch.tensor(0.0),
+              torch.tensor(300.0), torch.tensor(0.0), torch.tensor(0.1))  # fmt: skip
+    box, pixel = 128, 1.5
+    k = ctf_aliasing_frequency(ctf, box, pixel)
+    wavelength = float(electron_wavelength_angstrom(300.0))
+    # gamma = -pi lambda df k^2 (Cs 0): the phase step over one sample 1 / (box pixel) is pi
+    step = 2 * math.pi * wavelength * ctf.defocus_u_angstrom * k / (box * pixel)
+    torch.testing.assert_close(step, torch.full_like(step, math.pi))
+    assert float(k[0]) > float(k[1])  # more defocus aliases sooner

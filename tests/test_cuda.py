@@ -9,7 +9,6 @@ import torch
 from cryomath import so3
 from cryomath.cli import main
 from cryomath.ctf import CTF
-from cryomath.fsc import fourier_shell_correlation
 from cryomath.imaging import (
     FourierAccumulator,
     ParticleBatch,
@@ -18,9 +17,11 @@ from cryomath.imaging import (
     predict_spectra,
 )
 from cryomath.io import read_mrc, read_particles
+from cryomath.pipelines import reconstruct_particles, simulate_dataset
 from cryomath.projection import prepare_volume
-from cryomath.reconstruction import reconstruct_least_squares_particles, reconstruct_particles
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.reconstruction import reconstruct_least_squares_particles
+from cryomath.resolution import fourier_shell_correlation
+from cryomath.simulate import SimulationSettings
 from tests.conftest import DATA
 
 pytestmark = [

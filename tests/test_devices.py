@@ -12,16 +12,21 @@ import pytest
 import torch
 
 from cryomath import so3
-from cryomath.alignment import coarse_grid, density_vectors, rotate_field
-from cryomath.alignment.refine import transform_map
 from cryomath.cli import main
 from cryomath.ctf import CTF, compute_ctf
 from cryomath.devices import Staging, resolve_device
 from cryomath.errors import InvalidInputError
+from cryomath.fitting import coarse_grid, density_vectors, rotate_field
+from cryomath.fitting.refine import transform_map
 from cryomath.fourier import crop_or_pad, fft_nd, fourier_resize, ifft_nd
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shift import phase_ramp, shift_2d
-from cryomath.fsc import (
+from cryomath.imaging import FourierAccumulator, ParticleBatch, predict_images
+from cryomath.noise import add_white_noise, coloured_noise, gaussian_log_likelihood
+from cryomath.projection import prepare_volume, project_fourier, project_real_space
+from cryomath.projection.voxel_basis import project_fourier_voxel_basis
+from cryomath.reconstruction import insert_particles, invert, reconstruct
+from cryomath.resolution import (
     apply_bfactor,
     fourier_shell_correlation,
     guinier,
@@ -29,11 +34,6 @@ from cryomath.fsc import (
     randomize_phases,
     weight_by_shell,
 )
-from cryomath.imaging import FourierAccumulator, ParticleBatch, predict_images
-from cryomath.noise import add_white_noise, coloured_noise, gaussian_log_likelihood
-from cryomath.projection import prepare_volume, project_fourier, project_real_space
-from cryomath.projection.voxel_basis import project_fourier_voxel_basis
-from cryomath.reconstruction import insert_particles, invert, reconstruct
 from tests.conftest import DATA
 
 META = torch.device("meta")

@@ -6,8 +6,6 @@ import filecmp
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,8 +19,8 @@ from cryomath.cli import main
 from cryomath.demo import BUNDLED_MODEL
 from cryomath.errors import InvalidInputError, OutputWriteError
 from cryomath.io import read_particles
-from cryomath.reconstruction import reconstruct_particles
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import reconstruct_particles, simulate_dataset
+from cryomath.simulate import SimulationSettings
 from tests.conftest import DATA
 
 distributed = pytest.importorskip("dask.distributed", reason="needs the [dask] extra")
@@ -149,27 +147,6 @@ def test_unwritable_output_gives_one_clear_error(volume, tmp_path, capsys):
     model = str(DATA / "map_model" / "6vyb_Ndom.pdb")
     assert main(["simulate", model, "--n", "8", "--box", "32", "--out", str(blocker / "x")]) == 1
     assert capsys.readouterr()[1].strip().startswith("cryomath: error: cannot create")
-
-
-def test_reconstruction_memory_does_not_grow_with_the_particles(volume, tmp_path):
-    # peak resident memory of a fresh process reconstructing 1,024 and then 8,192 particles
-    # read in batches of 128 (measured: 413 and 421 MB, +8 MB for 8x the particles)
-    peaks = []
-    for n in (1024, 8192):
-        folder = tmp_path / str(n)
-        simulate_dataset(volume, folder, _settings(n=n, shard=1024))
-        code = (
-            "import resource, sys; from cryomath.io import read_particles; "
-            "from cryomath.reconstruction import reconstruct_particles; "
-            "reconstruct_particles(read_particles(sys.argv[1]), batch_size=128); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-        )
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(folder / "particles.star")],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        peaks.append(int(result.stdout.split()[-1]) / 1024)  # MB
-    assert peaks[1] - peaks[0] < 30, peaks
 
 
 def test_a_bad_scheduler_value_is_one_clear_error(tmp_path, capsys):

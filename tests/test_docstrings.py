@@ -8,7 +8,8 @@ import pytest
 
 PACKAGES = [
     "so3", "so3.grids", "so3.distributions", "so3.conventions", "fourier", "ctf", "noise",
-    "atoms", "projection", "simulate", "reconstruction", "fsc", "alignment", "io",
+    "atoms", "projection", "imaging", "simulate", "reconstruction", "resolution", "fitting",
+    "pipelines", "io",
 ]  # fmt: skip
 
 

@@ -17,7 +17,6 @@ from cryomath import so3
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.fourier import fft_nd, grid_sample_3d_adjoint, ifft_nd, shell_index
-from cryomath.fsc import fourier_shell_correlation
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -33,9 +32,10 @@ from cryomath.imaging import (
 )
 from cryomath.io import ParticleTable, read_mrc, read_relion_star
 from cryomath.noise import gaussian_log_likelihood as real_space_gaussian
+from cryomath.pipelines import reconstruct_particles, simulate_dataset
 from cryomath.projection import prepare_volume
-from cryomath.reconstruction import reconstruct_particles
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.resolution import fourier_shell_correlation
+from cryomath.simulate import SimulationSettings
 from tests.conftest import DATA
 
 RELION = DATA / "relion313_reference"

@@ -236,7 +236,8 @@ def test_exported_cryosparc_paths_lose_their_prefix_and_a_project_dir_moves_the_
     import torch
 
     from cryomath.io import read_particles, write_particles
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.pipelines import simulate_dataset
+    from cryomath.simulate import SimulationSettings
 
     sim = tmp_path / "J1"
     settings = SimulationSettings(n_particles=5, pixel_size_angstrom=2.0, snr=None)

@@ -11,16 +11,17 @@ from cryomath import so3
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.fourier import fourier_resize
-from cryomath.fsc import FSCCurve, fourier_shell_correlation, resolution_angstrom
 from cryomath.imaging import ParticleBatch, predict_images
 from cryomath.io import read_mrc, read_relion_star, read_star
+from cryomath.pipelines import reconstruct_particles
 from cryomath.projection import (
     extract_central_slices_rfft_3d,
     insert_central_slices_rfft_3d,
     prepare_volume,
     project_fourier,
 )
-from cryomath.reconstruction import reconstruct, reconstruct_particles
+from cryomath.reconstruction import reconstruct
+from cryomath.resolution import FSCCurve, fourier_shell_correlation, resolution_angstrom
 from tests.conftest import DATA
 
 RELION = DATA / "relion313_reference"
@@ -133,11 +134,12 @@ def test_least_squares_from_a_particle_file_streams_and_equals_the_in_memory_sol
     small_map, tmp_path
 ):
     from cryomath.io import read_particles
+    from cryomath.pipelines import simulate_dataset
     from cryomath.reconstruction import (
         reconstruct_least_squares,
         reconstruct_least_squares_particles,
     )
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.simulate import SimulationSettings
 
     settings = SimulationSettings(n_particles=300, pixel_size_angstrom=1.0, snr=None,
                                   shift_sigma_angstrom=2.0, shard_size=128)  # fmt: skip
@@ -171,8 +173,9 @@ def test_least_squares_halves_measure_the_maps_they_write_and_the_full_map_start
     """``reconstruct --method cg``: both halves by CG (their FSC is the written maps'), the full
     map from their average; no direct inversion runs."""
     from cryomath.io import read_particles
+    from cryomath.pipelines import simulate_dataset
     from cryomath.reconstruction import reconstruct_least_squares_halves
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.simulate import SimulationSettings
 
     settings = SimulationSettings(n_particles=400, pixel_size_angstrom=1.0, snr=None,
                                   shift_sigma_angstrom=1.0)  # fmt: skip

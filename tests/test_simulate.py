@@ -13,8 +13,9 @@ from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.imaging import ParticleBatch, predict_images
 from cryomath.io import read_mrc, read_particles
+from cryomath.pipelines import simulate_dataset
 from cryomath.projection import prepare_volume
-from cryomath.simulate import SimulationSettings, sample_poses, simulate_dataset
+from cryomath.simulate import SimulationSettings, sample_poses
 from tests.conftest import DATA
 
 MAP = DATA / "map_model" / "emd_3488.mrc"

@@ -16,7 +16,8 @@ from cryomath.atoms import map_from_model, read_atoms
 from cryomath.demo import BUNDLED_MODEL
 from cryomath.fourier import crop_or_pad
 from cryomath.io import write_mrc
-from cryomath.simulate import SimulationSettings, simulate_dataset
+from cryomath.pipelines import simulate_dataset
+from cryomath.simulate import SimulationSettings
 
 COUNTS = (1024, 8192)
 GROWTH_MB = 40  # the metadata (about 13 MB of STAR/.cs tables) and allocator noise

@@ -23,10 +23,10 @@ from cryomath.demo import BUNDLED_MODEL
 from cryomath.fourier import shift_2d
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
-from cryomath.fsc import fourier_shell_correlation
 from cryomath.noise import expected_counts, shot_noise
 from cryomath.projection import project_fourier, project_real_space
 from cryomath.reconstruction import reconstruct
+from cryomath.resolution import fourier_shell_correlation
 
 OUT = Path(os.environ.get("CRYOMATH_GUIDE_OUT", "guide-output"))
 OUT.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,12 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from cryomath import so3
-from cryomath.alignment import align_maps, global_search
-from cryomath.alignment.align import search_rotations
-from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, density_vectors
-from cryomath.alignment.scores import z_scores
 from cryomath.atoms import Atoms, render_potential
 from cryomath.demo import BUNDLED_MODEL
+from cryomath.fitting import align_maps, global_search
+from cryomath.fitting.align import search_rotations
+from cryomath.fitting.preprocess import automatic_threshold, coarse_grid, density_vectors
+from cryomath.fitting.scores import z_scores
 
 VOXEL, RESOLUTION = 1.5, 5.0
 structure = gemmi.read_structure(str(BUNDLED_MODEL))
@@ -138,7 +138,7 @@ for name in queries:
 # %%
 moved_truth = so3.random_rotations(1, 3)[0]
 t_truth = centre_t - moved_truth @ centre_t + torch.tensor([2.0, -3.0, 1.0], dtype=torch.float64)
-from cryomath.alignment.refine import transform_map  # noqa: E402
+from cryomath.fitting.refine import transform_map  # noqa: E402
 
 query = transform_map(
     reference,

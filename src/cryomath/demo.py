@@ -8,7 +8,7 @@
 3. Reconstruction from the STAR file: half maps and the full map by direct Fourier inversion
    (``reconstruction.reconstruct_particles``); FSC between the halves (resolution at 0.143) and
    between the full map and the truth (at 0.5).
-4. The reconstruction aligned back onto the truth (``alignment.align_maps``): the fit should be
+4. The reconstruction aligned back onto the truth (``fitting.align_maps``): the fit should be
    the identity.
 5. ``report.md`` with the numbers and PNG figures (projections, CTF, orientation coverage, FSC,
    alignment overlay), and ``summary.json``.
@@ -40,16 +40,16 @@ def run_demo(
     """Run the demo into ``out_dir``, computing on ``device``; returns the summary.
     ``progress(stage, done, total)`` is called as work advances."""
     from cryomath import so3
-    from cryomath.alignment import align_maps
-    from cryomath.alignment.refine import transform_map
     from cryomath.atoms import map_from_model, read_atoms
     from cryomath.devices import resolve_device
-    from cryomath.fsc import fourier_shell_correlation, resolution_angstrom
+    from cryomath.fitting import align_maps
+    from cryomath.fitting.refine import transform_map
     from cryomath.io import read_particles, write_mrc
     from cryomath.io.atomic import atomic_output, check_output_path
     from cryomath.io.results import write_json
-    from cryomath.reconstruction import reconstruct_particles
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.pipelines import reconstruct_particles, simulate_dataset
+    from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
+    from cryomath.simulate import SimulationSettings
 
     device = resolve_device(device)
     out = Path(out_dir)
@@ -135,7 +135,7 @@ def run_demo(
 
 
 def _figures(out, truth, moved, half_curve, truth_curve, table, settings, force):
-    from cryomath.ctf import compute_ctf
+    from cryomath.ctf import compute_ctf, ctf_aliasing_frequency
     from cryomath.fourier.grids import fftfreq_grid
     from cryomath.imaging import iter_batches, predict_images
     from cryomath.plots import plot_ctf, plot_directions, plot_fsc, plot_images, plot_overlay
@@ -162,7 +162,7 @@ def _figures(out, truth, moved, half_curve, truth_curve, table, settings, force)
     k = fftfreq_grid((n, n), rfft=False, fftshift=True, voxel_size_angstrom=pixel)
     row = image[n // 2, n // 2 :].numpy()
     title = (f"particle 1: defocus {float(ctf.defocus_u_angstrom[0]) / 1e4:.2f} um; rings alias "
-             f"beyond {ctf_aliasing_frequency(ctf, n, pixel):.3f} 1/A")  # fmt: skip
+             f"beyond {float(ctf_aliasing_frequency(ctf, n, pixel)[0]):.3f} 1/A")  # fmt: skip
     plot_ctf(image.numpy(), k[n // 2, n // 2 :, 0].numpy(), row, out / "ctf.png", title, force)
     angles = relion_euler_from_matrix(torch.from_numpy(table.rotations)).numpy()
     plot_directions(angles[:, :2], out / "directions.png",
@@ -174,17 +174,6 @@ def _figures(out, truth, moved, half_curve, truth_curve, table, settings, force)
     )  # fmt: skip
     title = "truth (grey) and the reconstruction moved by the fit (contours)"
     plot_overlay(truth.numpy(), moved.numpy(), out / "overlay.png", title, force)
-
-
-def ctf_aliasing_frequency(ctf, box: int, pixel_size_angstrom: float) -> float:
-    """Spatial frequency (1/A) beyond which the CTF rings of the first particle are closer than
-    two Fourier samples of a ``box``: the ring period at ``k`` is ``1 / (lambda df k)`` and the
-    sampling ``1 / (box pixel)``, so ``k = box pixel / (2 lambda df)`` (mean defocus)."""
-    from cryomath.ctf.wavelength import electron_wavelength_angstrom
-
-    wavelength = float(electron_wavelength_angstrom(float(ctf.voltage_kv[0])))
-    defocus = float(ctf.defocus_u_angstrom[0] + ctf.defocus_v_angstrom[0]) / 2
-    return box * pixel_size_angstrom / (2 * wavelength * defocus)
 
 
 def _report(s: dict) -> str:

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from cryomath.cli import align, convert, info, resolution, rotations, simulate
+from cryomath.cli import convert, fitting, info, resolution, rotations, simulate
 from cryomath.errors import CryomathError
 
 app = typer.Typer(
@@ -24,8 +24,8 @@ app.command("demo")(simulate.demo)
 app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
-app.command("align-maps")(align.align_maps)
-app.command("search-maps")(align.search_maps)
+app.command("align-maps")(fitting.align_maps)
+app.command("search-maps")(fitting.search_maps)
 
 
 def main(argv: list[str] | None = None) -> int:

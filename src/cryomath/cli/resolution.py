@@ -1,6 +1,5 @@
 """``cryomath fsc``, ``cryomath reconstruct`` and ``cryomath postprocess``."""
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from cryomath.cli.output import (
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import check_output_path
 from cryomath.io.results import write_json
+from cryomath.resolution import HalfMapFSC, automatic_mask, half_map_fsc
 
 
 def _load_pair(path1: Path, path2: Path, device: str):
@@ -53,8 +53,8 @@ def _streamed_fsc(path1: Path, path2: Path):
     """The unmasked FSC of two maps read a slab at a time, or None for files that cannot be
     read by slabs (compressed, or axis order other than 1, 2, 3)."""
     from cryomath.errors import MRCFormatError
-    from cryomath.fsc.streamed import fourier_shell_correlation_streamed
     from cryomath.io import ImageStack
+    from cryomath.resolution.streamed import fourier_shell_correlation_streamed
 
     if any(p.suffix in (".gz", ".bz2") for p in (path1, path2)):
         return None
@@ -67,55 +67,6 @@ def _streamed_fsc(path1: Path, path2: Path):
         if "axis order" in str(exc):
             return None
         raise
-
-
-def _auto_mask(average, voxel):
-    from cryomath.fsc import auto_mask, low_pass
-
-    smooth = low_pass(average, 15.0, voxel)
-    threshold = float(smooth.mean() + 2.5 * smooth.std())
-    return auto_mask(smooth, threshold, dilate_px=3.0, soft_edge_px=6.0)
-
-
-def masked_fsc(map1, map2, voxel, mask=None, seed=0) -> dict:
-    """Unmasked FSC, and with a mask the masked and the phase-randomisation corrected FSC
-    (randomised from the shell where the unmasked FSC first drops below 0.8)."""
-    import torch
-
-    from cryomath.fsc import corrected_fsc, fourier_shell_correlation, randomize_phases
-
-    unmasked = fourier_shell_correlation(map1, map2, voxel)
-    result = {"unmasked": unmasked, "final": unmasked.fsc}
-    if mask is not None:
-        masked = fourier_shell_correlation(map1, map2, voxel, mask=mask)
-        below = (unmasked.fsc < 0.8).nonzero().flatten()
-        start = int(below[below >= 1][0]) if bool((below >= 1).any()) else len(unmasked.fsc) - 1
-        g = torch.Generator().manual_seed(seed)
-        r1, r2 = randomize_phases(map1, start, g), randomize_phases(map2, start, g)
-        randomized = fourier_shell_correlation(r1, r2, voxel, mask=mask)
-        result.update(masked=masked.fsc, randomized=randomized.fsc, randomize_from_shell=start)
-        result["final"] = corrected_fsc(masked.fsc, randomized.fsc, start)
-    return result
-
-
-def _summary(result: dict) -> dict:
-    from cryomath.fsc import FSCCurve, resolution_angstrom
-
-    curve = result["unmasked"]
-    final = FSCCurve(result["final"], curve.spatial_frequency_per_angstrom, curve.counts)
-    out = {
-        "resolution_0143_angstrom": resolution_angstrom(final, 0.143),
-        "resolution_05_angstrom": resolution_angstrom(final, 0.5),
-        "resolution_half_bit_angstrom": resolution_angstrom(final, "half-bit"),
-        "spatial_frequency_per_angstrom": curve.spatial_frequency_per_angstrom.cpu().numpy(),
-        "fsc": result["final"].cpu().numpy(),
-        "fsc_unmasked": curve.fsc.cpu().numpy(),
-    }
-    if "masked" in result:
-        out["fsc_masked"] = result["masked"].cpu().numpy()
-        out["fsc_phase_randomized"] = result["randomized"].cpu().numpy()
-        out["randomize_from_shell"] = result["randomize_from_shell"]
-    return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
 
 
 def _plot(summary: dict, path: Path, title: str, force: bool) -> None:
@@ -162,21 +113,21 @@ def fsc(
     if mask is None and not auto_mask and local is None and device == "cpu":
         streamed = _streamed_fsc(map1, map2)
     if streamed is not None:
-        summary = _summary({"unmasked": streamed, "final": streamed.fsc})
+        summary = HalfMapFSC(streamed, streamed.fsc).summary()
     else:
         a, b, voxel = _load_pair(map1, map2, device)
         m = (
             _read_mask(mask, a)
             if mask is not None
-            else (_auto_mask((a + b) / 2, voxel) if auto_mask else None)
+            else (automatic_mask((a + b) / 2, voxel) if auto_mask else None)
         )
-        summary = _summary(masked_fsc(a, b, voxel, m))
+        summary = half_map_fsc(a, b, voxel, m).summary()
     if plot is not None:
         _plot(summary, plot, f"{map1.name} / {map2.name}", force)
         summary["plot"] = str(plot)
     if local is not None:
-        from cryomath.fsc import local_resolution
         from cryomath.io import write_mrc
+        from cryomath.resolution import local_resolution
 
         local_map = local_resolution(a, b, voxel)
         write_mrc(local, local_map.cpu().numpy(), voxel, force=force)
@@ -227,12 +178,9 @@ def reconstruct(
     from rich.progress import Progress
 
     from cryomath.devices import resolve_device
-    from cryomath.distributed import dask_client
     from cryomath.io import read_particles, write_mrc
-    from cryomath.reconstruction import (
-        reconstruct_least_squares_halves,
-        reconstruct_particles,
-    )
+    from cryomath.pipelines import dask_client, reconstruct_particles
+    from cryomath.reconstruction import reconstruct_least_squares_halves
     from cryomath.so3 import point_group
 
     if method not in ("direct", "cg"):
@@ -271,7 +219,7 @@ def reconstruct(
     if halves:
         write_mrc(out / "half1.mrc", result.half1.cpu().numpy(), pixel, force=force)
         write_mrc(out / "half2.mrc", result.half2.cpu().numpy(), pixel, force=force)
-    summary = _summary({"unmasked": result.fsc, "final": result.fsc.fsc})
+    summary = HalfMapFSC(result.fsc, result.fsc.fsc).summary()
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
     brief = scalars(summary)
@@ -296,50 +244,32 @@ def postprocess(
     json: Json = False,
 ) -> None:
     """Sharpened, FSC-weighted, low-passed map from two half maps; FSC and Guinier plots."""
-    from cryomath.fsc import (
-        apply_bfactor,
-        fit_bfactor,
-        fsc_weighting,
-        guinier,
-        low_pass,
-        weight_by_shell,
-    )
     from cryomath.io import write_mrc
     from cryomath.plots import plot_guinier
+    from cryomath.resolution import guinier, postprocess_half_maps
 
     if bfactor is not None and auto:
         raise InvalidInputError("give --bfactor or --auto, not both")
     for name in ("postprocess.mrc", "fsc.png", "guinier.png", "fsc.star", "fsc.json"):
         check_output_path(out / name, force)
     a, b, voxel = _load_pair(half1, half2, device)
-    average = (a + b) / 2
     m = (
         _read_mask(mask, a)
         if mask is not None
-        else (_auto_mask(average, voxel) if auto_mask else None)
+        else (automatic_mask((a + b) / 2, voxel) if auto_mask else None)
     )
-    summary = _summary(masked_fsc(a, b, voxel, m))
-    resolution = summary["resolution_0143_angstrom"] or 2 * voxel
-    weighted = weight_by_shell(average, fsc_weighting(_tensor(summary["fsc"], average.device)))
-    if auto:
-        bfactor = -abs(
-            fit_bfactor(
-                average if m is None else average * m, voxel, 10.0, max(resolution, 2 * voxel)
-            )
-        )
-    sharpened = apply_bfactor(weighted, bfactor or 0.0, voxel)
-    final = low_pass(sharpened, resolution, voxel)
-    if m is not None:
-        final = final * m
+    result = postprocess_half_maps(a, b, voxel, m, bfactor, fit_bfactor_from_guinier=auto)
+    summary = result.fsc.summary()
     out.mkdir(parents=True, exist_ok=True)
-    write_mrc(out / "postprocess.mrc", final.cpu().numpy(), voxel, force=force)
-    s2, original = guinier(average, voxel)
-    _, after = guinier(final, voxel)
+    write_mrc(out / "postprocess.mrc", result.volume.cpu().numpy(), voxel, force=force)
+    s2, original = guinier((a + b) / 2, voxel)
+    _, after = guinier(result.volume, voxel)
     lines = {"average of halves": original.cpu().numpy(), "post-processed": after.cpu().numpy()}
     plot_guinier(s2.cpu().numpy(), lines, out / "guinier.png", "Guinier plot", force)
     _plot(summary, out / "fsc.png", "half-map FSC", force)
     summary.update(
-        bfactor_angstrom2=bfactor or 0.0, final_resolution_angstrom=resolution, output=str(out)
-    )
+        bfactor_angstrom2=result.bfactor_angstrom2,
+        final_resolution_angstrom=result.resolution_angstrom, output=str(out),
+    )  # fmt: skip
     _write_fsc_tables(out, summary, force)
     emit(summary if json else scalars(summary), json, title="post-processing")

@@ -277,25 +277,19 @@ def expand(
 ) -> None:
     """Symmetry expansion (as relion_particle_symmetry_expand): every particle once per
     symmetry operator g, with pose A g; everything else copied."""
-    import torch
-
     from cryomath.io import read_particles, write_particles
-    from cryomath.so3 import point_group, symmetry_expand
+    from cryomath.pipelines.tables import expand_symmetry
 
     check_output_path(target, force)
     table = read_particles(source, allow_unknown_columns=True)
-    table.require("rotations", purpose="symmetry expansion")
-    group = point_group(symmetry)
-    expanded = table.subset(np.repeat(np.arange(table.n), len(group)))
-    poses = symmetry_expand(torch.from_numpy(table.rotations), group)
-    expanded.rotations = poses.reshape(-1, 3, 3).numpy()
+    expanded = expand_symmetry(table, symmetry)
     write_particles(expanded, target, force=force)
     emit(
         {
             "input": str(source),
             "output": str(target),
             "symmetry": symmetry,
-            "operators": len(group),
+            "operators": expanded.n // table.n,
             "particles": expanded.n,
         },
         json,

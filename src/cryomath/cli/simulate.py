@@ -81,8 +81,8 @@ def simulate(
     ``--scheduler``: one Dask task per stack shard, files identical to a local run."""
     from rich.progress import Progress
 
-    from cryomath.distributed import dask_client
-    from cryomath.simulate import SimulationSettings, simulate_dataset
+    from cryomath.pipelines import dask_client, simulate_dataset
+    from cryomath.simulate import SimulationSettings
 
     volume, pixel = load_volume(source, box, pixel_size)
     settings = SimulationSettings(

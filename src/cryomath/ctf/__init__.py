@@ -1,8 +1,16 @@
 """The contrast transfer function: parameters, values on Fourier grids, envelopes, and
 CTF correction of images."""
 
+from cryomath.ctf.aliasing import ctf_aliasing_frequency
 from cryomath.ctf.ctf import CTF, compute_ctf
 from cryomath.ctf.filters import phase_flip, wiener_filter
 from cryomath.ctf.wavelength import electron_wavelength_angstrom
 
-__all__ = ["CTF", "compute_ctf", "electron_wavelength_angstrom", "phase_flip", "wiener_filter"]
+__all__ = [
+    "CTF",
+    "compute_ctf",
+    "ctf_aliasing_frequency",
+    "electron_wavelength_angstrom",
+    "phase_flip",
+    "wiener_filter",
+]

@@ -6,6 +6,7 @@ centre at index ``N // 2``; frequencies are in cycles per pixel, or in 1/Angstro
 size is given (per axis, in ``(x, y[, z])`` order, for anisotropic sampling).
 """
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -100,10 +101,24 @@ def grid_sample_3d_adjoint(
 
     This is the one place that calls torch's private ``aten::grid_sampler_3d_backward`` (the
     kernel autograd uses for ``grid_sample``; it needs no per-sample corner indices);
-    ``tests/test_fourier.py`` checks it against autograd so that a change in torch fails loudly."""
-    like = values.new_empty((1, values.shape[1], *spatial_shape))
+    ``tests/test_imaging.py`` checks it against autograd so that a change in torch fails loudly.
+    On the CPU that kernel runs one thread per batch entry, so the samples are cut into one
+    group per thread, each spread onto its own copy of the array, and the copies summed (while
+    a copy is at most 256 MB)."""
+    c, p = values.shape[1], values.shape[2]
+    groups = 1
+    if values.device.type == "cpu":
+        copy_bytes = c * math.prod(spatial_shape) * values.element_size()
+        groups = max(1, min(torch.get_num_threads(), p, (2**28) // max(copy_bytes, 1)))
+    size = -(-p // groups)
+    if groups > 1 and size * groups != p:  # zero values at the padded places spread nothing
+        values = torch.nn.functional.pad(values, (0, 0, 0, 0, 0, size * groups - p))
+        grid = torch.nn.functional.pad(grid, (0, 0, 0, 0, 0, 0, 0, size * groups - p))
+    values = values[0].unflatten(1, (groups, size)).transpose(0, 1)  # (groups, C, size, h, w)
+    grid = grid[0].unflatten(0, (groups, size))  # (groups, size, h, w, 3)
+    like = values.new_empty((groups, c, *spatial_shape))
     bilinear, zeros = 0, 0  # torch's enum values of mode and padding_mode
     out, _ = torch.ops.aten.grid_sampler_3d_backward(
-        values, like, grid, bilinear, zeros, True, [True, False]
+        values.contiguous(), like, grid.contiguous(), bilinear, zeros, True, [True, False]
     )
-    return out
+    return out.sum(0, keepdim=True)

@@ -1,13 +1,13 @@
 """Reconstruction with known poses: direct Fourier inversion and least squares (conjugate
-gradients), streamed over particle batches (``imaging.iter_batches``) and over Dask workers."""
+gradients), streamed over particle batches (``imaging.iter_batches``); over Dask workers:
+``pipelines.reconstruct_particles``."""
 
 from cryomath.reconstruction.direct import (
     accumulate_halves,
     insert_particles,
     invert,
-    merge_halves,
+    maps_from_halves,
     reconstruct,
-    reconstruct_particles,
     volume_grid,
 )
 from cryomath.reconstruction.halves import HalfMaps, half_subsets
@@ -23,11 +23,10 @@ __all__ = [
     "half_subsets",
     "insert_particles",
     "invert",
-    "merge_halves",
+    "maps_from_halves",
     "reconstruct",
     "reconstruct_least_squares",
     "reconstruct_least_squares_halves",
     "reconstruct_least_squares_particles",
-    "reconstruct_particles",
     "volume_grid",
 ]

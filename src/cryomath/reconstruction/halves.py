@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cryomath.fsc import FSCCurve
+from cryomath.resolution import FSCCurve
 
 
 @dataclass

@@ -19,7 +19,6 @@ import torch
 
 from cryomath.ctf import CTF
 from cryomath.fourier.masks import spherical_mask
-from cryomath.fsc import fourier_shell_correlation
 from cryomath.imaging import (
     FourierAccumulator,
     ParticleBatch,
@@ -31,6 +30,7 @@ from cryomath.imaging import (
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.reconstruction.direct import volume_grid
 from cryomath.reconstruction.halves import HalfMaps, half_subsets
+from cryomath.resolution import fourier_shell_correlation
 
 Callback = Callable[[int, float], None] | None
 

@@ -7,17 +7,17 @@ import math
 import numpy as np
 import torch
 
-from cryomath.alignment.preprocess import (
+from cryomath.errors import InvalidInputError
+from cryomath.fitting.preprocess import (
     automatic_threshold,
     coarse_grid,
     fill_constant_background,
     threshold_for_mass,
     threshold_for_volume,
 )
-from cryomath.alignment.refine import pyramid, refine_fits
-from cryomath.alignment.scores import score_field, z_scores
-from cryomath.alignment.search import global_search
-from cryomath.errors import InvalidInputError
+from cryomath.fitting.refine import pyramid, refine_fits
+from cryomath.fitting.scores import score_field, z_scores
+from cryomath.fitting.search import global_search
 from cryomath.fourier.crop import crop_or_pad
 from cryomath.so3.grids import local_grid, super_fibonacci
 from cryomath.so3.quaternion import matrix_from_quaternion
@@ -91,7 +91,7 @@ def align_maps(
     translation_radius_angstrom: float = 10.0,
 ) -> list[dict]:
     """Ranked fits of ``query`` into ``reference``: dicts with ``rotation_matrix``,
-    ``translation_angstrom``, ``score`` (``alignment.scores``), ``z_score``,
+    ``translation_angstrom``, ``score`` (``fitting.scores``), ``z_score``,
     ``normalized_z_score`` and, refined, ``correlation``; best first. ``symmetry``: the
     reference's point group (RELION's setting, about its box centre): fits that differ by a
     symmetry of the reference count as one. A constant fill of a map's corners is replaced by

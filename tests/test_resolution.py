@@ -10,7 +10,8 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier import spherical_mask
-from cryomath.fsc import (
+from cryomath.io import read_mrc, read_star
+from cryomath.resolution import (
     FSCCurve,
     apply_bfactor,
     auto_mask,
@@ -24,7 +25,6 @@ from cryomath.fsc import (
     randomize_phases,
     resolution_angstrom,
 )
-from cryomath.io import read_mrc, read_star
 from tests.conftest import DATA
 
 HALVES = DATA / "relion313_reference" / "halfmaps_600"
@@ -161,7 +161,7 @@ def test_bad_fsc_inputs():
 
 def test_local_resolution_is_worse_where_the_noise_is_stronger():
     from cryomath.fourier.fft import fft_nd, ifft_nd
-    from cryomath.fsc import local_resolution
+    from cryomath.resolution import local_resolution
 
     g = torch.Generator().manual_seed(5)
     n = 40
@@ -190,7 +190,7 @@ def test_local_resolution_is_worse_where_the_noise_is_stronger():
 
 @pytest.mark.parametrize("n", [30, 31])
 def test_streamed_fsc_equals_the_in_memory_one(n):
-    from cryomath.fsc.streamed import fourier_shell_correlation_streamed
+    from cryomath.resolution.streamed import fourier_shell_correlation_streamed
 
     g = np.random.default_rng(n)
     a = g.standard_normal((n, n, n))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fsc.curves import FSCCurve, add_shell_sums
+from cryomath.resolution.curves import FSCCurve, add_shell_sums
 
 _COMPLEX = {torch.float32: np.complex64, torch.float64: np.complex128}
 

@@ -19,8 +19,8 @@ import itertools
 
 import torch
 
-from cryomath.alignment.preprocess import density_vectors
 from cryomath.errors import InvalidInputError
+from cryomath.fitting.preprocess import density_vectors
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
 

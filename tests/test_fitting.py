@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from cryomath import so3
-from cryomath.alignment import align_maps, coarse_grid, density_vectors, threshold_for_mass
-from cryomath.alignment.align import cubic
-from cryomath.alignment.refine import transform_map
 from cryomath.cli import main
 from cryomath.errors import InvalidInputError
+from cryomath.fitting import align_maps, coarse_grid, density_vectors, threshold_for_mass
+from cryomath.fitting.align import cubic
+from cryomath.fitting.refine import transform_map
 from cryomath.io import read_mrc, write_mrc
 from tests.conftest import DATA
 
@@ -327,7 +327,7 @@ def test_a_subunit_fits_into_the_whole_globally_and_locally():
 def test_align_a_model_into_emd_3488_with_and_without_its_two_fold(tmp_path, capsys):
     import gemmi
 
-    from cryomath.alignment.refine import sample_map
+    from cryomath.fitting.refine import sample_map
 
     emd, model = DATA / "map_model" / "emd_3488.mrc", DATA / "map_model" / "5me2.pdb"
     args = ["align-maps", str(emd), str(model), "--resolution", "4", "--json"]

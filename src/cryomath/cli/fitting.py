@@ -52,11 +52,11 @@ def chimerax_command(reference: Path, query: Path, rotation, translation) -> str
     )
 
 
-def _write_vectors(out: Path, ref, qry, best, voxel, bandwidth, force) -> None:
+def _write_vectors(out: Path, ref, qry, best, grid_spacing, bandwidth, force) -> None:
     """Density vectors of both maps on the coarse grid as PDB pseudo-atoms, the query's moved
     by the best fit into the reference frame."""
-    from cryomath.alignment.preprocess import automatic_threshold, coarse_grid, density_vectors
-    from cryomath.alignment.refine import voxel_positions
+    from cryomath.fitting.preprocess import automatic_threshold, coarse_grid, density_vectors
+    from cryomath.fitting.refine import voxel_positions
     from cryomath.io.models import write_vectors_pdb
 
     r = best["rotation_matrix"].cpu().double().numpy()
@@ -65,7 +65,9 @@ def _write_vectors(out: Path, ref, qry, best, voxel, bandwidth, force) -> None:
         ("reference_vectors.pdb", ref, False),
         ("query_vectors.pdb", qry, True),
     ):
-        coarse, spacing, coarse_origin = coarse_grid(volume.double(), voxel_size, origin, voxel)
+        coarse, spacing, coarse_origin = coarse_grid(
+            volume.double(), voxel_size, origin, grid_spacing
+        )
         vectors = density_vectors(coarse, spacing, automatic_threshold(coarse), bandwidth)
         occupied = vectors.abs().sum(0) > 0
         positions = voxel_positions(coarse.shape, spacing, coarse_origin, coarse.dtype)[occupied]
@@ -84,7 +86,9 @@ def align_maps(
     angle_step: Annotated[
         float | None, typer.Option(help="Sample density in degrees [30; 20 for a part]")
     ] = None,
-    voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
+    grid_spacing: Annotated[
+        float, typer.Option(help="Spacing of the coarse search grid (A)")
+    ] = 7.0,
     bandwidth: Annotated[float, typer.Option(help="Density-vector bandwidth (A)")] = 16.0,
     threshold_ref: Annotated[float | None, typer.Option(help="Reference threshold")] = None,
     threshold_query: Annotated[float | None, typer.Option(help="Query threshold")] = None,
@@ -112,12 +116,13 @@ def align_maps(
     input's own coordinates, origins included). No rotation maps a structure onto its mirror
     image: ``--check-hand`` also fits the query mirrored in x and reports ``hand: opposite``
     when that fits clearly better (the two maps were reconstructed with opposite hands)."""
-    from cryomath.alignment import align_maps as align
-    from cryomath.alignment import fit_rows, read_fit_pair
-    from cryomath.alignment.refine import transform_map
     from cryomath.devices import resolve_device
+    from cryomath.fitting import align_maps as align
+    from cryomath.fitting import check_hand as hand_check
+    from cryomath.fitting.refine import transform_map
     from cryomath.io import write_mrc
     from cryomath.io.models import is_model_path, write_moved_model
+    from cryomath.pipelines import fit_rows, read_fit_pair
 
     device = resolve_device(device)
     if local and around is None:
@@ -136,7 +141,7 @@ def align_maps(
     ref, qry = read_fit_pair(reference, query, resolution)
     models = align(
         ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
-        spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
+        spacing_angstrom=grid_spacing, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
         threshold_reference=threshold_ref, threshold_query=threshold_query,
         mass_reference_kda=mass_ref, mass_query_kda=mass_query, top=top, refine=not no_refine,
         score=score, symmetry=sym, around=start, angle_limit_degrees=angle_limit,
@@ -145,15 +150,14 @@ def align_maps(
     rows = fit_rows(models)
     result = {"convention": "x_ref = R x_query + T", "models": rows}
     if check_hand:
-        mirrored = align(
-            ref[0].to(device), ref[1], ref[2], qry[0].flip(-1).to(device), qry[1], qry[2],
-            spacing_angstrom=voxel, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
-            threshold_reference=threshold_ref, threshold_query=threshold_query, top=3,
-            symmetry=sym,
-        )[0]  # fmt: skip
-        key = "normalized_z_score"
-        result["mirrored_normalized_z_score"] = mirrored[key]
-        result["hand"] = "opposite" if mirrored[key] > max(2 * models[0][key], 8.0) else "same"
+        hand = hand_check(
+            ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
+            models[0]["normalized_z_score"], spacing_angstrom=grid_spacing,
+            bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
+            threshold_reference=threshold_ref, threshold_query=threshold_query, symmetry=sym,
+        )  # fmt: skip
+        result["mirrored_normalized_z_score"] = hand.mirrored_normalized_z_score
+        result["hand"] = hand.hand
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         best = models[0]
@@ -166,7 +170,7 @@ def align_maps(
         if moved_model:
             write_moved_model(query, out / moved_model, r.numpy(), t.numpy(), force)
         if vectors:
-            _write_vectors(out, ref, qry, best, voxel, bandwidth, force)
+            _write_vectors(out, ref, qry, best, grid_spacing, bandwidth, force)
         result["output"] = str(out)
         write_json(out / "fits.json", result, force)
     if json:
@@ -197,7 +201,9 @@ def search_maps(
     folder: Annotated[Path, typer.Argument(help="Folder of maps to search")],
     out: Annotated[Path | None, typer.Option(help="Write ranking.json here")] = None,
     angle_step: Annotated[float | None, typer.Option(help="Sample density (deg)")] = None,
-    voxel: Annotated[float, typer.Option(help="Coarse grid spacing (A)")] = 7.0,
+    grid_spacing: Annotated[
+        float, typer.Option(help="Spacing of the coarse search grid (A)")
+    ] = 7.0,
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -208,9 +214,8 @@ def search_maps(
     (``--scheduler``: one Dask task per map)."""
     from rich.progress import Progress
 
-    from cryomath.alignment import search_maps as search
-    from cryomath.alignment.files import maps_in_folder
-    from cryomath.distributed import dask_client
+    from cryomath.pipelines import dask_client, maps_in_folder
+    from cryomath.pipelines import search_maps as search
 
     maps = maps_in_folder(folder)
     if out is not None:
@@ -218,7 +223,7 @@ def search_maps(
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("searching", total=len(maps))
         ranking = search(
-            query, maps, angle_step, voxel, resolution, device, client,
+            query, maps, angle_step, grid_spacing, resolution, device, client,
             progress=lambda k: bar.advance(task, k),
         )  # fmt: skip
     result = {"query": str(query), "convention": "x_ref = R x_query + T", "ranking": ranking}

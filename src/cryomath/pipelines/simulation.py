@@ -1,26 +1,18 @@
-"""Simulated particle datasets with ground truth, streamed to disk.
-
-For each particle: a pose (``poses.sample_poses``), an origin ``~ N(0, shift_sigma)`` Angstrom
-per axis (RELION 3.1 semantics: the image is the projection translated by ``-origin``), a CTF
-(mean defocus uniform in the range, astigmatism ``|dU - dV|`` uniform up to the given value, a
-uniform angle), then noise: white Gaussian at ``snr`` (docs/conventions.md: per image, signal
-variance over noise variance over the whole box) or counting noise at ``dose`` (the image is
-scaled to an rms contrast of ``contrast_rms``, then Poisson counts of ``dose * pixel^2 (1 + c)``,
-stored minus their mean so that images stay protein-positive around zero).
+"""Simulated datasets on disk: shards of stacks, the ground-truth STAR and ``.cs``, resume, and
+one Dask task per shard.
 
 Outputs in ``out_dir``: ``particles_NNN.mrcs`` stacks of at most ``shard_size`` images,
 ``particles.star`` (RELION 3.1, optics table; the exact poses, origins and CTFs: the ground
-truth), ``particles.cs`` (cryoSPARC), and with ``write_clean`` the noise-free images
-``clean_NNN.mrcs``. Images are made in batches, and each particle's noise depends only on
-``(seed, particle index)``, so the dataset is the same for any batch or shard size, order of
-work or device (up to rounding across devices); memory is one batch.
+truth), ``particles.cs`` (cryoSPARC), ``simulation.json`` (the settings and the volume's hash,
+for ``resume``), and with ``write_clean`` the noise-free images ``clean_NNN.mrcs``. Images are
+made in batches (``simulate.simulate_images``); memory is one batch.
 """
 
 import hashlib
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,117 +20,12 @@ import torch
 
 from cryomath.devices import Staging, device_name, resolve_device
 from cryomath.errors import InvalidInputError
-from cryomath.imaging import ParticleBatch, iter_batches, predict_images
-from cryomath.io import CTFParameters, MRCStackWriter, ParticleTable, write_cryosparc
+from cryomath.imaging import iter_batches
+from cryomath.io import MRCStackWriter, ParticleTable, write_cryosparc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
 from cryomath.io.relion import write_relion_star
-from cryomath.noise import add_white_noise, shot_noise
 from cryomath.projection import prepare_volume
-from cryomath.simulate.poses import sample_poses
-
-
-@dataclass
-class SimulationSettings:
-    """Everything that defines a simulated dataset (units in the names)."""
-
-    n_particles: int
-    pixel_size_angstrom: float
-    seed: int = 0
-    poses: str = "uniform"
-    grid_order: int = 2
-    preferred_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
-    preferred_fraction: float = 0.5
-    preferred_kappa: float = 20.0
-    shift_sigma_angstrom: float = 0.0
-    defocus_min_angstrom: float = 10000.0
-    defocus_max_angstrom: float = 25000.0
-    astigmatism_angstrom: float = 500.0
-    voltage_kv: float = 300.0
-    spherical_aberration_mm: float = 2.7
-    amplitude_contrast: float = 0.1
-    bfactor_angstrom2: float = 0.0
-    ctf: bool = True
-    snr: float | None = 0.1
-    dose_e_per_a2: float | None = None
-    contrast_rms: float = 0.1
-    pad_factor: float = 2.0
-    shard_size: int = 10240
-
-    def check(self) -> None:
-        if self.n_particles < 1:
-            raise InvalidInputError("need at least one particle")
-        if self.snr is not None and self.dose_e_per_a2 is not None:
-            raise InvalidInputError("give an SNR or a dose, not both")
-        if self.shard_size < 1:
-            raise InvalidInputError("shard size must be at least 1")
-        if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
-            raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
-
-
-def _parameters(s: SimulationSettings, box: int) -> ParticleTable:
-    """The ground truth for all particles (small: a few numbers per particle)."""
-    g = torch.Generator().manual_seed(s.seed)
-    n = s.n_particles
-    poses = sample_poses(
-        n, s.poses, g, s.grid_order, s.preferred_direction, s.preferred_fraction, s.preferred_kappa
-    )
-    origins = torch.randn(n, 2, generator=g, dtype=torch.float64) * s.shift_sigma_angstrom
-    mean_df = s.defocus_min_angstrom + torch.rand(n, generator=g, dtype=torch.float64) * (
-        s.defocus_max_angstrom - s.defocus_min_angstrom
-    )
-    astig = torch.rand(n, generator=g, dtype=torch.float64) * s.astigmatism_angstrom
-    angle = torch.rand(n, generator=g, dtype=torch.float64) * 180 - 90
-    subset = torch.randint(1, 3, (n,), generator=g)
-    ctf = CTFParameters(
-        defocus_u_angstrom=(mean_df + astig / 2).numpy(),
-        defocus_v_angstrom=(mean_df - astig / 2).numpy(),
-        defocus_angle_degrees=angle.numpy(),
-        voltage_kv=np.full(n, s.voltage_kv),
-        spherical_aberration_mm=np.full(n, s.spherical_aberration_mm),
-        amplitude_contrast=np.full(n, s.amplitude_contrast),
-        phase_shift_degrees=np.zeros(n),
-        bfactor_angstrom2=np.full(n, s.bfactor_angstrom2),
-        scale=np.ones(n),
-    )
-    index = np.arange(n)
-    return ParticleTable(
-        n=n,
-        rotations=poses.numpy(),
-        origins_angstrom=origins.numpy(),
-        ctf=ctf,
-        pixel_size_angstrom=s.pixel_size_angstrom,
-        image_size=box,
-        image_paths=np.array(
-            [f"particles_{i // s.shard_size:03d}.mrcs" for i in index], dtype=object
-        ),
-        image_indices=index % s.shard_size,
-        optics_group=1,
-        random_subset=subset.numpy(),
-    )
-
-
-def _generators(seed: int, start: int, stop: int) -> list[torch.Generator]:
-    """One random stream per particle, from ``(seed, particle index)``: a particle's noise is
-    the same whatever the batch, the shard, the order of work or the device."""
-    return [torch.Generator().manual_seed((seed % 2**32) << 32 | i) for i in range(start, stop)]
-
-
-def _images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int):
-    """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
-    particles ``first + batch.indices``."""
-    clean = predict_images(spectrum, batch)
-    start = first + int(batch.indices[0])
-    generators = _generators(s.seed, start, start + len(batch))
-    if s.snr is not None:
-        noisy = add_white_noise(clean, s.snr, generator=generators)
-    elif s.dose_e_per_a2 is not None:
-        rms = clean.flatten(-2).std(-1)[..., None, None].clamp(min=1e-30)
-        contrast = clean / rms * s.contrast_rms
-        counts = shot_noise(contrast, s.dose_e_per_a2, s.pixel_size_angstrom, generator=generators)
-        noisy = counts - s.dose_e_per_a2 * s.pixel_size_angstrom**2
-    else:
-        noisy = clean
-    return clean, noisy
+from cryomath.simulate import SimulationSettings, ground_truth, simulate_images
 
 
 def _shard_paths(out: Path, shard: int, write_clean: bool) -> dict[str, Path]:
@@ -174,7 +61,7 @@ def write_shard(
         batches = iter_batches(table, batch_size, staging.device, torch.float64,
                                read_images=False, use_ctf=settings.ctf)  # fmt: skip
         for batch in batches:
-            clean, noisy = _images(spectrum, batch, settings, first)
+            clean, noisy = simulate_images(spectrum, batch, settings, first)
             writers["particles"].write(staging.to_host(noisy))
             if write_clean:
                 writers["clean"].write(staging.to_host(clean))
@@ -263,7 +150,7 @@ def simulate_dataset(
     if not resume:
         with atomic_output(out / "simulation.json", force) as tmp:
             tmp.write_text(json.dumps(manifest))
-    table = _parameters(settings, box)
+    table = ground_truth(settings, box)
 
     def part(i):
         first = i * settings.shard_size

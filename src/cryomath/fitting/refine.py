@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cryomath.alignment.fits import distinct
-from cryomath.alignment.preprocess import automatic_threshold, coarse_grid
+from cryomath.fitting.fits import distinct
+from cryomath.fitting.preprocess import automatic_threshold, coarse_grid
 from cryomath.fourier.grids import grid_sample_coordinates
 from cryomath.so3.lie import exp_map, right_jacobian
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cryomath.alignment.fits import distinct
 from cryomath.errors import InvalidInputError
+from cryomath.fitting.fits import distinct
 from cryomath.fourier.crop import crop_or_pad
 from cryomath.fourier.grids import grid_sample_coordinates
 

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.masks import spherical_mask
-from cryomath.fsc.curves import fourier_shell_correlation
-from cryomath.fsc.resolution import crossing_frequency
+from cryomath.resolution.crossing import crossing_frequency
+from cryomath.resolution.curves import fourier_shell_correlation
 
 
 def local_resolution(

@@ -1,4 +1,4 @@
-"""Alignment of files: maps (MRC) or atomic models (rendered at a resolution) read as
+"""Map fitting on files: maps (MRC) or atomic models (rendered at a resolution) read as
 ``(volume, voxel_size_angstrom, origin_angstrom)``, fits as plain rows, and the search of one
 query against many maps (one map in memory at a time; one Dask task per map)."""
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomath.alignment.align import align_maps
 from cryomath.devices import device_name
 from cryomath.errors import CryomathError, InvalidInputError
+from cryomath.fitting.align import align_maps
 
 MAP_SUFFIXES = (".mrc", ".map", ".mrcs", ".ccp4", ".mrc.gz", ".map.gz", ".mrc.bz2")
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from cryomath.fsc.curves import FSCCurve
+from cryomath.resolution.curves import FSCCurve
 
 
 def half_bit_threshold(counts: torch.Tensor) -> torch.Tensor:

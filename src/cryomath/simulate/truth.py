@@ -1,0 +1,131 @@
+"""Simulated particle datasets: the ground truth and the images (the files are written by
+``pipelines.simulate_dataset``).
+
+For each particle: a pose (``poses.sample_poses``), an origin ``~ N(0, shift_sigma)`` Angstrom
+per axis (RELION 3.1 semantics: the image is the projection translated by ``-origin``), a CTF
+(mean defocus uniform in the range, astigmatism ``|dU - dV|`` uniform up to the given value, a
+uniform angle), then noise: white Gaussian at ``snr`` (docs/conventions.md: per image, signal
+variance over noise variance over the whole box) or counting noise at ``dose`` (the image is
+scaled to an rms contrast of ``contrast_rms``, then Poisson counts of ``dose * pixel^2 (1 + c)``,
+stored minus their mean so that images stay protein-positive around zero).
+
+Each particle's noise depends only on ``(seed, particle index)`` (``particle_generators``),
+so a dataset is the same for any batch or shard size, order of work or device (up to rounding
+across devices).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.imaging import ParticleBatch, predict_images
+from cryomath.io import CTFParameters, ParticleTable
+from cryomath.noise import add_white_noise, shot_noise
+from cryomath.simulate.poses import sample_poses
+
+
+@dataclass
+class SimulationSettings:
+    """Everything that defines a simulated dataset (units in the names)."""
+
+    n_particles: int
+    pixel_size_angstrom: float
+    seed: int = 0
+    poses: str = "uniform"
+    grid_order: int = 2
+    preferred_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    preferred_fraction: float = 0.5
+    preferred_kappa: float = 20.0
+    shift_sigma_angstrom: float = 0.0
+    defocus_min_angstrom: float = 10000.0
+    defocus_max_angstrom: float = 25000.0
+    astigmatism_angstrom: float = 500.0
+    voltage_kv: float = 300.0
+    spherical_aberration_mm: float = 2.7
+    amplitude_contrast: float = 0.1
+    bfactor_angstrom2: float = 0.0
+    ctf: bool = True
+    snr: float | None = 0.1
+    dose_e_per_a2: float | None = None
+    contrast_rms: float = 0.1
+    pad_factor: float = 2.0
+    shard_size: int = 10240
+
+    def check(self) -> None:
+        if self.n_particles < 1:
+            raise InvalidInputError("need at least one particle")
+        if self.snr is not None and self.dose_e_per_a2 is not None:
+            raise InvalidInputError("give an SNR or a dose, not both")
+        if self.shard_size < 1:
+            raise InvalidInputError("shard size must be at least 1")
+        if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
+            raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
+
+
+def ground_truth(s: SimulationSettings, box: int) -> ParticleTable:
+    """The ground truth of all particles (a few numbers each): poses, origins, CTFs, halves,
+    and where the images go (``particles_NNN.mrcs`` shards of ``shard_size``)."""
+    g = torch.Generator().manual_seed(s.seed)
+    n = s.n_particles
+    poses = sample_poses(
+        n, s.poses, g, s.grid_order, s.preferred_direction, s.preferred_fraction, s.preferred_kappa
+    )
+    origins = torch.randn(n, 2, generator=g, dtype=torch.float64) * s.shift_sigma_angstrom
+    mean_df = s.defocus_min_angstrom + torch.rand(n, generator=g, dtype=torch.float64) * (
+        s.defocus_max_angstrom - s.defocus_min_angstrom
+    )
+    astig = torch.rand(n, generator=g, dtype=torch.float64) * s.astigmatism_angstrom
+    angle = torch.rand(n, generator=g, dtype=torch.float64) * 180 - 90
+    subset = torch.randint(1, 3, (n,), generator=g)
+    ctf = CTFParameters(
+        defocus_u_angstrom=(mean_df + astig / 2).numpy(),
+        defocus_v_angstrom=(mean_df - astig / 2).numpy(),
+        defocus_angle_degrees=angle.numpy(),
+        voltage_kv=np.full(n, s.voltage_kv),
+        spherical_aberration_mm=np.full(n, s.spherical_aberration_mm),
+        amplitude_contrast=np.full(n, s.amplitude_contrast),
+        phase_shift_degrees=np.zeros(n),
+        bfactor_angstrom2=np.full(n, s.bfactor_angstrom2),
+        scale=np.ones(n),
+    )
+    index = np.arange(n)
+    return ParticleTable(
+        n=n,
+        rotations=poses.numpy(),
+        origins_angstrom=origins.numpy(),
+        ctf=ctf,
+        pixel_size_angstrom=s.pixel_size_angstrom,
+        image_size=box,
+        image_paths=np.array(
+            [f"particles_{i // s.shard_size:03d}.mrcs" for i in index], dtype=object
+        ),
+        image_indices=index % s.shard_size,
+        optics_group=1,
+        random_subset=subset.numpy(),
+    )
+
+
+def particle_generators(seed: int, start: int, stop: int) -> list[torch.Generator]:
+    """One random stream per particle, from ``(seed, particle index)``: a particle's noise is
+    the same whatever the batch, the shard, the order of work or the device."""
+    return [torch.Generator().manual_seed((seed % 2**32) << 32 | i) for i in range(start, stop)]
+
+
+def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int = 0):
+    """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
+    particles ``first + batch.indices``."""
+    clean = predict_images(spectrum, batch)
+    start = first + int(batch.indices[0])
+    generators = particle_generators(s.seed, start, start + len(batch))
+    if s.snr is not None:
+        noisy = add_white_noise(clean, s.snr, generator=generators)
+    elif s.dose_e_per_a2 is not None:
+        rms = clean.flatten(-2).std(-1)[..., None, None].clamp(min=1e-30)
+        contrast = clean / rms * s.contrast_rms
+        counts = shot_noise(contrast, s.dose_e_per_a2, s.pixel_size_angstrom, generator=generators)
+        noisy = counts - s.dose_e_per_a2 * s.pixel_size_angstrom**2
+    else:
+        noisy = clean
+    return clean, noisy
