@@ -3,6 +3,7 @@ torch-fourier-shell-correlation (FSC) and RELION's ``relion_reconstruct`` (if in
 same run; then a 100,000-particle reconstruction streamed from disk.
 
     python bench/reconstruction.py [--n 1000] [--box 128] [--stream 100000] [--workdir DIR]
+    python bench/reconstruction.py --relion 4000 [--workdir DIR]   # like for like with RELION
 
 Each case runs in a fresh subprocess; times are best of 3 after a warm-up (single runs for the
 big cases), peak extra memory is VmHWM minus the RSS before the timed work.
@@ -93,6 +94,38 @@ rate = table.n / seconds
 print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "particles_per_second": rate}))
 """
 
+LIKE_FOR_LIKE = """
+import json, sys, time
+import numpy as np
+import torch
+threads, what = int(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(threads)
+from cryomath.io import read_relion_star
+from cryomath.pipelines import reconstruct_particles
+from cryomath.reconstruction import accumulate_halves, invert
+table = read_relion_star(sys.argv[1])
+t = time.perf_counter()
+if what == "full":  # one map of all particles, as relion_reconstruct without --subset
+    invert(accumulate_halves(table, np.ones(table.n, dtype=np.int64), 2.0)[1], snr=None)
+else:  # both half maps, the full map and the FSC
+    reconstruct_particles(table, 2.0)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+"""
+
+SIMULATE_MAP = """
+import sys, warnings
+import numpy as np, torch
+from cryomath.fourier import fourier_resize
+from cryomath.io import read_mrc
+from cryomath.pipelines import simulate_dataset
+from cryomath.simulate import SimulationSettings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    volume = torch.from_numpy(read_mrc(sys.argv[1], np.float64)[0])
+n, out = int(sys.argv[2]), sys.argv[3]
+simulate_dataset(volume, out, SimulationSettings(n, 1.05, snr=0.1, shift_sigma_angstrom=2.0))
+"""
+
 SIMULATE = """
 import sys, torch
 from cryomath.pipelines import simulate_dataset
@@ -129,6 +162,41 @@ def relion(star: Path, workdir: str) -> dict:
         return {"seconds": time.perf_counter() - t}
 
 
+def like_for_like(n: int, workdir: str | None) -> None:
+    """``relion_reconstruct`` against ``cryomath reconstruct``'s library call on the same ``n``
+    simulated particles of EMD-3488 (100^2, 1.05 A, CTF, SNR 0.1, origins sd 2 A), padding 2,
+    double precision both: the full map alone, and the two halves (cryomath's also make the
+    full map and the FSC). relion_reconstruct 3.1 has no thread option: cryomath is timed on
+    1 thread (like for like) and on 2."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        emd = DATA / "map_model" / "emd_3488.mrc"
+        subprocess.run([sys.executable, "-c", SIMULATE_MAP, str(emd), str(n), tmp], check=True)
+        star = Path(tmp) / "particles.star"
+        for what in ("full", "halves"):
+            if shutil.which("relion_reconstruct") is None:
+                relion_seconds = None
+            else:
+                t = time.perf_counter()
+                for subset in ("1", "2") if what == "halves" else ("0",):
+                    subprocess.run(
+                        ["relion_reconstruct", "--i", str(star), "--o", f"{tmp}/r{subset}.mrc",
+                         "--ctf", "--angpix", "1.05", "--subset", subset],
+                        capture_output=True, check=True, cwd=tmp,
+                    )  # fmt: skip
+                relion_seconds = time.perf_counter() - t
+            ours = {k: run(LIKE_FOR_LIKE, star, k, what)["seconds"] for k in (1, 2)}
+            ratio = (
+                ""
+                if relion_seconds is None
+                else f", RELION / cryomath (1 thread) {relion_seconds / ours[1]:.2f}x"
+            )
+            print(
+                f"{n} x 100^2, {what}: relion_reconstruct {relion_seconds} s, cryomath "
+                f"1 thread {ours[1]:.2f} s, 2 threads {ours[2]:.2f} s{ratio}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
@@ -136,7 +204,13 @@ def main() -> None:
     parser.add_argument("--stream", type=int, default=100_000)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--stream-only", action="store_true", help="Only the streamed run")
+    parser.add_argument(
+        "--relion", type=int, default=0, help="Only RELION against cryomath on this many particles"
+    )
     args = parser.parse_args()
+    if args.relion:
+        like_for_like(args.relion, args.workdir)
+        return
     if not args.stream_only:
         peers(args)
     if args.stream:

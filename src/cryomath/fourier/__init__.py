@@ -19,6 +19,7 @@ from cryomath.fourier.fft import (
 from cryomath.fourier.grids import (
     fftfreq_grid,
     fourier_shape,
+    grid_sample_3d,
     grid_sample_3d_adjoint,
     grid_sample_coordinates,
     real_space_grid,
@@ -36,6 +37,7 @@ __all__ = [
     "fftfreq_grid",
     "fourier_resize",
     "fourier_shape",
+    "grid_sample_3d",
     "grid_sample_3d_adjoint",
     "grid_sample_coordinates",
     "hermitian_multiplicity",

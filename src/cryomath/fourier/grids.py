@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 
@@ -92,6 +93,44 @@ def grid_sample_coordinates(index: torch.Tensor, spatial_shape: Sequence[int]) -
     return torch.addcmul(torch.full_like(size, -1.0), index, 2.0 / size)
 
 
+def _thread_groups(p: int, device: torch.device, copy_bytes: int = 0) -> int:
+    """How many groups to cut ``p`` samples into on this device: torch's CPU grid-sampler
+    kernels run one thread per batch entry, so one group per thread (while the extra copies
+    an adjoint needs stay under 256 MB); one group elsewhere."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), p, (2**28) // max(copy_bytes, 1)))
+
+
+def _grouped(tensor: torch.Tensor, dim: int, groups: int) -> torch.Tensor:
+    """``tensor`` (batch 1) with its ``dim`` cut into ``groups`` equal parts (zero-padded) that
+    become the batch: ``(1, ..., P, ...)`` -> ``(groups, ..., ceil(P / groups), ...)``."""
+    p = tensor.shape[dim]
+    size = -(-p // groups)
+    if size * groups != p:
+        pad = [0, 0] * (tensor.ndim - dim - 1) + [0, size * groups - p]
+        tensor = torch.nn.functional.pad(tensor, pad)
+    return tensor[0].unflatten(dim - 1, (groups, size)).movedim(dim - 1, 0)
+
+
+def grid_sample_3d(
+    volume: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear"
+) -> torch.Tensor:
+    """``torch.nn.functional.grid_sample`` of ``volume (B, C, D, H, W)`` at ``grid
+    (B, P, h, w, 3)`` (``align_corners=True``, zero padding) -> ``(B, C, P, h, w)``; on the CPU
+    one volume's samples are cut into one group per thread (the kernel parallelises over the
+    batch only). Differentiable."""
+    p = grid.shape[1]
+    groups = _thread_groups(p, volume.device) if volume.shape[0] == 1 else 1
+    if groups == 1:
+        return F.grid_sample(volume, grid, mode=mode, padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(
+        volume.expand(groups, *volume.shape[1:]), _grouped(grid, 1, groups), mode=mode,
+        padding_mode="zeros", align_corners=True,
+    )  # fmt: skip
+    return out.movedim(0, 1).flatten(1, 2)[None, :, :p]
+
+
 def grid_sample_3d_adjoint(
     values: torch.Tensor, spatial_shape: Sequence[int], grid: torch.Tensor
 ) -> torch.Tensor:
@@ -106,19 +145,13 @@ def grid_sample_3d_adjoint(
     group per thread, each spread onto its own copy of the array, and the copies summed (while
     a copy is at most 256 MB)."""
     c, p = values.shape[1], values.shape[2]
-    groups = 1
-    if values.device.type == "cpu":
-        copy_bytes = c * math.prod(spatial_shape) * values.element_size()
-        groups = max(1, min(torch.get_num_threads(), p, (2**28) // max(copy_bytes, 1)))
-    size = -(-p // groups)
-    if groups > 1 and size * groups != p:  # zero values at the padded places spread nothing
-        values = torch.nn.functional.pad(values, (0, 0, 0, 0, 0, size * groups - p))
-        grid = torch.nn.functional.pad(grid, (0, 0, 0, 0, 0, 0, 0, size * groups - p))
-    values = values[0].unflatten(1, (groups, size)).transpose(0, 1)  # (groups, C, size, h, w)
-    grid = grid[0].unflatten(0, (groups, size))  # (groups, size, h, w, 3)
+    copy_bytes = c * math.prod(spatial_shape) * values.element_size()
+    groups = _thread_groups(p, values.device, copy_bytes)
+    values = _grouped(values, 2, groups)  # (groups, C, size, h, w)
+    grid = _grouped(grid, 1, groups)  # (groups, size, h, w, 3)
     like = values.new_empty((groups, c, *spatial_shape))
     bilinear, zeros = 0, 0  # torch's enum values of mode and padding_mode
     out, _ = torch.ops.aten.grid_sampler_3d_backward(
         values.contiguous(), like, grid.contiguous(), bilinear, zeros, True, [True, False]
     )
-    return out.sum(0, keepdim=True)
+    return out if groups == 1 else out.sum(0, keepdim=True)

@@ -7,6 +7,7 @@ A shift ``s = (sx, sy[, sz])`` in pixels moves the content towards +x, +y, +z:
 
 import torch
 
+from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
 
@@ -26,18 +27,25 @@ def phase_ramp(
     choice, so a sub-pixel shift of a real array is its trigonometric interpolant.
     """
     ndim = len(image_shape)
-    k = fftfreq_grid(
-        image_shape, rfft=rfft, fftshift=fftshift, device=shifts_px.device, dtype=shifts_px.dtype
-    )
-    s = shifts_px.reshape(*shifts_px.shape[:-1], *([1] * ndim), ndim)
-    angle = -2 * torch.pi * k * s
-    nyquist = k.abs() == 0.5
-    factors = torch.where(
-        nyquist,
-        torch.complex(torch.cos(angle), torch.zeros_like(angle)),
-        torch.polar(torch.ones_like(angle), angle),
-    )
-    return factors.prod(-1)
+    if shifts_px.shape[-1] != ndim:
+        raise InvalidInputError(f"shifts must be (..., {ndim}), got {tuple(shifts_px.shape)}")
+    # separable: one 1-D factor per axis (x, y[, z]), broadcast over the others
+    ramp = None
+    for axis in range(ndim):
+        n = image_shape[ndim - 1 - axis]
+        rfft_axis = rfft and axis == 0
+        grid = fftfreq_grid((n,), rfft=rfft_axis, fftshift=fftshift and not rfft_axis,
+                            device=shifts_px.device, dtype=shifts_px.dtype)[:, 0]  # fmt: skip
+        angle = -2 * torch.pi * grid * shifts_px[..., axis : axis + 1]  # (..., n)
+        factor = torch.where(
+            grid.abs() == 0.5,
+            torch.complex(torch.cos(angle), torch.zeros_like(angle)),
+            torch.polar(torch.ones_like(angle), angle),
+        )
+        size = grid.shape[0]
+        factor = factor.reshape(*factor.shape[:-1], *([1] * (ndim - 1 - axis)), size, *([1] * axis))
+        ramp = factor if ramp is None else ramp * factor
+    return ramp
 
 
 def shift_nd(x: torch.Tensor, shifts_px: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -10,14 +10,17 @@ every frequency of an image counts once with its Friedel mate.
 
 import torch
 
+from cryomath.errors import InvalidInputError
 from cryomath.fourier.shells import hermitian_multiplicity
-from cryomath.projection.insertion import insert_central_slices_rfft_3d
+from cryomath.projection.insertion import accumulate_central_slices_rfft_3d
 
 
 class FourierAccumulator:
     """Running sums for direct Fourier inversion into an ``n``-voxel volume padded by
     ``pad_factor``; ``with_weights=False`` keeps only ``data`` (an adjoint, as least squares
-    needs)."""
+    needs). The sums live in one real array ``sums (1, C, n_pad, n_pad, n_pad // 2 + 1)``
+    (channels: real and imaginary parts of ``data``, then ``weights``), which insertion adds
+    to in place."""
 
     def __init__(
         self,
@@ -30,15 +33,22 @@ class FourierAccumulator:
     ):
         self.n, self.n_pad = n, round(n * pad_factor)
         self.voxel_size_angstrom = voxel_size_angstrom
-        shape = (self.n_pad, self.n_pad, self.n_pad // 2 + 1)
-        self.data = torch.zeros(
-            shape,
-            dtype=torch.complex128 if dtype == torch.float64 else torch.complex64,
-            device=device,
-        )
-        self.weights = torch.zeros(shape if with_weights else (), dtype=dtype, device=device)
         self.with_weights = with_weights
+        shape = (self.n_pad, self.n_pad, self.n_pad // 2 + 1)
+        self.sums = torch.zeros((1, 3 if with_weights else 2, *shape), dtype=dtype, device=device)
         self.count = 0
+
+    @property
+    def data(self) -> torch.Tensor:
+        """The complex sum of inserted ``w CTF X`` (a new tensor)."""
+        return torch.complex(self.sums[0, 0], self.sums[0, 1])
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The real sum of inserted ``w CTF^2`` (a view of the sums)."""
+        if not self.with_weights:
+            raise InvalidInputError("this accumulator keeps no weights")
+        return self.sums[0, 2]
 
     def add(
         self,
@@ -51,27 +61,23 @@ class FourierAccumulator:
         and their real ``weights`` (``w CTF^2``) at poses ``(P, 3, 3)``; ``frequency_scale`` =
         this volume's voxel size / the images' pixel size."""
         m = weighted_spectra.shape[-2]
-        multiplicity = hermitian_multiplicity(
-            (m, m), dtype=self.weights.dtype, device=self.weights.device
-        )
-        weights = weights.to(self.weights.dtype) * multiplicity if self.with_weights else None
-        data, weights = insert_central_slices_rfft_3d(
-            weighted_spectra.to(self.data.dtype) * multiplicity, rotations.to(self.weights.dtype),
-            self.n_pad, weights, frequency_scale=frequency_scale,
+        real = self.sums.dtype
+        multiplicity = hermitian_multiplicity((m, m), dtype=real, device=self.sums.device)
+        complex_dtype = torch.complex128 if real == torch.float64 else torch.complex64
+        accumulate_central_slices_rfft_3d(
+            self.sums, weighted_spectra.to(complex_dtype) * multiplicity, rotations.to(real),
+            weights.to(real) * multiplicity if self.with_weights else None,
+            frequency_scale=frequency_scale,
         )  # fmt: skip
-        self.data += data
-        if self.with_weights:
-            self.weights += weights
         self.count += weighted_spectra.shape[0]
 
     def merge(self, other: "FourierAccumulator") -> None:
         """Add another accumulator's sums (for halves, or partial sums from workers, which may
         come from another device)."""
-        self.data += other.data.to(self.data.device)
-        self.weights += other.weights.to(self.weights.device)
+        self.sums += other.sums.to(self.sums.device)
         self.count += other.count
 
     def to(self, device: str | torch.device) -> "FourierAccumulator":
         """Move the sums to ``device`` (in place; returns ``self``)."""
-        self.data, self.weights = self.data.to(device), self.weights.to(device)
+        self.sums = self.sums.to(device)
         return self

@@ -11,12 +11,16 @@ from cryomath.projection.fourier_slice import (
     project_fourier,
     slice_coordinates,
 )
-from cryomath.projection.insertion import insert_central_slices_rfft_3d
+from cryomath.projection.insertion import (
+    accumulate_central_slices_rfft_3d,
+    insert_central_slices_rfft_3d,
+)
 from cryomath.projection.real_space import project_real_space
 from cryomath.projection.voxel_basis import project_fourier_voxel_basis
 
 __all__ = [
     "VolumeSpectrum",
+    "accumulate_central_slices_rfft_3d",
     "edge_mean",
     "extract_central_slices_rfft_3d",
     "gridding_correction",

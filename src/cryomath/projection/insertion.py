@@ -12,7 +12,42 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.grids import grid_sample_3d_adjoint, grid_sample_coordinates
-from cryomath.projection.fourier_slice import slice_coordinates
+from cryomath.projection.fourier_slice import nyquist_samples, slice_coordinates
+
+
+def accumulate_central_slices_rfft_3d(
+    out: torch.Tensor,
+    slices: torch.Tensor,
+    rotations: torch.Tensor,
+    slice_weights: torch.Tensor | None = None,
+    chunk_size: int = 512,
+    frequency_scale: float = 1.0,
+) -> None:
+    """Add the insertion of ``slices (P, n, n // 2 + 1)`` complex at ``rotations (P, 3, 3)`` to
+    ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
+    parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Only the samples
+    inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft)."""
+    p, n = slices.shape[0], slices.shape[-2]
+    if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
+        raise InvalidInputError(
+            f"need slices (P, n, n//2+1) and rotations (P, 3, 3); got {tuple(slices.shape)} "
+            f"and {tuple(rotations.shape)}"
+        )
+    real, shape = out.dtype, tuple(out.shape[-3:])
+    k, keep = nyquist_samples(n, frequency_scale, real, out.device)
+    for start in range(0, p, chunk_size):
+        chunk = slice(start, start + chunk_size)
+        index, sign, _ = slice_coordinates(
+            rotations[chunk].to(real), n, shape[0], frequency_scale=frequency_scale,
+            frequencies=k,
+        )  # fmt: skip  # (Pc, K, 3), (Pc, K)
+        s = slices[chunk].reshape(-1, n * (n // 2 + 1))[:, keep]
+        parts = [s.real, s.imag * sign]
+        if slice_weights is not None:
+            parts.append(slice_weights[chunk].reshape(-1, n * (n // 2 + 1))[:, keep].to(real))
+        values = torch.stack(parts, 0).reshape(1, len(parts), -1, 1, 1)  # (1, C, Pc K, 1, 1)
+        grid = grid_sample_coordinates(index.reshape(1, -1, 1, 1, 3), shape)
+        out += grid_sample_3d_adjoint(values, shape, grid)
 
 
 def insert_central_slices_rfft_3d(
@@ -20,38 +55,17 @@ def insert_central_slices_rfft_3d(
     rotations: torch.Tensor,
     n_pad: int,
     slice_weights: torch.Tensor | None = None,
-    chunk_size: int = 128,
+    chunk_size: int = 512,
     frequency_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Adjoint of slice extraction for ``slices (P, n, n // 2 + 1)`` complex at ``rotations
     (P, 3, 3)``: returns the complex ``(n_pad, n_pad, n_pad // 2 + 1)`` sum, and the same
     insertion of the real ``slice_weights`` if given. ``frequency_scale`` = volume voxel size /
     image pixel size (``projection.slice_coordinates``)."""
-    p, n = slices.shape[0], slices.shape[-2]
-    if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
-        raise InvalidInputError(
-            f"need slices (P, n, n//2+1) and rotations (P, 3, 3); got {tuple(slices.shape)} "
-            f"and {tuple(rotations.shape)}"
-        )
-    real = slices.real.dtype
-    shape = (n_pad, n_pad, n_pad // 2 + 1)
-    data = torch.zeros((1, 2, *shape), dtype=real, device=slices.device)
-    weights = (
-        None
-        if slice_weights is None
-        else torch.zeros((1, 1, *shape), dtype=real, device=slices.device)
-    )
-    for start in range(0, p, chunk_size):
-        chunk = slice(start, start + chunk_size)
-        index, sign, inside = slice_coordinates(
-            rotations[None, chunk].to(real), n, n_pad, frequency_scale=frequency_scale
-        )
-        grid = grid_sample_coordinates(index, shape)
-        s = slices[chunk] * inside
-        grad = torch.stack([s.real, s.imag * sign[0]], 0)[None]  # (1, 2, P, h, w)
-        data += grid_sample_3d_adjoint(grad.contiguous(), shape, grid)
-        if weights is not None:
-            w = (slice_weights[chunk] * inside)[None, None]
-            weights += grid_sample_3d_adjoint(w.to(real).contiguous(), shape, grid)
-    volume = torch.complex(data[0, 0], data[0, 1])
-    return volume, (None if weights is None else weights[0, 0])
+    channels = 2 if slice_weights is None else 3
+    out = torch.zeros((1, channels, n_pad, n_pad, n_pad // 2 + 1), dtype=slices.real.dtype,
+                      device=slices.device)  # fmt: skip
+    accumulate_central_slices_rfft_3d(out, slices, rotations, slice_weights, chunk_size,
+                                      frequency_scale)  # fmt: skip
+    volume = torch.complex(out[0, 0], out[0, 1])
+    return volume, (None if slice_weights is None else out[0, 2])

@@ -48,7 +48,7 @@ class NormalEquations:
         n = self.n
         x = torch.zeros((n, n, n), dtype=self.dtype, device=self.device, requires_grad=True)
         spectrum = prepare_volume(x, self.pad_factor)
-        grad = torch.stack([acc.data.real, acc.data.imag])[None]
+        grad = acc.sums[:, :2]
         return torch.autograd.grad(spectrum.data, x, grad_outputs=grad)[0]
 
     def _accumulator(self) -> FourierAccumulator:
