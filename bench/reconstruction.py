@@ -47,7 +47,7 @@ def timed(f):
 CASES = {
     "cryomath back-projection": """
 from cryomath.reconstruction import reconstruct
-timed(lambda: reconstruct(images, rotations, 1.0, pad_factor=pad, snr=None))
+timed(lambda: reconstruct(images, rotations, 1.0, pad_factor=pad, prior_weight=None))
 """,
     "torch-fourier-slice back-projection": """
 from torch_fourier_slice import backproject_2d_to_3d
@@ -106,7 +106,7 @@ from cryomath.reconstruction import accumulate_halves, invert
 table = read_relion_star(sys.argv[1])
 t = time.perf_counter()
 if what == "full":  # one map of all particles, as relion_reconstruct without --subset
-    invert(accumulate_halves(table, np.ones(table.n, dtype=np.int64), 2.0)[1], snr=None)
+    invert(accumulate_halves(table, np.ones(table.n, dtype=np.int64), 2.0)[1], prior_weight=None)
 else:  # both half maps, the full map and the FSC
     reconstruct_particles(table, 2.0)
 print(json.dumps({"seconds": time.perf_counter() - t}))

@@ -61,7 +61,7 @@ def _inputs(dtype):
 def _inserted(images, rotations, shifts, ctf):
     acc = FourierAccumulator(images.shape[-1], 2.0, images.dtype, images.device)
     insert_particles(acc, ParticleBatch.from_tensors(images, rotations, 1.0, shifts, ctf))
-    return invert(acc, snr=1.0)
+    return invert(acc, prior_weight=1.0)
 
 
 CASES = {

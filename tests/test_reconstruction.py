@@ -67,7 +67,7 @@ def test_round_trip_without_and_with_ctf(small_map):
               torch.tensor(0.1))  # fmt: skip
     batch = ParticleBatch.from_tensors(None, rotations, 2.0, None, ctf, image_size=48)
     with_ctf = predict_images(prepare_volume(small_map), batch)
-    rec = reconstruct(with_ctf, rotations, 2.0, None, ctf, snr=1000.0)
+    rec = reconstruct(with_ctf, rotations, 2.0, None, ctf, prior_weight=1e-3)
     curve = fourier_shell_correlation(rec, small_map)
     assert float(_nyquist_fraction(curve, 0.7).min()) >= 0.9
 

@@ -92,7 +92,7 @@ print(f"Fourier slice vs real-space projection: cc >= {float(cc.min()):.5f}")
 # %%
 poses = so3.random_rotations(3000, 4)
 images = project_fourier(volume, poses)
-rebuilt = reconstruct(images, poses, pixel, snr=None)
+rebuilt = reconstruct(images, poses, pixel, prior_weight=None)
 curve = fourier_shell_correlation(rebuilt, volume, pixel)
 nyquist = 1 / (2 * pixel)
 inside = curve.spatial_frequency_per_angstrom <= 0.8 * nyquist

@@ -37,7 +37,7 @@ def reconstruct_particles(
     batch_size: int = 256,
     use_ctf: bool = True,
     split_seed: int = 0,
-    snr: float = 1.0,
+    prior_weight: float = 1.0,
     progress: Callable[[int], None] | None = None,
     dtype=torch.float64,
     client=None,
@@ -46,9 +46,9 @@ def reconstruct_particles(
 ) -> HalfMaps:
     """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
     in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
-    or a seeded random split. Half maps are regularised by ``1 / snr`` added to the weights (the
-    prior counts as ``1 / snr`` unit-CTF observations per voxel); the full map per shell from the
-    half-map FSC.
+    or a seeded random split. Half maps are regularised by ``prior_weight`` added to the
+    weights (the prior counts as that many unit-CTF observations per voxel); the full map per
+    shell from the half-map FSC.
 
     ``client``: a ``dask.distributed.Client``: the particles are cut into chunks of
     ``chunk_size`` (default: two per worker), each task returns its partial Fourier sums (two
@@ -69,7 +69,7 @@ def reconstruct_particles(
         halves = accumulate_halves(table, subset, *options, progress=progress, grid=grid)
     else:
         halves = _accumulate_on_dask(client, table, subset, options, chunk_size, progress)
-    return maps_from_halves(halves, snr)
+    return maps_from_halves(halves, prior_weight)
 
 
 def _chunk_sums(table, subset: np.ndarray, options: tuple, grid) -> dict[int, FourierAccumulator]:

@@ -3,7 +3,9 @@ padded rfft volume, then the gridding correction ``/ sinc^2(x / n_pad)`` of the 
 insertion kernel (as RELION's ``griddingCorrect``) and a crop to the original box.
 
 Regularisation (Wiener-type): ``None`` (plain division where weights > 0), a constant
-``1 / snr`` added to the weights, or per shell from a half-map FSC as RELION does:
+``prior_weight`` added to the weights (the prior counts as that many unit-CTF observations per
+voxel: a regulariser, not the images' noise SNR), or per shell from a half-map FSC as RELION
+does:
 ``SSNR = FSC' / (1 - FSC')`` with ``FSC' = 2 FSC / (1 + FSC)`` and the term
 ``mean(weights in shell) / SSNR``.
 """
@@ -42,7 +44,7 @@ def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
 
 def invert(
     acc: FourierAccumulator,
-    snr: float | None = None,
+    prior_weight: float | None = None,
     half_map_fsc: torch.Tensor | None = None,
     mask_radius_px: float | None = -1,
 ) -> torch.Tensor:
@@ -63,8 +65,8 @@ def invert(
         ssnr = full / (1 - full)
         table = torch.cat([mean_w / ssnr, weights.new_full((1,), float("inf"))])
         weights = weights + table[shells.clamp(max=n_shells)]
-    elif snr is not None:
-        weights = weights + 1.0 / snr
+    elif prior_weight is not None:
+        weights = weights + prior_weight
     sampled = weights > 0
     ratio = torch.where(sampled, acc.data / torch.where(sampled, weights, 1), 0)
     if acc.n_pad % 2 == 0:
@@ -90,14 +92,14 @@ def reconstruct(
     ctf: CTF | None = None,
     pad_factor: float = 2.0,
     symmetry: torch.Tensor | None = None,
-    snr: float | None = 1.0,
+    prior_weight: float | None = 1.0,
 ) -> torch.Tensor:
     """Direct Fourier inversion of in-memory ``(P, n, n)`` images at poses ``(P, 3, 3)``;
     ``symmetry (|G|, 3, 3)`` inserts every image at ``A g`` for each operator g."""
     batch = ParticleBatch.from_tensors(images, rotations, pixel_size_angstrom, shifts_px, ctf)
     acc = FourierAccumulator(images.shape[-1], pad_factor, images.dtype, images.device)
     insert_particles(acc, batch, symmetry)
-    return invert(acc, snr)
+    return invert(acc, prior_weight)
 
 
 def insert_particles(
@@ -157,13 +159,14 @@ def accumulate_halves(
     return halves
 
 
-def maps_from_halves(halves: dict[int, FourierAccumulator], snr: float = 1.0) -> HalfMaps:
-    """Half maps (each regularised by ``1 / snr`` added to the weights: the prior counts as
-    ``1 / snr`` unit-CTF observations per voxel), their FSC, and the full map from the summed
+def maps_from_halves(halves: dict[int, FourierAccumulator], prior_weight: float = 1.0) -> HalfMaps:
+    """Half maps (each regularised by ``prior_weight`` added to the weights: the prior counts
+    as that many unit-CTF observations per voxel), their FSC, and the full map from the summed
     sums regularised per shell from that FSC (RELION's rule). ``halves[1]`` is consumed (it
     becomes the full sums)."""
     voxel = halves[1].voxel_size_angstrom or 1.0
-    half1, half2 = invert(halves[1], snr=snr), invert(halves[2], snr=snr)
+    half1 = invert(halves[1], prior_weight=prior_weight)
+    half2 = invert(halves[2], prior_weight=prior_weight)
     curve = fourier_shell_correlation(half1, half2, voxel)
     full_acc = halves[1]
     full_acc.merge(halves[2])
