@@ -184,3 +184,14 @@ def test_symmetric_distance_and_closest_pose():
     )
     closest = so3.closest_symmetric_pose(mate, pose, group)
     assert float(so3.geodesic_distance(closest, pose)) == pytest.approx(0.01, abs=1e-12)
+
+
+def test_a_symmetry_is_a_name_or_its_operators_everywhere():
+    from cryomath.errors import InvalidInputError
+    from cryomath.so3 import as_point_group, point_group
+
+    d2 = point_group("D2")
+    assert torch.equal(as_point_group("D2"), d2) and torch.equal(as_point_group(d2), d2)
+    assert torch.equal(as_point_group(None), torch.eye(3, dtype=torch.float64)[None])
+    with pytest.raises(InvalidInputError):
+        as_point_group(torch.ones(2, 3, 3))  # not rotations

@@ -21,7 +21,7 @@ from cryomath.fitting.search import global_search
 from cryomath.fourier.crop import crop_or_pad
 from cryomath.so3.grids import local_grid, super_fibonacci
 from cryomath.so3.quaternion import matrix_from_quaternion
-from cryomath.so3.symmetry import point_group
+from cryomath.so3.symmetry import Symmetry, as_point_group
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -85,7 +85,7 @@ def align_maps(
     top: int = 10,
     refine: bool = True,
     score: str = "dot",
-    symmetry: str = "C1",
+    symmetry: Symmetry = None,
     around: tuple[torch.Tensor, torch.Tensor] | None = None,
     angle_limit_degrees: float = 20.0,
     translation_radius_angstrom: float = 10.0,
@@ -143,7 +143,8 @@ def align_maps(
     t_qry = _threshold(qry_c, spacing, query, query_voxel, threshold_query, mass_query_kda)
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
-    operators = None if symmetry.strip().upper() == "C1" else point_group(symmetry)
+    operators = as_point_group(symmetry, torch.float64, reference.device)
+    operators = None if len(operators) == 1 else operators
     # the fits' bookkeeping lives on the maps' device, next to the fields it indexes
     device = reference.device
     c_ref = torch.as_tensor(ref_origin_c + (box // 2) * spacing, device=device)

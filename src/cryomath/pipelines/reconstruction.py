@@ -19,6 +19,7 @@ from cryomath.reconstruction import (
     maps_from_halves,
     volume_grid,
 )
+from cryomath.so3 import Symmetry
 
 
 def merge_halves(a: dict, b: dict) -> dict:
@@ -33,7 +34,7 @@ def merge_halves(a: dict, b: dict) -> dict:
 def reconstruct_particles(
     table,
     pad_factor: float = 2.0,
-    symmetry: torch.Tensor | None = None,
+    symmetry: Symmetry = None,
     batch_size: int = 256,
     use_ctf: bool = True,
     split_seed: int = 0,

@@ -25,6 +25,7 @@ from cryomath.imaging import FourierAccumulator, ParticleBatch, insert_spectra, 
 from cryomath.projection import gridding_correction
 from cryomath.reconstruction.halves import HalfMaps
 from cryomath.resolution import fourier_shell_correlation
+from cryomath.so3 import Symmetry, as_point_group
 
 
 def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
@@ -91,27 +92,27 @@ def reconstruct(
     shifts_px: torch.Tensor | None = None,
     ctf: CTF | None = None,
     pad_factor: float = 2.0,
-    symmetry: torch.Tensor | None = None,
+    symmetry: Symmetry = None,
     prior_weight: float | None = 1.0,
 ) -> torch.Tensor:
     """Direct Fourier inversion of in-memory ``(P, n, n)`` images at poses ``(P, 3, 3)``;
-    ``symmetry (|G|, 3, 3)`` inserts every image at ``A g`` for each operator g."""
+    ``symmetry`` (a point-group name or its operators) inserts every image at ``A g`` for each
+    operator g."""
     batch = ParticleBatch.from_tensors(images, rotations, pixel_size_angstrom, shifts_px, ctf)
     acc = FourierAccumulator(images.shape[-1], pad_factor, images.dtype, images.device)
     insert_particles(acc, batch, symmetry)
     return invert(acc, prior_weight)
 
 
-def insert_particles(
-    acc: FourierAccumulator, batch: ParticleBatch, symmetry: torch.Tensor | None = None
-) -> None:
-    """Insert the images of ``batch`` at their poses (with ``symmetry (|G|, 3, 3)``: at every
-    ``A g``) into ``acc`` (``imaging.insert_spectra``)."""
+def insert_particles(acc: FourierAccumulator, batch: ParticleBatch, symmetry: Symmetry = None):
+    """Insert the images of ``batch`` at their poses (with a ``symmetry``: at every ``A g``)
+    into ``acc`` (``imaging.insert_spectra``)."""
     if not holds(torch.isfinite(torch.view_as_real(batch.spectra)).all()):
         raise InvalidInputError("images contain NaN or inf")
     rotations = batch.rotations
-    if symmetry is not None and len(symmetry) > 1:
-        rotations = rotations[:, None] @ symmetry.to(rotations)
+    group = as_point_group(symmetry, rotations.dtype, rotations.device)
+    if len(group) > 1:
+        rotations = rotations[:, None] @ group
     insert_spectra(acc, batch.spectra, batch, rotations)
 
 
@@ -131,7 +132,7 @@ def accumulate_halves(
     table,
     subset: np.ndarray,
     pad_factor: float = 2.0,
-    symmetry: torch.Tensor | None = None,
+    symmetry: Symmetry = None,
     batch_size: int = 256,
     use_ctf: bool = True,
     dtype=torch.float64,

@@ -76,6 +76,8 @@ from cryomath.so3.rigid import (
 )
 from cryomath.so3.sixd import matrix_from_sixd, sixd_from_matrix
 from cryomath.so3.symmetry import (
+    Symmetry,
+    as_point_group,
     closest_symmetric_pose,
     in_asymmetric_unit,
     point_group,
@@ -85,9 +87,11 @@ from cryomath.so3.symmetry import (
 
 __all__ = [
     "CONVENTIONS",
+    "Symmetry",
     "angle_from_chordal",
     "angle_from_quaternion_distance",
     "apply_rigid",
+    "as_point_group",
     "canonical_quaternion",
     "check_rotation_matrices",
     "chordal_distance",

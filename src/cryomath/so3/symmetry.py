@@ -22,6 +22,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.so3.axis_angle import matrix_from_rotvec
+from cryomath.so3.checks import check_rotation_matrices
 from cryomath.so3.euler import matrix_about_axis
 
 _GOLDEN = (1 + math.sqrt(5)) / 2
@@ -108,6 +109,25 @@ def point_group(
     else:
         raise InvalidInputError(f"unknown symmetry setting {setting!r}")
     return group.to(dtype=dtype, device=device, copy=True)
+
+
+Symmetry = str | torch.Tensor | None
+"""How every API takes a symmetry: a point-group name (RELION's setting), its operators
+``(|G|, 3, 3)``, or None for C1."""
+
+
+def as_point_group(symmetry: Symmetry, dtype: torch.dtype = torch.float64, device=None):
+    """The operators ``(|G|, 3, 3)`` of a :data:`Symmetry` (a name in RELION's setting, the
+    operators themselves, checked to be rotations, or None: the identity alone)."""
+    if symmetry is None:
+        return torch.eye(3, dtype=dtype, device=device)[None]
+    if isinstance(symmetry, str):
+        return point_group(symmetry, dtype=dtype, device=device)
+    group = torch.as_tensor(symmetry)
+    if group.ndim != 3 or tuple(group.shape[-2:]) != (3, 3):
+        raise InvalidInputError(f"symmetry operators must be (|G|, 3, 3), got {tuple(group.shape)}")
+    check_rotation_matrices(group.double())
+    return group.to(dtype=dtype, device=device)
 
 
 def symmetry_expand(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
