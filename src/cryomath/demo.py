@@ -4,9 +4,9 @@
    factors and its B-factors, 1.5 A voxels (``atoms.map_from_model``).
 2. Data: ``n_particles`` images with uniform poses, shifts (sd 2 A), a CTF (300 kV, defocus
    1-2.5 um, an envelope of B = ``bfactor_angstrom2``) and white noise at ``snr``, written as
-   stacks, a RELION 3.1 STAR and a cryoSPARC ``.cs`` (``simulate.simulate_dataset``).
+   stacks, a RELION 3.1 STAR and a cryoSPARC ``.cs`` (``pipelines.simulate_dataset``).
 3. Reconstruction from the STAR file: half maps and the full map by direct Fourier inversion
-   (``reconstruction.reconstruct_particles``); FSC between the halves (resolution at 0.143) and
+   (``pipelines.reconstruct_particles``); FSC between the halves (resolution at 0.143) and
    between the full map and the truth (at 0.5).
 4. The reconstruction aligned back onto the truth (``fitting.align_maps``): the fit should be
    the identity.
