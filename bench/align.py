@@ -58,8 +58,8 @@ def main() -> None:
             )
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             best = fits[0]
-            angle = math.degrees(float(so3.geodesic_distance(best["rotation_matrix"], rotation)))
-            shift = float((best["translation_angstrom"] - translation).norm())
+            angle = math.degrees(float(so3.geodesic_distance(best.rotation_matrix, rotation)))
+            shift = float((best.translation_angstrom - translation).norm())
             rows.append((cpu, wall, angle, shift))
             print(
                 f"step {step:g}: pose {seed}: cpu {cpu:.2f} s, wall {wall:.2f} s, "

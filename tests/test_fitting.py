@@ -62,16 +62,16 @@ def test_fit_of_a_moved_map_is_recovered_to_sub_degree_and_sub_angstrom():
     query = _moved_copy(reference, voxel, origin, rotation, translation)
     models = align_maps(reference, voxel, origin, query, voxel, origin, top=3)
     best = models[0]
-    error = math.degrees(float(so3.geodesic_distance(best["rotation_matrix"], rotation)))
+    error = math.degrees(float(so3.geodesic_distance(best.rotation_matrix, rotation)))
     assert error < 1.0
-    assert float((best["translation_angstrom"] - translation).norm()) < 0.5
-    assert best["correlation"] > 0.95  # the moved copy is blurred by one trilinear resampling
+    assert float((best.translation_angstrom - translation).norm()) < 0.5
+    assert best.correlation > 0.95  # the moved copy is blurred by one trilinear resampling
     # distinct solutions: no two within 0.3 rad of each other at the same place
     for i, a in enumerate(models):
         for b in models[i + 1 :]:
-            near = float(so3.geodesic_distance(a["rotation_matrix"], b["rotation_matrix"])) < 0.3
+            near = float(so3.geodesic_distance(a.rotation_matrix, b.rotation_matrix)) < 0.3
             assert not (
-                near and float((a["translation_angstrom"] - b["translation_angstrom"]).norm()) < 14
+                near and float((a.translation_angstrom - b.translation_angstrom).norm()) < 14
             )
 
 
@@ -126,11 +126,11 @@ def test_emd_21457_trio_aligns_by_identity_and_the_exact_origin_offset(other):
     )  # fmt: skip
     best = models[0]
     identity = torch.eye(3, dtype=torch.float64)
-    assert math.degrees(float(so3.geodesic_distance(best["rotation_matrix"], identity))) < 0.01
+    assert math.degrees(float(so3.geodesic_distance(best.rotation_matrix, identity))) < 0.01
     offset = np.subtract(ref_info.origin_angstrom, query_info.origin_angstrom)
     # the optimum sits where every point is on a voxel centre, a kink of the trilinear
     # interpolant: measured 0.016 A (1.5 % of a voxel)
-    np.testing.assert_allclose(best["translation_angstrom"].numpy(), offset, atol=0.05)
+    np.testing.assert_allclose(best.translation_angstrom.numpy(), offset, atol=0.05)
 
 
 def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
@@ -158,8 +158,8 @@ def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
         (0, 0, 0),
     )
     # Z of the refined fits against the 900-rotation sample; measured 15.1 and 3.3
-    assert related[0]["normalized_z_score"] > 10
-    assert related[0]["normalized_z_score"] > unrelated[0]["normalized_z_score"] + 5
+    assert related[0].normalized_z_score > 10
+    assert related[0].normalized_z_score > unrelated[0].normalized_z_score + 5
     for score in ("overlap", "cc", "pcc", "laplacian"):
         fits = align_maps(
             emd,
@@ -173,7 +173,7 @@ def test_related_maps_score_a_higher_normalised_z_than_unrelated_ones():
             score=score,
         )
         identity = torch.eye(3, dtype=torch.float64)
-        angle = math.degrees(float(so3.geodesic_distance(fits[0]["rotation_matrix"], identity)))
+        angle = math.degrees(float(so3.geodesic_distance(fits[0].rotation_matrix, identity)))
         # haemoglobin (a2b2) has a 2-fold: its mate at 180 degrees fits as well
         assert angle < 20 or angle > 160 or score == "overlap"
 
@@ -242,8 +242,8 @@ def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
             best = align_maps(reference, voxel, origin, moved, voxel, origin)[0]
             # x_ref = S (R x + T) + s is the same fit seen through the symmetry S
             errors.append(min(
-                (_angle_degrees(best["rotation_matrix"], s @ rotation),
-                 float((best["translation_angstrom"] - (s @ translation + t)).norm()))
+                (_angle_degrees(best.rotation_matrix, s @ rotation),
+                 float((best.translation_angstrom - (s @ translation + t)).norm()))
                 for s, t in mates
             ))  # fmt: skip
     clean, noisy = np.array(clean), np.array(noisy)
@@ -272,8 +272,8 @@ def test_symmetry_makes_mates_one_fit():
 
     def truth_error(fit):
         return min(
-            _angle_degrees(fit["rotation_matrix"], g @ rotation)
-            + float((fit["translation_angstrom"] - (g @ translation + centre - g @ centre)).norm())
+            _angle_degrees(fit.rotation_matrix, g @ rotation)
+            + float((fit.translation_angstrom - (g @ translation + centre - g @ centre)).norm())
             for g in group
         )
 
@@ -303,8 +303,8 @@ def test_a_subunit_fits_into_the_whole_globally_and_locally():
     fits = align_maps(whole, voxel, origin, part, voxel, part_origin)
     errors = [
         (
-            _angle_degrees(fits[0]["rotation_matrix"], r),
-            float((fits[0]["translation_angstrom"] - t).norm()),
+            _angle_degrees(fits[0].rotation_matrix, r),
+            float((fits[0].translation_angstrom - t).norm()),
         )
         for r, t in mates
     ]
@@ -318,8 +318,8 @@ def test_a_subunit_fits_into_the_whole_globally_and_locally():
         whole, voxel, origin, part, voxel, part_origin, around=(start_r, start_t),
         angle_limit_degrees=20, translation_radius_angstrom=10,
     )  # fmt: skip
-    assert _angle_degrees(local[0]["rotation_matrix"], torch.eye(3, dtype=torch.float64)) < 1
-    assert float(local[0]["translation_angstrom"].norm()) < 1
+    assert _angle_degrees(local[0].rotation_matrix, torch.eye(3, dtype=torch.float64)) < 1
+    assert float(local[0].translation_angstrom.norm()) < 1
     with pytest.raises(InvalidInputError, match="part into a whole"):
         align_maps(part, voxel, part_origin, whole, voxel, origin, around=(start_r, start_t))
 

@@ -109,12 +109,10 @@ results = {}
 for name, query in queries.items():
     for score in ("dot", "cc"):
         fit = align_maps(reference, VOXEL, origin, query, VOXEL, origin, score=score)[0]
-        angle = math.degrees(float(so3.geodesic_distance(fit["rotation_matrix"], identity)))
-        shift = float(
-            (fit["rotation_matrix"] @ centre_t + fit["translation_angstrom"] - centre_t).norm()
-        )
-        results[name, score] = (angle, shift, fit["normalized_z_score"])
-        z = fit["normalized_z_score"]
+        angle = math.degrees(float(so3.geodesic_distance(fit.rotation_matrix, identity)))
+        shift = float((fit.rotation_matrix @ centre_t + fit.translation_angstrom - centre_t).norm())
+        results[name, score] = (angle, shift, fit.normalized_z_score)
+        z = fit.normalized_z_score
         print(f"{name:58s} {score:3s}: {angle:6.2f} deg {shift:5.2f} A  normalised Z {z:6.2f}")
 # the unchanged part keeps both scores on the identity for a blurred or missing domain
 names = list(queries)
@@ -158,11 +156,11 @@ for spacing in (5.0, 7.0, 10.0):
     fit = align_maps(reference, VOXEL, origin, query, VOXEL, origin, spacing_angstrom=spacing)[0]
     seconds = time.process_time() - start
     coarse_error = math.degrees(
-        float(so3.geodesic_distance(coarse_fit["rotation_matrix"], moved_truth))
+        float(so3.geodesic_distance(coarse_fit.rotation_matrix, moved_truth))
     )
-    error = math.degrees(float(so3.geodesic_distance(fit["rotation_matrix"], moved_truth)))
+    error = math.degrees(float(so3.geodesic_distance(fit.rotation_matrix, moved_truth)))
     print(
         f"spacing {spacing:4.1f} A: search only {coarse_error:5.2f} deg, refined {error:.4f} deg, "
-        f"normalised Z {fit['normalized_z_score']:.2f}, {seconds:.2f} CPU-s for both runs"
+        f"normalised Z {fit.normalized_z_score:.2f}, {seconds:.2f} CPU-s for both runs"
     )
     assert error < 1.0

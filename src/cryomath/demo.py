@@ -17,6 +17,7 @@
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,22 +93,21 @@ def run_demo(
     aligned = time.perf_counter() - aligned
     report("align", 1, 1)
     # the rest (files, figures) on the host
-    fit = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in fit.items()}
+    fit = replace(fit, rotation_matrix=fit.rotation_matrix.cpu(),
+                  translation_angstrom=fit.translation_angstrom.cpu())  # fmt: skip
     truth = truth.cpu()
     result = result.to("cpu")
-    angle = math.degrees(
-        float(so3.geodesic_distance(fit["rotation_matrix"], torch.eye(3).double()))
-    )
+    angle = math.degrees(float(so3.geodesic_distance(fit.rotation_matrix, torch.eye(3).double())))
     # how far the fit moves the box centre (T alone also holds R's turn about the model origin)
     centre = torch.as_tensor(origin + (truth.shape[-1] // 2) * voxel)
-    shift = float((fit["rotation_matrix"] @ centre + fit["translation_angstrom"] - centre).norm())
+    shift = float((fit.rotation_matrix @ centre + fit.translation_angstrom - centre).norm())
 
     for name, volume in zip(MAPS, (truth, result.half1, result.half2, result.full),
                             strict=True):  # fmt: skip
         write_mrc(out / name, volume.float().numpy(), voxel, tuple(origin), force=force)
     report("figures", 0, 1)
-    moved = transform_map(result.full, voxel, origin, fit["rotation_matrix"],
-                          fit["translation_angstrom"], truth.shape, voxel, origin)  # fmt: skip
+    moved = transform_map(result.full, voxel, origin, fit.rotation_matrix,
+                          fit.translation_angstrom, truth.shape, voxel, origin)  # fmt: skip
     _figures(out, truth, moved, half_curve, truth_curve, table, settings, force)
     report("figures", 1, 1)
     summary = {
@@ -122,8 +122,8 @@ def run_demo(
         "resolution_vs_truth_fsc_05_angstrom": resolution_angstrom(truth_curve, 0.5),
         "alignment_error_degrees": angle,
         "alignment_shift_angstrom": shift,
-        "alignment_correlation": fit["correlation"],
-        "alignment_normalized_z_score": fit["normalized_z_score"],
+        "alignment_correlation": fit.correlation,
+        "alignment_normalized_z_score": fit.normalized_z_score,
         "alignment_seconds": aligned,
         "total_seconds": time.perf_counter() - started,
         "output": str(out),

@@ -26,8 +26,8 @@ def _parse_pose(text: str):
     if path.suffix == ".json" and path.exists():
         best = json_module.loads(path.read_text())["models"][0]
         return (
-            torch.tensor(best["rotation_matrix"], dtype=torch.float64),
-            torch.tensor(best["translation_angstrom"], dtype=torch.float64),
+            torch.tensor(best.rotation_matrix, dtype=torch.float64),
+            torch.tensor(best.translation_angstrom, dtype=torch.float64),
         )
     try:
         values = [float(v) for v in text.split(",")]
@@ -59,8 +59,8 @@ def _write_vectors(out: Path, ref, qry, best, grid_spacing, bandwidth, force) ->
     from cryomath.fitting.refine import voxel_positions
     from cryomath.io.models import write_vectors_pdb
 
-    r = best["rotation_matrix"].cpu().double().numpy()
-    t = best["translation_angstrom"].cpu().double().numpy()
+    r = best.rotation_matrix.cpu().double().numpy()
+    t = best.translation_angstrom.cpu().double().numpy()
     for name, (volume, voxel_size, origin), moved in (
         ("reference_vectors.pdb", ref, False),
         ("query_vectors.pdb", qry, True),
@@ -152,7 +152,7 @@ def align_maps(
     if check_hand:
         hand = hand_check(
             ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
-            models[0]["normalized_z_score"], spacing_angstrom=grid_spacing,
+            models[0].normalized_z_score, spacing_angstrom=grid_spacing,
             bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
             threshold_reference=threshold_ref, threshold_query=threshold_query, symmetry=sym,
         )  # fmt: skip
@@ -161,7 +161,7 @@ def align_maps(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         best = models[0]
-        r, t = best["rotation_matrix"].cpu().double(), best["translation_angstrom"].cpu().double()
+        r, t = best.rotation_matrix.cpu().double(), best.translation_angstrom.cpu().double()
         moved = transform_map(qry[0].double(), qry[1], qry[2], r, t, ref[0].shape, ref[1], ref[2])
         write_mrc(out / "query_in_reference.mrc", moved.numpy(), ref[1], tuple(ref[2]),
                   force=force)  # fmt: skip

@@ -1,7 +1,7 @@
 """Map-to-map fitting (VESPER's density vectors, uniform SO(3) search, refinement): a map or a
 model placed into another map. Not particle alignment (that is inference on images)."""
 
-from cryomath.fitting.align import align_maps
+from cryomath.fitting.align import MapFit, align_maps
 from cryomath.fitting.hand import HandCheck, check_hand
 from cryomath.fitting.preprocess import (
     automatic_threshold,
@@ -16,6 +16,7 @@ from cryomath.fitting.search import global_search, rotate_field
 
 __all__ = [
     "HandCheck",
+    "MapFit",
     "align_maps",
     "automatic_threshold",
     "check_hand",

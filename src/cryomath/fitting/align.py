@@ -3,6 +3,7 @@ continuous refinement on the fine maps. ``x_ref = R x_query + T`` (Angstrom, eac
 coordinates, origins included as ``cryomath.io`` reads them)."""
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,6 +23,21 @@ from cryomath.fourier.crop import crop_or_pad
 from cryomath.so3.grids import local_grid, super_fibonacci
 from cryomath.so3.quaternion import matrix_from_quaternion
 from cryomath.so3.symmetry import Symmetry, as_point_group
+
+
+@dataclass
+class MapFit:
+    """One fit ``x_ref = R x_query + T``: ``rotation_matrix (3, 3)``, ``translation_angstrom
+    (3,)``, the search ``score`` (``fitting.scores``), its ``z_score`` and VESPER's
+    ``normalized_z_score`` against all rotations, and, refined, the ``correlation`` about the
+    mean over the query's voxels above its threshold."""
+
+    rotation_matrix: torch.Tensor
+    translation_angstrom: torch.Tensor
+    score: float
+    z_score: float = float("nan")
+    normalized_z_score: float = float("nan")
+    correlation: float | None = None
 
 
 def _same_box(volume, voxel, origin, spacing, box):
@@ -89,10 +105,8 @@ def align_maps(
     around: tuple[torch.Tensor, torch.Tensor] | None = None,
     angle_limit_degrees: float = 20.0,
     translation_radius_angstrom: float = 10.0,
-) -> list[dict]:
-    """Ranked fits of ``query`` into ``reference``: dicts with ``rotation_matrix``,
-    ``translation_angstrom``, ``score`` (``fitting.scores``), ``z_score``,
-    ``normalized_z_score`` and, refined, ``correlation``; best first. ``symmetry``: the
+) -> list[MapFit]:
+    """Ranked fits of ``query`` into ``reference`` (:class:`MapFit`, best first). ``symmetry``: the
     reference's point group (RELION's setting, about its box centre): fits that differ by a
     symmetry of the reference count as one. A constant fill of a map's corners is replaced by
     its solvent level first (``fill_constant_background``). Thresholds: a value on the
@@ -173,10 +187,9 @@ def align_maps(
     models = []
     for s in found.solutions:
         t = c_ref + s.shift_voxels * spacing - s.rotation @ c_qry
-        models.append({"rotation_matrix": s.rotation, "translation_angstrom": t,
-                       "score": s.score * scale})  # fmt: skip
+        models.append(MapFit(s.rotation, t, s.score * scale))
     if refine:
-        starts = [(m["rotation_matrix"], m["translation_angstrom"]) for m in models]
+        starts = [(m.rotation_matrix, m.translation_angstrom) for m in models]
         centre = np.asarray(reference_origin) + (reference.shape[-1] // 2) * reference_voxel
         fits = refine_fits(
             levels, starts, threshold_query=threshold_query, symmetry=operators,
@@ -187,15 +200,15 @@ def align_maps(
             ref_v.float(), qry_v.float(), torch.stack([r for r, _, _ in fits]), vector=vector
         ).rotation_scores
         models = [
-            {"rotation_matrix": r, "translation_angstrom": t, "score": float(v) * scale,
-             "correlation": cc}
+            MapFit(r, t, float(v) * scale, correlation=cc)
             for (r, t, cc), v in zip(fits, rescored, strict=True)
-        ]  # fmt: skip
+        ]
     raw, normalized = z_scores(
-        found.rotation_scores * scale, torch.tensor([m["score"] for m in models], device=device)
+        found.rotation_scores * scale, torch.tensor([m.score for m in models], device=device)
     )
-    for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True):
-        m["z_score"], m["normalized_z_score"] = z, nz
-        m["rotation_matrix"] = m["rotation_matrix"].to(reference.dtype)
-        m["translation_angstrom"] = m["translation_angstrom"].to(reference.dtype)
-    return models
+    return [
+        replace(m, rotation_matrix=m.rotation_matrix.to(reference.dtype),
+                translation_angstrom=m.translation_angstrom.to(reference.dtype), z_score=z,
+                normalized_z_score=nz)
+        for m, z, nz in zip(models, raw.tolist(), normalized.tolist(), strict=True)
+    ]  # fmt: skip

@@ -29,6 +29,6 @@ def check_hand(
     options = {**options, "top": 3}
     fits = align_maps(reference, reference_voxel, reference_origin, query.flip(-1), query_voxel,
                       query_origin, **options)  # fmt: skip
-    mirrored = fits[0]["normalized_z_score"]
+    mirrored = fits[0].normalized_z_score
     opposite = mirrored > max(2 * best_normalized_z_score, 8.0)
     return HandCheck("opposite" if opposite else "same", best_normalized_z_score, mirrored)

@@ -10,7 +10,7 @@ import torch
 
 from cryomath.devices import device_name
 from cryomath.errors import CryomathError, InvalidInputError
-from cryomath.fitting.align import align_maps
+from cryomath.fitting.align import MapFit, align_maps
 
 MAP_SUFFIXES = (".mrc", ".map", ".mrcs", ".ccp4", ".mrc.gz", ".map.gz", ".mrc.bz2")
 
@@ -44,23 +44,23 @@ def read_fit_pair(reference: Path, query: Path, resolution_angstrom: float):
     return ref, read_fit_input(query, ref[1], resolution_angstrom)
 
 
-def fit_rows(models: list[dict]) -> list[dict]:
-    """Fits from :func:`align_maps` as rows of numbers: the matrix, RELION Euler angles
-    (degrees), axis-angle (radians), T (Angstrom) and the scores."""
+def fit_rows(models: list[MapFit]) -> list[dict]:
+    """Fits from :func:`align_maps` as rows of plain numbers (for JSON and tables): the
+    matrix, RELION Euler angles (degrees), axis-angle (radians), T (Angstrom) and the scores."""
     from cryomath.so3 import relion_euler_from_matrix, rotvec_from_matrix
 
     rows = []
     for m in models:
-        r = m["rotation_matrix"].cpu().double()
+        r = m.rotation_matrix.cpu().double()
         rows.append({
             "rotation_matrix": r.numpy(),
             "relion_euler_degrees": relion_euler_from_matrix(r).numpy(),
             "axis_angle_radians": rotvec_from_matrix(r).numpy(),
-            "translation_angstrom": m["translation_angstrom"].cpu().double().numpy(),
-            "score": m["score"],
-            "z_score": m["z_score"],
-            "normalized_z_score": m["normalized_z_score"],
-            **({"correlation": m["correlation"]} if "correlation" in m else {}),
+            "translation_angstrom": m.translation_angstrom.cpu().double().numpy(),
+            "score": m.score,
+            "z_score": m.z_score,
+            "normalized_z_score": m.normalized_z_score,
+            **({"correlation": m.correlation} if m.correlation is not None else {}),
         })  # fmt: skip
     return rows
 
