@@ -145,7 +145,7 @@ def _figures(out, truth, moved, half_curve, truth_curve, table, settings, force)
     pixel = settings.pixel_size_angstrom
     first = table.subset(np.arange(6))
     with_ctf = next(iter_batches(first, 6))
-    without_ctf = next(iter_batches(first, 6, use_ctf=False))
+    without_ctf = replace(with_ctf, ctf=None)  # the same particles: no second read
     ctf = with_ctf.ctf
     spectrum = prepare_volume(truth, settings.pad_factor, voxel_size_angstrom=pixel)
     plot_images(

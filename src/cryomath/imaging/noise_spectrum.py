@@ -42,10 +42,6 @@ class NoiseSpectrum:
         return row.to(batch.device, batch.dtype)
 
 
-def _n_shells(n: int) -> int:
-    return int(shell_index((n, n)).max()) + 1
-
-
 class _ShellSums:
     """Per optics group: weighted sums of ``m |F|^2`` and of ``m`` over each shell (float64)."""
 
@@ -58,7 +54,7 @@ class _ShellSums:
         the sum of the weights."""
         shells = shell_index((n, n), device=power.device)
         m = hermitian_multiplicity((n, n), device=power.device, dtype=torch.float64)
-        size = _n_shells(n)
+        size = int(shells.max()) + 1
         p = shell_sum(power.double() * m, shells, size).cpu()
         c = (shell_sum(m, shells, size) * total_weight.double()).cpu()
         if group in self.power and len(self.power[group]) != size:

@@ -140,9 +140,8 @@ def _image_paths(array: np.ndarray, path: Path, root) -> np.ndarray:
     paths = np.char.decode(np.asarray(array["blob/path"]), "utf-8").astype(object)
     exported = np.array([p.startswith(">") for p in paths], dtype=bool)
     if exported.any():
-        base = path.parent if root is None else Path(root)
         paths[exported] = [
-            os.path.relpath(path.parent / p[1:], base) if root is not None else p[1:]
+            p[1:] if root is None else os.path.relpath(path.parent / p[1:], root)
             for p in paths[exported]
         ]
     return paths

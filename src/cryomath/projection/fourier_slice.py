@@ -126,42 +126,31 @@ def prepare_volume(
 
 def slice_coordinates(
     rotations: torch.Tensor,
-    image_size: int,
+    frequencies: torch.Tensor,
     n_pad: int,
     ewald_curvature: float = 0.0,
     x_offset: int = 0,
     frequency_scale: float = 1.0,
-    frequencies: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Where the rfft samples of ``image_size``-pixel images fall in a padded volume spectrum.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where image samples at ``frequencies (S, 2)`` (``(kx, ky)``, cycles/pixel; usually
+    :func:`nyquist_samples`) fall in a padded volume spectrum.
 
-    Returns the array indices ``(x, y, z)`` ``(..., n, n//2+1, 3)`` into the
+    Returns the array indices ``(x, y, z)`` ``(..., S, 3)`` into the
     ``(n_pad, n_pad, n_pad // 2 + 1 + x_offset)`` spectrum of every sample (after the Friedel
-    flip), the Friedel sign ``(..., n, n//2+1)`` and the mask of samples inside both the image's
-    and the volume's Nyquist radius. ``rotations (..., 3, 3)`` are RELION's A.
+    flip) and the Friedel sign ``(..., S)``. ``rotations (..., 3, 3)`` are RELION's A.
     ``frequency_scale`` = volume voxel size / image pixel size: an image frequency of ``k``
-    cycles/pixel is ``k * frequency_scale`` cycles/voxel of the volume. ``frequencies (S, 2)``
-    (``(kx, ky)``, cycles/pixel): only these samples instead of the whole ``(n, n//2+1)`` grid
-    (the outputs' ``n, n//2+1`` dims become ``S``)."""
+    cycles/pixel is ``k * frequency_scale`` cycles/voxel of the volume."""
     dtype, device = rotations.dtype, rotations.device
-    n = image_size
-    if frequencies is None:
-        k = fftfreq_grid((n, n), rfft=True, dtype=dtype, device=device)
-        rows = rotations[..., None, None, :, :]  # (..., 1, 1, 3, 3)
-    else:
-        k = frequencies.to(dtype)
-        rows = rotations[..., None, :, :]  # (..., 1, 3, 3)
+    k = frequencies.to(dtype)
     # p = A^T k = kx A[0] + ky A[1] (+ kz A[2]); index = p * n_pad + offset
-    rows = rows * (n_pad * frequency_scale)
+    rows = rotations[..., None, :, :] * (n_pad * frequency_scale)  # (..., 1, 3, 3)
     q = k[..., 0:1] * rows[..., 0, :]
     q = q + k[..., 1:2] * rows[..., 1, :]
     if ewald_curvature:
         q = q + (ewald_curvature * (k * k).sum(-1, keepdim=True)) * rows[..., 2, :]
     sign = torch.where(q[..., :1] < 0, -1.0, 1.0).to(dtype)
     offset = torch.tensor([x_offset, n_pad // 2, n_pad // 2], dtype=dtype, device=device)
-    index = torch.addcmul(offset, q, sign)
-    inside = (k * k).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)
-    return index, sign[..., 0], inside
+    return torch.addcmul(offset, q, sign), sign[..., 0]
 
 
 def _sample_cubic(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -213,9 +202,9 @@ def extract_central_slices_rfft_3d(
     k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device)
     out = []
     for start in range(0, r.shape[1], chunk_size):
-        index, sign, _ = slice_coordinates(
-            r[:, start : start + chunk_size], n, n_pad, ewald_curvature, spectrum.x_offset,
-            frequency_scale, frequencies=k,
+        index, sign = slice_coordinates(
+            r[:, start : start + chunk_size], k, n_pad, ewald_curvature, spectrum.x_offset,
+            frequency_scale,
         )  # fmt: skip  # (B, Pc, K, 3): the samples inside the Nyquist circle only
         index = index[..., None, :]  # grid_sample's (B, Pc, K, 1, 3)
         if spectrum.interpolation == "cubic":

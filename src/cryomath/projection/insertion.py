@@ -37,10 +37,9 @@ def accumulate_central_slices_rfft_3d(
     k, keep = nyquist_samples(n, frequency_scale, real, out.device)
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
-        index, sign, _ = slice_coordinates(
-            rotations[chunk].to(real), n, shape[0], frequency_scale=frequency_scale,
-            frequencies=k,
-        )  # fmt: skip  # (Pc, K, 3), (Pc, K)
+        index, sign = slice_coordinates(
+            rotations[chunk].to(real), k, shape[0], frequency_scale=frequency_scale
+        )  # (Pc, K, 3), (Pc, K)
         s = slices[chunk].reshape(-1, n * (n // 2 + 1))[:, keep]
         parts = [s.real, s.imag * sign]
         if slice_weights is not None:
