@@ -59,3 +59,35 @@ def test_imports_point_downward_and_never_at_private_names():
                         if n.startswith("_")]  # fmt: skip
     assert not upward, upward
     assert not private, private
+
+
+def _cli_options() -> dict[str, list[str]]:
+    """Every command's option names: ``{"align-maps": ["--out", ...]}``."""
+    import typer
+
+    from cryomath.cli import app
+
+    found = {}
+
+    def walk(command, name):
+        for sub, child in getattr(command, "commands", {}).items():
+            walk(child, f"{name} {sub}".strip())
+        if not hasattr(command, "commands"):
+            found[name] = [o for p in command.params if p.param_type_name == "option"
+                           for o in p.opts]  # fmt: skip
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def test_one_spelling_per_quantity_on_the_command_line():
+    """Sizes are ``--pixel-size`` (Angstrom), ``--box-size`` (pixels) and ``--grid-spacing``
+    (Angstrom); a point group is ``--symmetry`` (RELION's ``--sym`` as its alias) everywhere."""
+    options = _cli_options()
+    spelled = {o for names in options.values() for o in names}
+    assert not {o for o in spelled if any(w in o for w in ("voxel", "apix", "angpix", "psize"))}
+    assert {o for o in spelled if "box" in o} == {"--box-size"}
+    assert {o for o in spelled if "pixel" in o} == {"--pixel-size"}
+    with_symmetry = {c for c, names in options.items() if "--symmetry" in names}
+    assert with_symmetry == {c for c, names in options.items() if "--sym" in names}
+    assert {"reconstruct", "align-maps", "rotations grid", "rotations expand"} <= with_symmetry

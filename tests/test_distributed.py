@@ -145,13 +145,14 @@ def test_unwritable_output_gives_one_clear_error(volume, tmp_path, capsys):
     with pytest.raises(OutputWriteError, match="cannot create the output folder"):
         simulate_dataset(volume, blocker / "out", _settings(n=256, shard=256))
     model = str(DATA / "map_model" / "6vyb_Ndom.pdb")
-    assert main(["simulate", model, "--n", "8", "--box", "32", "--out", str(blocker / "x")]) == 1
+    args = ["simulate", model, "--n", "8", "--box-size", "32", "--out", str(blocker / "x")]
+    assert main(args) == 1
     assert capsys.readouterr()[1].strip().startswith("cryomath: error: cannot create")
 
 
 def test_a_bad_scheduler_value_is_one_clear_error(tmp_path, capsys):
     model = str(DATA / "map_model" / "6vyb_Ndom.pdb")
-    args = ["simulate", model, "--n", "8", "--box", "32", "--out", str(tmp_path / "x")]
+    args = ["simulate", model, "--n", "8", "--box-size", "32", "--out", str(tmp_path / "x")]
     assert main([*args, "--scheduler", "local:many"]) == 1
     assert capsys.readouterr()[1].strip() == (
         "cryomath: error: --scheduler 'local:many': use local, local:N or an address"

@@ -123,7 +123,7 @@ def test_cli_simulate_and_project(tmp_path, capsys):
     cc = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(ours, relion, strict=True)]
     assert code == 0 and min(cc) > 0.999
     # a model straight to a dataset
-    code = main(["simulate", str(DATA / "map_model" / "1uao.pdb"), "--n", "8", "--box", "48",
+    code = main(["simulate", str(DATA / "map_model" / "1uao.pdb"), "--n", "8", "--box-size", "48",
                  "--out", str(tmp_path / "m"), "--json"])  # fmt: skip
     capsys.readouterr()
     assert code == 0 and read_mrc(tmp_path / "m" / "particles_000.mrcs")[0].shape == (8, 48, 48)

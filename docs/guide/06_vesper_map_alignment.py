@@ -151,9 +151,10 @@ query = transform_map(
 for spacing in (5.0, 7.0, 10.0):
     start = time.process_time()
     coarse_fit = align_maps(
-        reference, VOXEL, origin, query, VOXEL, origin, spacing_angstrom=spacing, refine=False
+        reference, VOXEL, origin, query, VOXEL, origin, grid_spacing_angstrom=spacing, refine=False
     )[0]
-    fit = align_maps(reference, VOXEL, origin, query, VOXEL, origin, spacing_angstrom=spacing)[0]
+    fit = align_maps(reference, VOXEL, origin, query, VOXEL, origin, grid_spacing_angstrom=spacing)
+    fit = fit[0]
     seconds = time.process_time() - start
     coarse_error = math.degrees(
         float(so3.geodesic_distance(coarse_fit.rotation_matrix, moved_truth))

@@ -53,7 +53,7 @@ def convert(
     table = read_particles(
         source,
         ctf_path=in_ctf,
-        box_size=box_size,
+        image_size=box_size,
         pixel_size_angstrom=pixel_size,
         allow_unknown_columns=allow_unknown_columns,
         project_dir=project_dir,

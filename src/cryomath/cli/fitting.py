@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Device, Force, Json, Scheduler, emit
+from cryomath.cli.output import Device, Force, Json, Scheduler, Symmetry, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
 from cryomath.io.results import write_json
@@ -102,7 +102,7 @@ def align_maps(
     angle_limit: Annotated[float, typer.Option(help="Local: max rotation (deg)")] = 20.0,
     translation_radius: Annotated[float, typer.Option(help="Local: max shift (A)")] = 10.0,
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Skip refinement")] = False,
-    sym: Annotated[str, typer.Option(help="Reference point group (RELION setting)")] = "C1",
+    symmetry: Symmetry = "C1",
     resolution: Annotated[float, typer.Option(help="Resolution for models (A)")] = 5.0,
     device: Device = "cpu",
     vectors: Annotated[bool, typer.Option("--vectors", help="Write vectors as PDB")] = False,
@@ -141,10 +141,11 @@ def align_maps(
     ref, qry = read_fit_pair(reference, query, resolution)
     models = align(
         ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
-        spacing_angstrom=grid_spacing, bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
+        grid_spacing_angstrom=grid_spacing, bandwidth_angstrom=bandwidth,
+        angle_step_degrees=angle_step,
         threshold_reference=threshold_ref, threshold_query=threshold_query,
         mass_reference_kda=mass_ref, mass_query_kda=mass_query, top=top, refine=not no_refine,
-        score=score, symmetry=sym, around=start, angle_limit_degrees=angle_limit,
+        score=score, symmetry=symmetry, around=start, angle_limit_degrees=angle_limit,
         translation_radius_angstrom=translation_radius,
     )  # fmt: skip
     rows = fit_rows(models)
@@ -152,9 +153,9 @@ def align_maps(
     if check_hand:
         hand = hand_check(
             ref[0].to(device), ref[1], ref[2], qry[0].to(device), qry[1], qry[2],
-            models[0].normalized_z_score, spacing_angstrom=grid_spacing,
+            models[0].normalized_z_score, grid_spacing_angstrom=grid_spacing,
             bandwidth_angstrom=bandwidth, angle_step_degrees=angle_step,
-            threshold_reference=threshold_ref, threshold_query=threshold_query, symmetry=sym,
+            threshold_reference=threshold_ref, threshold_query=threshold_query, symmetry=symmetry,
         )  # fmt: skip
         result["mirrored_normalized_z_score"] = hand.mirrored_normalized_z_score
         result["hand"] = hand.hand

@@ -13,6 +13,7 @@ from cryomath.cli.output import (
     Json,
     ProjectDir,
     Scheduler,
+    Symmetry,
     emit,
     scalars,
 )
@@ -160,7 +161,7 @@ def reconstruct(
     particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs)")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reconstruction"),
     halves: Annotated[bool, typer.Option("--halves", help="Also write the half maps")] = False,
-    sym: Annotated[str, typer.Option("--sym", help="Point group (RELION setting)")] = "C1",
+    symmetry: Symmetry = "C1",
     pad: Annotated[float, typer.Option(help="Padding factor")] = 2.0,
     method: Annotated[str, typer.Option(help="direct or cg")] = "direct",
     iterations: Annotated[int, typer.Option(help="cg: at most this many iterations")] = 50,
@@ -194,7 +195,7 @@ def reconstruct(
     for name in names:
         check_output_path(out / name, force)
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
-    group = point_group(sym)
+    group = point_group(symmetry)
     if method == "cg" and scheduler:
         raise InvalidInputError("--method cg runs in one process; drop --scheduler")
     if method == "cg" and len(group) > 1:
@@ -223,7 +224,7 @@ def reconstruct(
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
     brief = scalars(summary)
-    brief.update(particles=table.n, method=method, symmetry=sym, output=str(out))
+    brief.update(particles=table.n, method=method, symmetry=symmetry, output=str(out))
     emit({**summary, **brief} if json else brief, json, title="reconstruction")
 
 

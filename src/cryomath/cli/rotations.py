@@ -12,7 +12,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import Force, Json, emit
+from cryomath.cli.output import Force, Json, Symmetry, emit
 from cryomath.errors import InvalidInputError
 from cryomath.io.atomic import atomic_output, check_output_path
 
@@ -130,7 +130,7 @@ def grid(
     n: Annotated[int | None, typer.Option(help="Super-Fibonacci: number of poses")] = None,
     delta: Annotated[float, typer.Option(help="even-angles: step in degrees")] = 15.0,
     even_method: Annotated[str, typer.Option(help="even-angles: P or S")] = "P",
-    symmetry: Annotated[str, typer.Option(help="even-angles: point group (RELION)")] = "C1",
+    symmetry: Symmetry = "C1",
     out: Annotated[Path | None, typer.Option(help="STAR file of rlnAngleRot/Tilt/Psi")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG of the directions")] = None,
     force: Force = False,
@@ -243,7 +243,7 @@ def distance(
     first: Annotated[str, typer.Argument(help="Rotations A: file or numbers '30,60,120'")],
     second: Annotated[str, typer.Argument(help="Rotations B (same count, or one)")],
     convention: Annotated[str, typer.Option(help="Convention of numeric/text input")] = "relion",
-    symmetry: Annotated[str, typer.Option(help="Point group (RELION setting)")] = "C1",
+    symmetry: Symmetry = "C1",
     json: Json = False,
 ) -> None:
     """Geodesic angle between rotations A and B (row by row), optionally modulo symmetry."""
@@ -271,7 +271,7 @@ def distance(
 def expand(
     source: Annotated[Path, typer.Argument(help="Particle file (.star, .cs, cryoDRGN .pkl)")],
     target: Annotated[Path, typer.Argument(help="Output particle file")],
-    symmetry: Annotated[str, typer.Option(help="Point group (RELION setting)")] = "C1",
+    symmetry: Symmetry = "C1",
     force: Force = False,
     json: Json = False,
 ) -> None:

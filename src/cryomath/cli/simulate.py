@@ -4,49 +4,19 @@ at given poses)."""
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from cryomath.cli.output import BatchSize, Device, Force, Json, Scheduler, emit
 from cryomath.errors import InvalidInputError
-from cryomath.io.models import is_model_path
-
-
-def load_volume(source: Path, box: int | None, pixel_size: float | None):
-    """A cubic map (float64 tensor) and its voxel size from an MRC map or an atomic model."""
-    import torch
-
-    if is_model_path(source):
-        from cryomath.atoms import read_atoms, render_potential
-
-        atoms = read_atoms(source)
-        box, pixel = box or 128, pixel_size or 1.0
-        origin = atoms.positions_angstrom.mean(0) - (box // 2) * pixel
-        return render_potential(atoms, (box, box, box), pixel, origin, dtype=torch.float64), pixel
-    from cryomath.fourier import crop_or_pad, rescale
-    from cryomath.io import read_mrc
-
-    volume, info = read_mrc(source, dtype=np.float64)
-    if len(set(volume.shape)) != 1:
-        raise InvalidInputError(f"{source}: the map must be cubic, got {volume.shape}")
-    volume = torch.from_numpy(volume)
-    pixel = float(info.voxel_size_angstrom[0])
-    if pixel <= 0:
-        if pixel_size is None:
-            raise InvalidInputError(f"{source}: voxel size is 0 in the header; pass --pixel-size")
-        pixel = pixel_size
-    elif pixel_size is not None and abs(pixel_size - pixel) > 1e-6:
-        volume, pixel = rescale(volume, 3, pixel, pixel_size)
-    if box is not None and box != volume.shape[-1]:
-        volume = crop_or_pad(volume, (box, box, box))  # at constant pixel size, about n // 2
-    return volume, pixel
 
 
 def simulate(
     source: Annotated[Path, typer.Argument(help="Map (.mrc) or atomic model (.pdb/.cif)")],
     n: Annotated[int, typer.Option("--n", help="Number of particles")] = 1000,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("simulated"),
-    box: Annotated[int | None, typer.Option(help="Box (pixels); models default 128")] = None,
+    box_size: Annotated[
+        int | None, typer.Option(help="Box size (pixels); models default 128")
+    ] = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size (A); models default 1")
     ] = None,
@@ -81,10 +51,10 @@ def simulate(
     ``--scheduler``: one Dask task per stack shard, files identical to a local run."""
     from rich.progress import Progress
 
-    from cryomath.pipelines import dask_client, simulate_dataset
+    from cryomath.pipelines import dask_client, read_volume, simulate_dataset
     from cryomath.simulate import SimulationSettings
 
-    volume, pixel = load_volume(source, box, pixel_size)
+    volume, pixel = read_volume(source, box_size, pixel_size)
     settings = SimulationSettings(
         n_particles=n, pixel_size_angstrom=pixel, seed=seed, poses=poses, grid_order=grid_order,
         preferred_fraction=preferred_fraction, preferred_kappa=preferred_kappa,
@@ -121,7 +91,7 @@ def project(
 
     from cryomath.io import read_particles
     from cryomath.io.atomic import check_output_path
-    from cryomath.pipelines import project_particles
+    from cryomath.pipelines import project_particles, read_volume
 
     check_output_path(out, force)
     if batch_size < 1:
@@ -129,7 +99,7 @@ def project(
     table = read_particles(poses, allow_unknown_columns=True)
     table.require("rotations", purpose="projection")
     pixel_hint = None if table.pixel_size_angstrom is None else float(table.pixel_size_angstrom[0])
-    volume, pixel = load_volume(source, None, pixel_hint)
+    volume, pixel = read_volume(source, None, pixel_hint)
     n_box = volume.shape[-1]
     with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("projecting", total=table.n)

@@ -86,12 +86,12 @@ def search_rotations(angle_step_degrees: float, dtype=torch.float64) -> torch.Te
 
 def align_maps(
     reference: torch.Tensor,
-    reference_voxel: float,
-    reference_origin,
+    reference_voxel_size_angstrom: float,
+    reference_origin_angstrom,
     query: torch.Tensor,
-    query_voxel: float,
-    query_origin,
-    spacing_angstrom: float = 7.0,
+    query_voxel_size_angstrom: float,
+    query_origin_angstrom,
+    grid_spacing_angstrom: float = 7.0,
     bandwidth_angstrom: float = 16.0,
     angle_step_degrees: float | None = None,
     threshold_reference: float | None = None,
@@ -139,22 +139,24 @@ def align_maps(
     reference = fill_constant_background(reference)
     query = fill_constant_background(query.to(reference.dtype))
     reference, query = cubic(reference), cubic(query)
-    levels = pyramid(reference, reference_voxel, reference_origin, query, query_voxel, query_origin)
+    grid_spacing = grid_spacing_angstrom
+    levels = pyramid(reference, reference_voxel_size_angstrom, reference_origin_angstrom,
+                     query, query_voxel_size_angstrom, query_origin_angstrom)  # fmt: skip
     # the search grid is resampled from the first level (cheaper than from the fine maps)
     first = levels[0]
     box = max(
-        round(first.reference.shape[-1] * first.reference_voxel / spacing_angstrom),
-        round(first.query.shape[-1] * first.query_voxel / spacing_angstrom),
+        round(first.reference.shape[-1] * first.reference_voxel_size_angstrom / grid_spacing),
+        round(first.query.shape[-1] * first.query_voxel_size_angstrom / grid_spacing),
     )
-    ref_c, spacing, ref_origin_c = _same_box(
-        first.reference, first.reference_voxel, first.reference_origin, spacing_angstrom, box
-    )
-    qry_c, _, qry_origin_c = _same_box(
-        first.query, first.query_voxel, first.query_origin, spacing, box
-    )
-    t_ref = _threshold(ref_c, spacing, reference, reference_voxel, threshold_reference,
-                       mass_reference_kda)  # fmt: skip
-    t_qry = _threshold(qry_c, spacing, query, query_voxel, threshold_query, mass_query_kda)
+    ref_c, spacing, ref_origin_c = _same_box(first.reference, first.reference_voxel_size_angstrom,
+                                             first.reference_origin_angstrom, grid_spacing,
+                                             box)  # fmt: skip
+    qry_c, _, qry_origin_c = _same_box(first.query, first.query_voxel_size_angstrom,
+                                       first.query_origin_angstrom, spacing, box)  # fmt: skip
+    t_ref = _threshold(ref_c, spacing, reference, reference_voxel_size_angstrom,
+                       threshold_reference, mass_reference_kda)  # fmt: skip
+    t_qry = _threshold(qry_c, spacing, query, query_voxel_size_angstrom, threshold_query,
+                       mass_query_kda)  # fmt: skip
     ref_v, vector, ref_norm = score_field(ref_c, spacing, t_ref, score, bandwidth_angstrom)
     qry_v, _, qry_norm = score_field(qry_c, spacing, t_qry, score, bandwidth_angstrom)
     operators = as_point_group(symmetry, torch.float64, reference.device)
@@ -190,7 +192,8 @@ def align_maps(
         models.append(MapFit(s.rotation, t, s.score * scale))
     if refine:
         starts = [(m.rotation_matrix, m.translation_angstrom) for m in models]
-        centre = np.asarray(reference_origin) + (reference.shape[-1] // 2) * reference_voxel
+        centre = (np.asarray(reference_origin_angstrom)
+                  + (reference.shape[-1] // 2) * reference_voxel_size_angstrom)  # fmt: skip
         fits = refine_fits(
             levels, starts, threshold_query=threshold_query, symmetry=operators,
             symmetry_centre=centre,

@@ -18,8 +18,8 @@ class HandCheck:
 
 
 def check_hand(
-    reference: torch.Tensor, reference_voxel: float, reference_origin,
-    query: torch.Tensor, query_voxel: float, query_origin,
+    reference: torch.Tensor, reference_voxel_size_angstrom: float, reference_origin_angstrom,
+    query: torch.Tensor, query_voxel_size_angstrom: float, query_origin_angstrom,
     best_normalized_z_score: float, **options,
 ) -> HandCheck:  # fmt: skip
     """No rotation maps a structure onto its mirror image: fit the query mirrored in x (with the
@@ -27,8 +27,9 @@ def check_hand(
     that fit's normalised Z is more than twice the given fit's and above 8 (two maps
     reconstructed with opposite hands)."""
     options = {**options, "top": 3}
-    fits = align_maps(reference, reference_voxel, reference_origin, query.flip(-1), query_voxel,
-                      query_origin, **options)  # fmt: skip
+    fits = align_maps(reference, reference_voxel_size_angstrom, reference_origin_angstrom,
+                      query.flip(-1), query_voxel_size_angstrom, query_origin_angstrom,
+                      **options)  # fmt: skip
     mirrored = fits[0].normalized_z_score
     opposite = mirrored > max(2 * best_normalized_z_score, 8.0)
     return HandCheck("opposite" if opposite else "same", best_normalized_z_score, mirrored)

@@ -24,13 +24,13 @@ def coarse_grid(
     volume: torch.Tensor,
     voxel_size_angstrom: float,
     origin_angstrom,
-    spacing_angstrom: float,
+    grid_spacing_angstrom: float,
 ) -> tuple[torch.Tensor, float, np.ndarray]:
-    """Resample a cubic map to about ``spacing_angstrom`` (Fourier crop, so no aliasing);
+    """Resample a cubic map to about ``grid_spacing_angstrom`` (Fourier crop, so no aliasing);
     returns ``(map, actual spacing, origin)`` with the physical position of voxel ``n // 2``
     unchanged (origin = position of voxel 0, ``(x, y, z)`` Angstrom)."""
     n = volume.shape[-1]
-    coarse, spacing = rescale(volume, 3, voxel_size_angstrom, spacing_angstrom)
+    coarse, spacing = rescale(volume, 3, voxel_size_angstrom, grid_spacing_angstrom)
     m = coarse.shape[-1]
     centre = np.asarray(origin_angstrom, dtype=np.float64) + (n // 2) * voxel_size_angstrom
     return coarse, spacing, centre - (m // 2) * spacing

@@ -48,13 +48,16 @@ def sample_map(volume, voxel_size_angstrom, origin_angstrom, positions) -> torch
 
 
 def transform_map(
-    query, query_voxel, query_origin, rotation, translation, shape, voxel, origin
-) -> torch.Tensor:
-    """The query moved by ``x = R y + T`` and sampled on a ``shape`` grid of ``voxel`` and
-    ``origin``: ``out(x) = query(R^T (x - T))``."""
-    positions = voxel_positions(shape, voxel, origin, query.dtype, query.device)
+    query, query_voxel_size_angstrom, query_origin_angstrom, rotation, translation,
+    shape, voxel_size_angstrom, origin_angstrom,
+) -> torch.Tensor:  # fmt: skip
+    """The query moved by ``x = R y + T`` and sampled on a ``shape`` grid of
+    ``voxel_size_angstrom`` and ``origin_angstrom``: ``out(x) = query(R^T (x - T))``."""
+    positions = voxel_positions(
+        shape, voxel_size_angstrom, origin_angstrom, query.dtype, query.device
+    )
     local = (positions - translation.to(positions)) @ rotation.to(positions)  # R^T (x - T)
-    return sample_map(query, query_voxel, query_origin, local)
+    return sample_map(query, query_voxel_size_angstrom, query_origin_angstrom, local)
 
 
 def _points(query, voxel, origin, threshold):
@@ -144,26 +147,28 @@ class Level:
     origins are the ``(x, y, z)`` Angstrom positions of voxel 0)."""
 
     reference: torch.Tensor
-    reference_voxel: float
-    reference_origin: np.ndarray
+    reference_voxel_size_angstrom: float
+    reference_origin_angstrom: np.ndarray
     query: torch.Tensor
-    query_voxel: float
-    query_origin: np.ndarray
+    query_voxel_size_angstrom: float
+    query_origin_angstrom: np.ndarray
 
 
 def pyramid(
-    reference, reference_voxel, reference_origin, query, query_voxel, query_origin,
+    reference, reference_voxel_size_angstrom, reference_origin_angstrom,
+    query, query_voxel_size_angstrom, query_origin_angstrom,
     coarse_spacing_angstrom: float = 4.0,
 ) -> list[Level]:  # fmt: skip
     """The maps as given, preceded by both Fourier-resampled to ``coarse_spacing_angstrom``
     when that is coarser than either map."""
-    fine = Level(reference, reference_voxel, np.asarray(reference_origin, dtype=np.float64),
-                 query, query_voxel, np.asarray(query_origin, dtype=np.float64))  # fmt: skip
-    if coarse_spacing_angstrom <= max(reference_voxel, query_voxel):
+    ref = (reference, reference_voxel_size_angstrom, reference_origin_angstrom)
+    qry = (query, query_voxel_size_angstrom, query_origin_angstrom)
+    fine = Level(*ref[:2], np.asarray(ref[2], dtype=np.float64),
+                 *qry[:2], np.asarray(qry[2], dtype=np.float64))  # fmt: skip
+    if coarse_spacing_angstrom <= max(reference_voxel_size_angstrom, query_voxel_size_angstrom):
         return [fine]
-    ref = coarse_grid(reference, reference_voxel, reference_origin, coarse_spacing_angstrom)
-    qry = coarse_grid(query, query_voxel, query_origin, coarse_spacing_angstrom)
-    return [Level(*ref, *qry), fine]
+    return [Level(*coarse_grid(*ref, coarse_spacing_angstrom),
+                  *coarse_grid(*qry, coarse_spacing_angstrom)), fine]  # fmt: skip
 
 
 def refine_fits(
@@ -188,14 +193,16 @@ def refine_fits(
     for i, level in enumerate(levels):
         qry = level.query
         threshold = automatic_threshold(qry) if threshold_query is None else threshold_query
-        points, values = _points(qry, level.query_voxel, level.query_origin, threshold)
+        points, values = _points(
+            qry, level.query_voxel_size_angstrom, level.query_origin_angstrom, threshold
+        )
         if len(points) < 4:  # too few points to fit on this level
             continue
         tolerance = 1e-4 if i == len(levels) - 1 else 1e-3  # in radians and point radii
         best = fits[0][2]
         fits = [
-            _fit(level.reference, level.reference_voxel, level.reference_origin, points,
-                 values, r, t, iterations, tolerance)
+            _fit(level.reference, level.reference_voxel_size_angstrom,
+                 level.reference_origin_angstrom, points, values, r, t, iterations, tolerance)
             for r, t, cc in fits
             if cc >= 0.5 * best
         ]  # fmt: skip

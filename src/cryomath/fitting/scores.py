@@ -28,14 +28,19 @@ SCORES = ("dot", "overlap", "cc", "pcc", "laplacian")
 
 
 def score_field(
-    volume: torch.Tensor, spacing: float, threshold: float, score: str, bandwidth: float
+    volume: torch.Tensor,
+    voxel_size_angstrom: float,
+    threshold: float,
+    score: str,
+    bandwidth_angstrom: float,
 ) -> tuple[torch.Tensor, bool, float]:
     """``(field (C, n, n, n), is_vector, norm)`` for one map and one score kind."""
     occupied = volume > threshold
     if not bool(occupied.any()):
         raise InvalidInputError(f"no voxel above the threshold {threshold:g}: the map is empty")
     if score == "dot":
-        return density_vectors(volume, spacing, threshold, bandwidth), True, 1.0
+        field = density_vectors(volume, voxel_size_angstrom, threshold, bandwidth_angstrom)
+        return field, True, 1.0
     if score == "overlap":
         field = occupied.to(volume.dtype)
         return field[None], False, float(field.sum()) ** 0.5

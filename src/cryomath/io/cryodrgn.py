@@ -1,7 +1,7 @@
 """cryoDRGN pose and CTF pickles <-> :class:`ParticleTable`.
 
 Conventions (docs/conventions.md, "cryoDRGN"): a pose pickle holds ``(R, t)`` (or ``R`` alone)
-with ``R`` = RELION's A, ``(n, 3, 3)``, and ``t = origin_pixels / box_size`` ``(n, 2)``, the
+with ``R`` = RELION's A, ``(n, 3, 3)``, and ``t = origin_pixels / image_size`` ``(n, 2)``, the
 RELION origin as a fraction of the box (same sign). A CTF pickle holds an ``(n, 9)`` array with
 columns box size, pixel size (Angstrom), defocus U, V (Angstrom), astigmatism angle (degrees),
 voltage (kV), Cs (mm), amplitude contrast, phase shift (degrees).
@@ -55,7 +55,7 @@ def _load(path: Path):
 
 
 def read_cryodrgn_ctf(path: str | os.PathLike) -> tuple[CTFParameters, np.ndarray, np.ndarray]:
-    """Read a CTF pickle: ``(ctf, box_size (n,), pixel_size_angstrom (n,))``."""
+    """Read a CTF pickle: ``(ctf, image_size (n,), pixel_size_angstrom (n,))``."""
     path = Path(path)
     array = _load(path)
     if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != 9:
@@ -74,7 +74,7 @@ def read_cryodrgn(
     pose_path: str | os.PathLike,
     ctf_path: str | os.PathLike | None = None,
     *,
-    box_size: int | None = None,
+    image_size: int | None = None,
     pixel_size_angstrom: float | None = None,
 ) -> ParticleTable:
     """Read cryoDRGN poses (and CTF). Box and pixel size come from the CTF pickle or the
@@ -96,8 +96,8 @@ def read_cryodrgn(
         ctf, box, pixel = read_cryodrgn_ctf(ctf_path)
         if len(ctf) != n:
             raise InvalidInputError(f"{ctf_path} has {len(ctf)} particles, {pose_path} has {n}")
-    if box_size is not None:
-        box = np.full(n, int(box_size))
+    if image_size is not None:
+        box = np.full(n, int(image_size))
     if pixel_size_angstrom is not None:
         pixel = np.full(n, float(pixel_size_angstrom))
     origins = None

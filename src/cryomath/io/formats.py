@@ -25,7 +25,7 @@ def read_particles(
     path: str | os.PathLike,
     *,
     ctf_path: str | os.PathLike | None = None,
-    box_size: int | None = None,
+    image_size: int | None = None,
     pixel_size_angstrom: float | None = None,
     allow_unknown_columns: bool = False,
     project_dir: str | os.PathLike | None = None,
@@ -48,7 +48,9 @@ def read_particles(
         return table
     if suffix == ".cs":
         return read_cryosparc(path, root=project_dir)
-    return read_cryodrgn(path, ctf_path, box_size=box_size, pixel_size_angstrom=pixel_size_angstrom)
+    return read_cryodrgn(
+        path, ctf_path, image_size=image_size, pixel_size_angstrom=pixel_size_angstrom
+    )
 
 
 def write_particles(

@@ -2,6 +2,7 @@
 over Dask workers, on top of the compute packages; the CLI and the demo call these.
 
 * :func:`dask_client`: where work runs (in process, a local cluster, a scheduler address).
+* :func:`read_volume`: the map a simulation or projection starts from (a map or a model).
 * :func:`project_particles`: projections of a map at a particle file's poses, to a stack.
 * :func:`reconstruct_particles`: half maps, full map and FSC of a particle file, in one
   process or over Dask workers (partial Fourier sums added in a tree).
@@ -23,6 +24,7 @@ from cryomath.pipelines.projection import project_particles
 from cryomath.pipelines.reconstruction import merge_halves, reconstruct_particles
 from cryomath.pipelines.simulation import simulate_dataset, write_shard
 from cryomath.pipelines.tables import expand_symmetry
+from cryomath.pipelines.volumes import read_volume
 
 __all__ = [
     "dask_client",
@@ -33,6 +35,7 @@ __all__ = [
     "project_particles",
     "read_fit_input",
     "read_fit_pair",
+    "read_volume",
     "reconstruct_particles",
     "search_maps",
     "simulate_dataset",

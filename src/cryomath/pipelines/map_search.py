@@ -65,7 +65,7 @@ def fit_rows(models: list[MapFit]) -> list[dict]:
     return rows
 
 
-def _best_fit(path: Path, query: Path, resolution_angstrom: float, spacing_angstrom: float,
+def _best_fit(path: Path, query: Path, resolution_angstrom: float, grid_spacing_angstrom: float,
               angle_step_degrees: float | None, device: str) -> dict:  # fmt: skip
     """The best fit of the query into one map, as a row (an error row if the map cannot be
     read or fitted: one bad map does not stop a search)."""
@@ -73,7 +73,8 @@ def _best_fit(path: Path, query: Path, resolution_angstrom: float, spacing_angst
         ref, qry = read_fit_pair(path, query, resolution_angstrom)
         fits = align_maps(
             ref[0].to(device), *ref[1:], qry[0].to(device), *qry[1:],
-            spacing_angstrom=spacing_angstrom, angle_step_degrees=angle_step_degrees, top=3,
+            grid_spacing_angstrom=grid_spacing_angstrom, angle_step_degrees=angle_step_degrees,
+            top=3,
         )  # fmt: skip
         return {"map": str(path), **fit_rows(fits)[0]}
     except CryomathError as exc:
@@ -95,7 +96,7 @@ def search_maps(
     query: str | Path,
     maps: list[str | Path] | str | Path,
     angle_step_degrees: float | None = None,
-    spacing_angstrom: float = 7.0,
+    grid_spacing_angstrom: float = 7.0,
     resolution_angstrom: float = 5.0,
     device: str | torch.device | None = None,
     client=None,
@@ -110,7 +111,7 @@ def search_maps(
         maps = maps_in_folder(maps)
     options = {
         "query": Path(query), "resolution_angstrom": resolution_angstrom,
-        "spacing_angstrom": spacing_angstrom, "angle_step_degrees": angle_step_degrees,
+        "grid_spacing_angstrom": grid_spacing_angstrom, "angle_step_degrees": angle_step_degrees,
         "device": device_name(device, client),
     }  # fmt: skip
     ranking = []

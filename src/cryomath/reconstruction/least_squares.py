@@ -37,10 +37,12 @@ Callback = Callable[[int, float], None] | None
 
 class NormalEquations:
     """``N x = sum F_i^T F_i x`` and ``b = sum F_i^T y_i`` for the particles of ``poses``
-    (batches, with or without images), on an ``n``-voxel map of ``voxel`` Angstrom."""
+    (batches, with or without images), on an ``n``-voxel map of ``voxel_size_angstrom``."""
 
-    def __init__(self, poses: list[ParticleBatch], n, voxel, pad_factor, dtype, device):
-        self.poses, self.n, self.voxel = poses, n, voxel
+    def __init__(
+        self, poses: list[ParticleBatch], n, voxel_size_angstrom, pad_factor, dtype, device
+    ):
+        self.poses, self.n, self.voxel_size_angstrom = poses, n, voxel_size_angstrom
         self.pad_factor, self.dtype, self.device = pad_factor, dtype, device
 
     def _back(self, acc: FourierAccumulator) -> torch.Tensor:
@@ -52,17 +54,19 @@ class NormalEquations:
         return torch.autograd.grad(spectrum.data, x, grad_outputs=grad)[0]
 
     def _accumulator(self) -> FourierAccumulator:
-        return FourierAccumulator(self.n, self.pad_factor, self.dtype, self.device, self.voxel,
-                                  with_weights=False)  # fmt: skip
+        return FourierAccumulator(self.n, self.pad_factor, self.dtype, self.device,
+                                  self.voxel_size_angstrom, with_weights=False)  # fmt: skip
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``N x``: per batch ``P^T (w CTF^2 |ramp|^2) P x``, the same as
         ``insert_spectra(predict_spectra(x))`` with the CTF and the shift evaluated once."""
         with torch.no_grad():
-            prepared = prepare_volume(x, self.pad_factor, voxel_size_angstrom=self.voxel)
+            prepared = prepare_volume(
+                x, self.pad_factor, voxel_size_angstrom=self.voxel_size_angstrom
+            )
             acc = self._accumulator()
             for batch in self.poses:
-                scale = frequency_scale(self.voxel, batch)
+                scale = frequency_scale(self.voxel_size_angstrom, batch)
                 slices = extract_central_slices_rfft_3d(
                     prepared, batch.rotations, image_size=batch.image_size,
                     frequency_scale=scale,

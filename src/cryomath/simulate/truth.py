@@ -64,7 +64,7 @@ class SimulationSettings:
             raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
 
 
-def ground_truth(s: SimulationSettings, box: int) -> ParticleTable:
+def ground_truth(s: SimulationSettings, image_size: int) -> ParticleTable:
     """The ground truth of all particles (a few numbers each): poses, origins, CTFs, halves,
     and where the images go (``particles_NNN.mrcs`` shards of ``shard_size``)."""
     g = torch.Generator().manual_seed(s.seed)
@@ -97,7 +97,7 @@ def ground_truth(s: SimulationSettings, box: int) -> ParticleTable:
         origins_angstrom=origins.numpy(),
         ctf=ctf,
         pixel_size_angstrom=s.pixel_size_angstrom,
-        image_size=box,
+        image_size=image_size,
         image_paths=np.array(
             [f"particles_{i // s.shard_size:03d}.mrcs" for i in index], dtype=object
         ),
