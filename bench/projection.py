@@ -2,6 +2,7 @@
 the same run; then simulation of a large dataset streamed to disk.
 
     python bench/projection.py [--n 1000] [--box 128] [--simulate 100000] [--workdir DIR]
+        [--pads 1,2] [--repeat 1] [--cases cryomath,cryojax,...]
 
 Each measurement runs in a fresh subprocess: best-of-3 wall time after one warm-up (cryoJAX's
 includes jit compilation in the warm-up only) and the peak extra resident memory (VmHWM minus
@@ -126,17 +127,25 @@ def main() -> None:
     parser.add_argument("--box", type=int, default=128)
     parser.add_argument("--simulate", type=int, default=100_000)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--pads", default="1,2", help="padding factors, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds of each case")
+    parser.add_argument(
+        "--cases",
+        default="cryomath,cryomath (volume prepared once),torch-fourier-slice,cryojax",
+        help="slicing cases, comma-separated",
+    )
     args = parser.parse_args()
     results = {}
-    for pad in (1.0, 2.0):
-        for name in (
-            "cryomath",
-            "cryomath (volume prepared once)",
-            "torch-fourier-slice",
-            "cryojax",
-        ):
-            results[f"{name} pad {pad:g}"] = run(COMMON + CASES[name], args.n, args.box, pad)
-            print(f"{name:32s} pad {pad:g}: {results[f'{name} pad {pad:g}']}", flush=True)
+    rounds = [
+        (float(pad), name)
+        for pad in args.pads.split(",")
+        for _ in range(args.repeat)
+        for name in args.cases.split(",")
+    ]
+    for pad, name in rounds:
+        key = f"{name} pad {pad:g}"
+        results[key] = run(COMMON + CASES[name], args.n, args.box, pad)
+        print(f"{name:32s} pad {pad:g}: {results[key]}", flush=True)
     for name in ("ctf-cryomath", "ctf-torch-ctf"):
         results[name] = run(COMMON + CASES[name], args.n, args.box, 1)
         print(f"{name:32s}: {results[name]}", flush=True)
