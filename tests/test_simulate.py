@@ -95,7 +95,7 @@ def test_dose_mode_and_bad_settings(volume, tmp_path):
     # variance = Poisson (the mean N0 = 30 e/A^2 * 1.05^2 per pixel) + signal (N0 * 0.1 rms)^2
     n0 = 30 * 1.05**2
     assert abs(images.var() / (n0 + (0.1 * n0) ** 2) - 1) < 0.05
-    with pytest.raises(InvalidInputError, match="shard size"):
+    with pytest.raises(InvalidInputError, match="shard_size"):
         simulate_dataset(volume, tmp_path / "e", _settings(shard_size=0))
     with pytest.raises(InvalidInputError, match="batch size"):
         simulate_dataset(volume, tmp_path / "e", _settings(), batch_size=0)

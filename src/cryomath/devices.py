@@ -94,3 +94,39 @@ class Staging:
         staged.copy_(tensor.detach(), non_blocking=True)
         torch.cuda.current_stream(tensor.device).synchronize()
         return staged.numpy()
+
+
+def available_memory_bytes(device: str | torch.device | None = None) -> int:
+    """Memory free for new allocations on ``device``: CUDA's free memory, or the host's
+    ``MemAvailable`` (Linux; elsewhere the physical memory)."""
+    device = _parse(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(needed_bytes: float, what: str, device: str | torch.device | None = None) -> None:
+    """Refuse, before allocating, work whose estimated memory exceeds what ``device`` has free:
+    one line with both figures."""
+    free = available_memory_bytes(device)
+    if needed_bytes > free:
+        raise InvalidInputError(
+            f"{what} needs about {_size(needed_bytes)} of memory; {_size(free)} is available"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1024 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return ""

@@ -4,6 +4,8 @@ Every error a user can cause (a bad file, a bad argument, an existing output) ra
 of :class:`CryomathError`, so callers and the CLI can catch one type and show one line.
 """
 
+import errno
+
 
 class CryomathError(Exception):
     """Base class of every error cryomath raises on purpose."""
@@ -59,3 +61,29 @@ def holds(condition) -> bool:
     if getattr(condition, "device", None) is not None and condition.device.type == "meta":
         return True
     return bool(condition)
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "already exists",
+    errno.ENOENT: "no such file or folder",
+    errno.EFBIG: "file too large for this file system or limit",
+}
+
+
+def os_error_reason(exc: OSError) -> str:
+    """What an operating-system failure means, in the user's words."""
+    return _REASONS.get(exc.errno, exc.strerror or str(exc))
+
+
+def os_error_message(exc: OSError) -> str:
+    """An operating-system failure as one line: the path(s), then what went wrong."""
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(str(p) for p in paths)
+    return f"{where}: {os_error_reason(exc)}" if where else os_error_reason(exc)

@@ -1,12 +1,24 @@
-"""The ``cryomath`` command line. Every command takes ``--json`` for scripts; errors print one
-line (``cryomath: error: ...``) and exit with status 1 (usage errors: typer's message, status 2)."""
+"""The ``cryomath`` command line. Every command takes ``--json`` for scripts.
 
+Every failure is one line on stderr and a non-zero status: ``cryomath: error: ...`` with status
+1 for what the user can fix (a bad value, file or folder), status 2 for usage errors (unknown
+options, missing arguments), 130 for an interruption (Ctrl-C or SIGTERM, after the command's
+temporaries are removed) and 3 for a failure cryomath did not foresee (a bug: set
+``CRYOMATH_DEBUG=1`` for its traceback). A command's output files are published together when
+it succeeds; a failed or interrupted one leaves none, and no folder it created empty
+(:func:`cryomath.io.atomic.output_set`).
+"""
+
+import os
+import signal
 import sys
 
 import typer
 
 from cryomath.cli import convert, fitting, info, resolution, rotations, simulate
-from cryomath.errors import CryomathError
+from cryomath.cli.ranges import checked_command
+from cryomath.errors import CryomathError, os_error_message
+from cryomath.io.atomic import output_set
 
 app = typer.Typer(
     name="cryomath",
@@ -28,16 +40,62 @@ app.command("align-maps")(fitting.align_maps)
 app.command("search-maps")(fitting.search_maps)
 
 
+def command():
+    """The click command tree of :data:`app`, every numeric option checked against its range
+    (:mod:`cryomath.cli.ranges`) before the command runs."""
+    return checked_command(typer.main.get_command(app))
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # a scheduler's kill is handled like Ctrl-C: temporaries removed
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; a cryomath error becomes one line on stderr and status 1."""
+    """Entry point: run the command; every failure becomes one line on stderr (see above)."""
+    from typer.exceptions import TyperException
+
+    previous = None
     try:
-        app(args=argv, prog_name="cryomath")
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        with output_set():  # a command's outputs appear together, or not at all
+            result = command().main(args=argv, prog_name="cryomath", standalone_mode=False)
+            if result == 130:  # typer turned an interruption into a status: publish nothing
+                raise KeyboardInterrupt
+        return result if isinstance(result, int) else 0
     except CryomathError as exc:
         print(f"cryomath: error: {exc}", file=sys.stderr)
         return 1
+    except TyperException as exc:  # usage errors: unknown option, missing argument, bad type
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # an empty one follows a help page printed for a bare command
+            print(f"cryomath: error: {message}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except (KeyboardInterrupt, EOFError):
+        print("cryomath: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"cryomath: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("cryomath: error: out of memory", file=sys.stderr)
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    except Exception as exc:
+        if os.environ.get("CRYOMATH_DEBUG"):
+            raise
+        print(
+            f"cryomath: internal error: {type(exc).__name__}: {exc} "
+            "(a bug; CRYOMATH_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ import typer
 
 from cryomath.cli.output import Device, Force, Json, Scheduler, Symmetry, emit
 from cryomath.errors import InvalidInputError
-from cryomath.io.atomic import atomic_output, check_output_path
+from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
 from cryomath.io.results import write_json
 
 
@@ -160,7 +160,7 @@ def align_maps(
         result["mirrored_normalized_z_score"] = hand.mirrored_normalized_z_score
         result["hand"] = hand.hand
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        writable_directory(out)
         best = models[0]
         r, t = best.rotation_matrix.cpu().double(), best.translation_angstrom.cpu().double()
         moved = transform_map(qry[0].double(), qry[1], qry[2], r, t, ref[0].shape, ref[1], ref[2])
@@ -228,12 +228,21 @@ def search_maps(
             progress=lambda k: bar.advance(task, k),
         )  # fmt: skip
     result = {"query": str(query), "convention": "x_ref = R x_query + T", "ranking": ranking}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    failed = all("error" in row for row in ranking)
+    if out is not None and not failed:
+        writable_directory(out)
         write_json(out / "ranking.json", result, force)
     if json:
         emit(result, True, title="ranking")
-        return
+    else:
+        _print_ranking(query, ranking)
+    if failed:  # nothing to rank: the search failed, though each map's error was reported
+        raise InvalidInputError(
+            f"no map could be fitted ({len(ranking)} failed; first: {ranking[0]['error']})"
+        )
+
+
+def _print_ranking(query: Path, ranking: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 

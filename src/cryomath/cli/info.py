@@ -59,13 +59,9 @@ def describe(path: Path) -> dict:
             pass  # not a particle file: the block listing is the whole answer
         return result
     if path.suffix == ".cs":
-        fields = list(np.load(path, mmap_mode="r").dtype.names or []) if path.exists() else []
-        return {
-            "file": str(path),
-            "format": "cryosparc",
-            "fields": fields,
-            **_particle_summary(read_cryosparc(path)),
-        }
+        summary = _particle_summary(read_cryosparc(path))  # validates the file first
+        fields = list(np.load(path, mmap_mode="r").dtype.names or [])
+        return {"file": str(path), "format": "cryosparc", "fields": fields, **summary}
     if path.suffix == ".pkl":
         return {"file": str(path), "format": "cryodrgn", **_particle_summary(read_cryodrgn(path))}
     raise InvalidInputError(f"{path}: unknown file type (MRC, .star, .cs or .pkl expected)")

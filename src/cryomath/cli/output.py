@@ -29,7 +29,7 @@ ProjectDir = Annotated[
 def emit(result: dict, as_json: bool, title: str) -> None:
     """Print ``result`` as JSON (``as_json``) or as a two-column table."""
     if as_json:
-        print(json.dumps(plain(result), indent=2))
+        print(json.dumps(plain(result), indent=2, allow_nan=False))
         return
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")

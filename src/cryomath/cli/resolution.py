@@ -18,7 +18,7 @@ from cryomath.cli.output import (
     scalars,
 )
 from cryomath.errors import InvalidInputError
-from cryomath.io.atomic import check_output_path
+from cryomath.io.atomic import check_output_path, writable_directory
 from cryomath.io.results import write_json
 from cryomath.resolution import HalfMapFSC, automatic_mask, half_map_fsc
 
@@ -38,7 +38,7 @@ def _same_grid(shape_a, shape_b, info_a, info_b) -> float:
     """The voxel size of two maps that must share a grid (shape and voxel size)."""
     if tuple(shape_a) != tuple(shape_b):
         raise InvalidInputError(f"maps differ in shape: {tuple(shape_a)} and {tuple(shape_b)}")
-    va, vb = float(info_a.voxel_size_angstrom[0]), float(info_b.voxel_size_angstrom[0])
+    va, vb = info_a.cubic_voxel_size_angstrom(), info_b.cubic_voxel_size_angstrom()
     if abs(va - vb) > 1e-3 * max(va, vb):
         raise InvalidInputError(f"maps differ in voxel size: {va:g} and {vb:g} A")
     return va
@@ -215,7 +215,7 @@ def reconstruct(
                 device=device,
             )  # fmt: skip
     pixel = result.pixel_size_angstrom
-    out.mkdir(parents=True, exist_ok=True)
+    writable_directory(out)
     write_mrc(out / "full.mrc", result.full.cpu().numpy(), pixel, force=force)
     if halves:
         write_mrc(out / "half1.mrc", result.half1.cpu().numpy(), pixel, force=force)
@@ -261,7 +261,7 @@ def postprocess(
     )
     result = postprocess_half_maps(a, b, voxel, m, bfactor, fit_bfactor_from_guinier=auto)
     summary = result.fsc.summary()
-    out.mkdir(parents=True, exist_ok=True)
+    writable_directory(out)
     write_mrc(out / "postprocess.mrc", result.volume.cpu().numpy(), voxel, force=force)
     s2, original = guinier((a + b) / 2, voxel)
     _, after = guinier(result.volume, voxel)

@@ -35,16 +35,24 @@ def _parse_rows(values: list[float], convention):
 
 def _read_text(path: Path, convention):
     try:
-        text = path.read_text().replace(",", " ")
-        values = [
-            float(v)
-            for line in text.splitlines()
-            if not line.lstrip().startswith("#")
-            for v in line.split()
-        ]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: not a text file of numbers ({exc})") from exc
-    return _parse_rows(values, convention)
+        lines = path.read_text(encoding="utf-8-sig").replace(",", " ").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: not a text file ({exc})") from None
+    n, rows = len(convention.parameters), []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            row = [float(v) for v in line.split()]
+        except ValueError:
+            raise InvalidInputError(f"{path}:{number}: not numbers: {line.strip()[:60]}") from None
+        if len(row) != n:
+            raise InvalidInputError(
+                f"{path}:{number}: {len(row)} numbers, but {convention.name} takes {n} per "
+                f"rotation ({', '.join(convention.parameters)})"
+            )
+        rows.append(row)
+    return _parse_rows([v for row in rows for v in row], convention)
 
 
 def load_rotations(source: str | Path, convention_name: str):
@@ -66,7 +74,7 @@ def load_rotations(source: str | Path, convention_name: str):
     try:
         values = [float(v) for v in str(source).replace(",", " ").split()]
     except ValueError as exc:
-        raise InvalidInputError(f"{source!r} is neither a file nor numbers") from exc
+        raise InvalidInputError(f"{source} is neither a file nor numbers") from exc
     return matrix_from_convention(_parse_rows(values, convention), convention.name)
 
 
@@ -140,6 +148,7 @@ def grid(
     import pandas as pd
     import torch
 
+    from cryomath.devices import check_memory
     from cryomath.io import write_star
     from cryomath.so3 import matrix_from_quaternion, relion_euler_from_matrix
     from cryomath.so3.grids import (
@@ -154,6 +163,12 @@ def grid(
     for path in (out, plot):
         if path is not None:
             check_output_path(path, force)
+    if method not in GRID_METHODS:
+        raise InvalidInputError(f"unknown grid method {method!r}; one of {GRID_METHODS}")
+    # poses: 72 * 8^k for the HEALPix-based grids; even angles: the sphere's 41,253 deg^2 over
+    # delta^2; about 64 float64 numbers per pose on the way (angles, matrices, quaternions)
+    count = {"even-angles": 41_253 / delta**2, "super-fibonacci": n or 72 * 8**order}
+    check_memory(count.get(method, 72 * 8**order) * 512, f"a {method} grid")
     nominal = None
     if method == "healpix":
         angles = healpix_grid(order)
@@ -164,12 +179,10 @@ def grid(
     elif method == "super-fibonacci":
         count = n if n is not None else 72 * 8**order
         angles = relion_euler_from_matrix(matrix_from_quaternion(super_fibonacci(count)))
-    elif method == "even-angles":
+    else:
         directions = even_angles(delta, even_method, symmetry)
         angles = torch.cat([directions, torch.zeros_like(directions[:, :1])], -1)
         nominal = delta
-    else:
-        raise InvalidInputError(f"unknown grid method {method!r}; one of {GRID_METHODS}")
     result = {"method": method, "count": int(angles.shape[0])}
     if nominal is not None:
         result["nominal_step_degrees"] = nominal
@@ -177,7 +190,10 @@ def grid(
         from cryomath.so3 import matrix_from_relion_euler
 
         q = quaternion_from_matrix(matrix_from_relion_euler(angles))
-        result["covering_radius_degrees"] = round(math.degrees(covering_radius(q, 20_000)), 4)
+        # random probes: 20,000, fewer on big grids (at most 5e9 dot products, about a minute)
+        probes = max(1000, min(20_000, 5_000_000_000 // len(q)))
+        result["covering_radius_degrees"] = round(math.degrees(covering_radius(q, probes)), 4)
+        result["covering_radius_probes"] = probes
     if out is not None:
         frame = pd.DataFrame(angles.numpy(), columns=["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"])
         write_star(out, {"orientations": frame}, force=force)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fitting.preprocess import (
     automatic_threshold,
@@ -81,7 +82,22 @@ def search_rotations(angle_step_degrees: float, dtype=torch.float64) -> torch.Te
             f"the angle step must be in (0, 90] degrees, got {angle_step_degrees}"
         )
     n = math.ceil(900 * (30 / angle_step_degrees) ** 3)
+    check_memory(n * 256, f"a global search at {angle_step_degrees:g} degrees ({n} rotations)")
     return matrix_from_quaternion(super_fibonacci(n, dtype=dtype))
+
+
+def _check_sizes(sizes: dict[str, float | None], shapes, device) -> None:
+    """Sizes positive and finite, and the coarse grid within memory: its box is the maps'
+    extent over the grid spacing; the fields, their transforms and the scores take about 64
+    bytes per voxel."""
+    for name, value in sizes.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InvalidInputError(f"{name} must be a positive number, got {value}")
+    spacing = sizes["grid_spacing_angstrom"]
+    extent = max(shapes[0] * sizes["reference_voxel_size_angstrom"],
+                 shapes[1] * sizes["query_voxel_size_angstrom"])  # fmt: skip
+    box = round(extent / spacing)
+    check_memory(64 * box**3, f"a search grid of {box}^3 voxels at {spacing:g} A", device)
 
 
 def align_maps(
@@ -124,6 +140,21 @@ def align_maps(
     angle step, at most half the limit) and to translations that put the query's centre
     within ``translation_radius_angstrom`` of where ``(R0, T0)`` puts it. The query must then
     be the smaller map (a part fitted into a whole)."""
+    sizes = {
+        "reference_voxel_size_angstrom": reference_voxel_size_angstrom,
+        "query_voxel_size_angstrom": query_voxel_size_angstrom,
+        "grid_spacing_angstrom": grid_spacing_angstrom,
+        "bandwidth_angstrom": bandwidth_angstrom,
+        "mass_reference_kda": mass_reference_kda,
+        "mass_query_kda": mass_query_kda,
+        "angle_limit_degrees": angle_limit_degrees,
+    }
+    if top < 1:
+        raise InvalidInputError(f"top must be at least 1, got {top}")
+    if not (math.isfinite(translation_radius_angstrom) and translation_radius_angstrom >= 0):
+        raise InvalidInputError(
+            f"translation_radius_angstrom must be >= 0, got {translation_radius_angstrom}"
+        )
     for name, v in (("reference", reference), ("query", query)):
         if v.ndim != 3:
             raise InvalidInputError(f"the {name} map must be 3-D, got {tuple(v.shape)}")
@@ -136,6 +167,7 @@ def align_maps(
                 f"no voxel of the {name} map is above the threshold {t:g} (its maximum is "
                 f"{float(v.max()):g})"
             )
+    _check_sizes(sizes, (max(reference.shape), max(query.shape)), reference.device)
     reference = fill_constant_background(reference)
     query = fill_constant_background(query.to(reference.dtype))
     reference, query = cubic(reference), cubic(query)

@@ -8,8 +8,11 @@ with z, y fft-shifted (``projection.prepare_volume``'s layout), for a volume of 
 every frequency of an image counts once with its Friedel mate.
 """
 
+import math
+
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.shells import hermitian_multiplicity
 from cryomath.projection.insertion import accumulate_central_slices_rfft_3d
@@ -34,8 +37,14 @@ class FourierAccumulator:
         self.n, self.n_pad = n, round(n * pad_factor)
         self.voxel_size_angstrom = voxel_size_angstrom
         self.with_weights = with_weights
+        if n < 1 or not 1 <= pad_factor <= 8:
+            raise InvalidInputError(f"need n >= 1 and pad_factor in [1, 8], got {n}, {pad_factor}")
         shape = (self.n_pad, self.n_pad, self.n_pad // 2 + 1)
-        self.sums = torch.zeros((1, 3 if with_weights else 2, *shape), dtype=dtype, device=device)
+        channels = 3 if with_weights else 2
+        # the sums, and as much again for the inversion that divides them
+        needed = 2 * channels * math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        check_memory(needed, f"a Fourier accumulator of {self.n_pad}^3", device)
+        self.sums = torch.zeros((1, channels, *shape), dtype=dtype, device=device)
         self.count = 0
 
     @property

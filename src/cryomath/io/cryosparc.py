@@ -41,6 +41,8 @@ def _load(path: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, EOFError) or any(s in str(exc) for s in ("could only read", "EOF")):
+            raise CryoSparcFormatError(f"{path}: the file is truncated") from None
         raise CryoSparcFormatError(f"{path}: not a cryoSPARC .cs file ({exc})") from None
     if not isinstance(array, np.ndarray) or array.dtype.names is None:
         raise CryoSparcFormatError(f"{path}: not a cryoSPARC .cs file (no named fields)")

@@ -61,6 +61,19 @@ class MRCInfo:
         v = np.asarray(self.voxel_size_angstrom)
         return bool(v.max() > 0 and (v.max() - v.min()) > 1e-4 * v.max())
 
+    def cubic_voxel_size_angstrom(self) -> float:
+        """The one voxel size of a map with cubic voxels; a clear error when the header leaves
+        it unset (0) or the voxels are anisotropic."""
+        v = float(self.voxel_size_angstrom[0])
+        if not min(self.voxel_size_angstrom) > 0:
+            raise InvalidInputError(f"{self.path}: the voxel size is 0 in the header (unset)")
+        if self.is_anisotropic:
+            raise InvalidInputError(
+                f"{self.path}: anisotropic voxels {list(self.voxel_size_angstrom)} are not "
+                "supported here"
+            )
+        return v
+
 
 def _open(path: Path, mmap: bool):
     if not path.exists():
@@ -96,7 +109,9 @@ def _header_info(path: Path, handle, caught: list[str]) -> tuple[MRCInfo, tuple[
     cell = (float(h.cella.x), float(h.cella.y), float(h.cella.z))
     sampling = (int(h.mx), int(h.my), int(h.mz))
     voxel = tuple(c / m if m > 0 else 0.0 for c, m in zip(cell, sampling, strict=True))
-    if min(voxel) <= 0:
+    if not all(np.isfinite(voxel)):
+        notes.append("voxel size is NaN or infinite in the header")
+    elif min(voxel) <= 0:
         notes.append("voxel size is zero in the header (unknown)")
     angles = (float(h.cellb.alpha), float(h.cellb.beta), float(h.cellb.gamma))
     if any(a and abs(a - 90.0) > 1e-3 for a in angles):
@@ -149,12 +164,25 @@ def read_mrc_header(path: str | os.PathLike) -> MRCInfo:
         handle.close()
 
 
+def _check_data(path: Path, info: "MRCInfo") -> None:
+    """What no reader of data accepts: complex data, and voxel sizes that are not numbers or
+    are negative (0 means unknown, which commands that need a size refuse themselves)."""
+    if info.mode in (3, 4):
+        raise MRCFormatError(f"{path}: complex data (mode {info.mode}); cryomath reads real maps")
+    voxel = np.asarray(info.voxel_size_angstrom, dtype=np.float64)
+    if not np.isfinite(voxel).all():
+        raise MRCFormatError(f"{path}: the voxel size in the header is NaN or infinite")
+    if (voxel < 0).any():
+        raise MRCFormatError(f"{path}: the voxel size in the header is negative")
+
+
 def read_mrc(path: str | os.PathLike, dtype=np.float32) -> tuple[np.ndarray, MRCInfo]:
     """Read a map or stack: ``(z, y, x)`` array of ``dtype`` (None: as stored) and its info."""
     path = Path(path)
     handle, caught = _open(path, mmap=False)
     try:
         info, perm = _header_info(path, handle, caught)
+        _check_data(path, info)
         data = handle.data
         if data.ndim == 2:
             data = data[None]
@@ -182,6 +210,7 @@ class ImageStack:
         handle, caught = _open(self.path, mmap=True)
         try:
             self.info, perm = _header_info(self.path, handle, caught)
+            _check_data(self.path, self.info)
             data = handle.data
             self._dtype = data.dtype
             self._shape = (1, *data.shape) if data.ndim == 2 else tuple(data.shape)

@@ -186,7 +186,15 @@ class ParticleTable:
         for path in pd.unique(self.image_paths[particles]):
             rows = np.flatnonzero(self.image_paths[particles] == path)
             with ImageStack(self.resolve_path(path)) as stack:
-                images = stack[self.image_indices[particles[rows]]]
+                wanted = self.image_indices[particles[rows]]
+                beyond = (wanted >= len(stack)) | (wanted < 0)
+                if beyond.any():
+                    k = int(np.flatnonzero(beyond)[0])
+                    raise InvalidInputError(
+                        f"particle {int(particles[rows][k]) + 1} refers to image "
+                        f"{int(wanted[k]) + 1} of {path}, which holds {len(stack)} images"
+                    )
+                images = stack[wanted]
             if out is None:
                 out = np.empty((particles.size, *images.shape[1:]), dtype=np.float32)
             elif images.shape[1:] != out.shape[1:]:

@@ -74,6 +74,31 @@ def _check_labels(columns, path: Path, allow_unknown: bool) -> None:
         )
 
 
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_numeric(frame: pd.DataFrame, path: Path, block: str) -> None:
+    """Every column cryomath reads as a number holds numbers: else name the column, the row
+    and the value."""
+    for label in INTERPRETED - {"rlnImageName"}:
+        if label in frame.columns and frame[label].dtype.kind not in "iuf":
+            try:
+                frame[label].astype(np.float64)  # "nan" and "inf" are numbers (checked later)
+                continue
+            except ValueError:
+                pass
+            row = next(i for i, v in enumerate(frame[label]) if not _is_number(v))
+            raise InvalidInputError(
+                f"{path}: column _{label} of data_{block} holds text where numbers are expected "
+                f"({frame[label].iloc[row]!r} in row {row + 1})"
+            )
+
+
 def _particle_block(blocks: dict, path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     optics = blocks.get("optics")
     if isinstance(optics, pd.DataFrame) and isinstance(blocks.get("particles"), pd.DataFrame):
@@ -200,10 +225,16 @@ def read_relion_star(
     if len(particles) == 0:
         raise InvalidInputError(f"{path}: the particle table is empty")
     _check_labels(particles.columns, path, allow_unknown_columns)
-    frame = particles if optics is None else _merge_optics(particles, optics, path)
+    _check_numeric(particles, path, "particles")
     if optics is not None:
         _check_labels(optics.columns, path, allow_unknown_columns)
+        _check_numeric(optics, path, "optics")
+    frame = particles if optics is None else _merge_optics(particles, optics, path)
     pixel = _pixel_size(frame, pixel_size_angstrom)
+    if pixel is not None and not (np.isfinite(pixel) & (pixel > 0)).all():
+        bad = pixel[~(np.isfinite(pixel) & (pixel > 0))][0]
+        what = "NaN" if np.isnan(bad) else f"{bad:g} A"
+        raise InvalidInputError(f"{path}: the pixel size is {what}; it must be a positive number")
     paths = indices = None
     if "rlnImageName" in frame.columns:
         paths, indices = _image_refs(frame["rlnImageName"], path)

@@ -1,6 +1,7 @@
 """JSON result files (summaries, fits, FSC curves): plain Python values, written atomically."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ from cryomath.io.atomic import atomic_output
 
 
 def plain(value):
-    """``value`` with numpy arrays and scalars turned into lists and Python numbers (JSON)."""
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers, and NaN
+    and infinities into None: strict JSON."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -17,11 +19,13 @@ def plain(value):
     if isinstance(value, np.ndarray):
         return plain(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN or Infinity
     return value
 
 
 def write_json(path: Path, result: dict, force: bool) -> None:
     """Write ``result`` as indented JSON, atomically."""
     with atomic_output(path, force) as tmp:
-        tmp.write_text(json.dumps(plain(result), indent=2))
+        tmp.write_text(json.dumps(plain(result), indent=2, allow_nan=False))

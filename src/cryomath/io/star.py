@@ -107,7 +107,7 @@ def read_star(path: str | os.PathLike) -> dict[str, StarBlock]:
     """Read every block of a STAR file (see module docstring); raise :class:`StarFormatError`."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is tolerated
     except FileNotFoundError:
         raise StarFormatError(f"{path}: no such file") from None
     except UnicodeDecodeError:
@@ -144,7 +144,10 @@ def read_star(path: str | os.PathLike) -> dict[str, StarBlock]:
                 end = len(text) if end < 0 else end
                 stripped = text[pos:end].strip()
                 if stripped.startswith("_"):
-                    labels.append(_label(stripped, path, line_no)[0])
+                    label = _label(stripped, path, line_no)[0]
+                    if label in labels:
+                        raise StarFormatError(f"{path}:{line_no}: column _{label} appears twice")
+                    labels.append(label)
                 elif stripped and not stripped.startswith("#"):
                     break
                 pos, line_no = end + 1, line_no + 1

@@ -27,10 +27,8 @@ def read_fit_input(path: Path, voxel_size_angstrom: float | None, resolution_ang
         volume, origin = map_from_model(read_atoms(path), voxel, resolution_angstrom)
         return volume, voxel, origin
     data, info = read_mrc(path, dtype=np.float64)
-    voxels = np.asarray(info.voxel_size_angstrom, dtype=np.float64)
-    if not np.allclose(voxels, voxels[0], rtol=1e-4):
-        raise InvalidInputError(f"{path}: anisotropic voxels {voxels.tolist()} are not supported")
-    return torch.from_numpy(data), float(voxels[0]), np.asarray(info.origin_angstrom)
+    voxel = info.cubic_voxel_size_angstrom()
+    return torch.from_numpy(data), voxel, np.asarray(info.origin_angstrom)
 
 
 def read_fit_pair(reference: Path, query: Path, resolution_angstrom: float):

@@ -22,7 +22,12 @@ from cryomath.devices import Staging, device_name, resolve_device
 from cryomath.errors import InvalidInputError
 from cryomath.imaging import iter_batches
 from cryomath.io import MRCStackWriter, ParticleTable, write_cryosparc
-from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.io.atomic import (
+    atomic_output,
+    check_output_path,
+    published_at_once,
+    writable_directory,
+)
 from cryomath.io.relion import write_relion_star
 from cryomath.projection import prepare_volume
 from cryomath.simulate import SimulationSettings, ground_truth, simulate_images
@@ -123,8 +128,19 @@ def simulate_dataset(
     settings.check()
     if batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
+    n = volume.shape[-1]
+    if volume.ndim != 3 or tuple(volume.shape) != (n, n, n) or n < 2:
+        raise InvalidInputError(f"the volume must be cubic (n, n, n), got {tuple(volume.shape)}")
+    if not bool(torch.isfinite(volume).all()):
+        raise InvalidInputError("the volume contains NaN or inf")
     device = device_name(device, client)
-    out = Path(out_dir)
+    with published_at_once():  # shards appear one by one: an interrupted run can resume
+        return _simulate(volume, Path(out_dir), settings, write_clean, force, resume, client,
+                         progress, batch_size, device)  # fmt: skip
+
+
+def _simulate(volume, out, settings, write_clean, force, resume, client, progress, batch_size,
+              device) -> dict:  # fmt: skip
     box = volume.shape[-1]
     n_shards = (settings.n_particles + settings.shard_size - 1) // settings.shard_size
     shards = [list(_shard_paths(out, i, write_clean).values()) for i in range(n_shards)]
@@ -144,12 +160,16 @@ def simulate_dataset(
         todo = list(range(n_shards))
     writable_directory(out)
     if force and not resume:  # so that any shard file present later is from this run
+        ours = {p.name for paths in shards for p in paths}
+        for path in [*out.glob("particles_*.mrcs"), *out.glob("clean_*.mrcs")]:
+            if path.name not in ours and path.stem.split("_")[-1].isdigit():
+                path.unlink()  # a shard of an earlier, larger run
         for i in todo:
             for path in shards[i]:
                 path.unlink(missing_ok=True)
     if not resume:
         with atomic_output(out / "simulation.json", force) as tmp:
-            tmp.write_text(json.dumps(manifest))
+            tmp.write_text(json.dumps(manifest, allow_nan=False))
     table = ground_truth(settings, box)
 
     def part(i):

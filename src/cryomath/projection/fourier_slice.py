@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid, grid_sample_3d, grid_sample_coordinates
+from cryomath.so3.checks import check_rotation_matrices
 
 INTERPOLATIONS = ("trilinear", "nearest", "cubic")
 
@@ -196,6 +197,7 @@ def extract_central_slices_rfft_3d(
             f"rotations' leading dims {tuple(rotations.shape[:nb])} do not match the volume "
             f"batch {spectrum.batch_shape}"
         )
+    check_rotation_matrices(rotations)
     rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
     pose_shape = rotations.shape[nb:-2]
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)

@@ -13,6 +13,7 @@ import torch
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.grids import grid_sample_3d_adjoint, grid_sample_coordinates
 from cryomath.projection.fourier_slice import nyquist_samples, slice_coordinates
+from cryomath.so3.checks import check_rotation_matrices
 
 
 def accumulate_central_slices_rfft_3d(
@@ -27,6 +28,7 @@ def accumulate_central_slices_rfft_3d(
     ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
     parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Only the samples
     inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft)."""
+    check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
         raise InvalidInputError(

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.grids import grid_sample_coordinates
+from cryomath.so3.checks import check_rotation_matrices
 
 
 def _centred_coordinates(n: int, dtype, device) -> torch.Tensor:
@@ -23,6 +24,7 @@ def project_real_space(volume: torch.Tensor, rotations: torch.Tensor) -> torch.T
     n = volume.shape[-1]
     if volume.ndim != 3 or volume.shape != (n, n, n):
         raise InvalidInputError(f"need one cubic volume (n, n, n), got {tuple(volume.shape)}")
+    check_rotation_matrices(rotations)
     batch = rotations.shape[:-2]
     r = _centred_coordinates(n, volume.dtype, volume.device)
     images = []

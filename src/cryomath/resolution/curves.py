@@ -6,6 +6,7 @@
 shell s is at ``s / (n * voxel_size)`` per Angstrom (RELION's ``rlnResolution``).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,10 +37,21 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int) -> int:
     shape = a.shape[-ndim:]
     if len(set(shape)) != 1:
         raise InvalidInputError(f"FSC needs square/cubic maps, got {tuple(shape)}")
-    for m in (a, b):
+    for name, m in (("first", a), ("second", b)):
         if not holds(torch.isfinite(m).all()):
-            raise InvalidInputError("a map contains NaN or inf")
+            raise InvalidInputError(f"the {name} map contains NaN or inf")
+        if not holds((m != 0).any()):
+            raise InvalidInputError(f"the {name} map is all zeros: its FSC is undefined")
     return int(shape[0])
+
+
+def check_voxel_size(voxel_size_angstrom: float) -> float:
+    """``voxel_size_angstrom`` if it is a positive finite number; a clear error otherwise."""
+    v = float(voxel_size_angstrom)
+    if not math.isfinite(v) or v <= 0:
+        what = "NaN" if math.isnan(v) else f"{v:g} A"
+        raise InvalidInputError(f"the voxel size is {what}; it must be a positive number")
+    return v
 
 
 def fourier_shell_correlation(
@@ -52,11 +64,14 @@ def fourier_shell_correlation(
     """FSC (``ndim=3``) or FRC (``ndim=2``) of ``(..., n, n[, n])`` maps, after multiplying both
     by ``mask`` if given."""
     n = _check_pair(map1, map2, ndim)
+    check_voxel_size(voxel_size_angstrom)
     if mask is not None:
         if mask.shape[-ndim:] != map1.shape[-ndim:]:
             raise InvalidInputError(
                 f"mask shape {tuple(mask.shape)} does not match the maps {tuple(map1.shape)}"
             )
+        if not holds(torch.isfinite(mask).all()) or not holds((mask != 0).any()):
+            raise InvalidInputError("the mask is all zeros, or holds NaN or inf")
         map1, map2 = map1 * mask, map2 * mask
     # no centring shift: it multiplies both spectra by the same phases, which the FSC ignores
     # (and it would copy each map)

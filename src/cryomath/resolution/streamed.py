@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.resolution.curves import FSCCurve, add_shell_sums
+from cryomath.resolution.curves import FSCCurve, add_shell_sums, check_voxel_size
 
 _COMPLEX = {torch.float32: np.complex64, torch.float64: np.complex128}
 
@@ -43,6 +43,7 @@ def fourier_shell_correlation_streamed(
     """FSC of two cubic maps given as z-slab readers ``m[z0:z1] -> (k, n, n)`` (e.g.
     ``ImageStack(path)``), transformed in ``dtype`` and summed in float64; scratch files go
     to ``scratch_dir`` (default: the system's temporary folder) and are removed at the end."""
+    check_voxel_size(voxel_size_angstrom)
     n = _box(map1)
     if _box(map2) != n:
         raise InvalidInputError(f"maps differ in shape: {n}^3 and {_box(map2)}^3")
@@ -57,14 +58,18 @@ def fourier_shell_correlation_streamed(
     ):
         scratch = [files.enter_context(open(Path(tmp) / f"{i}.bin", "w+b")) for i in (1, 2)]
         slab = max(1, chunk_samples // (n * n))
-        for m, f in zip((map1, map2), scratch, strict=True):
+        for name, m, f in zip(("first", "second"), (map1, map2), scratch, strict=True):
+            empty = True
             for z0 in range(0, n, slab):
                 block = torch.as_tensor(np.array(m[z0 : z0 + slab]), dtype=dtype)
                 if not bool(torch.isfinite(block).all()):
-                    raise InvalidInputError("a map contains NaN or inf")
+                    raise InvalidInputError(f"the {name} map contains NaN or inf")
+                empty = empty and not bool(block.any())
                 by_row = torch.fft.rfft2(block).transpose(0, 1).contiguous().numpy()
                 for y in range(n):  # stored as (ky, z, kx): pass 2 reads whole ky rows
                     os.pwrite(f.fileno(), by_row[y], (y * n + z0) * nx * sample)
+            if empty:
+                raise InvalidInputError(f"the {name} map is all zeros: its FSC is undefined")
         k = torch.fft.fftfreq(n, dtype=torch.float64)
         kx2 = torch.fft.rfftfreq(n, dtype=torch.float64) ** 2
         rows = max(1, chunk_samples // (n * nx))

@@ -54,14 +54,40 @@ class SimulationSettings:
     shard_size: int = 10240
 
     def check(self) -> None:
-        if self.n_particles < 1:
-            raise InvalidInputError("need at least one particle")
+        """Every field in its range (one line naming the first that is not), before any work."""
+        import math
+
+        finite = {k: v for k, v in vars(self).items() if isinstance(v, float)}
+        for name, value in finite.items():
+            if not math.isfinite(value):
+                raise InvalidInputError(f"{name} must be a finite number, got {value}")
+        ranges = [
+            ("n_particles", self.n_particles >= 1, "at least 1"),
+            ("pixel_size_angstrom", self.pixel_size_angstrom > 0, "positive"),
+            ("seed", self.seed >= 0, "at least 0"),
+            ("grid_order", 0 <= self.grid_order <= 7, "in [0, 7]"),
+            ("preferred_fraction", 0 <= self.preferred_fraction <= 1, "in [0, 1]"),
+            ("preferred_kappa", self.preferred_kappa >= 0, "at least 0"),
+            ("shift_sigma_angstrom", self.shift_sigma_angstrom >= 0, "at least 0"),
+            ("astigmatism_angstrom", self.astigmatism_angstrom >= 0, "at least 0"),
+            ("voltage_kv", self.voltage_kv > 0, "positive"),
+            ("amplitude_contrast", 0 <= self.amplitude_contrast < 1, "in [0, 1)"),
+            ("snr", self.snr is None or self.snr > 0, "positive"),
+            ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0, "positive"),
+            ("contrast_rms", self.contrast_rms > 0, "positive"),
+            ("pad_factor", 1 <= self.pad_factor <= 4, "in [1, 4]"),
+            ("shard_size", self.shard_size >= 1, "at least 1"),
+        ]
+        for name, ok, wanted in ranges:
+            if not ok:
+                raise InvalidInputError(f"{name} must be {wanted}, got {getattr(self, name)}")
         if self.snr is not None and self.dose_e_per_a2 is not None:
             raise InvalidInputError("give an SNR or a dose, not both")
-        if self.shard_size < 1:
-            raise InvalidInputError("shard size must be at least 1")
         if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
             raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
+        direction = np.asarray(self.preferred_direction, dtype=np.float64)
+        if direction.shape != (3,) or not np.isfinite(direction).all() or not direction.any():
+            raise InvalidInputError("preferred_direction must be a non-zero finite 3-vector")
 
 
 def ground_truth(s: SimulationSettings, image_size: int) -> ParticleTable:

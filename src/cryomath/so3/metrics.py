@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from cryomath.so3.checks import check_rotation_matrices
 from cryomath.so3.quaternion import quaternion_from_matrix
 
 _SQRT2 = math.sqrt(2.0)
@@ -26,7 +27,9 @@ def _safe_norm(x: torch.Tensor) -> torch.Tensor:
 
 def geodesic_distance(r: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Angle (radians, in ``[0, pi]``) of ``R^T S`` for ``(..., 3, 3)`` matrices (broadcast).
-    Gradients are finite everywhere (0 at R = S and at theta = pi)."""
+    Gradients are finite everywhere (0 at R = S and at theta = pi). Matrices that are not
+    rotations (NaN, not orthogonal, det -1) are refused."""
+    r, s = check_rotation_matrices(r), check_rotation_matrices(s)
     chord = _safe_norm(r - s)
     use_chord = chord < 2.0  # chord 2 <=> theta = pi / 2
     small = 2 * torch.asin(torch.where(use_chord, chord, 0.0) / (2 * _SQRT2))
@@ -38,8 +41,8 @@ def geodesic_distance(r: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def chordal_distance(r: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``||R - S||_F`` for ``(..., 3, 3)`` matrices."""
-    return torch.linalg.matrix_norm(r - s)
+    """``||R - S||_F`` for ``(..., 3, 3)`` rotation matrices."""
+    return torch.linalg.matrix_norm(check_rotation_matrices(r) - check_rotation_matrices(s))
 
 
 def quaternion_distance(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -83,6 +86,7 @@ def pairwise_geodesic_distance(
 ) -> torch.Tensor:
     """``(m, 3, 3)`` and ``(n, 3, 3)`` -> ``(m, n)`` geodesic angles (radians), through unit
     quaternions, in row blocks of at most ``max_elements`` pairs (bounded memory)."""
+    r, s = check_rotation_matrices(r), check_rotation_matrices(s)
     q, p = quaternion_from_matrix(r), quaternion_from_matrix(s)
     step = max(1, max_elements // max(p.shape[0], 1))
     rows = [

@@ -199,7 +199,16 @@ def matrix_from_convention(params: torch.Tensor, name: str) -> torch.Tensor:
     """``(..., n)`` parameters of convention ``name`` -> ``(..., 3, 3)`` pose matrices A."""
     convention = get_convention(name)
     _check_parameters(params, convention)
-    return convention.to_matrix(params)
+    if convention.name == "quaternion":
+        norm = params.norm(dim=-1)
+        if not bool((norm > 1e-8).all()):
+            i = int((norm <= 1e-8).reshape(-1).nonzero()[0])
+            raise InvalidInputError(f"quaternion {i + 1} is zero: it is no rotation")
+    matrices = convention.to_matrix(params)
+    if not bool(torch.isfinite(matrices).all()):  # e.g. a spin axis of length zero
+        i = int((~torch.isfinite(matrices).flatten(-2).all(-1)).reshape(-1).nonzero()[0])
+        raise InvalidInputError(f"{name} parameters {i + 1} define no rotation")
+    return check_rotation_matrices(matrices)
 
 
 def convention_from_matrix(matrix: torch.Tensor, name: str) -> torch.Tensor:

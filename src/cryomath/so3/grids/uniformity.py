@@ -13,6 +13,9 @@ from cryomath.so3.random import random_quaternions
 
 
 def _max_abs_dot(a: torch.Tensor, b: torch.Tensor, chunk: int, exclude_self: bool) -> torch.Tensor:
+    # at most ``chunk`` rows of ``a`` at a time, and a block of at most 2^25 dot products
+    # (256 MB in float64), whatever the size of ``b``
+    chunk = max(1, min(chunk, 2**25 // max(1, b.shape[0])))
     best = []
     for start in range(0, a.shape[0], chunk):
         dot = (a[start : start + chunk] @ b.T).abs()

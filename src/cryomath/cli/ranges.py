@@ -1,0 +1,116 @@
+"""The range of every numeric option, checked before a command does any work.
+
+One spelling means one quantity (tests/test_architecture.py), so a range belongs to the option
+name, whichever command takes it. Every float must also be finite. ``checked_command`` wraps a
+built command so that its values are checked after parsing and before its function runs.
+"""
+
+import functools
+import math
+from dataclasses import dataclass
+
+from cryomath.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Range:
+    """``kind`` (int or float) values in ``[low, high]``, an end excluded where ``*_open``."""
+
+    kind: type
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is outside the range, or None."""
+        if self.kind is float and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        below = value <= self.low if self.low_open else value < self.low
+        above = value >= self.high if self.high_open else value > self.high
+        if below or above:
+            return f"must be in {self.describe()}, got {value:g}"
+        return None
+
+    def describe(self) -> str:
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+def _f(low, high, low_open=False, high_open=False) -> Range:
+    return Range(float, low, high, low_open, high_open)
+
+
+def _i(low, high) -> Range:
+    return Range(int, low, high)
+
+
+ANY = _f(-math.inf, math.inf, True, True)
+
+RANGES: dict[str, Range] = {
+    "--amplitude-contrast": _f(0, 1, high_open=True),
+    "--angle-limit": _f(0, 180, low_open=True),
+    "--angle-step": _f(0, 90, low_open=True),
+    "--astigmatism": _f(0, 1e5),  # Angstrom
+    "--bandwidth": _f(0, 1e4, low_open=True),  # Angstrom
+    "--batch-size": _i(1, 1_000_000),
+    "--bfactor": _f(-2000, 2000),  # Angstrom^2
+    "--box-size": _i(2, 8192),  # pixels
+    "--chunk-size": _i(1, 1_000_000),
+    "--cs": _f(-10, 20),  # mm; aberration correctors make it slightly negative
+    "--defocus-max": _f(0, 2e5),  # Angstrom
+    "--defocus-min": _f(0, 2e5),
+    "--delta": _f(0, 180, low_open=True),  # degrees
+    "--dose": _f(0, 1e4, low_open=True),  # e/A^2
+    "--grid-order": _i(0, 7),  # HEALPix
+    "--grid-spacing": _f(0, 100, low_open=True),  # Angstrom
+    "--iterations": _i(1, 10_000),
+    "--mass-query": _f(0, 1e7, low_open=True),  # kDa
+    "--mass-ref": _f(0, 1e7, low_open=True),
+    "--n": _i(1, 1_000_000_000),
+    "--order": _i(0, 7),
+    "--pad": _f(1, 4),
+    "--pixel-size": _f(0, 100, low_open=True),  # Angstrom
+    "--preferred-fraction": _f(0, 1),
+    "--preferred-kappa": _f(0, 1e6),
+    "--resolution": _f(0, 1000, low_open=True),  # Angstrom
+    "--seed": _i(0, 2**63 - 1),
+    "--shard-size": _i(1, 1_000_000_000),
+    "--shift-sigma": _f(0, 1e4),  # Angstrom
+    "--snr": _f(0, 1e6, low_open=True),
+    "--threshold-query": ANY,
+    "--threshold-ref": ANY,
+    "--top": _i(1, 10_000),
+    "--translation-radius": _f(0, 1e4),  # Angstrom
+    "--voltage": _f(0, 3000, low_open=True),  # kV
+}
+
+
+def _check(name: str, value, declared: Range | None) -> None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        problem = (declared or ANY).problem(v) if isinstance(v, float) or declared else None
+        if problem:
+            raise InvalidInputError(f"{name} {problem}")
+
+
+def checked_command(command):
+    """Wrap the callback of every leaf command of the click ``command`` tree with the checks."""
+    for child in getattr(command, "commands", {}).values():
+        checked_command(child)
+    if command.callback is None or hasattr(command, "commands"):
+        return command
+    names = {p.name: (p.opts[0] if p.opts else p.name) for p in command.params}
+    inner = command.callback
+
+    @functools.wraps(inner)
+    def callback(**values):
+        for key, value in values.items():
+            name = names.get(key, key)
+            _check(name, value, RANGES.get(name))
+        return inner(**values)
+
+    command.callback = callback
+    return command
