@@ -11,11 +11,11 @@ DOCS = Path(__file__).parent
 
 
 def _cli_page() -> str:
-    import click
     import typer
     from typer.testing import CliRunner
 
     from cryomath.cli import app
+    from cryomath.cli.ranges import RANGES
 
     runner = CliRunner()
     parts = ["# CLI reference\n", "Generated from the command definitions (`--help` of each).\n"]
@@ -23,12 +23,28 @@ def _cli_page() -> str:
     def walk(command, words):
         result = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1"})
         parts.append(f"## `{' '.join(['cryomath', *words])}`\n\n```text\n{result.output}```\n")
-        if isinstance(command, click.Group):
-            ctx = click.Context(command)
-            for name in command.list_commands(ctx):
-                walk(command.get_command(ctx, name), [*words, name])
+        for name, child in sorted(getattr(command, "commands", {}).items()):
+            walk(child, [*words, name])
 
     walk(typer.main.get_command(app), [])
+    rows = [
+        f"| `{name}` | {r.kind.__name__} | {r.describe()} |\n" for name, r in sorted(RANGES.items())
+    ]
+    parts.append(
+        "## Failures, outputs and value ranges\n\n"
+        "Every failure is one line on stderr: `cryomath: error: ...` with status 1 (a bad "
+        "value, file or folder: fix it and rerun), 2 (usage: an unknown option or a missing "
+        "argument), `cryomath: interrupted` with status 130 (Ctrl-C or SIGTERM), or 3 for a "
+        "failure cryomath did not foresee (a bug; `CRYOMATH_DEBUG=1` shows the traceback). "
+        "A command's output files appear together when it succeeds; a failed or interrupted "
+        "command leaves none, and no folder it created (`simulate` keeps its finished shards "
+        "and `simulation.json`, for `--resume`). Outputs take the user's umask; JSON output "
+        "is strict (no NaN or Infinity: `null`). Requests that need more memory than the "
+        "machine has free are refused before they start, with both figures.\n\n"
+        "Every numeric option is checked before any work; an option name means the same "
+        "quantity, with the same range, in every command that takes it. Floats must be "
+        "finite.\n\n| option | type | range |\n|---|---|---|\n" + "".join(rows)
+    )
     return "\n".join(parts)
 
 

@@ -130,3 +130,19 @@ def test_a_truncated_cs_file_is_called_truncated(tiny, tmp_path, command):
     }[command]
     assert "cut.cs: the file is truncated" in assert_one_line_failure(run(argv))
     assert files(tmp_path) == {"cut.cs"}
+
+
+def test_a_truncated_map_is_called_truncated(tiny, tmp_path):
+    cut = tmp_path / "cut.mrc"
+    cut.write_bytes(tiny["half1"].read_bytes()[:2000])
+    for argv in (["fsc", str(cut), str(tiny["half2"])], ["info", str(cut)],
+                 ["simulate", str(cut), "--out", str(tmp_path / "s")]):  # fmt: skip
+        assert "cut.mrc: the file is truncated" in assert_one_line_failure(run(argv))
+    assert files(tmp_path) == {"cut.mrc"}
+
+
+def test_symmetry_orders_beyond_any_assembly_are_refused():
+    for name, expected in (("C0", "need an order"), ("C100000", "orders above 1000"),
+                           ("Q2", "unknown point group")):  # fmt: skip
+        outcome = run(["rotations", "distance", "1,2,3", "4,5,6", "--symmetry", name])
+        assert expected in assert_one_line_failure(outcome)

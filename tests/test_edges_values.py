@@ -101,7 +101,7 @@ def test_requests_beyond_the_memory_are_refused_with_the_figure(tiny, tmp_path):
     grid = run(["rotations", "grid", "--order", "7"])  # 151 million poses
     assert "needs about" in assert_one_line_failure(grid) and "is available" in grid.stderr
     h1 = str(tiny["half1"])
-    fit = run(["align-maps", h1, h1, "--grid-spacing", "0.001", "--out", str(tmp_path / "f")])
+    fit = run(["align-maps", h1, h1, "--grid-spacing", "0.01", "--out", str(tmp_path / "f")])
     assert "needs about" in assert_one_line_failure(fit)
     steps = run(["align-maps", h1, h1, "--angle-step", "0.01", "--out", str(tmp_path / "f")])
     assert "rotations) needs about" in assert_one_line_failure(steps)

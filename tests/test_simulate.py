@@ -111,7 +111,7 @@ def test_cli_simulate_and_project(tmp_path, capsys):
     assert code == 0 and json.loads(out)["particles"] == 40
     code = main(["simulate", str(MAP), "--n", "40", "--out", str(tmp_path / "s"), "--json"])
     _, err = capsys.readouterr()
-    assert code == 1 and "exists" in err
+    assert code == 1 and "holds a simulation already" in err and "--resume" in err
     star = DATA / "relion313_reference" / "proj_ctf_24.star"
     out_stack = tmp_path / "p.mrcs"
     code = main(

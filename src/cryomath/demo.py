@@ -39,7 +39,16 @@ def run_demo(
     device: str | torch.device | None = None,
 ) -> dict:
     """Run the demo into ``out_dir``, computing on ``device``; returns the summary.
-    ``progress(stage, done, total)`` is called as work advances."""
+    ``progress(stage, done, total)`` is called as work advances. The simulated particles go
+    to ``out_dir/particles``, removed again if the demo fails or is interrupted."""
+    from cryomath.io.atomic import output_set, removed_on_failure
+
+    with output_set(), removed_on_failure(Path(out_dir) / "particles"):
+        return _run_demo(out_dir, n_particles, snr, bfactor_angstrom2, seed, force, progress,
+                         device)  # fmt: skip
+
+
+def _run_demo(out_dir, n_particles, snr, bfactor_angstrom2, seed, force, progress, device):
     from cryomath import so3
     from cryomath.atoms import map_from_model, read_atoms
     from cryomath.devices import resolve_device

@@ -15,6 +15,7 @@ import torch
 
 from cryomath.atoms.model import Atoms
 from cryomath.atoms.scattering import molmap_sigma_angstrom, peng_coefficients
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 
 
@@ -69,6 +70,10 @@ def render_potential(
     a, b = _widths(atoms, use_bfactors, resolution_angstrom)
     sigma_max = float(np.sqrt(b.max() / (8 * math.pi**2)))
     half = math.ceil(cutoff_sigmas * sigma_max / voxel_size_angstrom)
+    # the map, and per chunk of atoms their (2 half + 1)^3 neighbourhoods (a few arrays each)
+    chunk = min(chunk_atoms, len(atoms.positions_angstrom))
+    footprint = 8 * math.prod(shape) + 64 * chunk * (2 * half + 1) ** 3
+    check_memory(footprint, f"a {shape} map at {voxel_size_angstrom:g} A", device)
     offsets = torch.arange(-half, half + 1, device=device)
     oz, oy, ox = torch.meshgrid(offsets, offsets, offsets, indexing="ij")
     offsets = torch.stack([ox, oy, oz], -1).reshape(-1, 3)  # (x, y, z)

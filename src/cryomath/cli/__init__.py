@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
+        if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out of memory
+            print("cryomath: error: out of memory (the request exceeds what the device has)",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         if os.environ.get("CRYOMATH_DEBUG"):
             raise
         print(

@@ -34,6 +34,8 @@ class Range:
 
     def describe(self) -> str:
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        if self.kind is int:
+            return f"{left}{int(self.low)}, {int(self.high)}{right}"
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
 
@@ -49,40 +51,40 @@ ANY = _f(-math.inf, math.inf, True, True)
 
 RANGES: dict[str, Range] = {
     "--amplitude-contrast": _f(0, 1, high_open=True),
-    "--angle-limit": _f(0, 180, low_open=True),
-    "--angle-step": _f(0, 90, low_open=True),
+    "--angle-limit": _f(0.01, 180),  # degrees
+    "--angle-step": _f(0.01, 90),  # degrees
     "--astigmatism": _f(0, 1e5),  # Angstrom
-    "--bandwidth": _f(0, 1e4, low_open=True),  # Angstrom
+    "--bandwidth": _f(0.01, 1e4),  # Angstrom
     "--batch-size": _i(1, 1_000_000),
     "--bfactor": _f(-2000, 2000),  # Angstrom^2
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
-    "--cs": _f(-10, 20),  # mm; aberration correctors make it slightly negative
-    "--defocus-max": _f(0, 2e5),  # Angstrom
-    "--defocus-min": _f(0, 2e5),
-    "--delta": _f(0, 180, low_open=True),  # degrees
-    "--dose": _f(0, 1e4, low_open=True),  # e/A^2
+    "--cs": _f(0, 20),  # mm
+    "--defocus-max": _f(50, 2e5),  # Angstrom (below 50: micrometres given by mistake)
+    "--defocus-min": _f(50, 2e5),
+    "--delta": _f(0.01, 180),  # degrees
+    "--dose": _f(1e-6, 1e4),  # e/A^2
     "--grid-order": _i(0, 7),  # HEALPix
-    "--grid-spacing": _f(0, 100, low_open=True),  # Angstrom
+    "--grid-spacing": _f(0.01, 100),  # Angstrom
     "--iterations": _i(1, 10_000),
-    "--mass-query": _f(0, 1e7, low_open=True),  # kDa
-    "--mass-ref": _f(0, 1e7, low_open=True),
+    "--mass-query": _f(1e-3, 1e7),  # kDa
+    "--mass-ref": _f(1e-3, 1e7),
     "--n": _i(1, 1_000_000_000),
     "--order": _i(0, 7),
     "--pad": _f(1, 4),
-    "--pixel-size": _f(0, 100, low_open=True),  # Angstrom
+    "--pixel-size": _f(0.01, 100),  # Angstrom
     "--preferred-fraction": _f(0, 1),
     "--preferred-kappa": _f(0, 1e6),
-    "--resolution": _f(0, 1000, low_open=True),  # Angstrom
+    "--resolution": _f(0.01, 1000),  # Angstrom
     "--seed": _i(0, 2**63 - 1),
     "--shard-size": _i(1, 1_000_000_000),
     "--shift-sigma": _f(0, 1e4),  # Angstrom
-    "--snr": _f(0, 1e6, low_open=True),
+    "--snr": _f(1e-6, 1e6),  # below, the noise overflows float32 images
     "--threshold-query": ANY,
     "--threshold-ref": ANY,
     "--top": _i(1, 10_000),
     "--translation-radius": _f(0, 1e4),  # Angstrom
-    "--voltage": _f(0, 3000, low_open=True),  # kV
+    "--voltage": _f(10, 3000),  # kV
 }
 
 

@@ -7,10 +7,12 @@ used so that the even-size Nyquist samples are split or folded symmetrically (th
 the inverse is the Hermitian projection).
 """
 
+import math
 from collections.abc import Sequence
 
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 
@@ -20,6 +22,9 @@ def crop_or_pad(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor:
     (which stays at ``N_out // 2``); real or complex, any dtype."""
     output_shape = tuple(int(n) for n in output_shape)
     ndim = len(output_shape)
+    lead = math.prod(x.shape[: x.ndim - ndim])
+    check_memory(lead * math.prod(output_shape) * x.element_size(),
+                 f"an array of {output_shape}", x.device)  # fmt: skip
     out = x.new_zeros((*x.shape[: x.ndim - ndim], *output_shape))
     src, dst = [], []
     for n_in, n_out in zip(x.shape[x.ndim - ndim :], output_shape, strict=True):
@@ -69,4 +74,7 @@ def rescale(
     shape = tuple(x.shape[-ndim:])
     factor = voxel_size_angstrom / new_voxel_size_angstrom
     new_shape = tuple(max(1, round(n * factor)) for n in shape)
+    # the resampled array and its transforms: about six copies
+    what = f"resampling to {new_voxel_size_angstrom:g} A ({new_shape})"
+    check_memory(6 * math.prod(new_shape) * x.element_size(), what, x.device)
     return fourier_resize(x, new_shape), voxel_size_angstrom * shape[-1] / new_shape[-1]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cryomath.ctf import CTF, compute_ctf
-from cryomath.devices import Staging
+from cryomath.devices import Staging, check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 
@@ -168,6 +168,9 @@ def iter_batches(
     if selected is not None:
         selected[np.asarray(rows, dtype=np.int64)] = True
     staging = Staging(device)
+    if table.image_size is not None:  # images, spectra and predictions: about 64 bytes a pixel
+        pixels = int(np.max(table.image_size)) ** 2 * min(batch_size, table.n)
+        check_memory(64 * pixels, f"batches of {batch_size} images", staging.device)
     for group_rows in optics_groups(table, in_table_order):
         if selected is not None:
             group_rows = group_rows[selected[group_rows]]

@@ -9,12 +9,14 @@ Outputs get the permissions the user's umask gives new files.
 Inside :func:`output_set` the files of a whole command are published together when the block
 succeeds; on any failure or interruption every temporary is removed, and so is every folder
 the block created that is left empty: nothing blocks a rerun. :func:`published_at_once` opts a
-block out (the shards of a resumable run must appear one by one).
+block out (the shards of a resumable run must appear one by one), and
+:func:`removed_on_failure` removes such a folder when what it was for fails.
 """
 
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -32,6 +34,7 @@ class _Pending:
 
     files: list[tuple[Path, Path, bool]] = field(default_factory=list)  # (tmp, path, force)
     folders: list[Path] = field(default_factory=list)  # created by the block
+    immediate: bool = False  # publish each file when it is complete (published_at_once)
 
 
 _PENDING: ContextVar[_Pending | None] = ContextVar("cryomath_pending_outputs", default=None)
@@ -104,7 +107,11 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _PENDING.get().files.append((tmp, path, force))
+        pending = _PENDING.get()
+        if pending.immediate:
+            _publish(tmp, path, force)
+        else:
+            pending.files.append((tmp, path, force))
 
 
 def _publish(tmp: Path, path: Path, force: bool) -> None:
@@ -169,9 +176,30 @@ def output_set() -> Iterator[None]:
 @contextlib.contextmanager
 def published_at_once() -> Iterator[None]:
     """Files written in the block are published as each is complete, even inside an
-    :func:`output_set` (a resumable run's shards)."""
-    token = _PENDING.set(None)
+    :func:`output_set` (a resumable run's shards); folders it creates still count as the outer
+    set's."""
+    outer = _PENDING.get()
+    if outer is None:
+        with output_set():
+            with published_at_once():
+                yield
+        return
+    token = _PENDING.set(_Pending(folders=outer.folders, immediate=True))
     try:
         yield
     finally:
         _PENDING.reset(token)
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder: str | os.PathLike) -> Iterator[Path]:
+    """A folder that the block fills (files published one by one): if the block fails and the
+    folder did not exist before it, the folder is removed with all it holds."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield folder
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

@@ -75,6 +75,25 @@ class MRCInfo:
         return v
 
 
+def _truncated(path: Path) -> bool:
+    """Whether an uncompressed file is shorter than its own header says (a cut download)."""
+    if path.suffix in _COMPRESSED:
+        return False
+    try:
+        header = np.fromfile(path, dtype=np.int32, count=56)
+    except (OSError, ValueError):
+        return False
+    if len(header) < 56:
+        return True
+    for h in (header, header.byteswap()):
+        nx, ny, nz, mode = (int(v) for v in h[:4])
+        size = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}.get(mode)
+        if size and 0 < nx < 2**20 and 0 < ny < 2**20 and 0 < nz < 2**24:
+            expected = 1024 + int(h[23]) + nx * ny * nz * size  # header, extended header, data
+            return path.stat().st_size < expected
+    return False
+
+
 def _open(path: Path, mmap: bool):
     if not path.exists():
         raise MRCFormatError(f"{path}: no such file")
@@ -91,9 +110,13 @@ def _open(path: Path, mmap: bool):
                 handle = mrcfile.open(str(path), mode="r", permissive=True)
         caught = [str(w.message) for w in record]
     except (ValueError, OSError, EOFError) as exc:
+        if _truncated(path):
+            raise MRCFormatError(f"{path}: the file is truncated") from None
         raise MRCFormatError(f"{path}: not a readable MRC file ({exc})") from None
     if handle.data is None:
         handle.close()
+        if _truncated(path):
+            raise MRCFormatError(f"{path}: the file is truncated")
         detail = "; ".join(caught) or "no data block"
         raise MRCFormatError(f"{path}: not a readable MRC file ({detail})")
     return handle, caught

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomath.devices import Staging, device_name, resolve_device
-from cryomath.errors import InvalidInputError
+from cryomath.devices import Staging, check_memory, device_name, resolve_device
+from cryomath.errors import InvalidInputError, OutputExistsError
 from cryomath.imaging import iter_batches
 from cryomath.io import MRCStackWriter, ParticleTable, write_cryosparc
 from cryomath.io.atomic import (
@@ -134,6 +134,9 @@ def simulate_dataset(
     if not bool(torch.isfinite(volume).all()):
         raise InvalidInputError("the volume contains NaN or inf")
     device = device_name(device, client)
+    # the ground truth (a few hundred bytes a particle) and one batch of images being made
+    check_memory(400 * settings.n_particles, f"{settings.n_particles} particles' ground truth")
+    check_memory(64 * n * n * min(batch_size, settings.n_particles), "a batch of images")
     with published_at_once():  # shards appear one by one: an interrupted run can resume
         return _simulate(volume, Path(out_dir), settings, write_clean, force, resume, client,
                          progress, batch_size, device)  # fmt: skip
@@ -154,6 +157,11 @@ def _simulate(volume, out, settings, write_clean, force, resume, client, progres
             )
         todo = [i for i in range(n_shards) if not all(p.exists() for p in shards[i])]
     else:
+        if (out / "simulation.json").exists() and not force:
+            raise OutputExistsError(
+                f"{out} holds a simulation already (an interrupted one?): resume=True "
+                "(--resume) finishes it, force=True (--force) starts again"
+            )
         for path in [*(p for paths in shards for p in paths), out / "particles.star",
                      out / "particles.cs", out / "simulation.json"]:  # fmt: skip
             check_output_path(path, force)

@@ -70,7 +70,7 @@ class SimulationSettings:
             ("preferred_kappa", self.preferred_kappa >= 0, "at least 0"),
             ("shift_sigma_angstrom", self.shift_sigma_angstrom >= 0, "at least 0"),
             ("astigmatism_angstrom", self.astigmatism_angstrom >= 0, "at least 0"),
-            ("voltage_kv", self.voltage_kv > 0, "positive"),
+            ("voltage_kv", 10 <= self.voltage_kv <= 3000, "in [10, 3000] kV"),
             ("amplitude_contrast", 0 <= self.amplitude_contrast < 1, "in [0, 1)"),
             ("snr", self.snr is None or self.snr > 0, "positive"),
             ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0, "positive"),
@@ -85,6 +85,13 @@ class SimulationSettings:
             raise InvalidInputError("give an SNR or a dose, not both")
         if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
             raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
+        if self.ctf and self.defocus_min_angstrom - self.astigmatism_angstrom / 2 < 50:
+            raise InvalidInputError(
+                "defocus_min_angstrom - astigmatism_angstrom / 2 must be at least 50 A (the "
+                "smallest defocus of an astigmatic CTF)"
+            )
+        if not 0 <= self.spherical_aberration_mm <= 100:
+            raise InvalidInputError("spherical_aberration_mm must be in [0, 100]")
         direction = np.asarray(self.preferred_direction, dtype=np.float64)
         if direction.shape != (3,) or not np.isfinite(direction).all() or not direction.any():
             raise InvalidInputError("preferred_direction must be a non-zero finite 3-vector")

@@ -65,6 +65,8 @@ def _relion(name: str) -> torch.Tensor:
     if kind in "CD":
         if not n or int(n) < 1:
             raise InvalidInputError(f"{name}: C and D need an order, e.g. C4, D7")
+        if int(n) > 1000:  # no assembly has more; the operators would only cost time
+            raise InvalidInputError(f"{name}: orders above 1000 are not supported")
         gens = [_about((0, 0, 1), int(n))] + ([_about((1, 0, 0), 2)] if kind == "D" else [])
         return _close(gens)
     if kind == "T" and not n:
