@@ -5,9 +5,10 @@ the same run; then simulation of a large dataset streamed to disk.
         [--pads 1,2] [--repeat 1] [--cases cryomath,cryojax,...]
 
 Each measurement runs in a fresh subprocess: best-of-3 wall time after one warm-up (cryoJAX's
-includes jit compilation in the warm-up only) and the peak extra resident memory (VmHWM minus
-the RSS before the timed work). cryoJAX's volume transform is made outside the timed call (its
-API separates it); torch-fourier-slice's is inside; cryomath is timed both ways. Volumes are
+includes jit compilation in the warm-up only, as does cryomath's ``compiled=True``) and the
+peak extra resident memory (VmHWM minus the RSS before the timed work). cryoJAX's volume
+transform is made outside the timed call (its API separates it); torch-fourier-slice's is
+inside; cryomath is timed both ways. Volumes are
 float32 random band-limited 128^3 maps; rotations are Haar-random; trilinear interpolation
 everywhere. CTFs: 1000 astigmatic 128 x 128 rfft CTFs.
 """
@@ -54,6 +55,14 @@ from cryomath.projection import prepare_volume, extract_central_slices_rfft_3d
 from cryomath.fourier.fft import ifft_nd
 spectrum = prepare_volume(volume, pad_factor=pad)
 timed(lambda: ifft_nd(extract_central_slices_rfft_3d(spectrum, rotations), (box, box), rfft=True))
+""",
+    "cryomath (compiled)": """
+from cryomath.projection import prepare_volume, extract_central_slices_rfft_3d
+from cryomath.fourier.fft import ifft_nd
+spectrum = prepare_volume(volume, pad_factor=pad)
+timed(lambda: ifft_nd(
+    extract_central_slices_rfft_3d(spectrum, rotations, compiled=True), (box, box), rfft=True
+))
 """,
     "torch-fourier-slice": """
 from torch_fourier_slice import project_3d_to_2d
@@ -131,7 +140,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds of each case")
     parser.add_argument(
         "--cases",
-        default="cryomath,cryomath (volume prepared once),torch-fourier-slice,cryojax",
+        default="cryomath,cryomath (volume prepared once),cryomath (compiled),torch-fourier-slice,"
+        "cryojax",
         help="slicing cases, comma-separated",
     )
     args = parser.parse_args()

@@ -145,7 +145,7 @@ def test_batches_never_mix_optics_groups_and_can_keep_the_table_order():
     assert picked[0].weights.tolist() == [0.0, 3.0]
     with pytest.raises(InvalidInputError, match="batch size"):
         next(iter_batches(table, 0, read_images=False, use_ctf=False))
-    with pytest.raises(InvalidInputError, match="pixel size"):
+    with pytest.raises(InvalidInputError, match="pixel_size_angstrom of particle 1 is 0"):
         next(iter_batches(replace(table, pixel_size_angstrom=np.zeros(10)), 2, read_images=False,
                           use_ctf=False))  # fmt: skip
 

@@ -150,13 +150,19 @@ def test_postprocessing_tools():
 
 
 def test_bad_fsc_inputs():
-    a = torch.zeros(8, 8, 8)
+    a = torch.randn(8, 8, 8, generator=torch.Generator().manual_seed(0))
     with pytest.raises(InvalidInputError, match="shape"):
         fourier_shell_correlation(a, torch.zeros(9, 9, 9))
     with pytest.raises(InvalidInputError, match="mask"):
         fourier_shell_correlation(a, a, mask=torch.ones(4, 4, 4))
+    with pytest.raises(InvalidInputError, match="the mask is all zeros"):
+        fourier_shell_correlation(a, a, mask=torch.zeros(8, 8, 8))
     with pytest.raises(InvalidInputError, match="NaN"):
         fourier_shell_correlation(a, torch.full((8, 8, 8), float("nan")))
+    with pytest.raises(InvalidInputError, match="the second map is all zeros"):
+        fourier_shell_correlation(a, torch.zeros(8, 8, 8))
+    with pytest.raises(InvalidInputError, match="the voxel size is NaN"):
+        fourier_shell_correlation(a, a, voxel_size_angstrom=float("nan"))
 
 
 def test_local_resolution_is_worse_where_the_noise_is_stronger():

@@ -36,6 +36,8 @@ def _particle_summary(table: ParticleTable) -> dict:
 
 def describe(path: Path) -> dict:
     """A JSON-ready description of the file at ``path``."""
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder; give a file")
     name = path.name.removesuffix(".gz").removesuffix(".bz2")
     if name.endswith(MRC_SUFFIXES):
         return {"file": str(path), "format": "mrc", **asdict(read_mrc_header(path))}

@@ -46,11 +46,16 @@ def read_particles(
         if project_dir is not None:
             table.root = Path(project_dir)
         return table
-    if suffix == ".cs":
-        return read_cryosparc(path, root=project_dir)
-    return read_cryodrgn(
-        path, ctf_path, image_size=image_size, pixel_size_angstrom=pixel_size_angstrom
-    )
+    try:
+        if suffix == ".cs":
+            return read_cryosparc(path, root=project_dir)
+        return read_cryodrgn(
+            path, ctf_path, image_size=image_size, pixel_size_angstrom=pixel_size_angstrom
+        )
+    except InvalidInputError as exc:  # the table's own checks do not know the file
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def write_particles(

@@ -84,7 +84,7 @@ def _truncated(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     if len(header) < 56:
-        return True
+        return False  # not even the start of a header: not an MRC file
     for h in (header, header.byteswap()):
         nx, ny, nz, mode = (int(v) for v in h[:4])
         size = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}.get(mode)

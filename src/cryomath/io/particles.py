@@ -117,6 +117,15 @@ class ParticleTable:
                 )
             _finite(name, value)
             setattr(self, name, value)
+        lowest = {"pixel_size_angstrom": (0.0, "positive"), "image_size": (1, "at least 1"),
+                  "image_indices": (-1, "at least 1 (RELION counts from 1)")}  # fmt: skip
+        for name, (bound, wanted) in lowest.items():
+            value = getattr(self, name)
+            if value is not None and (value <= bound).any():
+                i = int(np.flatnonzero(value <= bound)[0])
+                shown = value[i] + 1 if name == "image_indices" else value[i]
+                message = f"{name} of particle {i + 1} is {shown:g}: must be {wanted}"
+                raise InvalidInputError(message)
         if self.rotations is not None:
             import torch
 

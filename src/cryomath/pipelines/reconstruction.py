@@ -86,6 +86,8 @@ def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
     if chunk_size is None:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         chunk_size = max(options[2], -(-table.n // (2 * workers)))
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     chunks = [np.arange(s, min(s + chunk_size, table.n)) for s in range(0, table.n, chunk_size)]
     # each task carries its particles' metadata in the graph: scattered data would be lost
     # with a dead worker, and its tasks could not be rerun

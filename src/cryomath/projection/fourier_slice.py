@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid, grid_sample_3d, grid_sample_coordinates
+from cryomath.projection.compiled import padded_spectrum, sample_slices
 from cryomath.so3.checks import check_rotation_matrices
 
 INTERPOLATIONS = ("trilinear", "nearest", "cubic")
@@ -182,11 +183,14 @@ def extract_central_slices_rfft_3d(
     chunk_size: int = 128,
     image_size: int | None = None,
     frequency_scale: float = 1.0,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Complex rfft slices ``(*batch, P..., n, n // 2 + 1)`` of a prepared volume at
     ``rotations (*batch, P..., 3, 3)`` (the volume batch dims lead; size-1 dims broadcast).
     ``n`` is ``image_size`` (default: the volume's box); ``frequency_scale`` as in
-    :func:`slice_coordinates`."""
+    :func:`slice_coordinates`. ``compiled``: trilinear central slices through one compiled
+    kernel (:mod:`cryomath.projection.compiled`: faster once compiled; the first call for a
+    shape compiles for seconds)."""
     n, n_pad = image_size or spectrum.n, spectrum.n_pad
     nb = len(spectrum.batch_shape)
     if tuple(rotations.shape[-2:]) != (3, 3):
@@ -203,7 +207,17 @@ def extract_central_slices_rfft_3d(
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
     k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device)
     out = []
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
+    fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
+    padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
     for start in range(0, r.shape[1], chunk_size):
+        if fused:
+            inside = _compiled_chunk(padded, r[:, start : start + chunk_size], k, n_pad,
+                                     frequency_scale, chunk_size)  # fmt: skip
+            full = inside.new_zeros((*inside.shape[:-1], n * (n // 2 + 1)))
+            out.append(full.index_copy(-1, keep, inside).unflatten(-1, (n, n // 2 + 1)))
+            continue
         index, sign = slice_coordinates(
             r[:, start : start + chunk_size], k, n_pad, ewald_curvature, spectrum.x_offset,
             frequency_scale,
@@ -220,6 +234,20 @@ def extract_central_slices_rfft_3d(
         out.append(full.index_copy(-1, keep, inside).unflatten(-1, (n, n // 2 + 1)))
     slices = torch.cat(out, 1) if out else spectrum.data.new_zeros((r.shape[0], 0, n, n // 2 + 1))
     return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
+
+
+def _compiled_chunk(padded, rotations, k, n_pad, frequency_scale, chunk_size) -> torch.Tensor:
+    """``(B, Pc, K)`` complex samples of one chunk through the compiled kernel; a short last
+    chunk is padded with identities so that every call has one shape (one compilation)."""
+    p = rotations.shape[1]
+    if p < chunk_size:
+        eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+        rotations = torch.cat([rotations, eye.expand(rotations.shape[0], chunk_size - p, 3, 3)], 1)
+    values = torch.stack([
+        sample_slices(volume, r, k, float(n_pad * frequency_scale), float(n_pad // 2))
+        for volume, r in zip(padded, rotations, strict=True)
+    ])[:, :p]  # fmt: skip
+    return torch.view_as_complex(values.contiguous())
 
 
 def nyquist_samples(

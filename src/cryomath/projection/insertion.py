@@ -37,6 +37,8 @@ def accumulate_central_slices_rfft_3d(
         )
     real, shape = out.dtype, tuple(out.shape[-3:])
     k, keep = nyquist_samples(n, frequency_scale, real, out.device)
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
         index, sign = slice_coordinates(

@@ -23,6 +23,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
 from cryomath.projection.fourier_slice import (
@@ -62,6 +63,8 @@ def project_fourier_voxel_basis(
     k = F.pad(k, (0, 1))  # (n, n, 3): (kx, ky, 0)
     aliases = range(-alias_order, alias_order + 1)
     out = []
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     for start in range(0, r.shape[1], chunk_size):
         rows = r[:, start : start + chunk_size]
         total = 0
