@@ -108,3 +108,14 @@ def test_fsc_and_the_demo_on_cuda(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--n", "2000", "--device", "cuda", "--json"]) == 0
     assert (out / "report.md").exists() and (out / "map.mrc").exists()
+
+
+def test_the_compiled_kernel_on_cuda_equals_the_cpu():
+    from cryomath.projection import extract_central_slices_rfft_3d
+
+    rotations = so3.random_rotations(40, 3)
+    cpu = extract_central_slices_rfft_3d(prepare_volume(_map(), 2.0), rotations)
+    gpu = extract_central_slices_rfft_3d(
+        prepare_volume(_map().cuda(), 2.0), rotations.cuda(), chunk_size=16, compiled=True
+    )
+    assert float((gpu.cpu() - cpu).abs().max() / cpu.abs().max()) < 1e-10
