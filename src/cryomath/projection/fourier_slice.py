@@ -26,11 +26,13 @@ the shifts. Work is chunked over poses so memory stays bounded.
 (one side of the sphere; ``c = 0`` is the central slice).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid, grid_sample_3d, grid_sample_coordinates
@@ -102,6 +104,9 @@ def prepare_volume(
         raise InvalidInputError(f"pad_factor must be >= 1, got {pad_factor}")
     n_pad = round(n * pad_factor)
     batch = tuple(volume.shape[:-3])
+    # the padded volume, its transform and the two-channel copy: about four padded volumes
+    count = math.prod(batch) * n_pad**3
+    check_memory(4 * count * volume.element_size(), f"a volume padded to {n_pad}^3", volume.device)
     v = volume.reshape(-1, n, n, n)
     if subtract_edge_mean:
         v = v - edge_mean(v)[:, None, None, None]
