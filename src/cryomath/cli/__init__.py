@@ -50,6 +50,11 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # a scheduler's kill is handled like Ctrl-C: temporaries removed
 
 
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    print(" ".join(message.split()), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command; every failure becomes one line on stderr (see above)."""
     from typer.exceptions import TyperException
@@ -66,36 +71,32 @@ def main(argv: list[str] | None = None) -> int:
                 raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
     except CryomathError as exc:
-        print(f"cryomath: error: {exc}", file=sys.stderr)
+        _say(f"cryomath: error: {exc}")
         return 1
     except TyperException as exc:  # usage errors: unknown option, missing argument, bad type
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         if message:  # an empty one follows a help page printed for a bare command
-            print(f"cryomath: error: {message}", file=sys.stderr)
+            _say(f"cryomath: error: {message}")
         return getattr(exc, "exit_code", 2)
     except (KeyboardInterrupt, EOFError):
-        print("cryomath: interrupted", file=sys.stderr)
+        _say("cryomath: interrupted")
         return 130
     except OSError as exc:
-        print(f"cryomath: error: {os_error_message(exc)}", file=sys.stderr)
+        _say(f"cryomath: error: {os_error_message(exc)}")
         return 1
     except MemoryError:
-        print("cryomath: error: out of memory", file=sys.stderr)
+        _say("cryomath: error: out of memory")
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
         if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out of memory
-            print("cryomath: error: out of memory (the request exceeds what the device has)",
-                  file=sys.stderr)  # fmt: skip
+            _say("cryomath: error: out of memory (the request exceeds what the device has)")
             return 1
         if os.environ.get("CRYOMATH_DEBUG"):
             raise
-        print(
-            f"cryomath: internal error: {type(exc).__name__}: {exc} "
-            "(a bug; CRYOMATH_DEBUG=1 shows where)",
-            file=sys.stderr,
-        )
+        _say(f"cryomath: internal error: {type(exc).__name__}: {exc} "
+             "(a bug; CRYOMATH_DEBUG=1 shows where)")  # fmt: skip
         return 3
     finally:
         if previous is not None:
