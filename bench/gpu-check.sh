@@ -38,4 +38,6 @@ timeout 300 "$PY" -m pytest -m cuda -q -rs -p no:cacheprovider tests/test_cuda.p
 status=$?
 echo "== bench/device.py --device cuda"
 timeout 120 "$PY" bench/device.py --device cuda --repeat 3 || echo "(device benchmark failed)"
+echo "== bench/estep.py --device cuda (E-step scores against the GPU's matmul rate)"
+timeout 60 "$PY" bench/estep.py --device cuda --images 1024 || echo "(E-step benchmark failed)"
 exit $status

@@ -7,8 +7,8 @@ Layers (each imports only from those below it; docs/architecture.md):
   detector models, atoms to density.
 * ``imaging``: particle batches (one optics group each), the forward model and its exact
   adjoint, likelihoods and noise spectra: what every algorithm on images stands on.
-* ``reconstruction``, ``resolution``, ``fitting``, ``simulate`` (and the inference packages to
-  come): compute on top of ``imaging``.
+* ``reconstruction``, ``resolution``, ``fitting``, ``simulate``, ``inference`` (the E-step's
+  core so far): compute on top of ``imaging``.
 * ``pipelines``: files, shards, resume, Dask.
 * ``cli`` and ``demo``: the ``cryomath`` command and the demo, thin.
 * ``io`` (beside the compute layers): MRC, STAR, cryoSPARC ``.cs``, cryoDRGN pickles, and the

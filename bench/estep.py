@@ -1,0 +1,95 @@
+"""The E-step's core against the machine's matrix-product rate (issue 16, rule 5: the hot loop
+is dense linear algebra; state its throughput against the measured matmul rate).
+
+    python bench/estep.py [--images 256] [--box 64] [--shifts 25] [--projections 4608]
+
+Times ``inference.gaussian_pose_scores`` for images x shifts x projections in float32 (the
+projections made once, outside the timing, as an E-step reuses them across batches), counts
+its floating-point work (the cross term ``2 (B S) (2K) R`` and the power term ``2 B K R``),
+and prints that rate next to a plain ``torch.matmul`` of the same shapes measured in the same
+run: the fraction says how close the E-step is to the machine's BLAS rate.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+
+from cryomath import so3
+from cryomath.ctf import CTF
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index
+from cryomath.imaging import NoiseSpectrum, ParticleBatch
+from cryomath.inference import gaussian_pose_scores
+from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
+
+
+def best_of(f, repeats=3) -> float:
+    f()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--box", type=int, default=64)
+    parser.add_argument("--shifts", type=int, default=25)
+    parser.add_argument("--projections", type=int, default=4608)  # HEALPix order 2
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    n, device, dtype = args.box, torch.device(args.device), torch.float32
+    g = torch.Generator().manual_seed(0)
+    volume = torch.randn(n, n, n, generator=g).to(device, dtype)
+    projections = extract_central_slices_rfft_3d(
+        prepare_volume(volume, 2.0), so3.random_rotations(args.projections, 1).to(device, dtype)
+    )
+    defocus = (10000 + 10000 * torch.rand(args.images, generator=g)).to(device, dtype)
+    one = torch.tensor(1.0, device=device, dtype=dtype)
+    ctf = CTF(defocus, defocus, 0 * one, 300 * one, 2.7 * one, 0.1 * one)
+    images = torch.randn(args.images, n, n, generator=g).to(device, dtype)
+    poses = so3.random_rotations(args.images, 2).to(device, dtype)
+    batch = ParticleBatch.from_tensors(images, poses, 1.0, ctf=ctf)
+    noise = NoiseSpectrum((0,), torch.ones(1, n, device=device, dtype=dtype) * n * n)
+    side = round(args.shifts**0.5)
+    grid = torch.arange(side, dtype=dtype) - side // 2
+    shifts = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2).to(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def scores():
+        gaussian_pose_scores(batch, projections, shifts, noise)
+        sync()
+
+    seconds = best_of(scores)
+    m = hermitian_multiplicity((n, n))
+    k = int(((shell_index((n, n)) <= n // 2 - 1) & (m > 0)).sum())
+    b, s, r = args.images, len(shifts), args.projections
+    flops = 2 * (b * s) * (2 * k) * r + 2 * b * k * r
+    left = torch.randn(b * s, 2 * k, generator=g).to(device, dtype)
+    right = torch.randn(2 * k, r, generator=g).to(device, dtype)
+
+    def matmul():
+        left @ right
+        sync()
+
+    matmul_seconds = best_of(matmul)
+    matmul_rate = 2 * (b * s) * (2 * k) * r / matmul_seconds
+    result = {
+        "device": str(device), "threads": torch.get_num_threads(), "images": b, "shifts": s,
+        "projections": r, "samples_K": k, "seconds": seconds,
+        "hypotheses_per_second": b * s * r / seconds, "gflops": flops / seconds / 1e9,
+        "matmul_gflops": matmul_rate / 1e9,
+        "fraction_of_matmul_rate": flops / seconds / matmul_rate,
+    }  # fmt: skip
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Gaussian log-likelihoods of images against pose hypotheses, as dense linear algebra.
+
+For image ``b`` (rfft spectrum ``X_b``, CTF ``C_b``, noise power ``sigma2`` per shell of its
+optics group), reference projection ``P_r`` (a central slice without CTF, any class and
+orientation) and shift ``t_s`` (pixels, replacing the image's own), the prediction is
+``C_b P_r exp(-2 pi i k.t_s)`` (``imaging.predict_spectra``). Below Nyquist the ramp has modulus
+1, so the residual may be shifted onto the image, ``X'_bs = X_b exp(+2 pi i k.t_s)``, and with
+``w_k = m_k / (4 sigma2_k)`` (``imaging.likelihood``: Hermitian multiplicity ``m_k``)
+
+``log p(b, s, r) = -sum_k w |X_b|^2 - sum_k w C_b^2 |P_r|^2 + 2 Re sum_k w C_b conj(X'_bs) P_r
+- const``.
+
+The cross term of all ``(b, s)`` against all ``r`` is one real matrix product
+``[Re A, -Im A] @ [Re P, Im P]^T`` of ``(B S, 2K)`` by ``(2K, R)``, with ``A = w C conj(X')``;
+the power term is another, ``(w C^2) @ |P|^2^T``, ``(B, K)`` by ``(K, R)``. ``K``: the rfft
+samples of the shells up to ``max_shell`` (a band limit below Nyquist, ``n // 2 - 1`` at most).
+"""
+
+import math
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index
+from cryomath.fourier.shift import phase_ramp
+from cryomath.imaging import NoiseSpectrum, ParticleBatch
+
+
+def gaussian_pose_scores(
+    batch: ParticleBatch,
+    projections: torch.Tensor,
+    shifts_px: torch.Tensor,
+    noise: NoiseSpectrum,
+    max_shell: int | None = None,
+) -> torch.Tensor:
+    """``(B, S, R)`` log-likelihoods of the batch's images for every shift ``shifts_px (S, 2)``
+    and every reference projection ``projections (R, n, n // 2 + 1)`` (complex rfft central
+    slices, e.g. ``projection.extract_central_slices_rfft_3d``), equal to
+    ``imaging.gaussian_log_likelihood`` of the predictions ``C P_r ramp(t_s)`` with the same
+    ``max_shell`` (default and maximum: ``n // 2 - 1``)."""
+    n = batch.image_size
+    if batch.spectra is None:
+        raise InvalidInputError("pose scores need the batch's images")
+    if projections.shape[-2:] != (n, n // 2 + 1) or projections.ndim != 3:
+        raise InvalidInputError(
+            f"projections must be (R, {n}, {n // 2 + 1}), got {tuple(projections.shape)}"
+        )
+    if shifts_px.ndim != 2 or shifts_px.shape[-1] != 2:
+        raise InvalidInputError(f"shifts_px must be (S, 2), got {tuple(shifts_px.shape)}")
+    limit = n // 2 - 1 if max_shell is None else int(max_shell)
+    if not 0 <= limit <= n // 2 - 1:
+        raise InvalidInputError(f"max_shell must be in [0, {n // 2 - 1}], got {max_shell}")
+    device, dtype = batch.device, batch.dtype
+    shells = shell_index((n, n), device=device)
+    sigma2 = noise.for_batch(batch)
+    if len(sigma2) <= limit:
+        raise InvalidInputError(f"the noise spectrum has {len(sigma2)} shells; need {limit + 1}")
+    m = hermitian_multiplicity((n, n), device=device, dtype=dtype)
+    keep = ((shells <= limit) & (m > 0)).reshape(-1).nonzero()[:, 0]
+    s2, m = sigma2[shells.reshape(-1)[keep]], m.reshape(-1)[keep]  # (K,) each
+    w = m / (4 * s2)
+    x = batch.spectra.reshape(len(batch), -1)[:, keep]  # (B, K)
+    ctf = batch.ctf_values()
+    c = torch.ones_like(w) if ctf is None else ctf.reshape(len(batch), -1)[:, keep]
+    ramp = phase_ramp((n, n), shifts_px.to(device, dtype), rfft=True).reshape(len(shifts_px), -1)
+    p = projections.to(device).reshape(len(projections), -1)[:, keep]  # (R, K)
+    image = (w * x.real**2 + w * x.imag**2).sum(-1)  # (B,)
+    power = (w * c * c) @ (p.real**2 + p.imag**2).T  # (B, R)
+    a = (w * c * x.conj())[:, None, :] * ramp[:, keep][None]  # (B, S, K): w C conj(X')
+    cross = torch.cat([a.real, -a.imag], -1).flatten(0, 1) @ torch.cat([p.real, p.imag], -1).T
+    constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
+    log_p = 2 * cross.view(len(batch), len(shifts_px), -1) - power[:, None, :]
+    return log_p - image[:, None, None] - constant

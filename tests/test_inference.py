@@ -1,0 +1,74 @@
+"""The E-step's core (cryomath.inference): the batched pose scores equal a direct evaluation of
+every hypothesis (imaging.gaussian_log_likelihood of imaging's own predictions), and at high SNR
+they peak at the true pose and shift."""
+
+import pytest
+import torch
+
+from cryomath import so3
+from cryomath.ctf import CTF
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.shift import phase_ramp
+from cryomath.imaging import NoiseSpectrum, ParticleBatch, gaussian_log_likelihood, predict_spectra
+from cryomath.inference import gaussian_pose_scores
+from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
+
+
+def _setup(n=16, b=3, r=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    spectrum = prepare_volume(torch.randn(n, n, n, generator=g, dtype=torch.float64), 2.0)
+    rotations = so3.random_rotations(r, seed)
+    defocus = 10000 + 10000 * torch.rand(b, generator=g, dtype=torch.float64)
+    ctf = CTF(defocus, defocus - 300, torch.tensor(20.0), torch.tensor(300.0),
+              torch.tensor(2.7), torch.tensor(0.1))  # fmt: skip
+    images = torch.randn(b, n, n, generator=g, dtype=torch.float64)
+    batch = ParticleBatch.from_tensors(images, so3.random_rotations(b, 9), 1.0, ctf=ctf)
+    sigma2 = 0.5 + torch.rand(1, n, generator=g, dtype=torch.float64)  # every shell, corners too
+    return spectrum, rotations, batch, NoiseSpectrum((0,), sigma2 * n * n), g
+
+
+@pytest.mark.parametrize("max_shell", [None, 5])
+def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell):
+    spectrum, rotations, batch, noise, g = _setup()
+    shifts = torch.randn(4, 2, generator=g, dtype=torch.float64) * 2
+    projections = extract_central_slices_rfft_3d(spectrum, rotations)
+    scores = gaussian_pose_scores(batch, projections, shifts, noise, max_shell)
+    b, s, r = len(batch), len(shifts), len(rotations)
+    predicted = predict_spectra(
+        spectrum, batch, rotations.expand(b, s, r, 3, 3), shifts[None, :, None].expand(b, s, r, 2)
+    )
+    direct = gaussian_log_likelihood(batch, predicted, noise, 16 // 2 - 1 if max_shell is None
+                                     else max_shell)  # fmt: skip
+    assert scores.shape == (b, s, r)
+    assert float((scores - direct).abs().max() / direct.abs().max()) < 1e-12
+
+
+def test_at_high_snr_the_scores_peak_at_the_true_pose_and_shift():
+    spectrum, rotations, batch, noise, g = _setup(r=30, b=4, seed=1)
+    n = batch.image_size
+    shifts = torch.tensor([[0.0, 0.0], [1.0, -2.0], [-3.0, 1.0]], dtype=torch.float64)
+    truth_r, truth_s = torch.tensor([3, 17, 25, 8]), torch.tensor([1, 0, 2, 1])
+    clean = extract_central_slices_rfft_3d(spectrum, rotations[truth_r])
+    clean = clean * batch.ctf_values() * phase_ramp((n, n), shifts[truth_s], rfft=True)
+    images = ifft_nd(clean, (n, n), rfft=True)
+    images = images + 0.01 * images.std() * torch.randn(images.shape, generator=g,
+                                                         dtype=torch.float64)  # fmt: skip
+    batch = ParticleBatch.from_tensors(images, batch.rotations, 1.0, ctf=batch.ctf)
+    projections = extract_central_slices_rfft_3d(spectrum, rotations)
+    scores = gaussian_pose_scores(batch, projections, shifts, noise)
+    best = scores.flatten(1).argmax(1)
+    assert (best // len(rotations)).tolist() == truth_s.tolist()
+    assert (best % len(rotations)).tolist() == truth_r.tolist()
+
+
+def test_bad_hypotheses_are_refused():
+    spectrum, rotations, batch, noise, _ = _setup()
+    projections = extract_central_slices_rfft_3d(spectrum, rotations)
+    shifts = torch.zeros(2, 2, dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match="max_shell"):
+        gaussian_pose_scores(batch, projections, shifts, noise, max_shell=8)
+    with pytest.raises(InvalidInputError, match="projections"):
+        gaussian_pose_scores(batch, projections[:, :8], shifts, noise)
+    with pytest.raises(InvalidInputError, match="shifts_px"):
+        gaussian_pose_scores(batch, projections, shifts[:, :1], noise)
