@@ -2,6 +2,8 @@
 every hypothesis (imaging.gaussian_log_likelihood of imaging's own predictions), and at high SNR
 they peak at the true pose and shift."""
 
+import math
+
 import pytest
 import torch
 
@@ -72,3 +74,50 @@ def test_bad_hypotheses_are_refused():
         gaussian_pose_scores(batch, projections[:, :8], shifts, noise)
     with pytest.raises(InvalidInputError, match="shifts_px"):
         gaussian_pose_scores(batch, projections, shifts[:, :1], noise)
+
+
+def test_posterior_of_two_hypotheses_is_bayes_rule():
+    from cryomath.inference import posterior
+
+    # likelihoods 0.2 and 0.6 with priors 0.75 and 0.25: evidence 0.3, weights 0.5 and 0.5
+    scores = torch.log(torch.tensor([[[0.2, 0.6]]], dtype=torch.float64))
+    result = posterior(scores, None, torch.log(torch.tensor([0.75, 0.25], dtype=torch.float64)))
+    assert torch.allclose(result.weights, torch.tensor([[[0.5, 0.5]]], dtype=torch.float64))
+    assert abs(float(result.log_evidence[0]) - math.log(0.3)) < 1e-12
+    assert float(result.max_probability[0]) == pytest.approx(0.5)
+    assert int(result.significant[0]) == 2
+
+
+def test_posterior_summaries_equal_a_direct_evaluation():
+    from cryomath.inference import offset_log_prior, posterior
+
+    g = torch.Generator().manual_seed(4)
+    scores = torch.randn(3, 5, 7, generator=g, dtype=torch.float64) * 3
+    shifts = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    centre = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    prior_s = offset_log_prior(shifts, centre, 1.5)
+    prior_r = torch.log(torch.softmax(torch.randn(7, generator=g, dtype=torch.float64), 0))
+    result = posterior(scores, prior_s, prior_r, mass=0.9)
+    for b in range(3):
+        joint = [[math.exp(float(scores[b, s, r] + prior_s[b, s] + prior_r[r])) for r in range(7)]
+                 for s in range(5)]  # fmt: skip
+        evidence = sum(map(sum, joint))
+        assert abs(float(result.log_evidence[b]) - math.log(evidence)) < 1e-12
+        weights = sorted((v / evidence for row in joint for v in row), reverse=True)
+        held, count = 0.0, 0
+        while held < 0.9:
+            held, count = held + weights[count], count + 1
+        assert int(result.significant[b]) == count
+        assert abs(float(result.max_probability[b]) - weights[0]) < 1e-12
+        assert abs(float(result.weights[b].sum()) - 1) < 1e-12
+
+
+def test_the_offset_prior_is_a_normalised_gaussian():
+    from cryomath.inference import offset_log_prior
+
+    axis = torch.arange(-30, 30.001, 0.25, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    density = offset_log_prior(grid, torch.tensor([[1.0, -2.0]], dtype=torch.float64), 3.0).exp()
+    assert abs(float(density.sum()) * 0.25**2 - 1) < 1e-9
+    with pytest.raises(InvalidInputError, match="sd"):
+        offset_log_prior(grid, torch.zeros(1, 2, dtype=torch.float64), 0.0)

@@ -1,0 +1,62 @@
+"""Marginalisation over pose hypotheses: priors, posterior weights and RELION's per-particle
+summaries (Scheres 2012; ``ml_optimiser.cpp``'s names in brackets).
+
+For scores ``log p(X_b | s, r)`` ``(B, S, R)`` (``gaussian_pose_scores``) and log priors on
+shifts ``(B, S)`` or ``(S,)`` and on references ``(R,)`` (classes x orientations), the posterior
+is ``w_bsr = exp(log p + prior - L_b)`` with the evidence ``L_b = logsumexp`` over all (s, r)
+[``rlnLogLikeliContribution``]; ``max_probability`` is the largest weight
+[``rlnMaxValueProbDistribution``] and ``significant`` the fewest hypotheses that hold ``mass``
+of the posterior (RELION's adaptive fraction, 0.999) [``rlnNrOfSignificantSamples``].
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from cryomath.errors import InvalidInputError
+
+
+@dataclass
+class Posterior:
+    """``weights (B, S, R)`` (each image's sum to 1), ``log_evidence (B,)``,
+    ``max_probability (B,)`` and ``significant (B,)`` (see the module docstring)."""
+
+    weights: torch.Tensor
+    log_evidence: torch.Tensor
+    max_probability: torch.Tensor
+    significant: torch.Tensor
+
+
+def offset_log_prior(shifts_px: torch.Tensor, centre_px: torch.Tensor, sigma_px: float):
+    """``(B, S)`` log density of the 2-D Gaussian offset prior (sd ``sigma_px`` per axis) about
+    each image's ``centre_px (B, 2)`` (its previous offset), at ``shifts_px (S, 2)``."""
+    if not (math.isfinite(sigma_px) and sigma_px > 0):
+        raise InvalidInputError(f"the offset prior's sd must be positive, got {sigma_px}")
+    d2 = ((shifts_px[None] - centre_px[:, None]) ** 2).sum(-1)
+    return -d2 / (2 * sigma_px**2) - math.log(2 * math.pi * sigma_px**2)
+
+
+def posterior(
+    scores: torch.Tensor,
+    log_prior_shifts: torch.Tensor | None = None,
+    log_prior_references: torch.Tensor | None = None,
+    mass: float = 0.999,
+) -> Posterior:
+    """The posterior over ``scores (B, S, R)`` with the given log priors (None: uniform)."""
+    if scores.ndim != 3:
+        raise InvalidInputError(f"scores must be (B, S, R), got {tuple(scores.shape)}")
+    if not 0 < mass <= 1:
+        raise InvalidInputError(f"mass must be in (0, 1], got {mass}")
+    total = scores
+    if log_prior_shifts is not None:
+        total = total + log_prior_shifts.expand(scores.shape[:2])[..., None]
+    if log_prior_references is not None:
+        total = total + log_prior_references
+    flat = total.flatten(1)
+    evidence = torch.logsumexp(flat, 1)
+    weights = torch.exp(flat - evidence[:, None])
+    ordered = weights.sort(1, descending=True).values
+    # the fewest hypotheses whose weights reach ``mass`` (a little slack for rounding)
+    significant = (ordered.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
+    return Posterior(weights.view(scores.shape), evidence, ordered[:, 0], significant)
