@@ -121,3 +121,32 @@ def test_the_offset_prior_is_a_normalised_gaussian():
     assert abs(float(density.sum()) * 0.25**2 - 1) < 1e-9
     with pytest.raises(InvalidInputError, match="sd"):
         offset_log_prior(grid, torch.zeros(1, 2, dtype=torch.float64), 0.0)
+
+
+def test_the_m_step_sums_equal_an_insertion_of_every_hypothesis_by_hand():
+    from cryomath.imaging import FourierAccumulator
+    from cryomath.inference import insert_posterior, posterior
+
+    spectrum, rotations, batch, noise, g = _setup(r=4, b=2, seed=2)
+    n = batch.image_size
+    shifts = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    scores = gaussian_pose_scores(batch, extract_central_slices_rfft_3d(spectrum, rotations),
+                                  shifts, noise) / 2000  # a spread-out posterior  # fmt: skip
+    result = posterior(scores)
+    exhaustive = FourierAccumulator(n, 2.0)
+    assert insert_posterior(exhaustive, batch, result, rotations, shifts, mass=1.0) == 12
+    by_hand = FourierAccumulator(n, 2.0)
+    ctf = batch.ctf_values()
+    for b in range(2):
+        for s in range(3):
+            back = phase_ramp((n, n), -shifts[s], rfft=True)  # the shift undone
+            for r in range(4):
+                w = result.weights[b, s, r]
+                by_hand.add((ctf[b] * batch.spectra[b] * back * w)[None],
+                            (ctf[b] ** 2 * w)[None], rotations[r][None])  # fmt: skip
+    assert float((exhaustive.sums - by_hand.sums).abs().max() / by_hand.sums.abs().max()) < 1e-12
+    pruned = FourierAccumulator(n, 2.0)
+    kept = insert_posterior(pruned, batch, result, rotations, shifts, mass=0.5)
+    assert kept < 12 and int(result.significant.max()) >= kept
+    with pytest.raises(InvalidInputError, match="does not match"):
+        insert_posterior(pruned, batch, result, rotations[:3], shifts)

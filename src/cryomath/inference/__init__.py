@@ -4,9 +4,18 @@
   (image, shift) against every reference projection, as two matrix products.
 * :func:`posterior` (a :class:`Posterior`) and :func:`offset_log_prior`: marginalisation over
   the hypotheses with priors, and RELION's per-particle summaries.
+* :func:`insert_posterior`: the M-step's sums, each image inserted at its significant
+  hypotheses with its posterior weights.
 """
 
+from cryomath.inference.maximization import insert_posterior
 from cryomath.inference.posterior import Posterior, offset_log_prior, posterior
 from cryomath.inference.scores import gaussian_pose_scores
 
-__all__ = ["Posterior", "gaussian_pose_scores", "offset_log_prior", "posterior"]
+__all__ = [
+    "Posterior",
+    "gaussian_pose_scores",
+    "insert_posterior",
+    "offset_log_prior",
+    "posterior",
+]
