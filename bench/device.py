@@ -8,10 +8,10 @@ and moved once; the times are of the compute, best of ``--repeat`` after a warm-
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
+from measure import best_seconds
 
 from cryomath import so3
 from cryomath.atoms import read_atoms, render_potential
@@ -24,25 +24,13 @@ from cryomath.resolution import fourier_shell_correlation
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
 
 
-def _best(fn, device: torch.device, repeat: int) -> float:
-    fn()  # warm-up: kernels, plans, caches
-    times = []
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _slices(volume, rotations, pad: float, device: torch.device, repeat: int) -> None:
     """Projection (slice extraction) and insertion of 1,000 slices at one padding."""
     n, dtype = volume.shape[-1], volume.dtype
     spectrum = prepare_volume(volume, pad)
-    seconds = _best(lambda: extract_central_slices_rfft_3d(spectrum, rotations), device, repeat)
+    seconds = best_seconds(
+        lambda: extract_central_slices_rfft_3d(spectrum, rotations), device, repeat
+    )
     print(f"projection, 1,000 slices of 128^3 at pad {pad:g}: {seconds:.3f} s "
           f"({1000 / seconds:,.0f} images/s)")  # fmt: skip
     slices = extract_central_slices_rfft_3d(spectrum, rotations)
@@ -51,7 +39,7 @@ def _slices(volume, rotations, pad: float, device: torch.device, repeat: int) ->
         ones = torch.ones_like(slices.real)
         FourierAccumulator(n, pad, dtype, device).add(slices, ones, rotations)
 
-    seconds = _best(insert, device, repeat)
+    seconds = best_seconds(insert, device, repeat)
     print(f"insertion, 1,000 slices into 128^3 at pad {pad:g}: {seconds:.3f} s "
           f"({1000 / seconds:,.0f} images/s)")  # fmt: skip
 
@@ -77,12 +65,12 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     a = torch.randn(256, 256, 256, generator=g, dtype=dtype).to(device)
     b = torch.randn(256, 256, 256, generator=g, dtype=dtype).to(device)
-    seconds = _best(lambda: fourier_shell_correlation(a, b, 1.0), device, args.repeat)
+    seconds = best_seconds(lambda: fourier_shell_correlation(a, b, 1.0), device, args.repeat)
     print(f"FSC of two 256^3 maps: {seconds:.3f} s")
 
     reference = render_potential(atoms, (112, 112, 112), 1.5, origin, resolution_angstrom=4.0,
                                  dtype=dtype).to(device)  # fmt: skip
-    seconds = _best(
+    seconds = best_seconds(
         lambda: align_maps(reference, 1.5, origin, reference, 1.5, origin, refine=False), device,
         args.repeat,
     )  # fmt: skip

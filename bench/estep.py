@@ -12,9 +12,9 @@ run: the fraction says how close the E-step is to the machine's BLAS rate.
 
 import argparse
 import json
-import time
 
 import torch
+from measure import best_seconds
 
 from cryomath import so3
 from cryomath.ctf import CTF
@@ -22,16 +22,6 @@ from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
 from cryomath.inference import gaussian_pose_scores
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
-
-
-def best_of(f, repeats=3) -> float:
-    f()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -59,15 +49,9 @@ def main() -> None:
     grid = torch.arange(side, dtype=dtype) - side // 2
     shifts = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2).to(device)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def scores():
-        gaussian_pose_scores(batch, projections, shifts, noise)
-        sync()
-
-    seconds = best_of(scores)
+    seconds = best_seconds(
+        lambda: gaussian_pose_scores(batch, projections, shifts, noise), device, 3
+    )
     m = hermitian_multiplicity((n, n))
     k = int(((shell_index((n, n)) <= n // 2 - 1) & (m > 0)).sum())
     b, s, r = args.images, len(shifts), args.projections
@@ -75,11 +59,7 @@ def main() -> None:
     left = torch.randn(b * s, 2 * k, generator=g).to(device, dtype)
     right = torch.randn(2 * k, r, generator=g).to(device, dtype)
 
-    def matmul():
-        left @ right
-        sync()
-
-    matmul_seconds = best_of(matmul)
+    matmul_seconds = best_seconds(lambda: left @ right, device, 3)
     matmul_rate = 2 * (b * s) * (2 * k) * r / matmul_seconds
     result = {
         "device": str(device), "threads": torch.get_num_threads(), "images": b, "shifts": s,

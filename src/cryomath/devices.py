@@ -9,6 +9,8 @@ paging, and no pinned buffer is allocated per batch (``cudaHostAlloc`` is slow).
 the staging is a no-op view.
 """
 
+import os
+
 import numpy as np
 import torch
 
@@ -109,8 +111,6 @@ def available_memory_bytes(device: str | torch.device | None = None) -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -125,8 +125,10 @@ def check_memory(needed_bytes: float, what: str, device: str | torch.device | No
 
 
 def _size(n_bytes: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n_bytes < 1024 or unit == "PB":
-            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+    if n_bytes < 1024:
+        return f"{n_bytes:.0f} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
         n_bytes /= 1024
-    return ""
+        if n_bytes < 1024:
+            return f"{n_bytes:.1f} {unit}"
+    return f"{n_bytes / 1024:.1f} PB"

@@ -5,6 +5,7 @@ of :class:`CryomathError`, so callers and the CLI can catch one type and show on
 """
 
 import errno
+import math
 
 
 class CryomathError(Exception):
@@ -61,6 +62,16 @@ def holds(condition) -> bool:
     if getattr(condition, "device", None) is not None and condition.device.type == "meta":
         return True
     return bool(condition)
+
+
+def check_positive(value: float, quantity: str, unit: str = "") -> float:
+    """``value`` as a float when it is a positive finite number; otherwise one line naming
+    ``quantity`` and what it is (NaN is not called zero)."""
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        shown = "NaN" if math.isnan(v) else f"{v:g}" + (f" {unit}" if unit else "")
+        raise InvalidInputError(f"{quantity} is {shown}; it must be a positive number")
+    return v
 
 
 _REASONS = {

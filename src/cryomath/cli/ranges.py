@@ -89,11 +89,12 @@ RANGES: dict[str, Range] = {
 
 
 def _check(name: str, value, declared: Range | None) -> None:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    for v in values:
+    """Numbers against their declared range; undeclared floats must still be finite."""
+    for v in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
-        problem = (declared or ANY).problem(v) if isinstance(v, float) or declared else None
+        bounds = declared or (ANY if isinstance(v, float) else None)
+        problem = bounds.problem(v) if bounds else None
         if problem:
             raise InvalidInputError(f"{name} {problem}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from cryomath.devices import check_memory
-from cryomath.errors import InvalidInputError
+from cryomath.errors import InvalidInputError, check_positive
 from cryomath.fitting.preprocess import (
     automatic_threshold,
     coarse_grid,
@@ -91,8 +91,8 @@ def _check_sizes(sizes: dict[str, float | None], shapes, device) -> None:
     extent over the grid spacing; the fields, their transforms and the scores take about 64
     bytes per voxel."""
     for name, value in sizes.items():
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise InvalidInputError(f"{name} must be a positive number, got {value}")
+        if value is not None:
+            check_positive(value, name)
     spacing = sizes["grid_spacing_angstrom"]
     extent = max(shapes[0] * sizes["reference_voxel_size_angstrom"],
                  shapes[1] * sizes["query_voxel_size_angstrom"])  # fmt: skip

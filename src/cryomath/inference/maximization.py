@@ -12,7 +12,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.imaging import FourierAccumulator, ParticleBatch, insert_spectra
-from cryomath.inference.posterior import Posterior
+from cryomath.inference.posterior import Posterior, rank_hypotheses
 
 
 def insert_posterior(
@@ -34,12 +34,10 @@ def insert_posterior(
         )
     if batch.spectra is None:
         raise InvalidInputError("the M-step needs the batch's images")
-    weights = result.weights.flatten(1)
-    ordered = weights.sort(1, descending=True)
-    held = (ordered.values.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
+    ordered, held = rank_hypotheses(result.weights.flatten(1), mass)
     keep = int(held.max())
     top = ordered.indices[:, :keep]  # (B, k) flat (s, r) indices, best first
-    chosen = torch.gather(weights, 1, top)
+    chosen = ordered.values[:, :keep]
     insert_spectra(
         accumulator, batch.spectra, batch, rotations.to(batch.dtype)[top % r],
         shifts_px.to(batch.dtype)[top // r], chosen,

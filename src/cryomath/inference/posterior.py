@@ -37,6 +37,17 @@ def offset_log_prior(shifts_px: torch.Tensor, centre_px: torch.Tensor, sigma_px:
     return -d2 / (2 * sigma_px**2) - math.log(2 * math.pi * sigma_px**2)
 
 
+def rank_hypotheses(weights: torch.Tensor, mass: float):
+    """``weights (B, H)`` sorted best first (``torch.sort``'s values and indices) and, per row,
+    the fewest hypotheses that hold ``mass`` of its weight ``(B,)``."""
+    if not 0 < mass <= 1:
+        raise InvalidInputError(f"mass must be in (0, 1], got {mass}")
+    ordered = weights.sort(1, descending=True)
+    # cumulative weights below ``mass`` (a little slack for rounding), plus the one reaching it
+    held = (ordered.values.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
+    return ordered, held
+
+
 def posterior(
     scores: torch.Tensor,
     log_prior_shifts: torch.Tensor | None = None,
@@ -46,8 +57,6 @@ def posterior(
     """The posterior over ``scores (B, S, R)`` with the given log priors (None: uniform)."""
     if scores.ndim != 3:
         raise InvalidInputError(f"scores must be (B, S, R), got {tuple(scores.shape)}")
-    if not 0 < mass <= 1:
-        raise InvalidInputError(f"mass must be in (0, 1], got {mass}")
     total = scores
     if log_prior_shifts is not None:
         total = total + log_prior_shifts.expand(scores.shape[:2])[..., None]
@@ -56,7 +65,5 @@ def posterior(
     flat = total.flatten(1)
     evidence = torch.logsumexp(flat, 1)
     weights = torch.exp(flat - evidence[:, None])
-    ordered = weights.sort(1, descending=True).values
-    # the fewest hypotheses whose weights reach ``mass`` (a little slack for rounding)
-    significant = (ordered.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
-    return Posterior(weights.view(scores.shape), evidence, ordered[:, 0], significant)
+    ordered, significant = rank_hypotheses(weights, mass)
+    return Posterior(weights.view(scores.shape), evidence, ordered.values[:, 0], significant)

@@ -97,15 +97,12 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
         os.chmod(tmp, 0o666 & ~_umask())
         try:
             yield tmp
-        except OSError as exc:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OutputWriteError(
                     f"no space left on the device while writing {path}"
                 ) from None
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
             raise
         pending = _PENDING.get()
         if pending.immediate:

@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryomath.errors import InvalidInputError, MissingColumnsError, UnknownColumnError
+from cryomath.errors import (
+    InvalidInputError,
+    MissingColumnsError,
+    UnknownColumnError,
+    check_positive,
+)
 from cryomath.io.particles import CTFParameters, ParticleTable
 from cryomath.io.star import read_star, write_star
 
@@ -231,10 +236,9 @@ def read_relion_star(
         _check_numeric(optics, path, "optics")
     frame = particles if optics is None else _merge_optics(particles, optics, path)
     pixel = _pixel_size(frame, pixel_size_angstrom)
-    if pixel is not None and not (np.isfinite(pixel) & (pixel > 0)).all():
-        bad = pixel[~(np.isfinite(pixel) & (pixel > 0))][0]
-        what = "NaN" if np.isnan(bad) else f"{bad:g} A"
-        raise InvalidInputError(f"{path}: the pixel size is {what}; it must be a positive number")
+    bad = [] if pixel is None else pixel[~(np.isfinite(pixel) & (pixel > 0))]
+    if len(bad):
+        check_positive(bad[0], f"{path}: the pixel size", "A")
     paths = indices = None
     if "rlnImageName" in frame.columns:
         paths, indices = _image_refs(frame["rlnImageName"], path)

@@ -206,39 +206,41 @@ def extract_central_slices_rfft_3d(
             f"rotations' leading dims {tuple(rotations.shape[:nb])} do not match the volume "
             f"batch {spectrum.batch_shape}"
         )
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     check_rotation_matrices(rotations)
     rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
     pose_shape = rotations.shape[nb:-2]
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
     k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device)
     out = []
-    if chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
     padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
     for start in range(0, r.shape[1], chunk_size):
+        chunk = r[:, start : start + chunk_size]
         if fused:
-            inside = _compiled_chunk(padded, r[:, start : start + chunk_size], k, n_pad,
-                                     frequency_scale, chunk_size)  # fmt: skip
-            full = inside.new_zeros((*inside.shape[:-1], n * (n // 2 + 1)))
-            out.append(full.index_copy(-1, keep, inside).unflatten(-1, (n, n // 2 + 1)))
-            continue
-        index, sign = slice_coordinates(
-            r[:, start : start + chunk_size], k, n_pad, ewald_curvature, spectrum.x_offset,
-            frequency_scale,
-        )  # fmt: skip  # (B, Pc, K, 3): the samples inside the Nyquist circle only
-        index = index[..., None, :]  # grid_sample's (B, Pc, K, 1, 3)
-        if spectrum.interpolation == "cubic":
-            values = _sample_cubic(spectrum.data, index)
+            inside = _compiled_chunk(padded, chunk, k, n_pad, frequency_scale, chunk_size)
         else:
-            mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
-            grid = grid_sample_coordinates(index, spectrum.data.shape[-3:])
-            values = grid_sample_3d(spectrum.data, grid, mode)  # (B, 2, Pc, K, 1)
-        inside = torch.complex(values[:, 0, ..., 0], values[:, 1, ..., 0] * sign)
+            inside = _sampled_chunk(spectrum, chunk, k, ewald_curvature, frequency_scale)
         full = inside.new_zeros((*inside.shape[:-1], n * (n // 2 + 1)))
         out.append(full.index_copy(-1, keep, inside).unflatten(-1, (n, n // 2 + 1)))
     slices = torch.cat(out, 1) if out else spectrum.data.new_zeros((r.shape[0], 0, n, n // 2 + 1))
     return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
+
+
+def _sampled_chunk(spectrum, rotations, k, ewald_curvature, frequency_scale) -> torch.Tensor:
+    """``(B, Pc, K)`` complex samples of one chunk through ``grid_sample`` (the eager path)."""
+    index, sign = slice_coordinates(
+        rotations, k, spectrum.n_pad, ewald_curvature, spectrum.x_offset, frequency_scale
+    )  # (B, Pc, K, 3): the samples inside the Nyquist circle only
+    index = index[..., None, :]  # grid_sample's (B, Pc, K, 1, 3)
+    if spectrum.interpolation == "cubic":
+        values = _sample_cubic(spectrum.data, index)
+    else:
+        mode = "bilinear" if spectrum.interpolation == "trilinear" else "nearest"
+        grid = grid_sample_coordinates(index, spectrum.data.shape[-3:])
+        values = grid_sample_3d(spectrum.data, grid, mode)  # (B, 2, Pc, K, 1)
+    return torch.complex(values[:, 0, ..., 0], values[:, 1, ..., 0] * sign)
 
 
 def _compiled_chunk(padded, rotations, k, n_pad, frequency_scale, chunk_size) -> torch.Tensor:

@@ -6,12 +6,11 @@
 shell s is at ``s / (n * voxel_size)`` per Angstrom (RELION's ``rlnResolution``).
 """
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from cryomath.errors import InvalidInputError, holds
+from cryomath.errors import InvalidInputError, check_positive, holds
 from cryomath.fourier.shells import hermitian_multiplicity, shell_sum
 
 
@@ -45,15 +44,6 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int) -> int:
     return int(shape[0])
 
 
-def check_voxel_size(voxel_size_angstrom: float) -> float:
-    """``voxel_size_angstrom`` if it is a positive finite number; a clear error otherwise."""
-    v = float(voxel_size_angstrom)
-    if not math.isfinite(v) or v <= 0:
-        what = "NaN" if math.isnan(v) else f"{v:g} A"
-        raise InvalidInputError(f"the voxel size is {what}; it must be a positive number")
-    return v
-
-
 def fourier_shell_correlation(
     map1: torch.Tensor,
     map2: torch.Tensor,
@@ -64,7 +54,7 @@ def fourier_shell_correlation(
     """FSC (``ndim=3``) or FRC (``ndim=2``) of ``(..., n, n[, n])`` maps, after multiplying both
     by ``mask`` if given."""
     n = _check_pair(map1, map2, ndim)
-    check_voxel_size(voxel_size_angstrom)
+    check_positive(voxel_size_angstrom, "the voxel size", "A")
     if mask is not None:
         if mask.shape[-ndim:] != map1.shape[-ndim:]:
             raise InvalidInputError(

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomath.errors import InvalidInputError
-from cryomath.resolution.curves import FSCCurve, add_shell_sums, check_voxel_size
+from cryomath.errors import InvalidInputError, check_positive
+from cryomath.resolution.curves import FSCCurve, add_shell_sums
 
 _COMPLEX = {torch.float32: np.complex64, torch.float64: np.complex128}
 
@@ -43,7 +43,7 @@ def fourier_shell_correlation_streamed(
     """FSC of two cubic maps given as z-slab readers ``m[z0:z1] -> (k, n, n)`` (e.g.
     ``ImageStack(path)``), transformed in ``dtype`` and summed in float64; scratch files go
     to ``scratch_dir`` (default: the system's temporary folder) and are removed at the end."""
-    check_voxel_size(voxel_size_angstrom)
+    check_positive(voxel_size_angstrom, "the voxel size", "A")
     n = _box(map1)
     if _box(map2) != n:
         raise InvalidInputError(f"maps differ in shape: {n}^3 and {_box(map2)}^3")
