@@ -150,3 +150,32 @@ def test_the_m_step_sums_equal_an_insertion_of_every_hypothesis_by_hand():
     assert kept < 12 and int(result.significant.max()) >= kept
     with pytest.raises(InvalidInputError, match="does not match"):
         insert_posterior(pruned, batch, result, rotations[:3], shifts)
+
+
+def test_relions_own_projections_score_best_at_their_pose_and_origin():
+    """relion_project's CTF-modulated images of EMD-3488 (with origins): among the true poses
+    and 40 random decoys, and every image's shift, each image scores best at its own pose and
+    at ``-origin / pixel`` (data another package wrote: the pose, shift and CTF conventions
+    of the E-step agree with RELION's)."""
+    import numpy as np
+
+    from cryomath.imaging import iter_batches
+    from cryomath.io import read_mrc, read_particles
+    from tests.conftest import DATA
+
+    relion = DATA / "relion313_reference"
+    table = read_particles(relion / "proj_ctf_24.star")
+    volume = torch.from_numpy(read_mrc(DATA / "map_model" / "emd_3488.mrc", np.float64)[0])
+    (batch,) = list(iter_batches(table, 64))
+    decoys = so3.random_rotations(40, 7)
+    rotations = torch.cat([batch.rotations, decoys])  # hypothesis i < 24 is image i's pose
+    projections = extract_central_slices_rfft_3d(prepare_volume(volume, 2.0), rotations)
+    n = batch.image_size
+    noise = NoiseSpectrum((batch.optics_group,), torch.full((1, n), n * n / 2.0))
+    scores = gaussian_pose_scores(batch, projections, batch.shifts_px, noise)
+    best = scores.flatten(1).argmax(1)
+    truth = torch.arange(len(batch))
+    assert (best % len(rotations)).tolist() == truth.tolist()
+    # hypothesis shift j is image j's own; images that share a shift may pick either copy
+    chosen = batch.shifts_px[best // len(rotations)]
+    assert float((chosen - batch.shifts_px).abs().max()) < 1e-9
