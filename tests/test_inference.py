@@ -179,3 +179,15 @@ def test_relions_own_projections_score_best_at_their_pose_and_origin():
     # hypothesis shift j is image j's own; images that share a shift may pick either copy
     chosen = batch.shifts_px[best // len(rotations)]
     assert float((chosen - batch.shifts_px).abs().max()) < 1e-9
+
+
+def test_posterior_refuses_nan_and_takes_a_zero_prior():
+    from cryomath.inference import posterior
+
+    scores = torch.zeros(1, 1, 3, dtype=torch.float64)
+    prior = torch.log(torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64))  # -inf: excluded
+    assert posterior(scores, None, prior).weights.flatten().tolist() == [0.0, 0.5, 0.5]
+    with pytest.raises(InvalidInputError, match="NaN"):
+        posterior(scores * float("nan"))
+    with pytest.raises(InvalidInputError, match="mass"):
+        posterior(scores, mass=0.0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cryomath.errors import InvalidInputError
+from cryomath.errors import InvalidInputError, holds
 
 
 @dataclass
@@ -63,6 +63,8 @@ def posterior(
     if log_prior_references is not None:
         total = total + log_prior_references
     flat = total.flatten(1)
+    if not holds(~torch.isnan(flat).any()):  # -inf is a zero prior; NaN is a bug upstream
+        raise InvalidInputError("the scores or priors contain NaN")
     evidence = torch.logsumexp(flat, 1)
     weights = torch.exp(flat - evidence[:, None])
     ordered, significant = rank_hypotheses(weights, mass)
