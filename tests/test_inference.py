@@ -41,7 +41,7 @@ def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell):
         spectrum, batch, rotations.expand(b, s, r, 3, 3), shifts[None, :, None].expand(b, s, r, 2)
     )
     direct = gaussian_log_likelihood(batch, predicted, noise, 16 // 2 - 1 if max_shell is None
-                                     else max_shell)  # fmt: skip
+                                     else max_shell, min_shell=1)  # fmt: skip
     assert scores.shape == (b, s, r)
     assert float((scores - direct).abs().max() / direct.abs().max()) < 1e-12
 

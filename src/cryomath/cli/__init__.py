@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, fitting, info, resolution, rotations, simulate
+from cryomath.cli import convert, fitting, inference, info, resolution, rotations, simulate
 from cryomath.cli.ranges import checked_command
 from cryomath.errors import CryomathError, os_error_message
 from cryomath.io.atomic import output_set
@@ -36,6 +36,7 @@ app.command("demo")(simulate.demo)
 app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
+app.command("refine")(inference.refine)
 app.command("align-maps")(fitting.align_maps)
 app.command("search-maps")(fitting.search_maps)
 

@@ -65,6 +65,14 @@ RANGES: dict[str, Range] = {
     "--delta": _f(0.01, 180),  # degrees
     "--dose": _f(1e-6, 1e4),  # e/A^2
     "--grid-order": _i(0, 7),  # HEALPix
+    "--healpix-order": _i(0, 6),
+    "--ini-high": _f(0.01, 1000),  # Angstrom
+    "--local-from-order": _i(0, 8),
+    "--max-iterations": _i(1, 1000),
+    "--max-order": _i(0, 7),
+    "--maxsig": _i(1, 100_000),
+    "--offset-range": _f(0, 1000),  # pixels
+    "--offset-step": _f(0.01, 100),  # pixels
     "--grid-spacing": _f(0.01, 100),  # Angstrom
     "--iterations": _i(1, 10_000),
     "--mass-query": _f(1e-3, 1e7),  # kDa
@@ -72,6 +80,7 @@ RANGES: dict[str, Range] = {
     "--n": _i(1, 1_000_000_000),
     "--order": _i(0, 7),
     "--pad": _f(1, 4),
+    "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
     "--preferred-fraction": _f(0, 1),
     "--preferred-kappa": _f(0, 1e6),

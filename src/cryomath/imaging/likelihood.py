@@ -45,10 +45,11 @@ def gaussian_log_likelihood(
     predicted_spectra: torch.Tensor,
     noise: NoiseSpectrum,
     max_shell: int | None = None,
+    min_shell: int = 0,
 ) -> torch.Tensor:
     """``(B, *H)`` log-likelihoods of the batch's images given ``predicted_spectra
     (B, *H, n, n // 2 + 1)`` (``imaging.predict_spectra``), under the noise power of the
-    batch's optics group; ``max_shell``: only shells up to it count (a band limit)."""
+    batch's optics group; only shells from ``min_shell`` to ``max_shell`` count (a band)."""
     observed = _observed(batch, predicted_spectra, 2)
     n = batch.image_size
     shells = shell_index((n, n), device=batch.device)
@@ -60,6 +61,7 @@ def gaussian_log_likelihood(
     m = hermitian_multiplicity((n, n), device=batch.device, dtype=batch.dtype)
     if max_shell is not None:
         m = m * (shells <= max_shell)
+    m = m * (shells >= min_shell)
     residual = (observed - predicted_spectra).abs() ** 2
     constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
     return -(residual * (m / (4 * s2))).sum((-1, -2)) - constant

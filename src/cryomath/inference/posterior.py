@@ -2,7 +2,8 @@
 summaries (Scheres 2012; ``ml_optimiser.cpp``'s names in brackets).
 
 For scores ``log p(X_b | s, r)`` ``(B, S, R)`` (``gaussian_pose_scores``) and log priors on
-shifts ``(B, S)`` or ``(S,)`` and on references ``(R,)`` (classes x orientations), the posterior
+shifts ``(B, S)`` or ``(S,)`` and on references ``(R,)`` or ``(B, R)`` (classes x orientations),
+the posterior
 is ``w_bsr = exp(log p + prior - L_b)`` with the evidence ``L_b = logsumexp`` over all (s, r)
 [``rlnLogLikeliContribution``]; ``max_probability`` is the largest weight
 [``rlnMaxValueProbDistribution``] and ``significant`` the fewest hypotheses that hold ``mass``
@@ -53,19 +54,25 @@ def posterior(
     log_prior_shifts: torch.Tensor | None = None,
     log_prior_references: torch.Tensor | None = None,
     mass: float = 0.999,
+    count_significant: bool = True,
 ) -> Posterior:
-    """The posterior over ``scores (B, S, R)`` with the given log priors (None: uniform)."""
+    """The posterior over ``scores (B, S, R)`` with the given log priors (None: uniform);
+    ``count_significant=False`` skips the ranking (``significant`` is then 0)."""
     if scores.ndim != 3:
         raise InvalidInputError(f"scores must be (B, S, R), got {tuple(scores.shape)}")
     total = scores
     if log_prior_shifts is not None:
         total = total + log_prior_shifts.expand(scores.shape[:2])[..., None]
-    if log_prior_references is not None:
-        total = total + log_prior_references
+    if log_prior_references is not None:  # (R,), or (B, R) for each image's own hypotheses
+        prior = log_prior_references
+        total = total + (prior[:, None] if prior.ndim == 2 else prior)
     flat = total.flatten(1)
     if not holds(~torch.isnan(flat).any()):  # -inf is a zero prior; NaN is a bug upstream
         raise InvalidInputError("the scores or priors contain NaN")
     evidence = torch.logsumexp(flat, 1)
     weights = torch.exp(flat - evidence[:, None])
+    if not count_significant:
+        significant = torch.zeros(len(flat), dtype=torch.int64, device=flat.device)
+        return Posterior(weights.view(scores.shape), evidence, weights.amax(1), significant)
     ordered, significant = rank_hypotheses(weights, mass)
     return Posterior(weights.view(scores.shape), evidence, ordered.values[:, 0], significant)

@@ -13,7 +13,11 @@ orientation) and shift ``t_s`` (pixels, replacing the image's own), the predicti
 The cross term of all ``(b, s)`` against all ``r`` is one real matrix product
 ``[Re A, -Im A] @ [Re P, Im P]^T`` of ``(B S, 2K)`` by ``(2K, R)``, with ``A = w C conj(X')``;
 the power term is another, ``(w C^2) @ |P|^2^T``, ``(B, K)`` by ``(K, R)``. ``K``: the rfft
-samples of the shells up to ``max_shell`` (a band limit below Nyquist, ``n // 2 - 1`` at most).
+samples of the shells 1 to ``max_shell`` (a band limit below Nyquist, ``n // 2 - 1`` at most).
+The origin does not count (as in RELION): images are normalised to a zero background, so their
+noise has no power there and a ``1 / sigma2`` weight would swamp every other frequency.
+Projections of each image's own hypotheses ``(B, R, ...)`` (local searches) make both
+products batched over the images.
 """
 
 import math
@@ -35,15 +39,19 @@ def gaussian_pose_scores(
 ) -> torch.Tensor:
     """``(B, S, R)`` log-likelihoods of the batch's images for every shift ``shifts_px (S, 2)``
     and every reference projection ``projections (R, n, n // 2 + 1)`` (complex rfft central
-    slices, e.g. ``projection.extract_central_slices_rfft_3d``), equal to
+    slices, e.g. ``projection.extract_central_slices_rfft_3d``; ``(B, R, n, n // 2 + 1)``: each
+    image's own), equal to
     ``imaging.gaussian_log_likelihood`` of the predictions ``C P_r ramp(t_s)`` with the same
     ``max_shell`` (default and maximum: ``n // 2 - 1``)."""
     n = batch.image_size
     if batch.spectra is None:
         raise InvalidInputError("pose scores need the batch's images")
-    if projections.shape[-2:] != (n, n // 2 + 1) or projections.ndim != 3:
+    per_image = projections.ndim == 4
+    lead = projections.shape[:-3]
+    if projections.shape[-2:] != (n, n // 2 + 1) or lead not in ((), (len(batch),)):
         raise InvalidInputError(
-            f"projections must be (R, {n}, {n // 2 + 1}), got {tuple(projections.shape)}"
+            f"projections must be ([{len(batch)},] R, {n}, {n // 2 + 1}), got "
+            f"{tuple(projections.shape)}"
         )
     if shifts_px.ndim != 2 or shifts_px.shape[-1] != 2:
         raise InvalidInputError(f"shifts_px must be (S, 2), got {tuple(shifts_px.shape)}")
@@ -56,18 +64,24 @@ def gaussian_pose_scores(
     if len(sigma2) <= limit:
         raise InvalidInputError(f"the noise spectrum has {len(sigma2)} shells; need {limit + 1}")
     m = hermitian_multiplicity((n, n), device=device, dtype=dtype)
-    keep = ((shells <= limit) & (m > 0)).reshape(-1).nonzero()[:, 0]
+    keep = ((shells <= limit) & (shells >= 1) & (m > 0)).reshape(-1).nonzero()[:, 0]
     s2, m = sigma2[shells.reshape(-1)[keep]], m.reshape(-1)[keep]  # (K,) each
     w = m / (4 * s2)
     x = batch.spectra.reshape(len(batch), -1)[:, keep]  # (B, K)
     ctf = batch.ctf_values()
     c = torch.ones_like(w) if ctf is None else ctf.reshape(len(batch), -1)[:, keep]
     ramp = phase_ramp((n, n), shifts_px.to(device, dtype), rfft=True).reshape(len(shifts_px), -1)
-    p = projections.to(device).reshape(len(projections), -1)[:, keep]  # (R, K)
+    p = projections.to(device).flatten(-2)[..., keep]  # ([B,] R, K)
     image = (w * x.real**2 + w * x.imag**2).sum(-1)  # (B,)
-    power = (w * c * c) @ (p.real**2 + p.imag**2).T  # (B, R)
     a = (w * c * x.conj())[:, None, :] * ramp[:, keep][None]  # (B, S, K): w C conj(X')
-    cross = torch.cat([a.real, -a.imag], -1).flatten(0, 1) @ torch.cat([p.real, p.imag], -1).T
+    a = torch.cat([a.real, -a.imag], -1)
+    p_parts = torch.cat([p.real, p.imag], -1)
+    if per_image:
+        power = torch.einsum("bk,brk->br", w * c * c, p.real**2 + p.imag**2)
+        cross = torch.bmm(a, p_parts.transpose(1, 2))  # (B, S, R)
+    else:
+        power = (w * c * c) @ (p.real**2 + p.imag**2).T  # (B, R)
+        cross = (a.flatten(0, 1) @ p_parts.T).view(len(batch), len(shifts_px), -1)
     constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
-    log_p = 2 * cross.view(len(batch), len(shifts_px), -1) - power[:, None, :]
+    log_p = 2 * cross - power[:, None, :]
     return log_p - image[:, None, None] - constant

@@ -1,0 +1,103 @@
+"""``cryomath refine``: 3-D auto-refinement of particles against an initial map."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cryomath.cli.output import BatchSize, Device, Force, Json, ProjectDir, Symmetry, emit
+from cryomath.errors import InvalidInputError
+
+
+def _grid_note(reference: Path, box: int, pixel: float) -> str | None:
+    """What putting ``reference`` on the particles' grid does to it (None: nothing)."""
+    from cryomath.io import read_mrc_header
+    from cryomath.io.models import is_model_path
+
+    if is_model_path(reference):
+        return f"{reference.name} rendered on {box}^3 voxels of {pixel:g} A"
+    info = read_mrc_header(reference)
+    voxel = float(info.voxel_size_angstrom[0])
+    if abs(voxel - pixel) <= 1e-3 * pixel and info.shape[-1] == box:
+        return None
+    return (f"{reference.name} ({info.shape[-1]}^3 of {voxel:g} A) resampled to the particles' "
+            f"{box}^3 of {pixel:g} A")  # fmt: skip
+
+
+def refine(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
+    reference: Annotated[Path, typer.Option(help="Initial map (.mrc) or model (.pdb/.cif)")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("refine"),
+    ini_high: Annotated[float, typer.Option(help="Low-pass the reference to (A)")] = 30.0,
+    particle_diameter: Annotated[
+        float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
+    ] = None,
+    symmetry: Symmetry = "C1",
+    healpix_order: Annotated[int, typer.Option(help="First HEALPix order (2: 15 deg)")] = 2,
+    local_from_order: Annotated[int, typer.Option(help="Local searches from this order")] = 4,
+    max_order: Annotated[int, typer.Option(help="Finest HEALPix order")] = 5,
+    offset_range: Annotated[float, typer.Option(help="Offset search range (px)")] = 5.0,
+    offset_step: Annotated[float, typer.Option(help="Offset search step (px)")] = 1.0,
+    maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
+    max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
+    batch_size: BatchSize = 256,
+    device: Device = "cpu",
+    resume: Annotated[
+        bool, typer.Option("--continue", help="Continue from the checkpoint in --out")
+    ] = False,
+    project_dir: ProjectDir = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """3-D auto-refinement (RELION's rules): gold-standard halves from a low-passed reference,
+    global then local searches, a checkpoint every iteration (``--continue``); half maps, map,
+    post-processed map, FSC, particles STAR, orientation and per-iteration figures."""
+    from rich.progress import Progress
+
+    from cryomath.devices import resolve_device
+    from cryomath.inference.refine import RefineSettings
+    from cryomath.io import read_particles
+    from cryomath.io.atomic import writable_directory
+    from cryomath.pipelines import read_volume
+    from cryomath.pipelines.refinement import check_outputs, refine_particles, write_refinement
+
+    device = resolve_device(device)
+    check_outputs(out, force, resume)
+    table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
+    table.require("ctf", "pixel_size_angstrom", purpose="refinement")
+    pixel = float(table.pixel_size_angstrom[0])
+    box = int(table.image_size[0]) if table.image_size is not None else None
+    if box is None:
+        raise InvalidInputError(f"{particles}: the particles' box size is unknown")
+    note = _grid_note(reference, box, pixel)
+    volume, _ = read_volume(reference, box, pixel)
+    if note and not json:
+        print(f"note: {note}", file=sys.stderr)
+    settings = RefineSettings(
+        ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
+        symmetry=symmetry, healpix_order=healpix_order, local_from_order=local_from_order,
+        max_order=max_order, offset_range_px=offset_range, offset_step_px=offset_step,
+        max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
+    )  # fmt: skip
+    writable_directory(out)
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("iteration 1", total=table.n)
+
+        def next_iteration(line: dict) -> None:
+            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
+            if not json:
+                bar.console.print(
+                    f"iteration {line['iteration']}: {line['resolution_0143_angstrom']:.2f} A, "
+                    f"order {line['healpix_order']}{' local' if line['local'] else ''}, "
+                    f"median change {line['median_change_degrees']:.2f} deg"
+                )
+
+        state = refine_particles(
+            table, volume, pixel, out, settings, resume=resume, device=device,
+            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+        )  # fmt: skip
+    summary = write_refinement(table, state, out, f"refinement of {particles.name}", force)
+    brief = {k: v for k, v in summary.items() if not hasattr(v, "__len__")}
+    emit({**summary, "output": str(out)} if json else {**brief, "output": str(out)}, json,
+         title="refinement")  # fmt: skip

@@ -1,0 +1,331 @@
+"""One expectation pass over particles: score every hypothesis of every image against K
+references, marginalise, and add the M-step's sums (``ml_optimiser.cpp``'s
+``expectationOneParticle`` and ``storeWeightedSums``, as dense linear algebra).
+
+Per batch: the images are centred on their previous offsets (the offset hypotheses are a
+lattice around them); a global search scores them against the projections of every reference
+at the shared orientations (made once per pass), a local one against each image's own
+orientations around its previous pose (``sampling``); the posterior (priors: class fractions,
+a Gaussian on the offset about the box centre, and for local searches on the angle) gives each
+particle its best hypothesis, RELION's summaries, and the weights of the sums, per class and per
+gold-standard half. The noise spectrum is re-estimated from the residuals at the best pose.
+"""
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.shift import phase_ramp
+from cryomath.imaging import (
+    FourierAccumulator,
+    NoiseSpectrum,
+    NoiseSpectrumEstimator,
+    ParticleBatch,
+    iter_batches,
+)
+from cryomath.inference.posterior import offset_log_prior, posterior, rank_hypotheses
+from cryomath.inference.sampling import (
+    Sampling,
+    global_orientations,
+    local_orientations,
+    offset_grid,
+    oversampled_orientations,
+)
+from cryomath.inference.scores import gaussian_pose_scores
+from cryomath.inference.sums import PoseSums, band_samples, unshifted_spectra
+from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
+from cryomath.so3.metrics import geodesic_distance
+
+
+@dataclass
+class ParticleState:
+    """What each of ``n`` particles carries between iterations (numpy, float64): pose A
+    ``rotations (n, 3, 3)``, ``shifts_px (n, 2)`` (content shifts, ``-origin / pixel``),
+    ``classes (n,)`` (0-based), RELION's ``max_probability``, ``log_likelihood`` and
+    ``significant`` (``rlnMaxValueProbDistribution``, ``rlnLogLikeliContribution``,
+    ``rlnNrOfSignificantSamples``) and the last ``change_degrees`` of the pose."""
+
+    rotations: np.ndarray
+    shifts_px: np.ndarray
+    classes: np.ndarray
+    max_probability: np.ndarray
+    log_likelihood: np.ndarray
+    significant: np.ndarray
+    change_degrees: np.ndarray
+
+    @classmethod
+    def start(cls, rotations: np.ndarray, shifts_px: np.ndarray, classes: np.ndarray):
+        n = len(classes)
+        return cls(rotations.astype(np.float64), shifts_px.astype(np.float64),
+                   classes.astype(np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64),
+                   np.full(n, 180.0))  # fmt: skip
+
+
+@dataclass
+class PassSums:
+    """What a pass adds up: one accumulator per (class, half), the noise estimator, the
+    posterior mass of each class, and the offsets' squared distances from the box centre."""
+
+    accumulators: dict  # (class, half) -> FourierAccumulator; 2-D: half -> planar sums
+    noise: NoiseSpectrumEstimator = field(default_factory=NoiseSpectrumEstimator)
+    class_mass: np.ndarray | None = None
+    offset_square_sum: float = 0.0
+    count: int = 0
+
+
+@dataclass
+class References:
+    """``maps (K, n, n, n)`` on one voxel size, with a soft spherical mask already applied."""
+
+    maps: torch.Tensor
+    voxel_size_angstrom: float
+    log_class_prior: torch.Tensor  # (K,)
+
+    def spectra(self):
+        return prepare_volume(self.maps, 2.0, voxel_size_angstrom=self.voxel_size_angstrom)
+
+
+def expectation_pass(
+    table,
+    rows: np.ndarray,
+    halves: np.ndarray,
+    references: References | None,
+    state: ParticleState,
+    sampling: Sampling,
+    noise: NoiseSpectrum,
+    sums: PassSums,
+    *,
+    offset_sigma_px: float,
+    group: torch.Tensor,
+    batch_size: int = 256,
+    dtype=torch.float32,
+    device=None,
+    progress=None,
+    search=None,
+) -> None:
+    """Score the particles ``rows`` of ``table``; update their entries of ``state`` in place and
+    add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
+    point group (a global search covers its asymmetric unit; insertion uses every ``A g``).
+    ``search``: another shared set of hypotheses than the 3-D references' (2-D classification's
+    in-plane rotations of class averages), with ``_GlobalSearch``'s methods."""
+    sampling.check()
+    if search is None and not sampling.local:
+        search = _GlobalSearch(references, sampling, group, dtype, device)
+    if sampling.local:
+        spectrum = references.spectra()
+        k_classes, log_class_prior = references.maps.shape[0], references.log_class_prior
+    else:
+        k_classes, log_class_prior = search.n_classes, search.log_class_prior
+    shifts = offset_grid(sampling.offset_range_px, sampling.offset_step_px, dtype, device)
+    pose_sums: dict[int, PoseSums] = {}
+    if sums.class_mass is None:
+        sums.class_mass = np.zeros(k_classes)
+    for batch in iter_batches(table, batch_size, device, dtype, rows=rows):
+        index = batch.indices.cpu().numpy()
+        prev = torch.as_tensor(state.shifts_px[index], dtype=dtype, device=batch.device)
+        n = batch.image_size
+        centred = replace(batch, spectra=batch.spectra * phase_ramp((n, n), -prev, rfft=True))
+        prior_shift = offset_log_prior(shifts, -prev, offset_sigma_px)  # about the box centre
+        centres = torch.as_tensor(state.rotations[index], device=batch.device)
+        if sampling.local:
+            poses, log_angle = local_orientations(centres, sampling.step_degrees)
+            hyp = extract_central_slices_rfft_3d(spectrum, poses.flatten(0, 1)[None].expand(
+                k_classes, -1, 3, 3).to(spectrum.data.dtype))  # fmt: skip
+            hyp = hyp.unflatten(1, poses.shape[:2]).transpose(0, 1).flatten(1, 2)
+            hyp = hyp.to(_complex(dtype))
+            log_prior = (log_class_prior[:, None] + log_angle).flatten()
+            rows_of = None
+        else:
+            hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift, noise)
+        scores = gaussian_pose_scores(centred, hyp, shifts, noise, sampling.max_shell)
+        post = posterior(scores, prior_shift, log_prior.to(scores.dtype), sampling.mass)
+        best = post.weights.flatten(1).argmax(1)
+        best_s, best_h = best // hyp.shape[-3], best % hyp.shape[-3]
+        b_range = torch.arange(len(batch), device=batch.device)
+        if sampling.local:
+            n_poses = poses.shape[1]
+            best_class, chosen = best_h // n_poses, poses[b_range, best_h % n_poses]
+        else:
+            n_poses = len(search.poses)
+            row = best_h if rows_of is None else rows_of[b_range, best_h]
+            best_class, chosen = row // n_poses, search.poses[row % n_poses]
+        new_shift = prev + shifts[best_s]
+        change = torch.rad2deg(geodesic_distance(centres.double(), chosen.double()))
+        _record(state, index, chosen, new_shift, best_class, post, change)
+        hyp_class = torch.arange(hyp.shape[-3], device=batch.device) // n_poses
+        if rows_of is not None:
+            hyp_class = rows_of // n_poses
+        sums.class_mass += _class_mass(post.weights, hyp_class, k_classes)
+        sums.offset_square_sum += float((new_shift.double() ** 2).sum())
+        sums.count += len(batch)
+        half = torch.as_tensor(halves[index], device=batch.device)
+        for h in (1, 2):
+            pick = (half == h).nonzero()[:, 0]
+            if len(pick) == 0:
+                continue
+            part, w = centred.subset(pick), post.weights[pick]
+            if sampling.local:
+                for k in range(k_classes):
+                    acc = _accumulator(sums, (k, h), references, dtype, device)
+                    insert_local(acc, part, w[..., k * n_poses : (k + 1) * n_poses], shifts,
+                                 poses[pick], sampling.max_shell, group)  # fmt: skip
+                continue
+            if h not in pose_sums:
+                pose_sums[h] = PoseSums(k_classes * n_poses, n, sampling.max_shell, dtype, device)
+            pose_sums[h].add(part, w, shifts, None if rows_of is None else rows_of[pick])
+        residual = centred.spectra - _prediction(centred, hyp, best_h, shifts[best_s])
+        sums.noise.add(centred, residual)
+        if progress is not None:
+            progress(len(batch))
+    for h, pose_sum in pose_sums.items():
+        search.insert(pose_sum, h, sums)
+
+
+class _GlobalSearch:
+    """A global search's projections (made once per pass) and, with oversampling, each image's
+    children of its significant coarse orientations (``sampling``)."""
+
+    def __init__(self, references: References, sampling: Sampling, group, dtype, device):
+        self.sampling, self.references, self.group = sampling, references, group
+        self.n_classes = references.maps.shape[0]
+        self.log_class_prior = references.log_class_prior
+        self.dtype, self.device = dtype, device
+        spectrum = references.spectra()
+        order = sampling.healpix_order
+        coarse = global_orientations(order, group, torch.float64, device)
+        self.coarse = _project(spectrum, coarse, dtype)  # (K R, n, n // 2 + 1)
+        self.poses, self.fine = coarse, None
+        if sampling.oversample:
+            self.poses = oversampled_orientations(order, group, torch.float64, device)
+            self.fine = _project(spectrum, self.poses, dtype)  # (K 8 R, ...)
+
+    def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
+        """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
+        poses = self.poses
+        rotations = poses[:, None] @ self.group.to(poses) if len(self.group) > 1 else poses
+        for k in range(self.n_classes):
+            acc = _accumulator(sums, (k, half), self.references, self.dtype, self.device)
+            pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
+
+    def hypotheses(self, batch, shifts, prior_shift, noise):
+        """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)
+        or each image's children ``(B, J, ...)`` with their rows in ``self.poses``' table."""
+        log_class_prior = self.log_class_prior
+        n_coarse = len(self.coarse) // len(log_class_prior)
+        coarse_prior = log_class_prior.repeat_interleave(n_coarse)
+        if self.fine is None:
+            return self.coarse, None, coarse_prior
+        s = self.sampling
+        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, s.max_shell)
+        coarse = posterior(scores, prior_shift, coarse_prior.to(scores.dtype), s.mass, False)
+        marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
+        _, held = rank_hypotheses(marginal, s.mass)
+        keep = min(s.max_significant, int(held.max()))
+        top = marginal.topk(keep, 1).indices  # (B, k), rows of the coarse table
+        rows = (top[..., None] * 8 + torch.arange(8, device=top.device)).flatten(1)
+        return self.fine[rows], rows, log_class_prior[rows // (8 * n_coarse)]
+
+
+def _project(spectrum, poses, dtype):
+    """``(K R, n, n // 2 + 1)`` projections of the K references at ``poses (R, 3, 3)``."""
+    slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype))
+    return slices.flatten(0, 1).to(_complex(dtype))
+
+
+def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) -> np.ndarray:
+    """The posterior mass of each class summed over the batch (``classes``: each hypothesis'
+    class, ``(H,)`` or ``(B, H)``)."""
+    per_hyp = weights.sum(1)  # (B, H)
+    mass = torch.zeros(k_classes, dtype=torch.float64, device=weights.device)
+    mass.index_add_(0, classes.expand_as(per_hyp).reshape(-1), per_hyp.reshape(-1).double())
+    return mass.cpu().numpy()
+
+
+def _complex(dtype):
+    return torch.complex64 if dtype == torch.float32 else torch.complex128
+
+
+def _accumulator(sums: PassSums, key, references: References, dtype, device):
+    if key not in sums.accumulators:
+        n = references.maps.shape[-1]
+        sums.accumulators[key] = FourierAccumulator(
+            n, 2.0, dtype, device, references.voxel_size_angstrom
+        )
+    return sums.accumulators[key]
+
+
+def _prediction(batch: ParticleBatch, hyp, best_r, shift):
+    """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis."""
+    n = batch.image_size
+    p = hyp[torch.arange(len(batch)), best_r] if hyp.ndim == 4 else hyp[best_r]
+    ctf = batch.ctf_values()
+    p = p if ctf is None else p * ctf
+    return p * phase_ramp((n, n), shift, rfft=True)
+
+
+def _record(state: ParticleState, index, chosen, new_shift, best_class, post, change):
+    state.rotations[index] = chosen.double().cpu().numpy()
+    state.shifts_px[index] = new_shift.double().cpu().numpy()
+    state.classes[index] = best_class.cpu().numpy()
+    state.max_probability[index] = post.max_probability.double().cpu().numpy()
+    state.log_likelihood[index] = post.log_evidence.double().cpu().numpy()
+    state.significant[index] = post.significant.cpu().numpy()
+    state.change_degrees[index] = change.cpu().numpy()
+
+
+def insert_local(
+    accumulator: FourierAccumulator,
+    batch: ParticleBatch,
+    weights: torch.Tensor,
+    shifts_px: torch.Tensor,
+    poses: torch.Tensor,
+    max_shell: int,
+    group: torch.Tensor,
+) -> None:
+    """The M-step of a local search: each image's posterior ``weights (B, S, J)`` over
+    ``shifts_px (S, 2)`` and its own ``poses (B, J, 3, 3)``, summed over the shifts (one batched
+    product) and inserted at its J poses (and every ``A g`` of the point ``group``)."""
+    n = batch.image_size
+    keep = band_samples(n, max_shell, batch.device)
+    ctf = batch.ctf_values()
+    c = torch.ones((len(batch), len(keep)), dtype=batch.dtype, device=batch.device)
+    c = c if ctf is None else ctf.flatten(1)[:, keep]
+    x = unshifted_spectra(batch, shifts_px, keep)  # (B, S, K)
+    w = weights.to(batch.dtype) * batch.weights[:, None, None]
+    data = torch.bmm(w.transpose(1, 2).to(x.dtype), x) * c[:, None]  # (B, J, K)
+    ctf2 = w.sum(1)[..., None] * (c * c)[:, None]
+    full = torch.zeros((*data.shape[:2], n * (n // 2 + 1)), dtype=data.dtype, device=data.device)
+    data = full.index_copy(2, keep, data)
+    ctf2 = full.real.index_copy(2, keep, ctf2)
+    rotations = poses.to(batch.dtype)
+    copies = len(group)
+    if copies > 1:
+        rotations = rotations[..., None, :, :] @ group.to(rotations)
+    pixel = batch.pixel_size_angstrom
+    scale = (accumulator.voxel_size_angstrom or pixel) / pixel
+    accumulator.add(
+        data.flatten(0, 1).repeat_interleave(copies, 0).unflatten(1, (n, n // 2 + 1)),
+        ctf2.flatten(0, 1).repeat_interleave(copies, 0).unflatten(1, (n, n // 2 + 1)),
+        rotations.reshape(-1, 3, 3), scale,
+    )  # fmt: skip
+
+
+def offset_sigma(sums: PassSums) -> float:
+    """RELION's offset sd update: ``sqrt(sum |t|^2 / (2 N))`` (per axis, pixels)."""
+    if sums.count == 0:
+        raise InvalidInputError("no particles were scored")
+    return math.sqrt(sums.offset_square_sum / (2 * sums.count))
+
+
+def merged_noise(old: NoiseSpectrum, new: NoiseSpectrum, max_shell: int) -> NoiseSpectrum:
+    """The new estimate within the band searched, the old one beyond (RELION keeps sigma2
+    beyond ``current_size``)."""
+    sigma2 = old.sigma2.clone()
+    k = min(max_shell + 1, new.sigma2.shape[1], sigma2.shape[1])
+    for i, g in enumerate(new.groups):
+        if g in old.groups:
+            sigma2[old.groups.index(g), :k] = new.sigma2[i, :k].to(sigma2)
+    return NoiseSpectrum(old.groups, sigma2)

@@ -1,0 +1,101 @@
+"""The hypotheses of one iteration: orientations (global HEALPix or local around each previous
+pose), offsets (a lattice in a disk around each previous offset) and the band searched.
+
+RELION's sampling (``healpix_order``): ``12 * 4^order`` HEALPix directions times
+``6 * 2^order`` in-plane angles, a nominal step of ``60 / 2^order`` degrees (7.5 at order 3);
+a global search covers the asymmetric unit of the point group; a local search takes the poses
+``A_prev exp(v)`` with ``v`` on a lattice of that step within 1.5 steps (19 poses) and a
+Gaussian prior of one step on their angle (RELION's ``sigma_ang``).
+
+Adaptive oversampling (RELION's ``--oversampling 1``, Scheres 2012): a global search scores the
+grid of ``healpix_order``, keeps each image's orientations that hold ``mass`` of its posterior
+(at most ``max_significant``, RELION's ``--maxsig``), and scores again their 8 children on the
+grid of the next order: the 4 HEALPix NEST sub-pixels of the direction times the in-plane
+angles ``2 psi`` and ``2 psi + 1`` (each child has one parent, so no hypothesis counts twice).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.so3.grids import healpix_poses
+from cryomath.so3.lie import exp_map
+from cryomath.so3.symmetry import in_asymmetric_unit
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One iteration's hypotheses: HEALPix ``healpix_order``; ``local`` searches around each
+    particle's previous pose; offsets within ``offset_range_px`` of the previous offset every
+    ``offset_step_px``; scores over the shells up to ``max_shell``; a global search
+    ``oversample`` s (module docstring)."""
+
+    healpix_order: int
+    local: bool
+    offset_range_px: float
+    offset_step_px: float
+    max_shell: int
+    oversample: bool = True
+    max_significant: int = 64
+    mass: float = 0.999
+
+    @property
+    def step_degrees(self) -> float:
+        """The step of the grid the pass ends on (the children's with oversampling)."""
+        order = self.healpix_order + (self.oversample and not self.local)
+        return 60.0 / 2**order
+
+    def check(self) -> None:
+        if not 0 <= self.healpix_order <= 7:
+            raise InvalidInputError(f"healpix order must be in 0..7, got {self.healpix_order}")
+        if not (self.offset_step_px > 0 and self.offset_range_px >= 0):
+            raise InvalidInputError("the offset search needs step > 0 and range >= 0")
+        if self.max_significant < 1 or not 0 < self.mass <= 1:
+            raise InvalidInputError("max_significant must be >= 1 and mass in (0, 1]")
+
+
+def offset_grid(range_px: float, step_px: float, dtype=torch.float64, device=None):
+    """``(S, 2)`` offsets ``(x, y)`` in pixels: a square lattice of ``step_px`` within a disk of
+    ``range_px`` (the origin included)."""
+    k = math.floor(range_px / step_px + 1e-9)
+    axis = torch.arange(-k, k + 1, dtype=dtype, device=device) * step_px
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    return grid[torch.linalg.vector_norm(grid, dim=-1) <= range_px + 1e-9]
+
+
+def _asymmetric(order: int, group: torch.Tensor, device) -> torch.Tensor:
+    """Indices into ``healpix_poses(order)`` of the poses in the asymmetric unit of ``group``."""
+    poses = healpix_poses(order, torch.float64, device)
+    if len(group) == 1:
+        return torch.arange(len(poses), device=device)
+    return in_asymmetric_unit(poses[:, 2], group.to(poses)).nonzero()[:, 0]
+
+
+def global_orientations(order: int, group: torch.Tensor, dtype=torch.float64, device=None):
+    """``(R, 3, 3)`` HEALPix poses of ``order`` whose directions lie in the asymmetric unit of
+    the point ``group (G, 3, 3)``."""
+    return healpix_poses(order, dtype, device)[_asymmetric(order, group, device)]
+
+
+def oversampled_orientations(order: int, group: torch.Tensor, dtype=torch.float64, device=None):
+    """The children ``(8 R, 3, 3)`` on the grid of ``order + 1`` of the ``R`` poses of
+    :func:`global_orientations`: coarse pose ``r``'s are rows ``8 r`` to ``8 r + 7``."""
+    coarse = _asymmetric(order, group, device)
+    n_psi = 6 * 2**order
+    direction, psi = coarse // n_psi, coarse % n_psi
+    a = torch.arange(4, device=device)[:, None]
+    b = torch.arange(2, device=device)[None, :]
+    child = (4 * direction[:, None, None] + a) * (2 * n_psi) + 2 * psi[:, None, None] + b
+    return healpix_poses(order + 1, dtype, device)[child.reshape(-1)]
+
+
+def local_orientations(centres: torch.Tensor, step_degrees: float):
+    """``(B, J, 3, 3)`` poses around ``centres (B, 3, 3)`` and the ``(J,)`` log prior of their
+    angles (a Gaussian of one step)."""
+    axis = torch.arange(-1, 2, dtype=centres.dtype, device=centres.device)
+    v = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    v = v[torch.linalg.vector_norm(v, dim=-1) <= 1.5]
+    log_prior = -0.5 * (v * v).sum(-1)  # |v| in steps; the prior's sd is one step
+    return centres[:, None] @ exp_map(v * math.radians(step_degrees)), log_prior

@@ -1,0 +1,139 @@
+"""Files around 3-D auto-refinement: the inputs, an atomic checkpoint after every iteration
+(``--continue`` picks it up), and the outputs RELION reads back.
+
+Outputs in ``out``: ``half1.mrc``, ``half2.mrc``, ``map.mrc`` (both halves' sums inverted
+together), ``postprocess.mrc``, ``fsc.star`` / ``fsc.json`` / ``fsc.png``, ``particles.star``
+(refined poses and origins, ``rlnRandomSubset``, ``rlnClassNumber``,
+``rlnMaxValueProbDistribution``, ``rlnLogLikeliContribution``, ``rlnNrOfSignificantSamples``),
+``orientations.png`` (the refined viewing directions), ``iterations.json`` and
+``fsc_iterations.png`` (the half-map FSC of every iteration).
+"""
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.inference.refine import (
+    RefineSettings,
+    RefineState,
+    final_maps,
+    refine_iteration,
+    start_refinement,
+)
+from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+
+CHECKPOINT = "checkpoint.pt"
+OUTPUTS = ("half1.mrc", "half2.mrc", "map.mrc", "postprocess.mrc", "fsc.star", "fsc.json",
+           "fsc.png", "particles.star", "orientations.png", "iterations.json",
+           "fsc_iterations.png")  # fmt: skip
+
+
+def save_checkpoint(state, out: Path) -> None:
+    """Write ``state`` to ``out/checkpoint.pt`` atomically (the old one stays until the new one
+    is whole)."""
+    writable_directory(out)
+    with atomic_output(out / CHECKPOINT, force=True) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(out: Path):
+    """The state saved in ``out`` (``--continue``)."""
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise InvalidInputError(f"nothing to continue: {path} does not exist")
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as exc:  # a checkpoint is written atomically: this is another file
+        raise InvalidInputError(f"{path} is not a cryomath checkpoint ({exc})") from None
+
+
+def particles_table(table, state, pixel_size_angstrom: np.ndarray, out: Path):
+    """``table`` with the refined poses, origins and RELION's per-particle columns, its image
+    paths relative to ``out``."""
+    p = state.particles
+    keep = len(table.extra) == table.n
+    extra = table.extra.copy() if keep else pd.DataFrame(index=range(table.n))
+    extra["rlnClassNumber"] = p.classes + 1
+    extra["rlnMaxValueProbDistribution"] = p.max_probability
+    extra["rlnLogLikeliContribution"] = p.log_likelihood
+    extra["rlnNrOfSignificantSamples"] = p.significant
+    paths = table.image_paths
+    if paths is not None:
+        paths = np.array([os.path.relpath(table.resolve_path(x), out) for x in paths], dtype=object)
+    return replace(
+        table, rotations=p.rotations, origins_angstrom=-p.shifts_px * pixel_size_angstrom[:, None],
+        random_subset=getattr(state, "halves", table.random_subset), extra=extra.reset_index(
+            drop=True), image_paths=paths, root=out,
+    )  # fmt: skip
+
+
+def check_outputs(out: Path, force: bool, resume: bool) -> None:
+    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
+    if resume:
+        return
+    for name in (*OUTPUTS, CHECKPOINT):
+        check_output_path(out / name, force)
+
+
+def refine_particles(
+    table, reference: torch.Tensor, voxel_size_angstrom: float, out: Path,
+    settings: RefineSettings, *, resume: bool = False, device=None, dtype=torch.float32,
+    progress=None, on_iteration=None,
+) -> RefineState:  # fmt: skip
+    """Run (or continue) an auto-refinement to convergence, checkpointing after every
+    iteration; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
+    if resume:
+        state = load_checkpoint(out)
+        if not isinstance(state, RefineState) or len(state.halves) != table.n:
+            raise InvalidInputError(f"{out / CHECKPOINT} is from another refinement")
+    else:
+        state = start_refinement(table, reference, voxel_size_angstrom, settings, dtype, device)
+    while not state.converged:
+        line = refine_iteration(table, state, settings, dtype, device, progress)
+        save_checkpoint(state, out)
+        if on_iteration is not None:
+            on_iteration(line)
+    return state
+
+
+def write_refinement(table, state: RefineState, out: Path, title: str, force: bool) -> dict:
+    """The outputs of a converged refinement (module docstring); returns the summary."""
+    from cryomath.io import write_mrc, write_relion_star, write_star
+    from cryomath.io.atomic import output_set
+    from cryomath.io.results import write_json
+    from cryomath.plots import plot_directions, plot_fsc
+    from cryomath.resolution import HalfMapFSC, postprocess_half_maps
+    from cryomath.so3 import relion_euler_from_matrix
+
+    maps = final_maps(state)
+    voxel = maps.pixel_size_angstrom
+    post = postprocess_half_maps(maps.half1, maps.half2, voxel)
+    summary = HalfMapFSC(maps.fsc, maps.fsc.fsc).summary()
+    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
+    angles = relion_euler_from_matrix(torch.from_numpy(state.particles.rotations)).numpy()
+    fsc_rows = pd.DataFrame({
+        "rlnSpectralIndex": np.arange(len(maps.fsc.fsc)),
+        "rlnResolution": maps.fsc.spatial_frequency_per_angstrom.cpu().numpy(),
+        "rlnFourierShellCorrelation": maps.fsc.fsc.cpu().numpy(),
+    })  # fmt: skip
+    curves = {f"it {line['iteration']}": np.asarray(line["fsc"]) for line in state.history}
+    freq = maps.fsc.spatial_frequency_per_angstrom.cpu().numpy()
+    with output_set():
+        for name, volume in (("half1", maps.half1), ("half2", maps.half2), ("map", maps.full),
+                             ("postprocess", post.volume)):  # fmt: skip
+            write_mrc(out / f"{name}.mrc", volume.float().cpu().numpy(), voxel, force=force)
+        write_star(out / "fsc.star", {"fsc": fsc_rows}, force=force)
+        write_json(out / "fsc.json", summary, force)
+        plot_fsc(freq, {"half maps": maps.fsc.fsc.cpu().numpy()}, out / "fsc.png", title, force)
+        plot_fsc(freq, curves, out / "fsc_iterations.png", f"{title}: every iteration", force)
+        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+                          force=force)  # fmt: skip
+        plot_directions(angles[:, :2], out / "orientations.png", f"{title}: directions", force)
+        write_json(out / "iterations.json", {"iterations": state.history}, force)
+    return {**summary, "postprocess_bfactor_angstrom2": post.bfactor_angstrom2,
+            "iterations": state.iteration}  # fmt: skip
