@@ -84,6 +84,22 @@ def plot_images(images: dict, path: Path, title: str, force: bool) -> None:
     _save(fig, path, force)
 
 
+def plot_gallery(images: np.ndarray, labels: list[str], path: Path, title: str, force: bool):
+    """A grid of ``images (k, y, x)`` (up to 10 a row), each with its label."""
+    plt = _figure()
+    k = len(images)
+    cols = min(k, 10)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < k:
+            ax.imshow(images[i], cmap="gray", origin="lower")
+            ax.set_title(labels[i], fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path, force)
+
+
 def plot_ctf(
     ctf_image: np.ndarray, frequency_per_angstrom: np.ndarray, profile: np.ndarray, path: Path,
     title: str, force: bool,

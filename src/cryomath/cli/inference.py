@@ -1,9 +1,12 @@
-"""``cryomath refine``: 3-D auto-refinement of particles against an initial map."""
+"""``cryomath refine`` (3-D auto-refinement), ``cryomath class2d`` (2-D classification) and
+``cryomath select`` (the particles of chosen classes)."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from cryomath.cli.output import BatchSize, Device, Force, Json, ProjectDir, Symmetry, emit
@@ -97,7 +100,98 @@ def refine(
             table, volume, pixel, out, settings, resume=resume, device=device,
             progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
         )  # fmt: skip
-    summary = write_refinement(table, state, out, f"refinement of {particles.name}", force)
+    # a continued run replaces its own earlier outputs
+    summary = write_refinement(
+        table, state, out, f"refinement of {particles.name}", force or resume
+    )
     brief = {k: v for k, v in summary.items() if not hasattr(v, "__len__")}
     emit({**summary, "output": str(out)} if json else {**brief, "output": str(out)}, json,
          title="refinement")  # fmt: skip
+
+
+def class2d(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
+    classes: Annotated[int, typer.Option("--classes", "-K", help="Number of classes")] = 50,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("class2d"),
+    iterations: Annotated[int, typer.Option(help="EM iterations")] = 25,
+    psi_step: Annotated[float, typer.Option(help="In-plane angular step (deg)")] = 6.0,
+    offset_range: Annotated[float, typer.Option(help="Offset search range (px)")] = 5.0,
+    offset_step: Annotated[float, typer.Option(help="Offset search step (px)")] = 1.0,
+    particle_diameter: Annotated[
+        float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
+    ] = None,
+    fast_subsets: Annotated[
+        bool, typer.Option("--fast-subsets", help="First iterations on 10 % and 30 % subsets")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the initial assignment")] = 0,
+    batch_size: BatchSize = 256,
+    device: Device = "cpu",
+    resume: Annotated[
+        bool, typer.Option("--continue", help="Continue from the checkpoint in --out")
+    ] = False,
+    project_dir: ProjectDir = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """2-D classification by expectation-maximisation (full CTF, in-plane angle and offset
+    grids, a checkpoint every iteration): class averages (.mrcs), particles and model STAR
+    files, and a gallery sorted by class size."""
+    from rich.progress import Progress
+
+    from cryomath.devices import resolve_device
+    from cryomath.inference.class2d import Class2DSettings
+    from cryomath.io import read_particles
+    from cryomath.io.atomic import writable_directory
+    from cryomath.pipelines.classification import (
+        check_class2d_outputs,
+        classify_particles,
+        write_class2d,
+    )
+
+    device = resolve_device(device)
+    check_class2d_outputs(out, force, resume)
+    table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
+    table.require("ctf", purpose="2-D classification")
+    settings = Class2DSettings(
+        n_classes=classes, iterations=iterations, psi_step_degrees=psi_step,
+        offset_range_px=offset_range, offset_step_px=offset_step,
+        particle_diameter_angstrom=particle_diameter, fast_subsets=fast_subsets,
+        batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    writable_directory(out)
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("iteration 1", total=table.n)
+
+        def next_iteration(line: dict) -> None:
+            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
+
+        state = classify_particles(
+            table, out, settings, resume=resume, device=device,
+            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+        )  # fmt: skip
+    title = f"2-D classes of {particles.name}"
+    summary = write_class2d(table, state, out, title, force or resume)
+    emit({**summary, "output": str(out)}, json, title="2-D classification")
+
+
+def select(
+    particles: Annotated[Path, typer.Argument(help="Classified particles (.star)")],
+    classes: Annotated[list[int], typer.Option("--class", help="A class to keep (repeat)")],
+    out: Annotated[Path, typer.Option(help="Output STAR file")] = Path("selected.star"),
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Write the particles of the chosen classes (``rlnClassNumber``) to a new STAR file."""
+    from cryomath.io import read_particles, write_relion_star
+    from cryomath.pipelines.classification import select_classes
+
+    table = read_particles(particles, allow_unknown_columns=True)
+    rows = select_classes(table, classes)
+    chosen = table.subset(rows)
+    chosen.image_paths = np.array(
+        [os.path.relpath(chosen.resolve_path(p), out.resolve().parent) for p in chosen.image_paths],
+        dtype=object,
+    )
+    write_relion_star(chosen, out, force=force)
+    emit({"selected": len(rows), "of": table.n, "classes": classes, "output": str(out)}, json,
+         title="selection")  # fmt: skip

@@ -59,6 +59,8 @@ RANGES: dict[str, Range] = {
     "--bfactor": _f(-2000, 2000),  # Angstrom^2
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
+    "--class": _i(1, 100_000),
+    "--classes": _i(1, 10_000),
     "--cs": _f(0, 20),  # mm
     "--defocus-max": _f(50, 2e5),  # Angstrom (below 50: micrometres given by mistake)
     "--defocus-min": _f(50, 2e5),
@@ -83,6 +85,7 @@ RANGES: dict[str, Range] = {
     "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
     "--preferred-fraction": _f(0, 1),
+    "--psi-step": _f(0.1, 180),  # degrees
     "--preferred-kappa": _f(0, 1e6),
     "--resolution": _f(0.01, 1000),  # Angstrom
     "--seed": _i(0, 2**63 - 1),

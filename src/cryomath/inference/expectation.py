@@ -26,7 +26,7 @@ from cryomath.imaging import (
     ParticleBatch,
     iter_batches,
 )
-from cryomath.inference.posterior import offset_log_prior, posterior, rank_hypotheses
+from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
     Sampling,
     global_orientations,
@@ -219,12 +219,11 @@ class _GlobalSearch:
         if self.fine is None:
             return self.coarse, None, coarse_prior
         s = self.sampling
-        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, s.max_shell)
+        band = s.max_shell if s.coarse_shell is None else min(s.max_shell, s.coarse_shell)
+        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, band)
         coarse = posterior(scores, prior_shift, coarse_prior.to(scores.dtype), s.mass, False)
         marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
-        _, held = rank_hypotheses(marginal, s.mass)
-        keep = min(s.max_significant, int(held.max()))
-        top = marginal.topk(keep, 1).indices  # (B, k), rows of the coarse table
+        top = marginal.topk(min(s.max_significant, marginal.shape[1]), 1).indices  # (B, k)
         rows = (top[..., None] * 8 + torch.arange(8, device=top.device)).flatten(1)
         return self.fine[rows], rows, log_class_prior[rows // (8 * n_coarse)]
 

@@ -40,7 +40,7 @@ from cryomath.inference.expectation import (
     offset_sigma,
 )
 from cryomath.inference.greyscale import greyscale_factor
-from cryomath.inference.sampling import Sampling
+from cryomath.inference.sampling import Sampling, coarse_shell
 from cryomath.reconstruction.direct import invert
 from cryomath.reconstruction.halves import HalfMaps, half_subsets
 from cryomath.resolution import FSCCurve, fourier_shell_correlation, low_pass, resolution_angstrom
@@ -144,9 +144,8 @@ def start_refinement(
     )
     ini_shell = shell_of(settings.ini_high_angstrom, n, voxel_size_angstrom)
     band = min(n // 2 - 1, ini_shell + 10)
-    sampling = Sampling(settings.healpix_order, settings.healpix_order >= settings.local_from_order,
-                        settings.offset_range_px, settings.offset_step_px, band,
-                        max_significant=settings.max_significant)  # fmt: skip
+    sampling = _sampling(settings, settings.healpix_order, settings.offset_range_px,
+                         settings.offset_step_px, band, n, voxel_size_angstrom)  # fmt: skip
     if not settings.absolute_greyscale:
         start = start * greyscale_factor(table, start, voxel_size_angstrom, noise,
                                          max(ini_shell, 1), batch_size=settings.batch_size,
@@ -261,18 +260,25 @@ def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: floa
         float(np.median(state.particles.change_degrees)) <= 1.5 * s.step_degrees
     )
     state.best_shell = max(state.best_shell, shell_143)
-    order, step, offset_range, local = s.healpix_order, s.offset_step_px, s.offset_range_px, s.local
-    if stalled or state.iteration >= settings.max_iterations:
-        if order >= settings.max_order or state.iteration >= settings.max_iterations:
-            state.converged = True
-        else:
-            order += 1
-            local = order >= settings.local_from_order
-            step = max(step / 2, 0.25) if local else step
-            offset_range = 3 * step if local else offset_range
+    order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
+    if stalled and order >= settings.max_order:
+        state.converged = True
+    elif stalled:
+        order += 1
+        if order >= settings.local_from_order:
+            step = max(step / 2, 0.25)
+            offset_range = 3 * step
     state.band_shell = min(n // 2 - 1, max(shell_05 + 10, state.band_shell))
-    state.sampling = Sampling(order, local, offset_range, step, state.band_shell,
-                              max_significant=settings.max_significant)  # fmt: skip
+    state.sampling = _sampling(settings, order, offset_range, step, state.band_shell, n, voxel)
+
+
+def _sampling(settings: RefineSettings, order: int, offset_range: float, offset_step: float,
+              band: int, n: int, voxel: float) -> Sampling:  # fmt: skip
+    local = order >= settings.local_from_order
+    radius = mask_radius_px(settings, n, voxel)
+    return Sampling(order, local, offset_range, offset_step, band,
+                    max_significant=settings.max_significant,
+                    coarse_shell=coarse_shell(60.0 / 2**order, radius, n))  # fmt: skip
 
 
 def final_maps(state: RefineState) -> HalfMaps:

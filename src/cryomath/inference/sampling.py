@@ -7,11 +7,16 @@ a global search covers the asymmetric unit of the point group; a local search ta
 ``A_prev exp(v)`` with ``v`` on a lattice of that step within 1.5 steps (19 poses) and a
 Gaussian prior of one step on their angle (RELION's ``sigma_ang``).
 
-Adaptive oversampling (RELION's ``--oversampling 1``, Scheres 2012): a global search scores the
-grid of ``healpix_order``, keeps each image's orientations that hold ``mass`` of its posterior
-(at most ``max_significant``, RELION's ``--maxsig``), and scores again their 8 children on the
-grid of the next order: the 4 HEALPix NEST sub-pixels of the direction times the in-plane
+Adaptive oversampling (RELION's ``--oversampling 1``, Scheres 2012, with cryoDRGN2's top-k
+rule): a global search scores the grid of ``healpix_order``, keeps each image's
+``max_significant`` most probable orientations (RELION keeps those holding 99.9 % of the
+posterior, at most ``--maxsig``; when the coarse posterior is sharp that can be one wrong
+parent, which a fixed budget avoids), and scores again their 8 children on the grid of the
+next order: the 4 HEALPix NEST sub-pixels of the direction times the in-plane
 angles ``2 psi`` and ``2 psi + 1`` (each child has one parent, so no hypothesis counts twice).
+The coarse pass scores the shells up to ``coarse_shell`` only (RELION's ``coarse_size``: the
+resolution the coarse step resolves at the particle's radius, :func:`coarse_shell`): beyond it
+a pose off the coarse grid decorrelates, and the coarse likelihood would pick parents by noise.
 """
 
 import math
@@ -40,6 +45,7 @@ class Sampling:
     oversample: bool = True
     max_significant: int = 64
     mass: float = 0.999
+    coarse_shell: int | None = None
 
     @property
     def step_degrees(self) -> float:
@@ -99,3 +105,9 @@ def local_orientations(centres: torch.Tensor, step_degrees: float):
     v = v[torch.linalg.vector_norm(v, dim=-1) <= 1.5]
     log_prior = -0.5 * (v * v).sum(-1)  # |v| in steps; the prior's sd is one step
     return centres[:, None] @ exp_map(v * math.radians(step_degrees)), log_prior
+
+
+def coarse_shell(step_degrees: float, radius_px: float, image_size: int) -> int:
+    """The last shell of ``image_size`` images that a grid of ``step_degrees`` resolves for a
+    particle of ``radius_px``: the step's arc at the radius is one period there (at least 1)."""
+    return max(1, int(image_size / (math.radians(step_degrees) * radius_px)))

@@ -69,7 +69,7 @@ def gaussian_pose_scores(
     w = m / (4 * s2)
     x = batch.spectra.reshape(len(batch), -1)[:, keep]  # (B, K)
     ctf = batch.ctf_values()
-    c = torch.ones_like(w) if ctf is None else ctf.reshape(len(batch), -1)[:, keep]
+    c = torch.ones_like(x.real) if ctf is None else ctf.reshape(len(batch), -1)[:, keep]
     ramp = phase_ramp((n, n), shifts_px.to(device, dtype), rfft=True).reshape(len(shifts_px), -1)
     p = projections.to(device).flatten(-2)[..., keep]  # ([B,] R, K)
     image = (w * x.real**2 + w * x.imag**2).sum(-1)  # (B,)

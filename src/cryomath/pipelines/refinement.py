@@ -93,7 +93,7 @@ def refine_particles(
             raise InvalidInputError(f"{out / CHECKPOINT} is from another refinement")
     else:
         state = start_refinement(table, reference, voxel_size_angstrom, settings, dtype, device)
-    while not state.converged:
+    while not state.converged and state.iteration < settings.max_iterations:
         line = refine_iteration(table, state, settings, dtype, device, progress)
         save_checkpoint(state, out)
         if on_iteration is not None:

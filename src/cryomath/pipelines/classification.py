@@ -1,0 +1,104 @@
+"""Files around 2-D classification: a checkpoint every iteration (``--continue``), and the
+outputs RELION reads back.
+
+Outputs in ``out``: ``classes.mrcs`` (the class averages), ``particles.star`` (class number,
+in-plane angle, origins, ``rlnMaxValueProbDistribution``, ``rlnLogLikeliContribution``,
+``rlnNrOfSignificantSamples``), ``model.star`` (each class's average, fraction, particle count
+and resolution: RELION's ``model_classes`` block), ``classes.png`` (the gallery, largest class
+first, with counts and resolutions) and ``iterations.json``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.inference.class2d import (
+    Class2DSettings,
+    Class2DState,
+    class2d_iteration,
+    class_resolutions,
+    start_class2d,
+)
+from cryomath.io.atomic import check_output_path
+from cryomath.pipelines.refinement import (
+    CHECKPOINT,
+    load_checkpoint,
+    particles_table,
+    save_checkpoint,
+)
+
+OUTPUTS = ("classes.mrcs", "particles.star", "model.star", "classes.png", "iterations.json")
+
+
+def check_class2d_outputs(out: Path, force: bool, resume: bool) -> None:
+    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
+    if not resume:
+        for name in (*OUTPUTS, CHECKPOINT):
+            check_output_path(out / name, force)
+
+
+def classify_particles(
+    table, out: Path, settings: Class2DSettings, *, resume: bool = False, device=None,
+    dtype=torch.float32, progress=None, on_iteration=None,
+) -> Class2DState:  # fmt: skip
+    """Run (or continue) ``settings.iterations`` of 2-D classification, checkpointing after
+    each; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
+    if resume:
+        state = load_checkpoint(out)
+        if not isinstance(state, Class2DState) or len(state.halves) != table.n:
+            raise InvalidInputError(f"{out / CHECKPOINT} is from another classification")
+    else:
+        state = start_class2d(table, settings, dtype, device)
+    while state.iteration < settings.iterations:
+        line = class2d_iteration(table, state, settings, dtype, device, progress)
+        save_checkpoint(state, out)
+        if on_iteration is not None:
+            on_iteration(line)
+    return state
+
+
+def write_class2d(table, state: Class2DState, out: Path, title: str, force: bool) -> dict:
+    """The outputs of a classification (module docstring); returns the summary."""
+    from cryomath.io import write_mrc, write_relion_star, write_star
+    from cryomath.io.atomic import output_set
+    from cryomath.io.results import write_json
+    from cryomath.plots import plot_gallery
+
+    averages = state.averages.float().cpu().numpy()
+    k = len(averages)
+    counts = np.bincount(state.particles.classes, minlength=k)
+    resolution = class_resolutions(state)
+    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
+    model = pd.DataFrame({
+        "rlnReferenceImage": [f"{i + 1:06d}@classes.mrcs" for i in range(k)],
+        "rlnClassDistribution": state.fractions,
+        "rlnClassParticleCount": counts,
+        "rlnEstimatedResolution": [r if np.isfinite(r) else 999.0 for r in resolution],
+    })  # fmt: skip
+    order = np.argsort(-counts, kind="stable")
+    labels = [f"class {i + 1}: {counts[i]}, {resolution[i]:.1f} A" for i in order]
+    with output_set():
+        write_mrc(out / "classes.mrcs", averages, state.pixel_size_angstrom, force=force)
+        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+                          force=force)  # fmt: skip
+        write_star(out / "model.star", {"model_classes": model}, force=force)
+        plot_gallery(averages[order], labels, out / "classes.png", title, force)
+        write_json(out / "iterations.json", {"iterations": state.history}, force)
+    return {"classes": k, "class_counts": counts.tolist(), "class_resolution_angstrom":
+            resolution, "iterations": state.iteration}  # fmt: skip
+
+
+def select_classes(table, classes: list[int]) -> np.ndarray:
+    """The rows of a classified ``table`` (``rlnClassNumber`` in its extra columns) whose class
+    (1-based) is one of ``classes``."""
+    if "rlnClassNumber" not in table.extra.columns:
+        raise InvalidInputError("the particles have no rlnClassNumber: classify them first")
+    present = set(np.unique(table.extra["rlnClassNumber"]).tolist())
+    missing = sorted(set(classes) - present)
+    if missing:
+        raise InvalidInputError(f"no particles in class(es) {missing}; classes present: "
+                                f"{sorted(present)}")  # fmt: skip
+    return np.flatnonzero(np.isin(table.extra["rlnClassNumber"].to_numpy(), classes))
