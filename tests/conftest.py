@@ -17,7 +17,8 @@ def data() -> Path:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """Small inputs for every command (the edge-case tests): a 16^3 map of 1UAO at 2 A, eight
-    particles simulated from it, their half maps, and a folder with one map."""
+    particles simulated from it, their half maps, their 2-D classification, and a folder with
+    one map."""
     from cryomath.cli import main
 
     root = tmp_path_factory.mktemp("tiny")
@@ -28,6 +29,9 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     rec = root / "rec"
     assert main(["reconstruct", str(sim / "particles.star"), "--out", str(rec), "--halves",
                  "--json"]) == 0  # fmt: skip
+    c2d = root / "c2d"
+    assert main(["class2d", str(sim / "particles.star"), "--classes", "2", "--iterations", "1",
+                 "--out", str(c2d), "--json"]) == 0  # fmt: skip
     folder = root / "maps"
     folder.mkdir()
     (folder / "half1.mrc").write_bytes((rec / "half1.mrc").read_bytes())
@@ -39,4 +43,5 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
         "half1": rec / "half1.mrc",
         "half2": rec / "half2.mrc",
         "maps": folder,
+        "classified": c2d / "particles.star",
     }

@@ -25,6 +25,21 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
         "postprocess": ["postprocess", h1, h2, "--out", str(out / "pp")],
         "align-maps": ["align-maps", h1, h2, "--out", str(out / "fit")],
         "search-maps": ["search-maps", h1, str(tiny["maps"]), "--out", str(out / "search")],
+        "class2d": [
+            "class2d",
+            star,
+            "--classes",
+            "2",
+            "--iterations",
+            "1",
+            "--out",
+            str(out / "c2d"),
+        ],
+        "select": ["select", str(tiny["classified"]), "--class", "1", "--out", str(out / "s.star")],
+        "refine": [
+            *("refine", star, "--reference", h1, "--max-iterations", "1", "--healpix-order"),
+            *("0", "--out", str(out / "ref")),
+        ],
         "rotations convert": [
             *("rotations", "convert", "--from", "relion", "--to", "eman", "10", "20", "30"),
             *("--out", str(out / "r.txt")),

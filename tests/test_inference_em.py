@@ -209,7 +209,7 @@ def test_class2d_separates_three_views(three_views, tmp_path, capsys):
 
     star, view, psi = three_views
     out = tmp_path / "c2d"
-    assert main(["class2d", str(star), "-K", "3", "--iterations", "10", "--offset-range", "3",
+    assert main(["class2d", str(star), "--classes", "3", "--iterations", "10", "--offset-range", "3",
                  "--out", str(out), "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert sum(summary["class_counts"]) == len(view)

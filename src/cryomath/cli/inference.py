@@ -111,7 +111,7 @@ def refine(
 
 def class2d(
     particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
-    classes: Annotated[int, typer.Option("--classes", "-K", help="Number of classes")] = 50,
+    classes: Annotated[int, typer.Option("--classes", help="Number of classes (RELION's K)")] = 50,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("class2d"),
     iterations: Annotated[int, typer.Option(help="EM iterations")] = 25,
     psi_step: Annotated[float, typer.Option(help="In-plane angular step (deg)")] = 6.0,

@@ -59,7 +59,6 @@ RANGES: dict[str, Range] = {
     "--bfactor": _f(-2000, 2000),  # Angstrom^2
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
-    "--class": _i(1, 100_000),
     "--classes": _i(1, 10_000),
     "--cs": _f(0, 20),  # mm
     "--defocus-max": _f(50, 2e5),  # Angstrom (below 50: micrometres given by mistake)

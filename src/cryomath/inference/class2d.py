@@ -147,7 +147,8 @@ def start_class2d(table, settings: Class2DSettings, dtype=torch.float32, device=
         0, torch.zeros((settings.n_classes, n, n), dtype=dtype), pixel,
         ParticleState.start(rotations, shifts, classes),
         rng.permutation(table.n) % 2 + 1, noise, max(settings.offset_range_px / 3, 0.5),
-        np.full(settings.n_classes, 1 / settings.n_classes), band_shell=settings.initial_band_shell,
+        np.full(settings.n_classes, 1 / settings.n_classes),
+        band_shell=min(settings.initial_band_shell, n // 2 - 1),
     )  # fmt: skip
     state.averages = _averages_of_assignments(table, state, settings, dtype, device)
     return state
