@@ -12,6 +12,13 @@ import typer
 from cryomath.cli.output import BatchSize, Device, Force, Json, ProjectDir, Symmetry, emit
 from cryomath.errors import InvalidInputError
 
+OffsetRange = Annotated[float, typer.Option(help="Offset search range (px)")]
+OffsetStep = Annotated[float, typer.Option(help="Offset search step (px)")]
+ParticleDiameter = Annotated[
+    float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
+]
+Continue = Annotated[bool, typer.Option("--continue", help="Continue from the checkpoint in --out")]
+
 
 def _grid_note(reference: Path, box: int, pixel: float) -> str | None:
     """What putting ``reference`` on the particles' grid does to it (None: nothing)."""
@@ -33,22 +40,18 @@ def refine(
     reference: Annotated[Path, typer.Option(help="Initial map (.mrc) or model (.pdb/.cif)")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("refine"),
     ini_high: Annotated[float, typer.Option(help="Low-pass the reference to (A)")] = 30.0,
-    particle_diameter: Annotated[
-        float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
-    ] = None,
+    particle_diameter: ParticleDiameter = None,
     symmetry: Symmetry = "C1",
     healpix_order: Annotated[int, typer.Option(help="First HEALPix order (2: 15 deg)")] = 2,
     local_from_order: Annotated[int, typer.Option(help="Local searches from this order")] = 4,
     max_order: Annotated[int, typer.Option(help="Finest HEALPix order")] = 5,
-    offset_range: Annotated[float, typer.Option(help="Offset search range (px)")] = 5.0,
-    offset_step: Annotated[float, typer.Option(help="Offset search step (px)")] = 1.0,
+    offset_range: OffsetRange = 5.0,
+    offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
-    resume: Annotated[
-        bool, typer.Option("--continue", help="Continue from the checkpoint in --out")
-    ] = False,
+    resume: Continue = False,
     project_dir: ProjectDir = None,
     force: Force = False,
     json: Json = False,
@@ -115,20 +118,16 @@ def class2d(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("class2d"),
     iterations: Annotated[int, typer.Option(help="EM iterations")] = 25,
     psi_step: Annotated[float, typer.Option(help="In-plane angular step (deg)")] = 6.0,
-    offset_range: Annotated[float, typer.Option(help="Offset search range (px)")] = 5.0,
-    offset_step: Annotated[float, typer.Option(help="Offset search step (px)")] = 1.0,
-    particle_diameter: Annotated[
-        float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
-    ] = None,
+    offset_range: OffsetRange = 5.0,
+    offset_step: OffsetStep = 1.0,
+    particle_diameter: ParticleDiameter = None,
     fast_subsets: Annotated[
         bool, typer.Option("--fast-subsets", help="First iterations on 10 % and 30 % subsets")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed of the initial assignment")] = 0,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
-    resume: Annotated[
-        bool, typer.Option("--continue", help="Continue from the checkpoint in --out")
-    ] = False,
+    resume: Continue = False,
     project_dir: ProjectDir = None,
     force: Force = False,
     json: Json = False,

@@ -25,8 +25,8 @@ from cryomath.inference.class2d import (
 from cryomath.io.atomic import check_output_path
 from cryomath.pipelines.refinement import (
     CHECKPOINT,
-    load_checkpoint,
     particles_table,
+    resumed_or_started,
     save_checkpoint,
 )
 
@@ -46,12 +46,8 @@ def classify_particles(
 ) -> Class2DState:  # fmt: skip
     """Run (or continue) ``settings.iterations`` of 2-D classification, checkpointing after
     each; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
-    if resume:
-        state = load_checkpoint(out)
-        if not isinstance(state, Class2DState) or len(state.halves) != table.n:
-            raise InvalidInputError(f"{out / CHECKPOINT} is from another classification")
-    else:
-        state = start_class2d(table, settings, dtype, device)
+    state = resumed_or_started(out, resume, Class2DState, table.n,
+                               lambda: start_class2d(table, settings, dtype, device))  # fmt: skip
     while state.iteration < settings.iterations:
         line = class2d_iteration(table, state, settings, dtype, device, progress)
         save_checkpoint(state, out)

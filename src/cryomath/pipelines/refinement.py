@@ -52,6 +52,17 @@ def load_checkpoint(out: Path):
         raise InvalidInputError(f"{path} is not a cryomath checkpoint ({exc})") from None
 
 
+def resumed_or_started(out: Path, resume: bool, kind: type, n_particles: int, start):
+    """The checkpointed state of a run of ``kind`` on ``n_particles`` (``resume``), else
+    ``start()``."""
+    if not resume:
+        return start()
+    state = load_checkpoint(out)
+    if not isinstance(state, kind) or len(state.halves) != n_particles:
+        raise InvalidInputError(f"{out / CHECKPOINT} is from another run or other particles")
+    return state
+
+
 def particles_table(table, state, pixel_size_angstrom: np.ndarray, out: Path):
     """``table`` with the refined poses, origins and RELION's per-particle columns, its image
     paths relative to ``out``."""
@@ -87,12 +98,8 @@ def refine_particles(
 ) -> RefineState:  # fmt: skip
     """Run (or continue) an auto-refinement to convergence, checkpointing after every
     iteration; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
-    if resume:
-        state = load_checkpoint(out)
-        if not isinstance(state, RefineState) or len(state.halves) != table.n:
-            raise InvalidInputError(f"{out / CHECKPOINT} is from another refinement")
-    else:
-        state = start_refinement(table, reference, voxel_size_angstrom, settings, dtype, device)
+    state = resumed_or_started(out, resume, RefineState, table.n, lambda: start_refinement(
+        table, reference, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
     while not state.converged and state.iteration < settings.max_iterations:
         line = refine_iteration(table, state, settings, dtype, device, progress)
         save_checkpoint(state, out)
