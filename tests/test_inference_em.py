@@ -209,8 +209,8 @@ def test_class2d_separates_three_views(three_views, tmp_path, capsys):
 
     star, view, psi = three_views
     out = tmp_path / "c2d"
-    assert main(["class2d", str(star), "--classes", "3", "--iterations", "10", "--offset-range", "3",
-                 "--out", str(out), "--json"]) == 0  # fmt: skip
+    assert main(["class2d", str(star), "--classes", "3", "--iterations", "10", "--offset-range",
+                 "3", "--out", str(out), "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert sum(summary["class_counts"]) == len(view)
     table = read_particles(out / "particles.star", allow_unknown_columns=True)

@@ -14,7 +14,8 @@ with shells to 23); the reported resolution is at FSC 0.143.
 
 Sampling rules (``ml_optimiser.cpp``'s ``updateAngularSampling`` and ``checkConvergence``, in
 their simple form): an iteration is *stalled* when the 0.143 resolution did not improve on the
-best so far and the median pose change is within 1.5 steps; a stalled iteration makes the
+best so far and at most ``moved_fraction`` (10 %) of the poses moved by more than 1.5 steps
+(RELION: no large changes of the hidden variables); a stalled iteration makes the
 HEALPix order one finer (local searches from ``local_from_order``, the offset step halved, the
 offset range three steps), and at ``max_order`` ends the refinement; the final map is the
 inversion of both halves' sums together, regularised by their FSC (the joined reconstruction).
@@ -61,6 +62,7 @@ class RefineSettings:
     offset_step_px: float = 1.0  # [--offset_step]
     max_significant: int = 64  # [--maxsig]
     max_iterations: int = 25
+    moved_fraction: float = 0.1  # a stall: at most this share of poses moved over 1.5 steps
     join_below_angstrom: float = 40.0  # [--low_resol_join_halves]
     batch_size: int = 256
     split_seed: int = 0
@@ -245,6 +247,7 @@ def _log_line(state: RefineState, curve: FSCCurve, voxel: float, n: int) -> dict
         "resolution_0143_angstrom": resolution_angstrom(curve, 0.143),
         "resolution_05_angstrom": resolution_angstrom(curve, 0.5),
         "median_change_degrees": float(np.median(p.change_degrees)),
+        "moved_fraction": float(np.mean(p.change_degrees > 1.5 * state.sampling.step_degrees)),
         "mean_max_probability": float(p.max_probability.mean()),
         "mean_significant": float(p.significant.mean()),
         "offset_sigma_px": state.offset_sigma_px,
@@ -256,9 +259,8 @@ def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: floa
     s = state.sampling
     shell_143 = shell_of(resolution_angstrom(curve, 0.143), n, voxel)
     shell_05 = shell_of(resolution_angstrom(curve, 0.5), n, voxel)
-    stalled = shell_143 <= state.best_shell and (
-        float(np.median(state.particles.change_degrees)) <= 1.5 * s.step_degrees
-    )
+    moved = float(np.mean(state.particles.change_degrees > 1.5 * s.step_degrees))
+    stalled = shell_143 <= state.best_shell and moved <= settings.moved_fraction
     state.best_shell = max(state.best_shell, shell_143)
     order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
     if stalled and order >= settings.max_order:
