@@ -35,6 +35,10 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
             "--out",
             str(out / "c2d"),
         ],
+        "class3d": [
+            *("class3d", star, "--reference", h1, "--classes", "2", "--iterations", "1"),
+            *("--healpix-order", "0", "--out", str(out / "c3d")),
+        ],
         "select": ["select", str(tiny["classified"]), "--class", "1", "--out", str(out / "s.star")],
         "refine": [
             *("refine", star, "--reference", h1, "--max-iterations", "1", "--healpix-order"),

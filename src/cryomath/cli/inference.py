@@ -194,3 +194,78 @@ def select(
     write_relion_star(chosen, out, force=force)
     emit({"selected": len(rows), "of": table.n, "classes": classes, "output": str(out)}, json,
          title="selection")  # fmt: skip
+
+
+def class3d(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
+    reference: Annotated[
+        list[Path], typer.Option(help="Initial map or model; one per class, or one for all")
+    ],
+    classes: Annotated[int, typer.Option("--classes", help="Number of classes (RELION's K)")] = 4,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("class3d"),
+    iterations: Annotated[int, typer.Option(help="EM iterations")] = 25,
+    ini_high: Annotated[float, typer.Option(help="Low-pass the reference to (A)")] = 60.0,
+    particle_diameter: ParticleDiameter = None,
+    symmetry: Symmetry = "C1",
+    healpix_order: Annotated[int, typer.Option(help="HEALPix order (2: 15 deg)")] = 2,
+    local: Annotated[bool, typer.Option("--local", help="Local searches around the poses")] = False,
+    offset_range: OffsetRange = 5.0,
+    offset_step: OffsetStep = 1.0,
+    maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed of the first classes")] = 0,
+    batch_size: BatchSize = 256,
+    device: Device = "cpu",
+    resume: Continue = False,
+    project_dir: ProjectDir = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """3-D classification by expectation-maximisation at a fixed sampling: a map, a resolution
+    and a particle count per class, particles and model STAR files, central sections."""
+    import torch
+    from rich.progress import Progress
+
+    from cryomath.devices import resolve_device
+    from cryomath.inference.class3d import Class3DSettings
+    from cryomath.inference.refine import RefineSettings
+    from cryomath.io import read_particles
+    from cryomath.io.atomic import writable_directory
+    from cryomath.pipelines import read_volume
+    from cryomath.pipelines.classification3d import (
+        check_class3d_outputs,
+        classify_particles_3d,
+        write_class3d,
+    )
+
+    device = resolve_device(device)
+    check_class3d_outputs(out, classes, force, resume)
+    table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
+    table.require("ctf", "pixel_size_angstrom", "image_size", purpose="3-D classification")
+    pixel, box = float(table.pixel_size_angstrom[0]), int(table.image_size[0])
+    volumes = []
+    for path in reference:
+        note = _grid_note(path, box, pixel)
+        volumes.append(read_volume(path, box, pixel)[0])
+        if note and not json:
+            print(f"note: {note}", file=sys.stderr)
+    search = RefineSettings(
+        ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
+        symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
+        offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
+        max_order=max(healpix_order, 5),
+    )  # fmt: skip
+    settings = Class3DSettings(classes, iterations, local, seed, search)
+    writable_directory(out)
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("iteration 1", total=table.n)
+
+        def next_iteration(line: dict) -> None:
+            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
+
+        state = classify_particles_3d(
+            table, torch.stack(volumes), pixel, out, settings, resume=resume, device=device,
+            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+        )  # fmt: skip
+    title = f"3-D classes of {particles.name}"
+    summary = write_class3d(table, state, out, title, force or resume)
+    emit({**summary, "output": str(out)}, json, title="3-D classification")

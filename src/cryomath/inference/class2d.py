@@ -29,6 +29,7 @@ from cryomath.inference.expectation import (
     expectation_pass,
     merged_noise,
     offset_sigma,
+    with_image_prior,
 )
 from cryomath.inference.sampling import Sampling
 from cryomath.inference.sums import PoseSums
@@ -95,9 +96,13 @@ class PlanarSearch:
         self.projections = spectra.flatten(0, 1)  # (K P, n, n // 2 + 1)
         self.log_class_prior = torch.log(torch.as_tensor(fractions, dtype=dtype).clamp(min=1e-30))
 
-    def hypotheses(self, batch, shifts, prior_shift, noise):
+    def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
         prior = self.log_class_prior.to(batch.device).repeat_interleave(len(self.psi))
-        return self.projections.to(batch.device), None, prior
+        return (
+            self.projections.to(batch.device),
+            None,
+            with_image_prior(prior, image_prior, len(self.psi)),
+        )
 
     def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
         data, weights = pose_sum.spectra()

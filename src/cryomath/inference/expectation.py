@@ -105,12 +105,15 @@ def expectation_pass(
     device=None,
     progress=None,
     search=None,
+    image_class_prior: np.ndarray | None = None,
 ) -> None:
     """Score the particles ``rows`` of ``table``; update their entries of ``state`` in place and
     add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
     point group (a global search covers its asymmetric unit; insertion uses every ``A g``).
     ``search``: another shared set of hypotheses than the 3-D references' (2-D classification's
-    in-plane rotations of class averages), with ``_GlobalSearch``'s methods."""
+    in-plane rotations of class averages), with ``_GlobalSearch``'s methods.
+    ``image_class_prior (table.n, K)``: a log prior on each particle's class on top of the
+    class fractions (``-inf``: not that class; RELION's random classes of a first iteration)."""
     sampling.check()
     if search is None and not sampling.local:
         search = _GlobalSearch(references, sampling, group, dtype, device)
@@ -130,16 +133,21 @@ def expectation_pass(
         centred = replace(batch, spectra=batch.spectra * phase_ramp((n, n), -prev, rfft=True))
         prior_shift = offset_log_prior(shifts, -prev, offset_sigma_px)  # about the box centre
         centres = torch.as_tensor(state.rotations[index], device=batch.device)
+        image_prior = None
+        if image_class_prior is not None:
+            image_prior = torch.as_tensor(image_class_prior[index], dtype=dtype, device=device)
         if sampling.local:
             poses, log_angle = local_orientations(centres, sampling.step_degrees)
             hyp = extract_central_slices_rfft_3d(spectrum, poses.flatten(0, 1)[None].expand(
                 k_classes, -1, 3, 3).to(spectrum.data.dtype))  # fmt: skip
             hyp = hyp.unflatten(1, poses.shape[:2]).transpose(0, 1).flatten(1, 2)
             hyp = hyp.to(_complex(dtype))
-            log_prior = (log_class_prior[:, None] + log_angle).flatten()
+            log_prior = with_image_prior((log_class_prior[:, None] + log_angle).flatten(),
+                                         image_prior, len(log_angle))  # fmt: skip
             rows_of = None
         else:
-            hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift, noise)
+            hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift, noise,
+                                                        image_prior)  # fmt: skip
         scores = gaussian_pose_scores(centred, hyp, shifts, noise, sampling.max_shell)
         post = posterior(scores, prior_shift, log_prior.to(scores.dtype), sampling.mass)
         best = post.weights.flatten(1).argmax(1)
@@ -210,12 +218,14 @@ class _GlobalSearch:
             acc = _accumulator(sums, (k, half), self.references, self.dtype, self.device)
             pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
 
-    def hypotheses(self, batch, shifts, prior_shift, noise):
+    def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
         """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)
-        or each image's children ``(B, J, ...)`` with their rows in ``self.poses``' table."""
+        or each image's children ``(B, J, ...)`` with their rows in ``self.poses``' table;
+        ``image_prior (B, K)``: each image's extra log prior on the classes."""
         log_class_prior = self.log_class_prior
         n_coarse = len(self.coarse) // len(log_class_prior)
-        coarse_prior = log_class_prior.repeat_interleave(n_coarse)
+        coarse_prior = with_image_prior(log_class_prior.repeat_interleave(n_coarse), image_prior,
+                                        n_coarse)  # fmt: skip
         if self.fine is None:
             return self.coarse, None, coarse_prior
         s = self.sampling
@@ -225,7 +235,18 @@ class _GlobalSearch:
         marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
         top = marginal.topk(min(s.max_significant, marginal.shape[1]), 1).indices  # (B, k)
         rows = (top[..., None] * 8 + torch.arange(8, device=top.device)).flatten(1)
-        return self.fine[rows], rows, log_class_prior[rows // (8 * n_coarse)]
+        prior = log_class_prior[rows // (8 * n_coarse)]
+        if image_prior is not None:
+            prior = prior + torch.gather(image_prior, 1, rows // (8 * n_coarse))
+        return self.fine[rows], rows, prior
+
+
+def with_image_prior(prior: torch.Tensor, image_prior: torch.Tensor | None, per_class: int):
+    """``prior (K H,)`` plus each image's class prior ``(B, K)`` on its ``per_class``
+    hypotheses: ``(B, K H)`` (``prior`` itself without one)."""
+    if image_prior is None:
+        return prior
+    return prior + image_prior.repeat_interleave(per_class, 1)
 
 
 def _project(spectrum, poses, dtype):

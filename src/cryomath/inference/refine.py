@@ -146,7 +146,7 @@ def start_refinement(
     )
     ini_shell = shell_of(settings.ini_high_angstrom, n, voxel_size_angstrom)
     band = min(n // 2 - 1, ini_shell + 10)
-    sampling = _sampling(settings, settings.healpix_order, settings.offset_range_px,
+    sampling = sampling_for(settings, settings.healpix_order, settings.offset_range_px,
                          settings.offset_step_px, band, n, voxel_size_angstrom)  # fmt: skip
     if not settings.absolute_greyscale:
         start = start * greyscale_factor(table, start, voxel_size_angstrom, noise,
@@ -271,11 +271,13 @@ def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: floa
             step = max(step / 2, 0.25)
             offset_range = 3 * step
     state.band_shell = min(n // 2 - 1, max(shell_05 + 10, state.band_shell))
-    state.sampling = _sampling(settings, order, offset_range, step, state.band_shell, n, voxel)
+    state.sampling = sampling_for(settings, order, offset_range, step, state.band_shell, n, voxel)
 
 
-def _sampling(settings: RefineSettings, order: int, offset_range: float, offset_step: float,
-              band: int, n: int, voxel: float) -> Sampling:  # fmt: skip
+def sampling_for(settings: RefineSettings, order: int, offset_range: float, offset_step: float,
+                 band: int, n: int, voxel: float) -> Sampling:  # fmt: skip
+    """The sampling of HEALPix ``order`` under ``settings`` (local from
+    ``local_from_order``; the coarse pass scored to what the order's step resolves)."""
     local = order >= settings.local_from_order
     radius = mask_radius_px(settings, n, voxel)
     return Sampling(order, local, offset_range, offset_step, band,

@@ -1,0 +1,89 @@
+"""Files around 3-D classification: a checkpoint every iteration (``--continue``) and the
+outputs RELION reads back: ``classNNN.mrc`` (one map per class), ``particles.star`` (class,
+pose, origins and RELION's per-particle summaries), ``model.star`` (each class's map, fraction,
+particle count and resolution), ``classes.png`` (central sections of every class, largest
+first) and ``iterations.json``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryomath.inference.class3d import (
+    Class3DSettings,
+    Class3DState,
+    class3d_iteration,
+    class_resolutions,
+    start_class3d,
+)
+from cryomath.io.atomic import check_output_path
+from cryomath.pipelines.refinement import (
+    CHECKPOINT,
+    particles_table,
+    resumed_or_started,
+    save_checkpoint,
+)
+
+
+def check_class3d_outputs(out: Path, n_classes: int, force: bool, resume: bool) -> None:
+    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
+    if not resume:
+        names = [f"class{k + 1:03d}.mrc" for k in range(n_classes)]
+        for name in (*names, "particles.star", "model.star", "classes.png", "iterations.json",
+                     CHECKPOINT):  # fmt: skip
+            check_output_path(out / name, force)
+
+
+def classify_particles_3d(
+    table, references: torch.Tensor, voxel_size_angstrom: float, out: Path,
+    settings: Class3DSettings, *, resume: bool = False, device=None, dtype=torch.float32,
+    progress=None, on_iteration=None,
+) -> Class3DState:  # fmt: skip
+    """Run (or continue) ``settings.iterations`` of 3-D classification from ``references
+    (K or 1, n, n, n)``, checkpointing after each; ``progress(k)`` as particles are scored,
+    ``on_iteration(line)`` after each."""
+    state = resumed_or_started(out, resume, Class3DState, table.n, lambda: start_class3d(
+        table, references, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
+    while state.iteration < settings.iterations:
+        line = class3d_iteration(table, state, settings, dtype, device, progress)
+        save_checkpoint(state, out)
+        if on_iteration is not None:
+            on_iteration(line)
+    return state
+
+
+def write_class3d(table, state: Class3DState, out: Path, title: str, force: bool) -> dict:
+    """The outputs of a 3-D classification (module docstring); returns the summary."""
+    from cryomath.io import write_mrc, write_relion_star, write_star
+    from cryomath.io.atomic import output_set
+    from cryomath.io.results import write_json
+    from cryomath.plots import plot_gallery
+
+    maps = state.maps.float().cpu().numpy()
+    k, n = len(maps), maps.shape[-1]
+    counts = np.bincount(state.particles.classes, minlength=k)
+    resolution = class_resolutions(state, 0.143)
+    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
+    model = pd.DataFrame({
+        "rlnReferenceImage": [f"class{i + 1:03d}.mrc" for i in range(k)],
+        "rlnClassDistribution": state.fractions,
+        "rlnClassParticleCount": counts,
+        "rlnEstimatedResolution": [r if np.isfinite(r) else 999.0 for r in resolution],
+    })  # fmt: skip
+    order = np.argsort(-counts, kind="stable")
+    sections = np.stack([[m[n // 2], m[:, n // 2], m[:, :, n // 2]] for m in maps[order]])
+    labels = [f"class {i + 1} {axis}: {counts[i]}, {resolution[i]:.1f} A" for i in order
+              for axis in ("xy", "xz", "yz")]  # fmt: skip
+    with output_set():
+        for i, volume in enumerate(maps):
+            write_mrc(out / f"class{i + 1:03d}.mrc", volume, state.voxel_size_angstrom,
+                      force=force)  # fmt: skip
+        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+                          force=force)  # fmt: skip
+        write_star(out / "model.star", {"model_classes": model}, force=force)
+        plot_gallery(sections.reshape(-1, n, n), labels, out / "classes.png", title, force)
+        write_json(out / "iterations.json", {"iterations": state.history}, force)
+    return {"classes": k, "class_counts": counts.tolist(), "class_resolution_angstrom":
+            resolution, "iterations": state.iteration}  # fmt: skip
