@@ -66,7 +66,7 @@ RANGES: dict[str, Range] = {
     "--delta": _f(0.01, 180),  # degrees
     "--dose": _f(1e-6, 1e4),  # e/A^2
     "--grid-order": _i(0, 7),  # HEALPix
-    "--healpix-order": _i(0, 6),
+    "--healpix-order": _i(0, 4),  # a global search
     "--ini-high": _f(0.01, 1000),  # Angstrom
     "--local-from-order": _i(0, 8),
     "--max-iterations": _i(1, 1000),

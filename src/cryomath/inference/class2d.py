@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shift import phase_ramp
@@ -89,6 +90,10 @@ class PlanarSearch:
     def __init__(self, averages: torch.Tensor, psi_degrees: torch.Tensor, fractions, dtype):
         n = averages.shape[-1]
         self.psi, self.n_classes, self.n = psi_degrees, averages.shape[0], n
+        item = 2 * torch.empty((), dtype=dtype).element_size()
+        count = self.n_classes * len(psi_degrees)
+        check_memory(item * count * n * (n // 2 + 1), f"{count} rotated class averages",
+                     averages.device)  # fmt: skip
         self.poses = planar_poses(psi_degrees)
         spectra = rotate_spectra_rfft_2d(
             prepare_images(averages.to(dtype)), n, psi_degrees.to(dtype)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import (
@@ -123,6 +124,8 @@ def expectation_pass(
     else:
         k_classes, log_class_prior = search.n_classes, search.log_class_prior
     shifts = offset_grid(sampling.offset_range_px, sampling.offset_step_px, dtype, device)
+    _check_batch_memory(table, batch_size, len(shifts), k_classes, sampling, search, dtype,
+                        device)  # fmt: skip
     pose_sums: dict[int, PoseSums] = {}
     if sums.class_mass is None:
         sums.class_mass = np.zeros(k_classes)
@@ -192,6 +195,26 @@ def expectation_pass(
         search.insert(pose_sum, h, sums)
 
 
+def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search, dtype,
+                        device) -> None:  # fmt: skip
+    """Refuse a pass whose batch would not fit: the scores and weights of every (image,
+    shift, hypothesis) and each image's own projections (local or oversampled searches)."""
+    n = int(np.max(table.image_size)) if table.image_size is not None else 0
+    b = min(batch_size, table.n)
+    if sampling.local:
+        hypotheses, own = 19 * k_classes, 19 * k_classes
+    elif getattr(search, "fine", None) is not None:
+        hypotheses = max(len(search.coarse), 8 * sampling.max_significant * k_classes)
+        own = 8 * sampling.max_significant
+    else:
+        hypotheses, own = len(search.projections if hasattr(search, "projections") else
+                              search.coarse), 0  # fmt: skip
+    item = torch.empty((), dtype=dtype).element_size()
+    needed = item * b * (4 * n_shifts * hypotheses + 2 * own * n * (n // 2 + 1))
+    check_memory(needed, f"a batch of {b} images x {n_shifts} offsets x {hypotheses} poses "
+                 "(lower --batch-size, --maxsig or the offset search)", device)  # fmt: skip
+
+
 class _GlobalSearch:
     """A global search's projections (made once per pass) and, with oversampling, each image's
     children of its significant coarse orientations (``sampling``)."""
@@ -201,9 +224,15 @@ class _GlobalSearch:
         self.n_classes = references.maps.shape[0]
         self.log_class_prior = references.log_class_prior
         self.dtype, self.device = dtype, device
-        spectrum = references.spectra()
         order = sampling.healpix_order
         coarse = global_orientations(order, group, torch.float64, device)
+        n = references.maps.shape[-1]
+        item = 2 * torch.empty((), dtype=dtype).element_size()  # complex
+        tables = len(coarse) * (1 + 8 * sampling.oversample) * self.n_classes
+        check_memory(item * tables * n * (n // 2 + 1), f"projections of {self.n_classes} maps "
+                     f"at {tables // self.n_classes} orientations (a lower --healpix-order)",
+                     device)  # fmt: skip
+        spectrum = references.spectra()
         self.coarse = _project(spectrum, coarse, dtype)  # (K R, n, n // 2 + 1)
         self.poses, self.fine = coarse, None
         if sampling.oversample:

@@ -58,6 +58,12 @@ class Sampling:
             raise InvalidInputError(f"healpix order must be in 0..7, got {self.healpix_order}")
         if not (self.offset_step_px > 0 and self.offset_range_px >= 0):
             raise InvalidInputError("the offset search needs step > 0 and range >= 0")
+        if not self.local and self.healpix_order > 4:
+            raise InvalidInputError(
+                f"a global search at HEALPix order {self.healpix_order} "
+                f"({72 * 8**self.healpix_order} poses) is too large: search locally from order 4 "
+                "at the latest"
+            )
         if self.max_significant < 1 or not 0 < self.mass <= 1:
             raise InvalidInputError("max_significant must be >= 1 and mass in (0, 1]")
 
@@ -66,6 +72,11 @@ def offset_grid(range_px: float, step_px: float, dtype=torch.float64, device=Non
     """``(S, 2)`` offsets ``(x, y)`` in pixels: a square lattice of ``step_px`` within a disk of
     ``range_px`` (the origin included)."""
     k = math.floor(range_px / step_px + 1e-9)
+    if (2 * k + 1) ** 2 > 100_000:
+        raise InvalidInputError(
+            f"an offset search of {(2 * k + 1) ** 2} lattice points ({range_px:g} px every "
+            f"{step_px:g} px): raise the step or lower the range"
+        )
     axis = torch.arange(-k, k + 1, dtype=dtype, device=device) * step_px
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
     return grid[torch.linalg.vector_norm(grid, dim=-1) <= range_px + 1e-9]

@@ -14,6 +14,7 @@ the mass), whatever the number of images: memory is ``R x K``, flat in the parti
 
 import torch
 
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import FourierAccumulator, ParticleBatch
@@ -42,6 +43,9 @@ class PoseSums:
     def __init__(self, n_orientations: int, image_size: int, max_shell: int, dtype, device):
         self.n, self.keep = image_size, band_samples(image_size, max_shell, device)
         k = len(self.keep)
+        item = torch.empty((), dtype=dtype).element_size()
+        check_memory(3 * item * n_orientations * k, f"the M-step sums of {n_orientations} "
+                     "orientations", device)  # fmt: skip
         self.data = torch.zeros((n_orientations, 2 * k), dtype=dtype, device=device)
         self.weights = torch.zeros((n_orientations, k), dtype=dtype, device=device)
         self.pixel_size_angstrom: float | None = None
