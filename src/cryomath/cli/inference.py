@@ -3,6 +3,7 @@
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,6 @@ import numpy as np
 import typer
 
 from cryomath.cli.output import BatchSize, Device, Force, Json, ProjectDir, Symmetry, emit
-from cryomath.errors import InvalidInputError
 
 OffsetRange = Annotated[float, typer.Option(help="Offset search range (px)")]
 OffsetStep = Annotated[float, typer.Option(help="Offset search step (px)")]
@@ -33,6 +33,46 @@ def _grid_note(reference: Path, box: int, pixel: float) -> str | None:
         return None
     return (f"{reference.name} ({info.shape[-1]}^3 of {voxel:g} A) resampled to the particles' "
             f"{box}^3 of {pixel:g} A")  # fmt: skip
+
+
+def _references_on_grid(table, references: list[Path], json: bool):
+    """``(pixel size, volumes (R, n, n, n))``: each reference put on the particles' grid (box
+    and pixel), with a note on stderr of what that did to it."""
+    import torch
+
+    from cryomath.pipelines import read_volume
+
+    pixel, box = float(table.pixel_size_angstrom[0]), int(table.image_size[0])
+    volumes = []
+    for path in references:
+        note = _grid_note(path, box, pixel)
+        volumes.append(read_volume(path, box, pixel)[0])
+        if note and not json:
+            print(f"note: {note}", file=sys.stderr)
+    return pixel, torch.stack(volumes)
+
+
+@contextmanager
+def _iteration_progress(total: int, json: bool, describe=None):
+    """A progress bar over each iteration's ``total`` particles: yields ``(progress,
+    on_iteration)`` for the pipelines; ``describe(line)``: a line printed per iteration."""
+    from rich.progress import Progress
+
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("iteration 1", total=total)
+
+        def next_iteration(line: dict) -> None:
+            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
+            if describe is not None and not json:
+                bar.console.print(describe(line))
+
+        yield (lambda k: bar.advance(task, k)), next_iteration
+
+
+def _describe_refinement(line: dict) -> str:
+    return (f"iteration {line['iteration']}: {line['resolution_0143_angstrom']:.2f} A, order "
+            f"{line['healpix_order']}{' local' if line['local'] else ''}, median change "
+            f"{line['median_change_degrees']:.2f} deg")  # fmt: skip
 
 
 def refine(
@@ -59,27 +99,17 @@ def refine(
     """3-D auto-refinement (RELION's rules): gold-standard halves from a low-passed reference,
     global then local searches, a checkpoint every iteration (``--continue``); half maps, map,
     post-processed map, FSC, particles STAR, orientation and per-iteration figures."""
-    from rich.progress import Progress
-
     from cryomath.devices import resolve_device
     from cryomath.inference.refine import RefineSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
-    from cryomath.pipelines import read_volume
     from cryomath.pipelines.refinement import check_outputs, refine_particles, write_refinement
 
     device = resolve_device(device)
     check_outputs(out, force, resume)
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
-    table.require("ctf", "pixel_size_angstrom", purpose="refinement")
-    pixel = float(table.pixel_size_angstrom[0])
-    box = int(table.image_size[0]) if table.image_size is not None else None
-    if box is None:
-        raise InvalidInputError(f"{particles}: the particles' box size is unknown")
-    note = _grid_note(reference, box, pixel)
-    volume, _ = read_volume(reference, box, pixel)
-    if note and not json:
-        print(f"note: {note}", file=sys.stderr)
+    table.require("ctf", "pixel_size_angstrom", "image_size", purpose="refinement")
+    pixel, volumes = _references_on_grid(table, [reference], json)
     settings = RefineSettings(
         ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
         symmetry=symmetry, healpix_order=healpix_order, local_from_order=local_from_order,
@@ -87,21 +117,10 @@ def refine(
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
     )  # fmt: skip
     writable_directory(out)
-    with Progress(disable=json, transient=True) as bar:
-        task = bar.add_task("iteration 1", total=table.n)
-
-        def next_iteration(line: dict) -> None:
-            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
-            if not json:
-                bar.console.print(
-                    f"iteration {line['iteration']}: {line['resolution_0143_angstrom']:.2f} A, "
-                    f"order {line['healpix_order']}{' local' if line['local'] else ''}, "
-                    f"median change {line['median_change_degrees']:.2f} deg"
-                )
-
+    with _iteration_progress(table.n, json, _describe_refinement) as (progress, on_iteration):
         state = refine_particles(
-            table, volume, pixel, out, settings, resume=resume, device=device,
-            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+            table, volumes[0], pixel, out, settings, resume=resume, device=device,
+            progress=progress, on_iteration=on_iteration,
         )  # fmt: skip
     # a continued run replaces its own earlier outputs
     summary = write_refinement(
@@ -135,20 +154,15 @@ def class2d(
     """2-D classification by expectation-maximisation (full CTF, in-plane angle and offset
     grids, a checkpoint every iteration): class averages (.mrcs), particles and model STAR
     files, and a gallery sorted by class size."""
-    from rich.progress import Progress
-
     from cryomath.devices import resolve_device
     from cryomath.inference.class2d import Class2DSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
-    from cryomath.pipelines.classification import (
-        check_class2d_outputs,
-        classify_particles,
-        write_class2d,
-    )
+    from cryomath.pipelines.classification import OUTPUTS, classify_particles, write_class2d
+    from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
-    check_class2d_outputs(out, force, resume)
+    check_outputs(out, force, resume, OUTPUTS)
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     table.require("ctf", purpose="2-D classification")
     settings = Class2DSettings(
@@ -158,15 +172,10 @@ def class2d(
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
     writable_directory(out)
-    with Progress(disable=json, transient=True) as bar:
-        task = bar.add_task("iteration 1", total=table.n)
-
-        def next_iteration(line: dict) -> None:
-            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
-
+    with _iteration_progress(table.n, json) as (progress, on_iteration):
         state = classify_particles(
-            table, out, settings, resume=resume, device=device,
-            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+            table, out, settings, resume=resume, device=device, progress=progress,
+            on_iteration=on_iteration,
         )  # fmt: skip
     title = f"2-D classes of {particles.name}"
     summary = write_class2d(table, state, out, title, force or resume)
@@ -222,32 +231,23 @@ def class3d(
 ) -> None:
     """3-D classification by expectation-maximisation at a fixed sampling: a map, a resolution
     and a particle count per class, particles and model STAR files, central sections."""
-    import torch
-    from rich.progress import Progress
-
     from cryomath.devices import resolve_device
     from cryomath.inference.class3d import Class3DSettings
     from cryomath.inference.refine import RefineSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
-    from cryomath.pipelines import read_volume
     from cryomath.pipelines.classification3d import (
-        check_class3d_outputs,
         classify_particles_3d,
+        outputs_3d,
         write_class3d,
     )
+    from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
-    check_class3d_outputs(out, classes, force, resume)
+    check_outputs(out, force, resume, outputs_3d(classes))
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     table.require("ctf", "pixel_size_angstrom", "image_size", purpose="3-D classification")
-    pixel, box = float(table.pixel_size_angstrom[0]), int(table.image_size[0])
-    volumes = []
-    for path in reference:
-        note = _grid_note(path, box, pixel)
-        volumes.append(read_volume(path, box, pixel)[0])
-        if note and not json:
-            print(f"note: {note}", file=sys.stderr)
+    pixel, volumes = _references_on_grid(table, reference, json)
     search = RefineSettings(
         ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
         symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
@@ -256,15 +256,10 @@ def class3d(
     )  # fmt: skip
     settings = Class3DSettings(classes, iterations, local, seed, search)
     writable_directory(out)
-    with Progress(disable=json, transient=True) as bar:
-        task = bar.add_task("iteration 1", total=table.n)
-
-        def next_iteration(line: dict) -> None:
-            bar.reset(task, description=f"iteration {line['iteration'] + 1}")
-
+    with _iteration_progress(table.n, json) as (progress, on_iteration):
         state = classify_particles_3d(
-            table, torch.stack(volumes), pixel, out, settings, resume=resume, device=device,
-            progress=lambda k: bar.advance(task, k), on_iteration=next_iteration,
+            table, volumes, pixel, out, settings, resume=resume, device=device,
+            progress=progress, on_iteration=on_iteration,
         )  # fmt: skip
     title = f"3-D classes of {particles.name}"
     summary = write_class3d(table, state, out, title, force or resume)

@@ -30,6 +30,7 @@ from cryomath.inference.expectation import (
     expectation_pass,
     merged_noise,
     offset_sigma,
+    particle_radius_px,
     with_image_prior,
 )
 from cryomath.inference.sampling import Sampling
@@ -85,7 +86,9 @@ class Class2DState:
 
 class PlanarSearch:
     """``expectation_pass``'s shared hypotheses for 2-D classes: every average at every
-    in-plane angle; the M-step's sums go back through the adjoint rotation."""
+    in-plane angle; the M-step's sums go back through the adjoint rotation. (The interface of
+    ``expectation._GlobalSearch``: ``n_classes``, ``log_class_prior``, the sizes
+    ``hypotheses_per_image`` and ``own_projections_per_image``, ``hypotheses``, ``insert``.)"""
 
     def __init__(self, averages: torch.Tensor, psi_degrees: torch.Tensor, fractions, dtype):
         n = averages.shape[-1]
@@ -99,6 +102,7 @@ class PlanarSearch:
             prepare_images(averages.to(dtype)), n, psi_degrees.to(dtype)
         )
         self.projections = spectra.flatten(0, 1)  # (K P, n, n // 2 + 1)
+        self.hypotheses_per_image, self.own_projections_per_image = count, 0
         self.log_class_prior = torch.log(torch.as_tensor(fractions, dtype=dtype).clamp(min=1e-30))
 
     def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
@@ -123,12 +127,6 @@ class PlanarSearch:
                                    (weights * m).reshape(shape), self.psi.to(weights))  # fmt: skip
 
 
-def mask_radius_px(settings: Class2DSettings, n: int, pixel: float) -> float:
-    if settings.particle_diameter_angstrom is None:
-        return 0.45 * n
-    return min(settings.particle_diameter_angstrom / (2 * pixel), n / 2)
-
-
 def _psi_grid(settings: Class2DSettings, dtype, device) -> torch.Tensor:
     count = max(1, round(360 / settings.psi_step_degrees))
     return torch.arange(count, dtype=dtype, device=device) * (360.0 / count)
@@ -151,7 +149,7 @@ def start_class2d(table, settings: Class2DSettings, dtype=torch.float32, device=
         shifts = -table.origins_angstrom / np.asarray(table.pixel_size_angstrom)[:, None]
     noise = estimate_noise_from_background(
         iter_batches(table, settings.batch_size, device, torch.float64, use_ctf=False),
-        mask_radius_px(settings, n, pixel),
+        particle_radius_px(settings.particle_diameter_angstrom, n, pixel),
     )
     state = Class2DState(
         0, torch.zeros((settings.n_classes, n, n), dtype=dtype), pixel,
@@ -192,7 +190,8 @@ def class2d_iteration(table, state: Class2DState, settings: Class2DSettings,
                       dtype=torch.float32, device=None, progress=None) -> dict:  # fmt: skip
     """One iteration (module docstring); updates ``state`` and returns its log line."""
     n, pixel = state.averages.shape[-1], state.pixel_size_angstrom
-    mask = spherical_mask((n, n), mask_radius_px(settings, n, pixel), 3.0, dtype=dtype)
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, pixel)
+    mask = spherical_mask((n, n), radius, 3.0, dtype=dtype)
     psi = _psi_grid(settings, dtype, device)
     search = PlanarSearch(state.averages.to(device) * mask.to(device), psi, state.fractions, dtype)
     sampling = Sampling(0, False, settings.offset_range_px, settings.offset_step_px,

@@ -29,10 +29,11 @@ from cryomath.inference.expectation import (
     expectation_pass,
     merged_noise,
     offset_sigma,
+    particle_radius_px,
 )
 from cryomath.inference.refine import (
     RefineSettings,
-    mask_radius_px,
+    half_maps,
     sampling_for,
     shell_of,
     start_refinement,
@@ -103,8 +104,8 @@ def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
     """One iteration (module docstring); updates ``state`` and returns its log line."""
     k, n = settings.n_classes, state.maps.shape[-1]
     voxel, search = state.voxel_size_angstrom, settings.search
-    mask = spherical_mask((n, n, n), mask_radius_px(search, n, voxel), 3.0,
-                          dtype=state.maps.dtype, device=device)  # fmt: skip
+    radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
+    mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
     prior = torch.log(torch.as_tensor(state.fractions, dtype=dtype, device=device).clamp(1e-30))
     refs = References(state.maps.to(device) * mask, voxel, prior)
     sampling = sampling_for(search, search.healpix_order, search.offset_range_px,
@@ -146,13 +147,7 @@ def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
 def _class_map(sums: PassSums, c: int, state: Class3DState, voxel: float):
     """Class ``c``'s map (both halves' sums, regularised by their FSC) and that FSC."""
     previous = None if state.fsc is None or not state.fsc[c].any() else state.fsc[c]
-    halves = []
-    for h in (1, 2):
-        acc = sums.accumulators[(c, h)]
-        if previous is None:
-            halves.append(invert(acc, prior_weight=1.0))
-        else:
-            halves.append(invert(acc, half_map_fsc=previous.to(acc.weights)))
+    halves = half_maps(sums, previous, c)
     curve = fourier_shell_correlation(halves[0], halves[1], voxel).fsc.double().cpu()
     curve[state.band_shell + 1 :] = 0
     joined = sums.accumulators[(c, 1)]

@@ -36,7 +36,7 @@ from cryomath.inference.sampling import (
     oversampled_orientations,
 )
 from cryomath.inference.scores import gaussian_pose_scores
-from cryomath.inference.sums import PoseSums, band_samples, unshifted_spectra
+from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
 
@@ -178,11 +178,13 @@ def expectation_pass(
             if len(pick) == 0:
                 continue
             part, w = centred.subset(pick), post.weights[pick]
-            if sampling.local:
+            if sampling.local:  # each image's own poses: sums inserted batch by batch
+                own = torch.arange(len(pick) * n_poses, device=batch.device).view(len(pick), -1)
                 for k in range(k_classes):
-                    acc = _accumulator(sums, (k, h), references, dtype, device)
-                    insert_local(acc, part, w[..., k * n_poses : (k + 1) * n_poses], shifts,
-                                 poses[pick], sampling.max_shell, group)  # fmt: skip
+                    local_sums = PoseSums(own.numel(), n, sampling.max_shell, dtype, device)
+                    local_sums.add(part, w[..., k * n_poses : (k + 1) * n_poses], shifts, own)
+                    local_sums.insert(_accumulator(sums, (k, h), references, dtype, device),
+                                      with_group(poses[pick].flatten(0, 1), group))  # fmt: skip
                 continue
             if h not in pose_sums:
                 pose_sums[h] = PoseSums(k_classes * n_poses, n, sampling.max_shell, dtype, device)
@@ -203,12 +205,8 @@ def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search
     b = min(batch_size, table.n)
     if sampling.local:
         hypotheses, own = 19 * k_classes, 19 * k_classes
-    elif getattr(search, "fine", None) is not None:
-        hypotheses = max(len(search.coarse), 8 * sampling.max_significant * k_classes)
-        own = 8 * sampling.max_significant
     else:
-        hypotheses, own = len(search.projections if hasattr(search, "projections") else
-                              search.coarse), 0  # fmt: skip
+        hypotheses, own = search.hypotheses_per_image, search.own_projections_per_image
     item = torch.empty((), dtype=dtype).element_size()
     needed = item * b * (4 * n_shifts * hypotheses + 2 * own * n * (n // 2 + 1))
     check_memory(needed, f"a batch of {b} images x {n_shifts} offsets x {hypotheses} poses "
@@ -235,14 +233,17 @@ class _GlobalSearch:
         spectrum = references.spectra()
         self.coarse = _project(spectrum, coarse, dtype)  # (K R, n, n // 2 + 1)
         self.poses, self.fine = coarse, None
+        self.hypotheses_per_image, self.own_projections_per_image = len(self.coarse), 0
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
             self.fine = _project(spectrum, self.poses, dtype)  # (K 8 R, ...)
+            self.own_projections_per_image = 8 * sampling.max_significant
+            self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
 
     def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
         """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
         poses = self.poses
-        rotations = poses[:, None] @ self.group.to(poses) if len(self.group) > 1 else poses
+        rotations = with_group(poses, self.group)
         for k in range(self.n_classes):
             acc = _accumulator(sums, (k, half), self.references, self.dtype, self.device)
             pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
@@ -325,41 +326,18 @@ def _record(state: ParticleState, index, chosen, new_shift, best_class, post, ch
     state.change_degrees[index] = change.cpu().numpy()
 
 
-def insert_local(
-    accumulator: FourierAccumulator,
-    batch: ParticleBatch,
-    weights: torch.Tensor,
-    shifts_px: torch.Tensor,
-    poses: torch.Tensor,
-    max_shell: int,
-    group: torch.Tensor,
-) -> None:
-    """The M-step of a local search: each image's posterior ``weights (B, S, J)`` over
-    ``shifts_px (S, 2)`` and its own ``poses (B, J, 3, 3)``, summed over the shifts (one batched
-    product) and inserted at its J poses (and every ``A g`` of the point ``group``)."""
-    n = batch.image_size
-    keep = band_samples(n, max_shell, batch.device)
-    ctf = batch.ctf_values()
-    c = torch.ones((len(batch), len(keep)), dtype=batch.dtype, device=batch.device)
-    c = c if ctf is None else ctf.flatten(1)[:, keep]
-    x = unshifted_spectra(batch, shifts_px, keep)  # (B, S, K)
-    w = weights.to(batch.dtype) * batch.weights[:, None, None]
-    data = torch.bmm(w.transpose(1, 2).to(x.dtype), x) * c[:, None]  # (B, J, K)
-    ctf2 = w.sum(1)[..., None] * (c * c)[:, None]
-    full = torch.zeros((*data.shape[:2], n * (n // 2 + 1)), dtype=data.dtype, device=data.device)
-    data = full.index_copy(2, keep, data)
-    ctf2 = full.real.index_copy(2, keep, ctf2)
-    rotations = poses.to(batch.dtype)
-    copies = len(group)
-    if copies > 1:
-        rotations = rotations[..., None, :, :] @ group.to(rotations)
-    pixel = batch.pixel_size_angstrom
-    scale = (accumulator.voxel_size_angstrom or pixel) / pixel
-    accumulator.add(
-        data.flatten(0, 1).repeat_interleave(copies, 0).unflatten(1, (n, n // 2 + 1)),
-        ctf2.flatten(0, 1).repeat_interleave(copies, 0).unflatten(1, (n, n // 2 + 1)),
-        rotations.reshape(-1, 3, 3), scale,
-    )  # fmt: skip
+def with_group(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """``poses (R, 3, 3)``, or with a point group of more than one operator every ``A g``:
+    ``(R, G, 3, 3)`` (what ``PoseSums.insert`` inserts each row at)."""
+    return poses[:, None] @ group.to(poses) if len(group) > 1 else poses
+
+
+def particle_radius_px(diameter_angstrom: float | None, n: int, pixel: float) -> float:
+    """The particle's radius in pixels of ``pixel`` A in an ``n``-pixel box (RELION's
+    ``--particle_diameter`` / 2; default 90 % of the half box, at most the half box)."""
+    if diameter_angstrom is None:
+        return 0.45 * n
+    return min(diameter_angstrom / (2 * pixel), n / 2)
 
 
 def offset_sigma(sums: PassSums) -> float:

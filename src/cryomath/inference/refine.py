@@ -39,6 +39,7 @@ from cryomath.inference.expectation import (
     expectation_pass,
     merged_noise,
     offset_sigma,
+    particle_radius_px,
 )
 from cryomath.inference.greyscale import greyscale_factor
 from cryomath.inference.sampling import Sampling, coarse_shell
@@ -106,13 +107,6 @@ class RefineState:
     history: list[dict] = field(default_factory=list)
 
 
-def mask_radius_px(settings: RefineSettings, n: int, voxel: float) -> float:
-    """The particle's radius in pixels (90 % of the half box by default)."""
-    if settings.particle_diameter_angstrom is None:
-        return 0.45 * n
-    return min(settings.particle_diameter_angstrom / (2 * voxel), n / 2)
-
-
 def shell_of(resolution: float, n: int, voxel: float) -> int:
     """The shell of ``resolution`` (A) in an ``n``-voxel box of ``voxel`` A."""
     return 0 if not math.isfinite(resolution) else int(n * voxel / resolution)
@@ -134,7 +128,7 @@ def start_refinement(
             f"the reference's box ({n}) differs from the particles' ({int(table.image_size[0])})"
         )
     start = low_pass(reference.double(), settings.ini_high_angstrom, voxel_size_angstrom)
-    radius = mask_radius_px(settings, n, voxel_size_angstrom)
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel_size_angstrom)
     noise = estimate_noise_from_background(
         iter_batches(table, settings.batch_size, device, torch.float64, use_ctf=False), radius
     )
@@ -172,8 +166,8 @@ def refine_iteration(table, state: RefineState, settings: RefineSettings, dtype=
     n = state.maps.shape[-1]
     voxel = state.voxel_size_angstrom
     group = point_group(settings.symmetry, dtype=torch.float64, device=device)
-    mask = spherical_mask((n, n, n), mask_radius_px(settings, n, voxel), 3.0,
-                          dtype=state.maps.dtype, device=device)  # fmt: skip
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
+    mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
     sums = PassSums({})
     for h in (1, 2):
         rows = np.flatnonzero(state.halves == h)
@@ -187,7 +181,7 @@ def refine_iteration(table, state: RefineState, settings: RefineSettings, dtype=
         )  # fmt: skip
     if set(sums.accumulators) != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
-    halves = _half_maps(sums, state.fsc)
+    halves = half_maps(sums, state.fsc)
     halves = join_low_resolution(halves, voxel, settings.join_below_angstrom)
     curve = band_limited(fourier_shell_correlation(halves[0], halves[1], voxel), state.band_shell)
     state.maps, state.fsc = halves.to(state.maps.dtype).cpu(), curve.fsc.cpu()
@@ -211,11 +205,12 @@ def band_limited(curve: FSCCurve, max_shell: int) -> FSCCurve:
     return FSCCurve(fsc, curve.spatial_frequency_per_angstrom, curve.counts)
 
 
-def _half_maps(sums: PassSums, fsc: torch.Tensor | None) -> torch.Tensor:
-    """Both half maps, regularised per shell by the last FSC (a unit prior weight at first)."""
+def half_maps(sums: PassSums, fsc: torch.Tensor | None, k: int = 0) -> torch.Tensor:
+    """Class ``k``'s two half maps ``(2, n, n, n)``, each regularised per shell by the last FSC
+    (a unit prior weight at first: RELION's tau2 from the FSC)."""
     maps = []
     for h in (1, 2):
-        acc = sums.accumulators[(0, h)]
+        acc = sums.accumulators[(k, h)]
         if fsc is None:
             maps.append(invert(acc, prior_weight=1.0))
         else:
@@ -279,7 +274,7 @@ def sampling_for(settings: RefineSettings, order: int, offset_range: float, offs
     """The sampling of HEALPix ``order`` under ``settings`` (local from
     ``local_from_order``; the coarse pass scored to what the order's step resolves)."""
     local = order >= settings.local_from_order
-    radius = mask_radius_px(settings, n, voxel)
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
     return Sampling(order, local, offset_range, offset_step, band,
                     max_significant=settings.max_significant,
                     coarse_shell=coarse_shell(60.0 / 2**order, radius, n))  # fmt: skip

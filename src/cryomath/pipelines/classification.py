@@ -22,22 +22,13 @@ from cryomath.inference.class2d import (
     class_resolutions,
     start_class2d,
 )
-from cryomath.io.atomic import check_output_path
 from cryomath.pipelines.refinement import (
-    CHECKPOINT,
+    iterate_with_checkpoints,
     particles_table,
     resumed_or_started,
-    save_checkpoint,
 )
 
 OUTPUTS = ("classes.mrcs", "particles.star", "model.star", "classes.png", "iterations.json")
-
-
-def check_class2d_outputs(out: Path, force: bool, resume: bool) -> None:
-    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
-    if not resume:
-        for name in (*OUTPUTS, CHECKPOINT):
-            check_output_path(out / name, force)
 
 
 def classify_particles(
@@ -48,12 +39,10 @@ def classify_particles(
     each; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
     state = resumed_or_started(out, resume, Class2DState, table.n,
                                lambda: start_class2d(table, settings, dtype, device))  # fmt: skip
-    while state.iteration < settings.iterations:
-        line = class2d_iteration(table, state, settings, dtype, device, progress)
-        save_checkpoint(state, out)
-        if on_iteration is not None:
-            on_iteration(line)
-    return state
+    return iterate_with_checkpoints(
+        state, out, lambda s: s.iteration < settings.iterations,
+        lambda s: class2d_iteration(table, s, settings, dtype, device, progress), on_iteration,
+    )  # fmt: skip
 
 
 def write_class2d(table, state: Class2DState, out: Path, title: str, force: bool) -> dict:
@@ -67,24 +56,30 @@ def write_class2d(table, state: Class2DState, out: Path, title: str, force: bool
     k = len(averages)
     counts = np.bincount(state.particles.classes, minlength=k)
     resolution = class_resolutions(state)
-    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
-    model = pd.DataFrame({
-        "rlnReferenceImage": [f"{i + 1:06d}@classes.mrcs" for i in range(k)],
-        "rlnClassDistribution": state.fractions,
-        "rlnClassParticleCount": counts,
-        "rlnEstimatedResolution": [r if np.isfinite(r) else 999.0 for r in resolution],
-    })  # fmt: skip
+    images = [f"{i + 1:06d}@classes.mrcs" for i in range(k)]
+    model = model_classes(images, state.fractions, counts, resolution)
     order = np.argsort(-counts, kind="stable")
     labels = [f"class {i + 1}: {counts[i]}, {resolution[i]:.1f} A" for i in order]
     with output_set():
         write_mrc(out / "classes.mrcs", averages, state.pixel_size_angstrom, force=force)
-        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+        write_relion_star(particles_table(table, state, out), out / "particles.star",
                           force=force)  # fmt: skip
         write_star(out / "model.star", {"model_classes": model}, force=force)
         plot_gallery(averages[order], labels, out / "classes.png", title, force)
         write_json(out / "iterations.json", {"iterations": state.history}, force)
     return {"classes": k, "class_counts": counts.tolist(), "class_resolution_angstrom":
             resolution, "iterations": state.iteration}  # fmt: skip
+
+
+def model_classes(images: list[str], fractions, counts, resolution) -> pd.DataFrame:
+    """RELION's ``model_classes`` block: each class's image, fraction, particle count and
+    resolution (999 where undefined, as RELION writes it)."""
+    return pd.DataFrame({
+        "rlnReferenceImage": images,
+        "rlnClassDistribution": fractions,
+        "rlnClassParticleCount": counts,
+        "rlnEstimatedResolution": [r if np.isfinite(r) else 999.0 for r in resolution],
+    })  # fmt: skip
 
 
 def select_classes(table, classes: list[int]) -> np.ndarray:

@@ -8,7 +8,6 @@ first) and ``iterations.json``.
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from cryomath.inference.class3d import (
@@ -18,22 +17,18 @@ from cryomath.inference.class3d import (
     class_resolutions,
     start_class3d,
 )
-from cryomath.io.atomic import check_output_path
+from cryomath.pipelines.classification import model_classes
 from cryomath.pipelines.refinement import (
-    CHECKPOINT,
+    iterate_with_checkpoints,
     particles_table,
     resumed_or_started,
-    save_checkpoint,
 )
 
 
-def check_class3d_outputs(out: Path, n_classes: int, force: bool, resume: bool) -> None:
-    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
-    if not resume:
-        names = [f"class{k + 1:03d}.mrc" for k in range(n_classes)]
-        for name in (*names, "particles.star", "model.star", "classes.png", "iterations.json",
-                     CHECKPOINT):  # fmt: skip
-            check_output_path(out / name, force)
+def outputs_3d(n_classes: int) -> tuple[str, ...]:
+    """The file names a 3-D classification of ``n_classes`` writes."""
+    maps = tuple(f"class{k + 1:03d}.mrc" for k in range(n_classes))
+    return (*maps, "particles.star", "model.star", "classes.png", "iterations.json")
 
 
 def classify_particles_3d(
@@ -46,12 +41,10 @@ def classify_particles_3d(
     ``on_iteration(line)`` after each."""
     state = resumed_or_started(out, resume, Class3DState, table.n, lambda: start_class3d(
         table, references, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
-    while state.iteration < settings.iterations:
-        line = class3d_iteration(table, state, settings, dtype, device, progress)
-        save_checkpoint(state, out)
-        if on_iteration is not None:
-            on_iteration(line)
-    return state
+    return iterate_with_checkpoints(
+        state, out, lambda s: s.iteration < settings.iterations,
+        lambda s: class3d_iteration(table, s, settings, dtype, device, progress), on_iteration,
+    )  # fmt: skip
 
 
 def write_class3d(table, state: Class3DState, out: Path, title: str, force: bool) -> dict:
@@ -65,13 +58,8 @@ def write_class3d(table, state: Class3DState, out: Path, title: str, force: bool
     k, n = len(maps), maps.shape[-1]
     counts = np.bincount(state.particles.classes, minlength=k)
     resolution = class_resolutions(state, 0.143)
-    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
-    model = pd.DataFrame({
-        "rlnReferenceImage": [f"class{i + 1:03d}.mrc" for i in range(k)],
-        "rlnClassDistribution": state.fractions,
-        "rlnClassParticleCount": counts,
-        "rlnEstimatedResolution": [r if np.isfinite(r) else 999.0 for r in resolution],
-    })  # fmt: skip
+    images = [f"class{i + 1:03d}.mrc" for i in range(k)]
+    model = model_classes(images, state.fractions, counts, resolution)
     order = np.argsort(-counts, kind="stable")
     sections = np.stack([[m[n // 2], m[:, n // 2], m[:, :, n // 2]] for m in maps[order]])
     labels = [f"class {i + 1} {axis}: {counts[i]}, {resolution[i]:.1f} A" for i in order
@@ -80,7 +68,7 @@ def write_class3d(table, state: Class3DState, out: Path, title: str, force: bool
         for i, volume in enumerate(maps):
             write_mrc(out / f"class{i + 1:03d}.mrc", volume, state.voxel_size_angstrom,
                       force=force)  # fmt: skip
-        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+        write_relion_star(particles_table(table, state, out), out / "particles.star",
                           force=force)  # fmt: skip
         write_star(out / "model.star", {"model_classes": model}, force=force)
         plot_gallery(sections.reshape(-1, n, n), labels, out / "classes.png", title, force)

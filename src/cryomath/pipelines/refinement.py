@@ -63,9 +63,11 @@ def resumed_or_started(out: Path, resume: bool, kind: type, n_particles: int, st
     return state
 
 
-def particles_table(table, state, pixel_size_angstrom: np.ndarray, out: Path):
+def particles_table(table, state, out: Path):
     """``table`` with the refined poses, origins and RELION's per-particle columns, its image
     paths relative to ``out``."""
+    pixel_size_angstrom = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64),
+                                          (table.n,))  # fmt: skip
     p = state.particles
     keep = len(table.extra) == table.n
     extra = table.extra.copy() if keep else pd.DataFrame(index=range(table.n))
@@ -83,12 +85,24 @@ def particles_table(table, state, pixel_size_angstrom: np.ndarray, out: Path):
     )  # fmt: skip
 
 
-def check_outputs(out: Path, force: bool, resume: bool) -> None:
-    """Refuse to overwrite a finished run without ``force``; ``resume`` needs a checkpoint."""
+def check_outputs(out: Path, force: bool, resume: bool, names=OUTPUTS) -> None:
+    """Refuse to overwrite a finished run's ``names`` (and checkpoint) in ``out`` without
+    ``force``; a run that ``resume`` s replaces its own."""
     if resume:
         return
-    for name in (*OUTPUTS, CHECKPOINT):
+    for name in (*names, CHECKPOINT):
         check_output_path(out / name, force)
+
+
+def iterate_with_checkpoints(state, out: Path, more, iterate, on_iteration=None):
+    """``iterate(state)`` while ``more(state)``, the state saved after each iteration and
+    ``on_iteration(line)`` told; returns the state."""
+    while more(state):
+        line = iterate(state)
+        save_checkpoint(state, out)
+        if on_iteration is not None:
+            on_iteration(line)
+    return state
 
 
 def refine_particles(
@@ -100,12 +114,10 @@ def refine_particles(
     iteration; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
     state = resumed_or_started(out, resume, RefineState, table.n, lambda: start_refinement(
         table, reference, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
-    while not state.converged and state.iteration < settings.max_iterations:
-        line = refine_iteration(table, state, settings, dtype, device, progress)
-        save_checkpoint(state, out)
-        if on_iteration is not None:
-            on_iteration(line)
-    return state
+    return iterate_with_checkpoints(
+        state, out, lambda s: not s.converged and s.iteration < settings.max_iterations,
+        lambda s: refine_iteration(table, s, settings, dtype, device, progress), on_iteration,
+    )  # fmt: skip
 
 
 def write_refinement(table, state: RefineState, out: Path, title: str, force: bool) -> dict:
@@ -121,7 +133,6 @@ def write_refinement(table, state: RefineState, out: Path, title: str, force: bo
     voxel = maps.pixel_size_angstrom
     post = postprocess_half_maps(maps.half1, maps.half2, voxel)
     summary = HalfMapFSC(maps.fsc, maps.fsc.fsc).summary()
-    pixel = np.broadcast_to(np.asarray(table.pixel_size_angstrom, np.float64), (table.n,))
     angles = relion_euler_from_matrix(torch.from_numpy(state.particles.rotations)).numpy()
     fsc_rows = pd.DataFrame({
         "rlnSpectralIndex": np.arange(len(maps.fsc.fsc)),
@@ -138,7 +149,7 @@ def write_refinement(table, state: RefineState, out: Path, title: str, force: bo
         write_json(out / "fsc.json", summary, force)
         plot_fsc(freq, {"half maps": maps.fsc.fsc.cpu().numpy()}, out / "fsc.png", title, force)
         plot_fsc(freq, curves, out / "fsc_iterations.png", f"{title}: every iteration", force)
-        write_relion_star(particles_table(table, state, pixel, out), out / "particles.star",
+        write_relion_star(particles_table(table, state, out), out / "particles.star",
                           force=force)  # fmt: skip
         plot_directions(angles[:, :2], out / "orientations.png", f"{title}: directions", force)
         write_json(out / "iterations.json", {"iterations": state.history}, force)
