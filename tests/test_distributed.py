@@ -158,3 +158,26 @@ def test_a_bad_scheduler_value_is_one_clear_error(tmp_path, capsys):
         "cryomath: error: --scheduler 'local:many': use local, local:N or an address"
     )
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_refinement_passes_on_dask_equal_the_single_process_ones(client, volume, tmp_path):
+    """``refine --scheduler``: an iteration whose expectation passes run on two workers (chunks
+    of one batch, their sums added in a tree) gives the poses and half maps of the in-process
+    iteration (float32 sums added in another order: 1e-4)."""
+    import copy
+
+    from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
+    from cryomath.pipelines.expectation import dask_expectation
+
+    simulate_dataset(volume, tmp_path, _settings(n=256, shard=256))
+    table = read_particles(tmp_path / "particles.star")
+    settings = RefineSettings(max_iterations=1, batch_size=64, max_significant=16)
+    local = start_refinement(table, volume, 3.0, settings)
+    spread = copy.deepcopy(local)
+    refine_iteration(table, local, settings)
+    refine_iteration(table, spread, settings, passes=dask_expectation(client, chunk_size=64))
+    same = np.abs(local.particles.rotations - spread.particles.rotations).max((1, 2)) < 1e-6
+    assert same.mean() >= 0.98
+    error = float((local.maps - spread.maps).abs().max() / local.maps.abs().max())
+    assert error <= 1e-4
+    assert np.allclose(local.particles.log_likelihood, spread.particles.log_likelihood, rtol=1e-4)

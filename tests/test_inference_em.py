@@ -362,3 +362,28 @@ def test_planar_rotation_gives_relions_images_at_their_in_plane_angle():
     a, b = ours - ours.mean((1, 2), keepdim=True), theirs - theirs.mean((1, 2), keepdim=True)
     correlation = (a * b).sum((1, 2)) / (a.norm(dim=(1, 2)) * b.norm(dim=(1, 2)))
     assert float(correlation.min()) > 0.99
+
+
+def test_tau2_fudge_multiplies_the_signal_to_noise_ratio_of_the_prior():
+    """RELION's T: ``invert`` with an FSC and ``tau2_fudge`` T equals ``invert`` with T = 1
+    and the FSC whose SSNR is T times as large (``FSC' = 2 FSC / (1 + FSC)``, ``SSNR = FSC' /
+    (1 - FSC')``, inverted analytically); so does the planar inversion of 2-D classes."""
+    from cryomath.projection.planar import invert_planar
+    from cryomath.reconstruction.direct import invert
+
+    batch, g = _batch(n=12, b=20, seed=3)
+    acc = FourierAccumulator(12, 2.0, torch.float64, None, 1.0)
+    acc.add(batch.spectra, torch.ones(batch.spectra.shape, dtype=torch.float64), batch.rotations)
+    fsc = torch.linspace(0.99, 0.05, 7, dtype=torch.float64)
+    full = 2 * fsc / (1 + fsc)
+    ssnr = 3.0 * full / (1 - full)
+    full3 = ssnr / (1 + ssnr)
+    fsc3 = full3 / (2 - full3)
+    a = invert(acc, half_map_fsc=fsc, tau2_fudge=3.0)
+    b = invert(acc, half_map_fsc=fsc3)
+    assert float((a - b).abs().max() / b.abs().max()) < 1e-10
+    assert float((a - invert(acc, half_map_fsc=fsc)).abs().max() / b.abs().max()) > 1e-3
+    sums = torch.rand(2, 3, 24, 13, generator=g, dtype=torch.float64)
+    p = invert_planar(sums, 12, fsc.expand(2, -1), tau2_fudge=3.0)
+    q = invert_planar(sums, 12, fsc3.expand(2, -1))
+    assert float((p - q).abs().max() / q.abs().max()) < 1e-10

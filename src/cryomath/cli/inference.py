@@ -10,7 +10,16 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cryomath.cli.output import BatchSize, Device, Force, Json, ProjectDir, Symmetry, emit
+from cryomath.cli.output import (
+    BatchSize,
+    Device,
+    Force,
+    Json,
+    ProjectDir,
+    Scheduler,
+    Symmetry,
+    emit,
+)
 
 OffsetRange = Annotated[float, typer.Option(help="Offset search range (px)")]
 OffsetStep = Annotated[float, typer.Option(help="Offset search step (px)")]
@@ -18,6 +27,9 @@ ParticleDiameter = Annotated[
     float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
 ]
 Continue = Annotated[bool, typer.Option("--continue", help="Continue from the checkpoint in --out")]
+Tau2Fudge = Annotated[
+    float, typer.Option(help="RELION's T: the signal power's multiplier (GUI: 2 in 2-D, 4 in 3-D)")
+]
 
 
 def _grid_note(reference: Path, box: int, pixel: float) -> str | None:
@@ -88,9 +100,11 @@ def refine(
     offset_range: OffsetRange = 5.0,
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
+    tau2_fudge: Tau2Fudge = 1.0,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
+    scheduler: Scheduler = None,
     resume: Continue = False,
     project_dir: ProjectDir = None,
     force: Force = False,
@@ -103,6 +117,7 @@ def refine(
     from cryomath.inference.refine import RefineSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
+    from cryomath.pipelines.distributed import dask_client
     from cryomath.pipelines.refinement import check_outputs, refine_particles, write_refinement
 
     device = resolve_device(device)
@@ -115,12 +130,16 @@ def refine(
         symmetry=symmetry, healpix_order=healpix_order, local_from_order=local_from_order,
         max_order=max_order, offset_range_px=offset_range, offset_step_px=offset_step,
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
+        tau2_fudge=tau2_fudge,
     )  # fmt: skip
     writable_directory(out)
-    with _iteration_progress(table.n, json, _describe_refinement) as (progress, on_iteration):
+    with (
+        _iteration_progress(table.n, json, _describe_refinement) as (progress, on_iteration),
+        dask_client(scheduler) as client,
+    ):
         state = refine_particles(
             table, volumes[0], pixel, out, settings, resume=resume, device=device,
-            progress=progress, on_iteration=on_iteration,
+            progress=progress, on_iteration=on_iteration, client=client,
         )  # fmt: skip
     # a continued run replaces its own earlier outputs
     summary = write_refinement(
@@ -144,8 +163,10 @@ def class2d(
         bool, typer.Option("--fast-subsets", help="First iterations on 10 % and 30 % subsets")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed of the initial assignment")] = 0,
+    tau2_fudge: Tau2Fudge = 1.0,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
+    scheduler: Scheduler = None,
     resume: Continue = False,
     project_dir: ProjectDir = None,
     force: Force = False,
@@ -159,6 +180,7 @@ def class2d(
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
     from cryomath.pipelines.classification import OUTPUTS, classify_particles, write_class2d
+    from cryomath.pipelines.distributed import dask_client
     from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
@@ -169,13 +191,16 @@ def class2d(
         n_classes=classes, iterations=iterations, psi_step_degrees=psi_step,
         offset_range_px=offset_range, offset_step_px=offset_step,
         particle_diameter_angstrom=particle_diameter, fast_subsets=fast_subsets,
-        batch_size=batch_size, seed=seed,
+        batch_size=batch_size, seed=seed, tau2_fudge=tau2_fudge,
     )  # fmt: skip
     writable_directory(out)
-    with _iteration_progress(table.n, json) as (progress, on_iteration):
+    with (
+        _iteration_progress(table.n, json) as (progress, on_iteration),
+        dask_client(scheduler) as client,
+    ):
         state = classify_particles(
             table, out, settings, resume=resume, device=device, progress=progress,
-            on_iteration=on_iteration,
+            on_iteration=on_iteration, client=client,
         )  # fmt: skip
     title = f"2-D classes of {particles.name}"
     summary = write_class2d(table, state, out, title, force or resume)
@@ -221,9 +246,11 @@ def class3d(
     offset_range: OffsetRange = 5.0,
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
+    tau2_fudge: Tau2Fudge = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed of the first classes")] = 0,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
+    scheduler: Scheduler = None,
     resume: Continue = False,
     project_dir: ProjectDir = None,
     force: Force = False,
@@ -241,6 +268,7 @@ def class3d(
         outputs_3d,
         write_class3d,
     )
+    from cryomath.pipelines.distributed import dask_client
     from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
@@ -252,14 +280,17 @@ def class3d(
         ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
         symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
-        max_order=max(healpix_order, 5),
+        max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge,
     )  # fmt: skip
     settings = Class3DSettings(classes, iterations, local, seed, search)
     writable_directory(out)
-    with _iteration_progress(table.n, json) as (progress, on_iteration):
+    with (
+        _iteration_progress(table.n, json) as (progress, on_iteration),
+        dask_client(scheduler) as client,
+    ):
         state = classify_particles_3d(
             table, volumes, pixel, out, settings, resume=resume, device=device,
-            progress=progress, on_iteration=on_iteration,
+            progress=progress, on_iteration=on_iteration, client=client,
         )  # fmt: skip
     title = f"3-D classes of {particles.name}"
     summary = write_class3d(table, state, out, title, force or resume)

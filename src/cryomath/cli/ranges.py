@@ -91,6 +91,7 @@ RANGES: dict[str, Range] = {
     "--shard-size": _i(1, 1_000_000_000),
     "--shift-sigma": _f(0, 1e4),  # Angstrom
     "--snr": _f(1e-6, 1e6),  # below, the noise overflows float32 images
+    "--tau2-fudge": _f(0.01, 1000, low_open=True),
     "--threshold-query": ANY,
     "--threshold-ref": ANY,
     "--top": _i(1, 10_000),

@@ -62,6 +62,13 @@ class _ShellSums:
         self.power[group] = self.power.get(group, 0) + p
         self.count[group] = self.count.get(group, 0) + c
 
+    def merge(self, other: "_ShellSums") -> None:
+        for group, power in other.power.items():
+            if group in self.power and len(self.power[group]) != len(power):
+                raise InvalidInputError(f"optics group {group} holds images of different boxes")
+            self.power[group] = self.power.get(group, 0) + power
+            self.count[group] = self.count.get(group, 0) + other.count[group]
+
     def result(self) -> NoiseSpectrum:
         if not self.power:
             raise InvalidInputError("no images were given for the noise estimate")
@@ -95,6 +102,10 @@ class NoiseSpectrumEstimator:
         w = w.expand(lead)
         power = (residual_spectra.abs() ** 2 * w[..., None, None]).reshape(-1, n, n // 2 + 1)
         self._sums.add(batch.optics_group, n, power.sum(0), w.sum())
+
+    def merge(self, other: "NoiseSpectrumEstimator") -> None:
+        """Add another estimator's sums (partial sums of workers)."""
+        self._sums.merge(other._sums)
 
     def result(self) -> NoiseSpectrum:
         return self._sums.result()

@@ -57,12 +57,15 @@ class Class2DSettings:
     particle_diameter_angstrom: float | None = None  # [--particle_diameter]; default 90 % box
     initial_band_shell: int = 10
     fast_subsets: bool = False  # [--fast_subsets]
+    tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
     batch_size: int = 256
     seed: int = 0  # [--random_seed]
 
     def check(self) -> None:
         if self.n_classes < 1 or self.iterations < 1 or self.batch_size < 1:
             raise InvalidInputError("classes, iterations and batch size must be at least 1")
+        if not self.tau2_fudge > 0:
+            raise InvalidInputError(f"tau2_fudge must be positive, got {self.tau2_fudge}")
         if not 0.1 <= self.psi_step_degrees <= 180:
             raise InvalidInputError("the in-plane step must be in [0.1, 180] degrees")
 
@@ -186,9 +189,13 @@ def _averages_of_assignments(table, state, settings, dtype, device) -> torch.Ten
     return invert_planar(sums.accumulators[0], n)
 
 
-def class2d_iteration(table, state: Class2DState, settings: Class2DSettings,
-                      dtype=torch.float32, device=None, progress=None) -> dict:  # fmt: skip
-    """One iteration (module docstring); updates ``state`` and returns its log line."""
+def class2d_iteration(
+    table, state: Class2DState, settings: Class2DSettings, dtype=torch.float32, device=None,
+    progress=None, passes=expectation_pass,
+) -> dict:  # fmt: skip
+    """One iteration (module docstring); updates ``state`` and returns its log line.
+    ``passes`` runs each expectation pass (``expectation_pass``, or the pipelines' Dask
+    version with its signature)."""
     n, pixel = state.averages.shape[-1], state.pixel_size_angstrom
     radius = particle_radius_px(settings.particle_diameter_angstrom, n, pixel)
     mask = spherical_mask((n, n), radius, 3.0, dtype=dtype)
@@ -198,7 +205,7 @@ def class2d_iteration(table, state: Class2DState, settings: Class2DSettings,
                         state.band_shell, oversample=False)  # fmt: skip
     rows = _subset(table.n, state.iteration, settings)
     sums = PassSums({})
-    expectation_pass(
+    passes(
         table, rows, state.halves, None, state.particles, sampling, state.noise, sums,
         offset_sigma_px=state.offset_sigma_px, group=torch.eye(3, dtype=torch.float64)[None],
         batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
@@ -207,10 +214,10 @@ def class2d_iteration(table, state: Class2DState, settings: Class2DSettings,
     halves = [sums.accumulators.get(h) for h in (1, 2)]
     halves = [h if h is not None else torch.zeros_like(halves[0] if halves[0] is not None
                                                        else halves[1]) for h in halves]  # fmt: skip
-    maps = [invert_planar(h, n, state.frc) for h in halves]
+    maps = [invert_planar(h, n, state.frc, settings.tau2_fudge) for h in halves]
     frc = _class_frc(maps[0], maps[1], pixel)
     frc[:, state.band_shell + 1 :] = 0
-    state.averages = invert_planar(halves[0] + halves[1], n, frc).cpu()
+    state.averages = invert_planar(halves[0] + halves[1], n, frc, settings.tau2_fudge).cpu()
     state.frc = frc.cpu()
     state.fractions = np.maximum(sums.class_mass / max(sums.class_mass.sum(), 1e-30), 1e-6)
     state.fractions /= state.fractions.sum()

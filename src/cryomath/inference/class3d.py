@@ -99,9 +99,13 @@ def start_class3d(
     )  # fmt: skip
 
 
-def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
-                      dtype=torch.float32, device=None, progress=None) -> dict:  # fmt: skip
-    """One iteration (module docstring); updates ``state`` and returns its log line."""
+def class3d_iteration(
+    table, state: Class3DState, settings: Class3DSettings, dtype=torch.float32, device=None,
+    progress=None, passes=expectation_pass,
+) -> dict:  # fmt: skip
+    """One iteration (module docstring); updates ``state`` and returns its log line.
+    ``passes`` runs each expectation pass (``expectation_pass``, or the pipelines' Dask
+    version with its signature)."""
     k, n = settings.n_classes, state.maps.shape[-1]
     voxel, search = state.voxel_size_angstrom, settings.search
     radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
@@ -117,7 +121,7 @@ def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
         first = np.full((table.n, k), -np.inf)
         first[np.arange(table.n), chosen] = 0.0
     sums = PassSums({})
-    expectation_pass(
+    passes(
         table, np.arange(table.n), state.halves, refs, state.particles, sampling, state.noise,
         sums, offset_sigma_px=state.offset_sigma_px,
         group=point_group(search.symmetry, dtype=torch.float64, device=device),
@@ -129,7 +133,7 @@ def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
         held = [sums.accumulators.get((c, h)) for h in (1, 2)]
         if any(acc is None or not bool((acc.weights > 0).any()) for acc in held):
             continue  # a class without particles in both halves keeps its map
-        maps[c], curves[c] = _class_map(sums, c, state, voxel)
+        maps[c], curves[c] = _class_map(sums, c, state, voxel, search.tau2_fudge)
     state.maps, state.fsc = maps.cpu(), curves
     mass = sums.class_mass
     state.fractions = np.maximum(mass / max(mass.sum(), 1e-30), 1e-6)
@@ -144,15 +148,16 @@ def class3d_iteration(table, state: Class3DState, settings: Class3DSettings,
     return line
 
 
-def _class_map(sums: PassSums, c: int, state: Class3DState, voxel: float):
+def _class_map(sums: PassSums, c: int, state: Class3DState, voxel: float, tau2_fudge: float):
     """Class ``c``'s map (both halves' sums, regularised by their FSC) and that FSC."""
     previous = None if state.fsc is None or not state.fsc[c].any() else state.fsc[c]
-    halves = half_maps(sums, previous, c)
+    halves = half_maps(sums, previous, c, tau2_fudge)
     curve = fourier_shell_correlation(halves[0], halves[1], voxel).fsc.double().cpu()
     curve[state.band_shell + 1 :] = 0
     joined = sums.accumulators[(c, 1)]
     joined.merge(sums.accumulators[(c, 2)])
-    return invert(joined, half_map_fsc=curve.to(joined.weights)).cpu(), curve
+    full = invert(joined, half_map_fsc=curve.to(joined.weights), tau2_fudge=tau2_fudge)
+    return full.cpu(), curve
 
 
 def class_resolutions(state: Class3DState, criterion: float) -> list[float]:

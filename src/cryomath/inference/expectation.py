@@ -12,7 +12,7 @@ gold-standard half. The noise spectrum is re-estimated from the residuals at the
 """
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -57,6 +57,15 @@ class ParticleState:
     significant: np.ndarray
     change_degrees: np.ndarray
 
+    def take(self, rows: np.ndarray) -> "ParticleState":
+        """The particles ``rows`` (a copy)."""
+        return ParticleState(*(getattr(self, f.name)[rows].copy() for f in fields(self)))
+
+    def put(self, rows: np.ndarray, part: "ParticleState") -> None:
+        """Write ``part`` (from :meth:`take`) back to the particles ``rows``."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(part, f.name)
+
     @classmethod
     def start(cls, rotations: np.ndarray, shifts_px: np.ndarray, classes: np.ndarray):
         n = len(classes)
@@ -75,6 +84,22 @@ class PassSums:
     class_mass: np.ndarray | None = None
     offset_square_sum: float = 0.0
     count: int = 0
+
+    def merge(self, other: "PassSums") -> None:
+        """Add the sums of another pass over other particles (a worker's chunk)."""
+        for key, acc in other.accumulators.items():
+            if key not in self.accumulators:
+                self.accumulators[key] = acc
+            elif isinstance(acc, torch.Tensor):  # 2-D classification's planar sums
+                self.accumulators[key] = self.accumulators[key] + acc.to(self.accumulators[key])
+            else:
+                self.accumulators[key].merge(acc)
+        self.noise.merge(other.noise)
+        if other.class_mass is not None:
+            mass = self.class_mass if self.class_mass is not None else 0
+            self.class_mass = mass + other.class_mass
+        self.offset_square_sum += other.offset_square_sum
+        self.count += other.count
 
 
 @dataclass
@@ -141,8 +166,8 @@ def expectation_pass(
             image_prior = torch.as_tensor(image_class_prior[index], dtype=dtype, device=device)
         if sampling.local:
             poses, log_angle = local_orientations(centres, sampling.step_degrees)
-            hyp = extract_central_slices_rfft_3d(spectrum, poses.flatten(0, 1)[None].expand(
-                k_classes, -1, 3, 3).to(spectrum.data.dtype))  # fmt: skip
+            at = poses.flatten(0, 1)[None].expand(k_classes, -1, 3, 3).to(spectrum.data.dtype)
+            hyp = extract_central_slices_rfft_3d(spectrum, at, max_shell=sampling.max_shell)
             hyp = hyp.unflatten(1, poses.shape[:2]).transpose(0, 1).flatten(1, 2)
             hyp = hyp.to(_complex(dtype))
             log_prior = with_image_prior((log_class_prior[:, None] + log_angle).flatten(),
@@ -173,11 +198,12 @@ def expectation_pass(
         sums.offset_square_sum += float((new_shift.double() ** 2).sum())
         sums.count += len(batch)
         half = torch.as_tensor(halves[index], device=batch.device)
+        kept = post.significant_weights()  # RELION's M-step: the significant weights only
         for h in (1, 2):
             pick = (half == h).nonzero()[:, 0]
             if len(pick) == 0:
                 continue
-            part, w = centred.subset(pick), post.weights[pick]
+            part, w = centred.subset(pick), kept[pick]
             if sampling.local:  # each image's own poses: sums inserted batch by batch
                 own = torch.arange(len(pick) * n_poses, device=batch.device).view(len(pick), -1)
                 for k in range(k_classes):
@@ -231,12 +257,15 @@ class _GlobalSearch:
                      f"at {tables // self.n_classes} orientations (a lower --healpix-order)",
                      device)  # fmt: skip
         spectrum = references.spectra()
-        self.coarse = _project(spectrum, coarse, dtype)  # (K R, n, n // 2 + 1)
+        self.coarse_band = sampling.max_shell
+        if sampling.oversample and sampling.coarse_shell is not None:
+            self.coarse_band = min(sampling.max_shell, sampling.coarse_shell)
+        self.coarse = _project(spectrum, coarse, dtype, self.coarse_band)  # (K R, n, n // 2 + 1)
         self.poses, self.fine = coarse, None
         self.hypotheses_per_image, self.own_projections_per_image = len(self.coarse), 0
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
-            self.fine = _project(spectrum, self.poses, dtype)  # (K 8 R, ...)
+            self.fine = _project(spectrum, self.poses, dtype, sampling.max_shell)  # (K 8 R, ...)
             self.own_projections_per_image = 8 * sampling.max_significant
             self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
 
@@ -259,8 +288,7 @@ class _GlobalSearch:
         if self.fine is None:
             return self.coarse, None, coarse_prior
         s = self.sampling
-        band = s.max_shell if s.coarse_shell is None else min(s.max_shell, s.coarse_shell)
-        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, band)
+        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, self.coarse_band)
         coarse = posterior(scores, prior_shift, coarse_prior.to(scores.dtype), s.mass, False)
         marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
         top = marginal.topk(min(s.max_significant, marginal.shape[1]), 1).indices  # (B, k)
@@ -279,9 +307,11 @@ def with_image_prior(prior: torch.Tensor, image_prior: torch.Tensor | None, per_
     return prior + image_prior.repeat_interleave(per_class, 1)
 
 
-def _project(spectrum, poses, dtype):
-    """``(K R, n, n // 2 + 1)`` projections of the K references at ``poses (R, 3, 3)``."""
-    slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype))
+def _project(spectrum, poses, dtype, max_shell: int):
+    """``(K R, n, n // 2 + 1)`` projections of the K references at ``poses (R, 3, 3)``, zero
+    beyond ``max_shell`` (the band scored)."""
+    slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype),
+                                            max_shell=max_shell)  # fmt: skip
     return slices.flatten(0, 1).to(_complex(dtype))
 
 

@@ -21,12 +21,21 @@ from cryomath.errors import InvalidInputError, holds
 @dataclass
 class Posterior:
     """``weights (B, S, R)`` (each image's sum to 1), ``log_evidence (B,)``,
-    ``max_probability (B,)`` and ``significant (B,)`` (see the module docstring)."""
+    ``max_probability (B,)``, ``significant (B,)`` (see the module docstring) and the smallest
+    significant weight ``(B,)`` [``exp_significant_weight``] (0 when not counted)."""
 
     weights: torch.Tensor
     log_evidence: torch.Tensor
     max_probability: torch.Tensor
     significant: torch.Tensor
+    significant_weight: torch.Tensor
+
+    def significant_weights(self) -> torch.Tensor:
+        """``weights`` with those below each image's significant weight set to 0: what RELION's
+        M-step adds (``storeWeightedSums``: ``mass`` of each image's weight, on the few
+        hypotheses that hold it, so that the sums need only those)."""
+        return torch.where(self.weights >= self.significant_weight[:, None, None], self.weights,
+                           0)  # fmt: skip
 
 
 def offset_log_prior(shifts_px: torch.Tensor, centre_px: torch.Tensor, sigma_px: float):
@@ -73,6 +82,9 @@ def posterior(
     weights = torch.exp(flat - evidence[:, None])
     if not count_significant:
         significant = torch.zeros(len(flat), dtype=torch.int64, device=flat.device)
-        return Posterior(weights.view(scores.shape), evidence, weights.amax(1), significant)
+        return Posterior(weights.view(scores.shape), evidence, weights.amax(1), significant,
+                         torch.zeros_like(evidence))  # fmt: skip
     ordered, significant = rank_hypotheses(weights, mass)
-    return Posterior(weights.view(scores.shape), evidence, ordered.values[:, 0], significant)
+    smallest = ordered.values.gather(1, (significant - 1)[:, None])[:, 0]
+    return Posterior(weights.view(scores.shape), evidence, ordered.values[:, 0], significant,
+                     smallest)  # fmt: skip

@@ -68,6 +68,7 @@ class RefineSettings:
     batch_size: int = 256
     split_seed: int = 0
     absolute_greyscale: bool = False  # [--firstiter_cc off]: else scaled (inference.greyscale)
+    tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
 
     def check(self) -> None:
         checks = [
@@ -79,6 +80,7 @@ class RefineSettings:
             ("max_iterations", self.max_iterations >= 1),
             ("max_significant", self.max_significant >= 1),
             ("batch_size", self.batch_size >= 1),
+            ("tau2_fudge", self.tau2_fudge > 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -159,10 +161,13 @@ def start_refinement(
     )
 
 
-def refine_iteration(table, state: RefineState, settings: RefineSettings, dtype=torch.float32,
-                     device=None, progress=None) -> dict:  # fmt: skip
+def refine_iteration(
+    table, state: RefineState, settings: RefineSettings, dtype=torch.float32, device=None,
+    progress=None, passes=expectation_pass,
+) -> dict:  # fmt: skip
     """One iteration (E-step of both halves, M-step, sampling rules); updates ``state`` in place
-    and returns the iteration's log line."""
+    and returns the iteration's log line. ``passes`` runs each expectation pass
+    (``expectation_pass``, or the pipelines' Dask version with its signature)."""
     n = state.maps.shape[-1]
     voxel = state.voxel_size_angstrom
     group = point_group(settings.symmetry, dtype=torch.float64, device=device)
@@ -173,7 +178,7 @@ def refine_iteration(table, state: RefineState, settings: RefineSettings, dtype=
         rows = np.flatnonzero(state.halves == h)
         refs = References(state.maps[h - 1 : h].to(device) * mask, voxel,
                           torch.zeros(1, dtype=dtype, device=device))  # fmt: skip
-        expectation_pass(
+        passes(
             table, rows, state.halves, refs, state.particles, state.sampling, state.noise, sums,
             offset_sigma_px=state.offset_sigma_px, group=group,
             batch_size=settings.batch_size,
@@ -181,13 +186,14 @@ def refine_iteration(table, state: RefineState, settings: RefineSettings, dtype=
         )  # fmt: skip
     if set(sums.accumulators) != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
-    halves = half_maps(sums, state.fsc)
+    halves = half_maps(sums, state.fsc, tau2_fudge=settings.tau2_fudge)
     halves = join_low_resolution(halves, voxel, settings.join_below_angstrom)
     curve = band_limited(fourier_shell_correlation(halves[0], halves[1], voxel), state.band_shell)
     state.maps, state.fsc = halves.to(state.maps.dtype).cpu(), curve.fsc.cpu()
     joined = sums.accumulators[(0, 1)]
     joined.merge(sums.accumulators[(0, 2)])
-    state.full = invert(joined, half_map_fsc=curve.fsc.to(joined.weights.device)).cpu()
+    state.full = invert(joined, half_map_fsc=curve.fsc.to(joined.weights.device),
+                        tau2_fudge=settings.tau2_fudge).cpu()  # fmt: skip
     state.noise = merged_noise(state.noise, sums.noise.result(), state.band_shell)
     state.offset_sigma_px = max(offset_sigma(sums), 0.5)
     state.iteration += 1
@@ -205,16 +211,18 @@ def band_limited(curve: FSCCurve, max_shell: int) -> FSCCurve:
     return FSCCurve(fsc, curve.spatial_frequency_per_angstrom, curve.counts)
 
 
-def half_maps(sums: PassSums, fsc: torch.Tensor | None, k: int = 0) -> torch.Tensor:
+def half_maps(sums: PassSums, fsc: torch.Tensor | None, k: int = 0,
+              tau2_fudge: float = 1.0) -> torch.Tensor:  # fmt: skip
     """Class ``k``'s two half maps ``(2, n, n, n)``, each regularised per shell by the last FSC
-    (a unit prior weight at first: RELION's tau2 from the FSC)."""
+    (a unit prior weight at first: RELION's tau2 from the FSC, times ``tau2_fudge``)."""
     maps = []
     for h in (1, 2):
         acc = sums.accumulators[(k, h)]
         if fsc is None:
             maps.append(invert(acc, prior_weight=1.0))
         else:
-            maps.append(invert(acc, half_map_fsc=fsc.to(acc.weights.device)))
+            maps.append(invert(acc, half_map_fsc=fsc.to(acc.weights.device),
+                               tau2_fudge=tau2_fudge))  # fmt: skip
     return torch.stack(maps)
 
 

@@ -41,7 +41,8 @@ class PoseSums:
     orientations, for images of ``image_size`` at the samples within ``max_shell``."""
 
     def __init__(self, n_orientations: int, image_size: int, max_shell: int, dtype, device):
-        self.n, self.keep = image_size, band_samples(image_size, max_shell, device)
+        self.n, self.max_shell = image_size, max_shell
+        self.keep = band_samples(image_size, max_shell, device)
         k = len(self.keep)
         item = torch.empty((), dtype=dtype).element_size()
         check_memory(3 * item * n_orientations * k, f"the M-step sums of {n_orientations} "
@@ -98,7 +99,7 @@ class PoseSums:
         accumulator.add(
             data.repeat_interleave(copies, 0),
             weights.repeat_interleave(copies, 0),
-            rotations.reshape(-1, 3, 3), scale,
+            rotations.reshape(-1, 3, 3), scale, self.max_shell,
         )  # fmt: skip
 
     def spectra(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor]:

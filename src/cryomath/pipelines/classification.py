@@ -22,6 +22,7 @@ from cryomath.inference.class2d import (
     class_resolutions,
     start_class2d,
 )
+from cryomath.pipelines.expectation import pass_runner
 from cryomath.pipelines.refinement import (
     iterate_with_checkpoints,
     particles_table,
@@ -33,15 +34,18 @@ OUTPUTS = ("classes.mrcs", "particles.star", "model.star", "classes.png", "itera
 
 def classify_particles(
     table, out: Path, settings: Class2DSettings, *, resume: bool = False, device=None,
-    dtype=torch.float32, progress=None, on_iteration=None,
+    dtype=torch.float32, progress=None, on_iteration=None, client=None,
 ) -> Class2DState:  # fmt: skip
     """Run (or continue) ``settings.iterations`` of 2-D classification, checkpointing after
-    each; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
+    each; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each;
+    ``client``: a Dask client that runs the expectation passes (``pipelines.expectation``)."""
+    passes = pass_runner(client)
     state = resumed_or_started(out, resume, Class2DState, table.n,
                                lambda: start_class2d(table, settings, dtype, device))  # fmt: skip
     return iterate_with_checkpoints(
         state, out, lambda s: s.iteration < settings.iterations,
-        lambda s: class2d_iteration(table, s, settings, dtype, device, progress), on_iteration,
+        lambda s: class2d_iteration(table, s, settings, dtype, device, progress, passes),
+        on_iteration,
     )  # fmt: skip
 
 

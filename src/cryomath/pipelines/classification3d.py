@@ -18,6 +18,7 @@ from cryomath.inference.class3d import (
     start_class3d,
 )
 from cryomath.pipelines.classification import model_classes
+from cryomath.pipelines.expectation import pass_runner
 from cryomath.pipelines.refinement import (
     iterate_with_checkpoints,
     particles_table,
@@ -34,16 +35,19 @@ def outputs_3d(n_classes: int) -> tuple[str, ...]:
 def classify_particles_3d(
     table, references: torch.Tensor, voxel_size_angstrom: float, out: Path,
     settings: Class3DSettings, *, resume: bool = False, device=None, dtype=torch.float32,
-    progress=None, on_iteration=None,
+    progress=None, on_iteration=None, client=None,
 ) -> Class3DState:  # fmt: skip
     """Run (or continue) ``settings.iterations`` of 3-D classification from ``references
     (K or 1, n, n, n)``, checkpointing after each; ``progress(k)`` as particles are scored,
-    ``on_iteration(line)`` after each."""
+    ``on_iteration(line)`` after each; ``client``: a Dask client that runs the
+    expectation passes (``pipelines.expectation``)."""
+    passes = pass_runner(client)
     state = resumed_or_started(out, resume, Class3DState, table.n, lambda: start_class3d(
         table, references, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
     return iterate_with_checkpoints(
         state, out, lambda s: s.iteration < settings.iterations,
-        lambda s: class3d_iteration(table, s, settings, dtype, device, progress), on_iteration,
+        lambda s: class3d_iteration(table, s, settings, dtype, device, progress, passes),
+        on_iteration,
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from cryomath.inference.refine import (
     start_refinement,
 )
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.pipelines.expectation import pass_runner
 
 CHECKPOINT = "checkpoint.pt"
 OUTPUTS = ("half1.mrc", "half2.mrc", "map.mrc", "postprocess.mrc", "fsc.star", "fsc.json",
@@ -108,15 +109,18 @@ def iterate_with_checkpoints(state, out: Path, more, iterate, on_iteration=None)
 def refine_particles(
     table, reference: torch.Tensor, voxel_size_angstrom: float, out: Path,
     settings: RefineSettings, *, resume: bool = False, device=None, dtype=torch.float32,
-    progress=None, on_iteration=None,
+    progress=None, on_iteration=None, client=None,
 ) -> RefineState:  # fmt: skip
     """Run (or continue) an auto-refinement to convergence, checkpointing after every
-    iteration; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each."""
+    iteration; ``progress(k)`` as particles are scored, ``on_iteration(line)`` after each;
+    ``client``: a Dask client that runs the expectation passes (``pipelines.expectation``)."""
+    passes = pass_runner(client)
     state = resumed_or_started(out, resume, RefineState, table.n, lambda: start_refinement(
         table, reference, voxel_size_angstrom, settings, dtype, device))  # fmt: skip
     return iterate_with_checkpoints(
         state, out, lambda s: not s.converged and s.iteration < settings.max_iterations,
-        lambda s: refine_iteration(table, s, settings, dtype, device, progress), on_iteration,
+        lambda s: refine_iteration(table, s, settings, dtype, device, progress, passes),
+        on_iteration,
     )  # fmt: skip
 
 

@@ -189,13 +189,15 @@ def extract_central_slices_rfft_3d(
     image_size: int | None = None,
     frequency_scale: float = 1.0,
     compiled: bool = False,
+    max_shell: int | None = None,
 ) -> torch.Tensor:
     """Complex rfft slices ``(*batch, P..., n, n // 2 + 1)`` of a prepared volume at
     ``rotations (*batch, P..., 3, 3)`` (the volume batch dims lead; size-1 dims broadcast).
     ``n`` is ``image_size`` (default: the volume's box); ``frequency_scale`` as in
     :func:`slice_coordinates`. ``compiled``: trilinear central slices through one compiled
     kernel (:mod:`cryomath.projection.compiled`: faster once compiled; the first call for a
-    shape compiles for seconds)."""
+    shape compiles for seconds). ``max_shell``: the samples beyond that shell are left zero
+    (a band-limited search: less to interpolate)."""
     n, n_pad = image_size or spectrum.n, spectrum.n_pad
     nb = len(spectrum.batch_shape)
     if tuple(rotations.shape[-2:]) != (3, 3):
@@ -212,7 +214,7 @@ def extract_central_slices_rfft_3d(
     rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
     pose_shape = rotations.shape[nb:-2]
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
-    k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device)
+    k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device, max_shell)
     out = []
     fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
     padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
@@ -258,14 +260,19 @@ def _compiled_chunk(padded, rotations, k, n_pad, frequency_scale, chunk_size) ->
 
 
 def nyquist_samples(
-    n: int, frequency_scale: float, dtype: torch.dtype, device
+    n: int, frequency_scale: float, dtype: torch.dtype, device, max_shell: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frequencies ``(K, 2)`` ``(kx, ky)`` of the rfft samples of ``n``-pixel images inside
     both the image's and the volume's Nyquist circle, and their flat indices ``(K,)`` in the
     ``(n, n // 2 + 1)`` grid: the only samples slicing and insertion touch (the rest, a fifth,
-    are zero). Found on the host (the set depends only on ``n``), returned on ``device``."""
+    are zero). ``max_shell``: only the shells up to it (``fourier.shell_index``; a band-limited
+    search needs no more). Found on the host (the set depends only on ``n``), returned on
+    ``device``."""
     k = fftfreq_grid((n, n), rfft=True, dtype=torch.float64).reshape(-1, 2)
-    keep = ((k * k).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)).nonzero()[:, 0]
+    inside = (k * k).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)
+    if max_shell is not None:
+        inside &= torch.round(torch.linalg.vector_norm(k, dim=-1) * n) <= max_shell
+    keep = inside.nonzero()[:, 0]
     return k[keep].to(device, dtype), keep.to(device)
 
 

@@ -23,11 +23,13 @@ def accumulate_central_slices_rfft_3d(
     slice_weights: torch.Tensor | None = None,
     chunk_size: int = 512,
     frequency_scale: float = 1.0,
+    max_shell: int | None = None,
 ) -> None:
     """Add the insertion of ``slices (P, n, n // 2 + 1)`` complex at ``rotations (P, 3, 3)`` to
     ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
     parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Only the samples
-    inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft)."""
+    inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft), and with
+    ``max_shell`` only those up to that shell (slices known to be zero beyond it)."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
@@ -36,7 +38,7 @@ def accumulate_central_slices_rfft_3d(
             f"and {tuple(rotations.shape)}"
         )
     real, shape = out.dtype, tuple(out.shape[-3:])
-    k, keep = nyquist_samples(n, frequency_scale, real, out.device)
+    k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     for start in range(0, p, chunk_size):

@@ -94,12 +94,14 @@ def accumulate_rotated_rfft_2d(
     out += spread
 
 
-def invert_planar(sums: torch.Tensor, n: int, frc: torch.Tensor | None = None) -> torch.Tensor:
+def invert_planar(
+    sums: torch.Tensor, n: int, frc: torch.Tensor | None = None, tau2_fudge: float = 1.0
+) -> torch.Tensor:
     """``(K, n, n)`` images from accumulated ``sums (K, 3, n_pad, n_pad // 2 + 1)``:
     ``data / (weights + tau)``, with ``tau`` per ring from an FRC ``(K, rings)`` as
-    ``reconstruction.invert`` does per shell (``mean weight / SSNR``, ``SSNR = FRC' / (1 -
-    FRC')``, ``FRC' = 2 FRC / (1 + FRC)``), or 1 without one; then gridding-corrected and
-    cropped."""
+    ``reconstruction.invert`` does per shell (``mean weight / (T SSNR)``, ``SSNR = FRC' / (1 -
+    FRC')``, ``FRC' = 2 FRC / (1 + FRC)``, ``T`` = ``tau2_fudge``), or 1 without one; then
+    gridding-corrected and cropped."""
     n_pad = sums.shape[-2]
     weights = sums[:, 2]
     rings = shell_index((n_pad, n_pad), device=sums.device)
@@ -111,7 +113,8 @@ def invert_planar(sums: torch.Tensor, n: int, frc: torch.Tensor | None = None) -
         mean = shell_sum(weights, rings, frc.shape[-1]) / count
         f = frc.to(weights).clamp(1e-3, 0.999)
         full = 2 * f / (1 + f)
-        tau = torch.cat([mean * (1 - full) / full, torch.full_like(mean[:, :1], torch.inf)], 1)
+        tau = mean * (1 - full) / (tau2_fudge * full)
+        tau = torch.cat([tau, torch.full_like(mean[:, :1], torch.inf)], 1)
         weights = weights + torch.gather(tau, 1, rings.clamp(max=frc.shape[-1]).flatten()[None]
                                          .expand(len(tau), -1)).view_as(weights)  # fmt: skip
     ratio = torch.where(weights > 0, torch.complex(sums[:, 0], sums[:, 1]) / weights, 0)

@@ -48,10 +48,14 @@ def invert(
     prior_weight: float | None = None,
     half_map_fsc: torch.Tensor | None = None,
     mask_radius_px: float | None = -1,
+    tau2_fudge: float = 1.0,
 ) -> torch.Tensor:
     """The ``(n, n, n)`` map from accumulated sums, multiplied by a spherical mask of
     ``mask_radius_px`` (default -1: ``n / 2``) with a 3-pixel raised-cosine edge outward, as
-    RELION's ``softMaskOutsideMap`` (the corners hold only noise); ``None``: no mask."""
+    RELION's ``softMaskOutsideMap`` (the corners hold only noise); ``None``: no mask.
+    With ``half_map_fsc`` each shell's weights get ``mean weight / (T SSNR)``, the SSNR of the
+    full set from the FSC and ``T`` RELION's ``--tau2_fudge`` (the signal power's multiplier:
+    above 1 trusts the data more)."""
     if mask_radius_px is not None and mask_radius_px < 0:
         mask_radius_px = acc.n / 2
     weights = acc.weights
@@ -64,7 +68,7 @@ def invert(
         fsc = half_map_fsc.to(weights.dtype).clamp(1e-3, 0.999)
         full = 2 * fsc / (1 + fsc)
         ssnr = full / (1 - full)
-        table = torch.cat([mean_w / ssnr, weights.new_full((1,), float("inf"))])
+        table = torch.cat([mean_w / (tau2_fudge * ssnr), weights.new_full((1,), float("inf"))])
         weights = weights + table[shells.clamp(max=n_shells)]
     elif prior_weight is not None:
         weights = weights + prior_weight
