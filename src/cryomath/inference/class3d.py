@@ -83,8 +83,10 @@ def start_class3d(
     dtype=torch.float32, device=None,
 ) -> Class3DState:  # fmt: skip
     """The prepared initial maps ``references (K or 1, n, n, n)`` and the particles' starting
-    state."""
+    state (local searches start from the particles' poses, e.g. a refinement's)."""
     settings.check()
+    if settings.local:
+        table.require("rotations", purpose="3-D classification with local searches")
     k = settings.n_classes
     references = references.reshape(-1, *references.shape[-3:])
     if len(references) not in (1, k):
@@ -93,6 +95,8 @@ def start_class3d(
               for r in references]  # fmt: skip
     maps = torch.stack([s.maps[0] for s in starts]).expand(k, -1, -1, -1).clone()
     first = starts[0]
+    if settings.local:
+        first.particles.rotations[:] = table.rotations
     return Class3DState(
         0, maps, voxel_size_angstrom, first.particles, first.halves, first.noise,
         first.offset_sigma_px, np.full(k, 1 / k), first.band_shell, copies=len(references) == 1,
