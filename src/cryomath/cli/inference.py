@@ -27,6 +27,9 @@ ParticleDiameter = Annotated[
     float | None, typer.Option(help="Mask diameter (A); default 90 % of the box")
 ]
 Continue = Annotated[bool, typer.Option("--continue", help="Continue from the checkpoint in --out")]
+Scale = Annotated[
+    bool, typer.Option("--scale/--no-scale", help="An amplitude scale per optics group (RELION's)")
+]
 Tau2Fudge = Annotated[
     float, typer.Option(help="RELION's T: the signal power's multiplier (GUI: 2 in 2-D, 4 in 3-D)")
 ]
@@ -101,6 +104,7 @@ def refine(
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
     tau2_fudge: Tau2Fudge = 1.0,
+    scale: Scale = True,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
@@ -130,7 +134,7 @@ def refine(
         symmetry=symmetry, healpix_order=healpix_order, local_from_order=local_from_order,
         max_order=max_order, offset_range_px=offset_range, offset_step_px=offset_step,
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
-        tau2_fudge=tau2_fudge,
+        tau2_fudge=tau2_fudge, scale_correction=scale,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -164,6 +168,7 @@ def class2d(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed of the initial assignment")] = 0,
     tau2_fudge: Tau2Fudge = 1.0,
+    scale: Scale = True,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -191,7 +196,7 @@ def class2d(
         n_classes=classes, iterations=iterations, psi_step_degrees=psi_step,
         offset_range_px=offset_range, offset_step_px=offset_step,
         particle_diameter_angstrom=particle_diameter, fast_subsets=fast_subsets,
-        batch_size=batch_size, seed=seed, tau2_fudge=tau2_fudge,
+        batch_size=batch_size, seed=seed, tau2_fudge=tau2_fudge, scale_correction=scale,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -247,6 +252,7 @@ def class3d(
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
     tau2_fudge: Tau2Fudge = 1.0,
+    scale: Scale = True,
     seed: Annotated[int, typer.Option(help="Random seed of the first classes")] = 0,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
@@ -280,7 +286,7 @@ def class3d(
         ini_high_angstrom=ini_high, particle_diameter_angstrom=particle_diameter,
         symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
-        max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge,
+        max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge, scale_correction=scale,
     )  # fmt: skip
     settings = Class3DSettings(classes, iterations, local, seed, search)
     writable_directory(out)

@@ -58,6 +58,7 @@ class Class2DSettings:
     initial_band_shell: int = 10
     fast_subsets: bool = False  # [--fast_subsets]
     tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
+    scale_correction: bool = True  # [--scale]: an amplitude scale per optics group
     batch_size: int = 256
     seed: int = 0  # [--random_seed]
 
@@ -84,6 +85,7 @@ class Class2DState:
     fractions: np.ndarray  # (K,)
     frc: torch.Tensor | None = None  # (K, rings)
     band_shell: int = 10
+    group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
     history: list[dict] = field(default_factory=list)
 
 
@@ -209,8 +211,10 @@ def class2d_iteration(
         table, rows, state.halves, None, state.particles, sampling, state.noise, sums,
         offset_sigma_px=state.offset_sigma_px, group=torch.eye(3, dtype=torch.float64)[None],
         batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
-        search=search,
+        search=search, group_scales=state.group_scales,
     )  # fmt: skip
+    if settings.scale_correction:
+        state.group_scales = sums.group_scales()
     halves = [sums.accumulators.get(h) for h in (1, 2)]
     halves = [h if h is not None else torch.zeros_like(halves[0] if halves[0] is not None
                                                        else halves[1]) for h in halves]  # fmt: skip

@@ -75,6 +75,7 @@ class Class3DState:
     band_shell: int
     copies: bool = True  # the classes started as copies of one map
     fsc: torch.Tensor | None = None  # (K, shells)
+    group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
     history: list[dict] = field(default_factory=list)
 
 
@@ -130,8 +131,10 @@ def class3d_iteration(
         sums, offset_sigma_px=state.offset_sigma_px,
         group=point_group(search.symmetry, dtype=torch.float64, device=device),
         batch_size=search.batch_size, dtype=dtype, device=device, progress=progress,
-        image_class_prior=first,
+        image_class_prior=first, group_scales=state.group_scales,
     )  # fmt: skip
+    if search.scale_correction:
+        state.group_scales = sums.group_scales()
     maps, curves = state.maps.clone(), torch.zeros((k, n // 2 + 1), dtype=torch.float64)
     for c in range(k):
         held = [sums.accumulators.get((c, h)) for h in (1, 2)]

@@ -8,7 +8,12 @@ at the shared orientations (made once per pass), a local one against each image'
 orientations around its previous pose (``sampling``); the posterior (priors: class fractions,
 a Gaussian on the offset about the box centre, and for local searches on the angle) gives each
 particle its best hypothesis, RELION's summaries, and the weights of the sums, per class and per
-gold-standard half. The noise spectrum is re-estimated from the residuals at the best pose.
+gold-standard half. The noise spectrum is re-estimated from the residuals at the best pose,
+and each optics group's amplitude scale (RELION's ``--scale``, ``rlnGroupScaleCorrection``,
+per optics group here) from the same predictions: the least-squares ``s`` of ``X = s C P``
+weighted by ``1 / sigma^2``. A group's scale ``s`` is applied by dividing its images by ``s``
+and its noise power by ``s^2``: the scores and the M-step's sums then equal RELION's with
+``s C P`` as the prediction.
 """
 
 import math
@@ -19,6 +24,7 @@ import torch
 
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import (
     FourierAccumulator,
@@ -84,6 +90,7 @@ class PassSums:
     class_mass: np.ndarray | None = None
     offset_square_sum: float = 0.0
     count: int = 0
+    scale_sums: dict = field(default_factory=dict)  # group -> [X.CP / s2, |CP|^2 / s2, images]
 
     def merge(self, other: "PassSums") -> None:
         """Add the sums of another pass over other particles (a worker's chunk)."""
@@ -100,6 +107,21 @@ class PassSums:
             self.class_mass = mass + other.class_mass
         self.offset_square_sum += other.offset_square_sum
         self.count += other.count
+        for group, terms in other.scale_sums.items():
+            mine = self.scale_sums.setdefault(group, [0.0, 0.0, 0])
+            self.scale_sums[group] = [a + b for a, b in zip(mine, terms, strict=True)]
+
+    def group_scales(self) -> dict[int, float]:
+        """Each optics group's amplitude scale, normalised to a particle-weighted mean of 1
+        (the map holds the common scale)."""
+        raw = {g: c / p for g, (c, p, _) in self.scale_sums.items() if p > 0}
+        if not raw:
+            return {}
+        counts = {g: self.scale_sums[g][2] for g in raw}
+        mean = sum(raw[g] * counts[g] for g in raw) / sum(counts.values())
+        if not mean > 0:
+            raise InvalidInputError("the images do not correlate with the references")
+        return {g: s / mean for g, s in raw.items()}
 
 
 @dataclass
@@ -132,6 +154,7 @@ def expectation_pass(
     progress=None,
     search=None,
     image_class_prior: np.ndarray | None = None,
+    group_scales: dict[int, float] | None = None,
 ) -> None:
     """Score the particles ``rows`` of ``table``; update their entries of ``state`` in place and
     add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
@@ -139,7 +162,8 @@ def expectation_pass(
     ``search``: another shared set of hypotheses than the 3-D references' (2-D classification's
     in-plane rotations of class averages), with ``_GlobalSearch``'s methods.
     ``image_class_prior (table.n, K)``: a log prior on each particle's class on top of the
-    class fractions (``-inf``: not that class; RELION's random classes of a first iteration)."""
+    class fractions (``-inf``: not that class; RELION's random classes of a first iteration).
+    ``group_scales``: each optics group's amplitude scale (default 1; module docstring)."""
     sampling.check()
     if search is None and not sampling.local:
         search = _GlobalSearch(references, sampling, group, dtype, device)
@@ -158,7 +182,10 @@ def expectation_pass(
         index = batch.indices.cpu().numpy()
         prev = torch.as_tensor(state.shifts_px[index], dtype=dtype, device=batch.device)
         n = batch.image_size
-        centred = replace(batch, spectra=batch.spectra * phase_ramp((n, n), -prev, rfft=True))
+        scale = (group_scales or {}).get(batch.optics_group, 1.0)
+        centred = replace(batch, spectra=batch.spectra * phase_ramp((n, n), -prev, rfft=True)
+                          / scale)  # fmt: skip
+        batch_noise = _scaled(noise, batch.optics_group, scale)
         prior_shift = offset_log_prior(shifts, -prev, offset_sigma_px)  # about the box centre
         centres = torch.as_tensor(state.rotations[index], device=batch.device)
         image_prior = None
@@ -174,9 +201,9 @@ def expectation_pass(
                                          image_prior, len(log_angle))  # fmt: skip
             rows_of = None
         else:
-            hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift, noise,
-                                                        image_prior)  # fmt: skip
-        scores = gaussian_pose_scores(centred, hyp, shifts, noise, sampling.max_shell)
+            hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift,
+                                                        batch_noise, image_prior)  # fmt: skip
+        scores = gaussian_pose_scores(centred, hyp, shifts, batch_noise, sampling.max_shell)
         post = posterior(scores, prior_shift, log_prior.to(scores.dtype), sampling.mass)
         best = post.weights.flatten(1).argmax(1)
         best_s, best_h = best // hyp.shape[-3], best % hyp.shape[-3]
@@ -215,8 +242,9 @@ def expectation_pass(
             if h not in pose_sums:
                 pose_sums[h] = PoseSums(k_classes * n_poses, n, sampling.max_shell, dtype, device)
             pose_sums[h].add(part, w, shifts, None if rows_of is None else rows_of[pick])
-        residual = centred.spectra - _prediction(centred, hyp, best_h, shifts[best_s])
-        sums.noise.add(centred, residual)
+        predicted = _prediction(centred, hyp, best_h, shifts[best_s])
+        sums.noise.add(centred, (centred.spectra - predicted) * scale)  # X - s C P
+        _add_scale_terms(sums, centred, predicted, scale, batch_noise, sampling.max_shell)
         if progress is not None:
             progress(len(batch))
     for h, pose_sum in pose_sums.items():
@@ -344,6 +372,35 @@ def _prediction(batch: ParticleBatch, hyp, best_r, shift):
     ctf = batch.ctf_values()
     p = p if ctf is None else p * ctf
     return p * phase_ramp((n, n), shift, rfft=True)
+
+
+def _scaled(noise: NoiseSpectrum, group: int, scale: float) -> NoiseSpectrum:
+    """``noise`` with ``group`` 's power divided by ``scale^2`` (its images divided by it)."""
+    if scale == 1.0 or group not in noise.groups:
+        return noise
+    sigma2 = noise.sigma2.clone()
+    sigma2[noise.groups.index(group)] /= scale**2
+    return NoiseSpectrum(noise.groups, sigma2)
+
+
+def _add_scale_terms(sums: PassSums, batch: ParticleBatch, predicted, scale: float, noise,
+                     max_shell: int) -> None:  # fmt: skip
+    """Add the batch's ``sum X.CP / sigma^2`` and ``sum |CP|^2 / sigma^2`` (the images ``X``
+    unscaled; the shells 1 to ``max_shell``, each rfft sample with its Friedel mate)."""
+    n = batch.image_size
+    shells = shell_index((n, n), device=batch.device)
+    inside = (shells >= 1) & (shells <= max_shell)
+    sigma2 = noise.for_batch(batch)[shells.clamp(max=noise.sigma2.shape[1] - 1)]
+    m = hermitian_multiplicity((n, n), device=batch.device, dtype=batch.dtype)
+    w = torch.where(inside, m / sigma2, 0) / scale**2  # 1 / the unscaled images' noise power
+    x = batch.spectra * scale
+    per_image = batch.weights.to(w.dtype)
+    cross = ((x * predicted.conj()).real * w).sum((-2, -1)) @ per_image
+    power = ((predicted.abs() ** 2) * w).sum((-2, -1)) @ per_image
+    terms = sums.scale_sums.setdefault(batch.optics_group, [0.0, 0.0, 0])
+    terms[0] += float(cross)
+    terms[1] += float(power)
+    terms[2] += len(batch)
 
 
 def _record(state: ParticleState, index, chosen, new_shift, best_class, post, change):

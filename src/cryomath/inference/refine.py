@@ -69,6 +69,7 @@ class RefineSettings:
     split_seed: int = 0
     absolute_greyscale: bool = False  # [--firstiter_cc off]: else scaled (inference.greyscale)
     tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
+    scale_correction: bool = True  # [--scale]: an amplitude scale per optics group
 
     def check(self) -> None:
         checks = [
@@ -106,6 +107,7 @@ class RefineState:
     full: torch.Tensor | None = None  # both halves' sums inverted together
     best_shell: int = 0
     converged: bool = False
+    group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
     history: list[dict] = field(default_factory=list)
 
 
@@ -181,9 +183,11 @@ def refine_iteration(
         passes(
             table, rows, state.halves, refs, state.particles, state.sampling, state.noise, sums,
             offset_sigma_px=state.offset_sigma_px, group=group,
-            batch_size=settings.batch_size,
-            dtype=dtype, device=device, progress=progress,
+            batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
+            group_scales=state.group_scales,
         )  # fmt: skip
+    if settings.scale_correction:
+        state.group_scales = sums.group_scales()
     if set(sums.accumulators) != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
     halves = half_maps(sums, state.fsc, tau2_fudge=settings.tau2_fudge)
@@ -254,6 +258,7 @@ def _log_line(state: RefineState, curve: FSCCurve, voxel: float, n: int) -> dict
         "mean_max_probability": float(p.max_probability.mean()),
         "mean_significant": float(p.significant.mean()),
         "offset_sigma_px": state.offset_sigma_px,
+        "group_scales": {str(g): s for g, s in state.group_scales.items()},
         "fsc": curve.fsc.cpu().tolist(),
     }
 
