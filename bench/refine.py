@@ -1,0 +1,146 @@
+"""3-D auto-refinement at the issue's test size, and side by side with RELION 3.1.3 (issue 16,
+sections 4 and 5): the same particles, starting map, band and searches; wall time, median pose
+error, the map's FSC against the truth, and the same for the map of the true poses.
+
+    python bench/refine.py [--n 2000] [--pixel 1.5] [--relion] [--out bench-out/refine]
+
+The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
+SNR 0.05, offsets of 3 A sd, Haar-random poses); both programs get them without poses or
+origins (``start.star``) and the noise-free truth rendered on the same grid as the starting
+map, low-passed by each to 30 A (``--ini-high`` / ``--ini_high``). Pose error: the geodesic
+angle after the one global rotation that best aligns the refined poses with the true ones
+(their chordal mean); the truth FSC is the refined map's against the rendered truth at 0.5.
+RELION runs ``relion_refine_mpi --auto_refine --split_random_halves`` with three MPI ranks
+(``mpirun --oversubscribe``, two cores) and ``--firstiter_cc`` (its reference is not on the
+images' greyscale; cryomath scales its own, ``inference.greyscale``).
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomath import so3
+from cryomath.cli import main as _cryomath
+from cryomath.io import read_mrc, read_particles, read_star, write_mrc, write_relion_star
+from cryomath.pipelines import read_volume
+from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
+from cryomath.so3.averaging import chordal_mean
+
+MODEL = "src/cryomath/data/6vyb_ndom.pdb.gz"
+
+
+def cryomath(args: list[str]) -> int:
+    """A cryomath command, its own output (JSON) kept off this script's."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _cryomath(args)
+
+
+def pose_errors(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Degrees between ``found`` and ``truth`` after their best common rotation."""
+    d = torch.as_tensor(truth).transpose(1, 2) @ torch.as_tensor(found)
+    return torch.rad2deg(so3.geodesic_distance(d, chordal_mean(d).expand_as(d))).numpy()
+
+
+def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float) -> dict:
+    """The map's FSC 0.5 against the truth and its halves' (unmasked) FSC 0.143, in A."""
+    volume = torch.from_numpy(read_mrc(path)[0].astype(np.float64))
+    a, b = (torch.from_numpy(read_mrc(p)[0].astype(np.float64)) for p in (half1, half2))
+    return {
+        "truth_fsc_05_angstrom": resolution_angstrom(
+            fourier_shell_correlation(volume, truth, pixel), 0.5),
+        "half_map_fsc_0143_angstrom": resolution_angstrom(
+            fourier_shell_correlation(a, b, pixel), 0.143),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--pixel", type=float, default=1.5)
+    parser.add_argument("--max-iterations", type=int, default=25)
+    parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
+    parser.add_argument("--relion-timeout", type=float, default=3600.0)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/refine"))
+    args = parser.parse_args()
+    out, pixel = args.out, args.pixel
+    sim = out / "sim"
+    assert cryomath(["simulate", MODEL, "--n", str(args.n), "--box-size", "48", "--pixel-size",
+                     str(pixel), "--snr", "0.05", "--shift-sigma", "3", "--out", str(sim),
+                     "--force", "--json"]) == 0  # fmt: skip
+    table = read_particles(sim / "particles.star")
+    truth_map, _ = read_volume(Path(MODEL), 48, pixel)
+    write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
+    write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
+                      force=True)  # fmt: skip
+    assert cryomath(["reconstruct", str(sim / "particles.star"), "--out", str(out / "truth"),
+                     "--halves", "--force", "--json"]) == 0  # fmt: skip
+    rec = out / "truth"
+    result = {"particles": args.n, "pixel_size_angstrom": pixel,
+              "true_poses": map_scores(rec / "full.mrc", rec / "half1.mrc", rec / "half2.mrc",
+                                       truth_map, pixel)}  # fmt: skip
+    start = time.perf_counter()
+    assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
+                     "--particle-diameter", str(0.9 * 48 * pixel), "--max-iterations",
+                     str(args.max_iterations), "--out", str(out / "cryomath"), "--force",
+                     "--json"]) == 0  # fmt: skip
+    seconds = time.perf_counter() - start
+    ours = out / "cryomath"
+    found = read_particles(ours / "particles.star", allow_unknown_columns=True)
+    errors = pose_errors(table.rotations, found.rotations)
+    iterations = json.loads((ours / "iterations.json").read_text())["iterations"]
+    result["cryomath"] = {
+        "seconds": seconds, "iterations": len(iterations),
+        "median_pose_error_degrees": float(np.median(errors)),
+        "share_over_30_degrees": float((errors > 30).mean()),
+        **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel),
+    }  # fmt: skip
+    if args.relion:
+        result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, args)
+        result["time_ratio_relion_over_cryomath"] = result["relion"]["seconds"] / seconds
+    print(json.dumps(result, indent=2))
+
+
+def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) -> dict:
+    """RELION's auto-refine on the same start (module docstring)."""
+    if shutil.which("relion_refine_mpi") is None:
+        raise SystemExit("relion_refine_mpi is not on the PATH (apt-get install relion)")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "3",
+               "relion_refine_mpi", "--i", "start.star", "--o", str((folder / "run").resolve()),
+               "--ref", "truth.mrc", "--ini_high", "30", "--firstiter_cc", "--auto_refine",
+               "--split_random_halves", "--particle_diameter", str(0.9 * 48 * pixel), "--ctf",
+               "--zero_mask", "--flatten_solvent", "--healpix_order", "2",
+               "--auto_local_healpix_order", "4", "--offset_range", "5", "--offset_step", "1",
+               "--sym", "C1", "--low_resol_join_halves", "40", "--norm", "--scale",
+               "--oversampling", "1", "--pad", "2", "--maxsig", "64", "--j", "1", "--pool",
+               "30", "--dont_combine_weights_via_disc"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=sim, stdout=subprocess.DEVNULL,
+                   timeout=args.relion_timeout)  # fmt: skip
+    seconds = time.perf_counter() - start
+    found = read_particles(folder / "run_data.star", allow_unknown_columns=True).rotations
+    names = read_star(folder / "run_data.star")["particles"]["rlnImageName"].tolist()
+    order = {name: i for i, name in enumerate(
+        read_star(sim / "start.star")["particles"]["rlnImageName"].tolist())}  # fmt: skip
+    truth = table.rotations[[order[name] for name in names]]
+    errors = pose_errors(truth, found)
+    return {
+        "seconds": seconds, "command": " ".join(command),
+        "median_pose_error_degrees": float(np.median(errors)),
+        "share_over_30_degrees": float((errors > 30).mean()),
+        **map_scores(folder / "run_class001.mrc", folder / "run_half1_class001_unfil.mrc",
+                     folder / "run_half2_class001_unfil.mrc", truth_map, pixel),
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
