@@ -1,4 +1,5 @@
-"""Peak memory of the stack-level commands against the amount of data: each command runs in a
+"""Peak memory of the stack-level commands against the amount of data: each command (``refine``
+and ``class2d`` for one iteration) runs in a
 fresh process on 1,024 and 8,192 particles of 64 x 64 (batches of 128), and ``fsc`` on two
 128^3 and two 256^3 maps; the peak is VmHWM, reset after importing the CLI (so torch's import,
 done by the command, is included). ``tests/test_streaming.py`` asserts the same growth.
@@ -44,6 +45,16 @@ COMMANDS = {
         "--pad", "1", "--out", "{root}/cg{n}", "--batch-size", "128"],
     "convert --stack": ["convert", "{root}/{n}/particles.cs", "{root}/conv{n}/particles.star",
                         "--stack", "{root}/conv{n}/particles.mrcs", "--batch-size", "128"],
+    # one iteration each, on small grids: the E-step's memory is the batch's scores, the
+    # projection tables and the M-step's sums, none of which grows with the particles
+    "refine (1 iteration, order 1)": [
+        "refine", "{root}/{n}/particles.star", "--reference", "{root}/map.mrc",
+        "--max-iterations", "1", "--healpix-order", "1", "--maxsig", "8", "--offset-range", "2",
+        "--out", "{root}/ref{n}", "--batch-size", "128"],
+    "class2d (1 iteration, 4 classes)": [
+        "class2d", "{root}/{n}/particles.star", "--classes", "4", "--iterations", "1",
+        "--psi-step", "30", "--offset-range", "2", "--out", "{root}/c2d{n}", "--batch-size",
+        "128"],
 }  # fmt: skip
 
 

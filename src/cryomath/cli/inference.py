@@ -98,7 +98,9 @@ def refine(
     particle_diameter: ParticleDiameter = None,
     symmetry: Symmetry = "C1",
     healpix_order: Annotated[int, typer.Option(help="First HEALPix order (2: 15 deg)")] = 2,
-    local_from_order: Annotated[int, typer.Option(help="Local searches from this order")] = 4,
+    local_from_order: Annotated[
+        int, typer.Option(help="Local searches from this order (RELION: 4)")
+    ] = 3,
     max_order: Annotated[int, typer.Option(help="Finest HEALPix order")] = 5,
     offset_range: OffsetRange = 5.0,
     offset_step: OffsetStep = 1.0,
