@@ -491,3 +491,36 @@ def test_refinement_estimates_each_optics_groups_amplitude_scale(tmp_path):
     state = start_refinement(table, volume, voxel, off)
     refine_iteration(table, state, off)
     assert state.group_scales == {}
+
+
+def test_an_interrupted_refinement_keeps_its_checkpoint_and_continues(tmp_path):
+    """Inside a command's output set (whose files appear only when it succeeds, as the CLI
+    runs every command), a refinement stopped after its first iteration (Ctrl-C) leaves
+    ``checkpoint.pt`` published, and continuing from it gives the poses and maps of an
+    uninterrupted run of two iterations."""
+    from cryomath.inference.refine import RefineSettings
+    from cryomath.io import read_particles
+    from cryomath.io.atomic import output_set
+    from cryomath.pipelines import read_volume, simulate_dataset
+    from cryomath.pipelines.refinement import refine_particles
+    from cryomath.simulate import SimulationSettings
+
+    volume, voxel = read_volume(_MODEL, 24, 4.0)
+    simulate_dataset(volume, tmp_path / "sim", SimulationSettings(
+        n_particles=120, pixel_size_angstrom=4.0, snr=1.0, seed=4))  # fmt: skip
+    table = read_particles(tmp_path / "sim" / "particles.star")
+    settings = RefineSettings(healpix_order=1, offset_range_px=0.0, max_significant=8,
+                              max_iterations=2)  # fmt: skip
+
+    def stop(line):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), output_set():
+        refine_particles(table, volume, voxel, tmp_path / "cut", settings, on_iteration=stop)
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file()
+    with output_set():
+        resumed = refine_particles(table, volume, voxel, tmp_path / "cut", settings, resume=True)
+        whole = refine_particles(table, volume, voxel, tmp_path / "whole", settings)
+    assert resumed.iteration == whole.iteration == 2
+    assert np.abs(resumed.particles.rotations - whole.particles.rotations).max() < 1e-9
+    assert float((resumed.maps - whole.maps).abs().max()) <= 1e-5 * float(whole.maps.abs().max())

@@ -25,7 +25,12 @@ from cryomath.inference.refine import (
     refine_iteration,
     start_refinement,
 )
-from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.io.atomic import (
+    atomic_output,
+    check_output_path,
+    published_at_once,
+    writable_directory,
+)
 from cryomath.pipelines.expectation import pass_runner
 
 CHECKPOINT = "checkpoint.pt"
@@ -36,9 +41,10 @@ OUTPUTS = ("half1.mrc", "half2.mrc", "map.mrc", "postprocess.mrc", "fsc.star", "
 
 def save_checkpoint(state, out: Path) -> None:
     """Write ``state`` to ``out/checkpoint.pt`` atomically (the old one stays until the new one
-    is whole)."""
+    is whole), published at once even inside a command's output set (whose files appear only
+    when the command succeeds): an interrupted run keeps its last checkpoint."""
     writable_directory(out)
-    with atomic_output(out / CHECKPOINT, force=True) as tmp:
+    with published_at_once(), atomic_output(out / CHECKPOINT, force=True) as tmp:
         torch.save(state, tmp)
 
 
