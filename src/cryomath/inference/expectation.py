@@ -35,6 +35,7 @@ from cryomath.imaging import (
 )
 from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
+    LOCAL_POSES,
     Sampling,
     global_orientations,
     local_orientations,
@@ -258,7 +259,7 @@ def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search
     n = int(np.max(table.image_size)) if table.image_size is not None else 0
     b = min(batch_size, table.n)
     if sampling.local:
-        hypotheses, own = 19 * k_classes, 19 * k_classes
+        hypotheses, own = LOCAL_POSES * k_classes, LOCAL_POSES * k_classes
     else:
         hypotheses, own = search.hypotheses_per_image, search.own_projections_per_image
     item = torch.empty((), dtype=dtype).element_size()

@@ -24,7 +24,7 @@ Local searches start at order 3 by default, one order before RELION's: a global 
 with oversampling holds the projections of all 294,912 order-4 children, 15 GB and more than
 ten minutes for 2,000 particles of 48^2 (measured), while the order-2 passes before it already
 leave the poses within a step or two of order 3 (median error 8 degrees on that set) for the
-local search (1.5 steps around each pose per iteration) to walk from. ``--local-from-order 4``
+local search (2 steps around each pose per iteration) to walk from. ``--local-from-order 4``
 restores RELION's rule.
 """
 

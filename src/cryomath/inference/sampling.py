@@ -4,8 +4,10 @@ pose), offsets (a lattice in a disk around each previous offset) and the band se
 RELION's sampling (``healpix_order``): ``12 * 4^order`` HEALPix directions times
 ``6 * 2^order`` in-plane angles, a nominal step of ``60 / 2^order`` degrees (7.5 at order 3);
 a global search covers the asymmetric unit of the point group; a local search takes the poses
-``A_prev exp(v)`` with ``v`` on a lattice of that step within 1.5 steps (19 poses) and a
-Gaussian prior of one step on their angle (RELION's ``sigma_ang``).
+``A_prev exp(v)`` with ``v`` on a lattice of that step within 2 steps (33 poses) and a
+Gaussian prior of two steps on their angle (RELION's auto-refine sets ``sigma2_rot = 4 step^2``:
+a weak prior; one of one step, tried first, held 60 % of 2,000 particles at their previous pose
+whatever the data said, and the maps lost resolution at each finer order).
 
 Adaptive oversampling (RELION's ``--oversampling 1``, Scheres 2012, with cryoDRGN2's top-k
 rule): a global search scores the grid of ``healpix_order``, keeps each image's
@@ -28,6 +30,9 @@ from cryomath.errors import InvalidInputError
 from cryomath.so3.grids import healpix_poses
 from cryomath.so3.lie import exp_map
 from cryomath.so3.symmetry import in_asymmetric_unit
+
+LOCAL_RADIUS_STEPS = 2.0
+LOCAL_POSES = 33  # the lattice points within LOCAL_RADIUS_STEPS
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,11 @@ def oversampled_orientations(order: int, group: torch.Tensor, dtype=torch.float6
 
 def local_orientations(centres: torch.Tensor, step_degrees: float):
     """``(B, J, 3, 3)`` poses around ``centres (B, 3, 3)`` and the ``(J,)`` log prior of their
-    angles (a Gaussian of one step)."""
-    axis = torch.arange(-1, 2, dtype=centres.dtype, device=centres.device)
+    angles (a Gaussian of two steps)."""
+    axis = torch.arange(-2, 3, dtype=centres.dtype, device=centres.device)
     v = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    v = v[torch.linalg.vector_norm(v, dim=-1) <= 1.5]
-    log_prior = -0.5 * (v * v).sum(-1)  # |v| in steps; the prior's sd is one step
+    v = v[torch.linalg.vector_norm(v, dim=-1) <= LOCAL_RADIUS_STEPS]
+    log_prior = -0.5 * (v * v).sum(-1) / 4  # |v| in steps; the prior's sd is two steps
     return centres[:, None] @ exp_map(v * math.radians(step_degrees)), log_prior
 
 
