@@ -169,13 +169,13 @@ def test_refinement_passes_on_dask_equal_the_single_process_ones(client, volume,
     from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
     from cryomath.pipelines.expectation import dask_expectation
 
-    simulate_dataset(volume, tmp_path, _settings(n=256, shard=256))
+    simulate_dataset(volume, tmp_path, _settings(n=128, shard=128))
     table = read_particles(tmp_path / "particles.star")
-    settings = RefineSettings(max_iterations=1, batch_size=64, max_significant=16)
+    settings = RefineSettings(max_iterations=1, batch_size=32, max_significant=16, healpix_order=1)
     local = start_refinement(table, volume, 3.0, settings)
     spread = copy.deepcopy(local)
     refine_iteration(table, local, settings)
-    refine_iteration(table, spread, settings, passes=dask_expectation(client, chunk_size=64))
+    refine_iteration(table, spread, settings, passes=dask_expectation(client, chunk_size=32))
     same = np.abs(local.particles.rotations - spread.particles.rotations).max((1, 2)) < 1e-6
     assert same.mean() >= 0.98
     error = float((local.maps - spread.maps).abs().max() / local.maps.abs().max())
