@@ -24,7 +24,6 @@ import torch
 
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import (
     FourierAccumulator,
@@ -42,7 +41,7 @@ from cryomath.inference.sampling import (
     offset_grid,
     oversampled_orientations,
 )
-from cryomath.inference.scores import gaussian_pose_scores
+from cryomath.inference.scores import band_samples_and_noise, gaussian_pose_scores
 from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
@@ -387,17 +386,14 @@ def _scaled(noise: NoiseSpectrum, group: int, scale: float) -> NoiseSpectrum:
 def _add_scale_terms(sums: PassSums, batch: ParticleBatch, predicted, scale: float, noise,
                      max_shell: int) -> None:  # fmt: skip
     """Add the batch's ``sum X.CP / sigma^2`` and ``sum |CP|^2 / sigma^2`` (the images ``X``
-    unscaled; the shells 1 to ``max_shell``, each rfft sample with its Friedel mate)."""
-    n = batch.image_size
-    shells = shell_index((n, n), device=batch.device)
-    inside = (shells >= 1) & (shells <= max_shell)
-    sigma2 = noise.for_batch(batch)[shells.clamp(max=noise.sigma2.shape[1] - 1)]
-    m = hermitian_multiplicity((n, n), device=batch.device, dtype=batch.dtype)
-    w = torch.where(inside, m / sigma2, 0) / scale**2  # 1 / the unscaled images' noise power
-    x = batch.spectra * scale
+    unscaled; the samples the scores count, each rfft sample with its Friedel mate)."""
+    keep, m, sigma2 = band_samples_and_noise(batch, noise, max_shell)
+    w = m / sigma2 / scale**2  # 1 / the unscaled images' noise power
+    x = batch.spectra.flatten(1)[:, keep] * scale
+    p = predicted.flatten(1)[:, keep]
     per_image = batch.weights.to(w.dtype)
-    cross = ((x * predicted.conj()).real * w).sum((-2, -1)) @ per_image
-    power = ((predicted.abs() ** 2) * w).sum((-2, -1)) @ per_image
+    cross = ((x * p.conj()).real * w).sum(-1) @ per_image
+    power = ((p.abs() ** 2) * w).sum(-1) @ per_image
     terms = sums.scale_sums.setdefault(batch.optics_group, [0.0, 0.0, 0])
     terms[0] += float(cross)
     terms[1] += float(power)

@@ -30,6 +30,22 @@ from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
 
 
+def band_samples_and_noise(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int):
+    """``(keep, m, sigma2)``, each ``(K,)``: the flat rfft indices of the samples in shells 1
+    to ``max_shell`` (the ones a score counts), their Hermitian multiplicity and the batch's
+    noise power there."""
+    n = batch.image_size
+    shells = shell_index((n, n), device=batch.device)
+    sigma2 = noise.for_batch(batch)
+    if len(sigma2) <= max_shell:
+        raise InvalidInputError(
+            f"the noise spectrum has {len(sigma2)} shells; need {max_shell + 1}"
+        )
+    m = hermitian_multiplicity((n, n), device=batch.device, dtype=batch.dtype)
+    keep = ((shells <= max_shell) & (shells >= 1) & (m > 0)).reshape(-1).nonzero()[:, 0]
+    return keep, m.reshape(-1)[keep], sigma2[shells.reshape(-1)[keep]]
+
+
 def gaussian_pose_scores(
     batch: ParticleBatch,
     projections: torch.Tensor,
@@ -59,13 +75,7 @@ def gaussian_pose_scores(
     if not 0 <= limit <= n // 2 - 1:
         raise InvalidInputError(f"max_shell must be in [0, {n // 2 - 1}], got {max_shell}")
     device, dtype = batch.device, batch.dtype
-    shells = shell_index((n, n), device=device)
-    sigma2 = noise.for_batch(batch)
-    if len(sigma2) <= limit:
-        raise InvalidInputError(f"the noise spectrum has {len(sigma2)} shells; need {limit + 1}")
-    m = hermitian_multiplicity((n, n), device=device, dtype=dtype)
-    keep = ((shells <= limit) & (shells >= 1) & (m > 0)).reshape(-1).nonzero()[:, 0]
-    s2, m = sigma2[shells.reshape(-1)[keep]], m.reshape(-1)[keep]  # (K,) each
+    keep, m, s2 = band_samples_and_noise(batch, noise, limit)
     w = m / (4 * s2)
     x = batch.spectra.reshape(len(batch), -1)[:, keep]  # (B, K)
     ctf = batch.ctf_values()
