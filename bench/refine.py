@@ -65,6 +65,7 @@ def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--model", default=MODEL, help="atomic model or map of the truth")
     parser.add_argument("--pixel", type=float, default=1.5)
     parser.add_argument("--max-iterations", type=int, default=25)
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
@@ -73,11 +74,11 @@ def main() -> None:
     args = parser.parse_args()
     out, pixel = args.out, args.pixel
     sim = out / "sim"
-    assert cryomath(["simulate", MODEL, "--n", str(args.n), "--box-size", "48", "--pixel-size",
+    assert cryomath(["simulate", args.model, "--n", str(args.n), "--box-size", "48", "--pixel-size",
                      str(pixel), "--snr", "0.05", "--shift-sigma", "3", "--out", str(sim),
                      "--force", "--json"]) == 0  # fmt: skip
     table = read_particles(sim / "particles.star")
-    truth_map, _ = read_volume(Path(MODEL), 48, pixel)
+    truth_map, _ = read_volume(Path(args.model), 48, pixel)
     write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
     write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
                       force=True)  # fmt: skip

@@ -30,6 +30,14 @@ Continue = Annotated[bool, typer.Option("--continue", help="Continue from the ch
 Scale = Annotated[
     bool, typer.Option("--scale/--no-scale", help="An amplitude scale per optics group (RELION's)")
 ]
+Dose = Annotated[
+    float | None,
+    typer.Option(
+        "--dose",
+        help="Poisson likelihood of counting images at this dose (e/A^2; "
+        "images: counts minus the mean count, as simulate --dose writes)",
+    ),
+]
 Tau2Fudge = Annotated[
     float, typer.Option(help="RELION's T: the signal power's multiplier (GUI: 2 in 2-D, 4 in 3-D)")
 ]
@@ -107,6 +115,7 @@ def refine(
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
     tau2_fudge: Tau2Fudge = 1.0,
     scale: Scale = True,
+    dose: Dose = None,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
@@ -136,7 +145,7 @@ def refine(
         symmetry=symmetry, healpix_order=healpix_order, local_from_order=local_from_order,
         max_order=max_order, offset_range_px=offset_range, offset_step_px=offset_step,
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
-        tau2_fudge=tau2_fudge, scale_correction=scale,
+        tau2_fudge=tau2_fudge, scale_correction=scale, dose_e_per_a2=dose,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -171,6 +180,7 @@ def class2d(
     seed: Annotated[int, typer.Option(help="Random seed of the initial assignment")] = 0,
     tau2_fudge: Tau2Fudge = 1.0,
     scale: Scale = True,
+    dose: Dose = None,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -199,6 +209,7 @@ def class2d(
         offset_range_px=offset_range, offset_step_px=offset_step,
         particle_diameter_angstrom=particle_diameter, fast_subsets=fast_subsets,
         batch_size=batch_size, seed=seed, tau2_fudge=tau2_fudge, scale_correction=scale,
+        dose_e_per_a2=dose,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -255,6 +266,7 @@ def class3d(
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
     tau2_fudge: Tau2Fudge = 1.0,
     scale: Scale = True,
+    dose: Dose = None,
     seed: Annotated[int, typer.Option(help="Random seed of the first classes")] = 0,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
@@ -289,6 +301,7 @@ def class3d(
         symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
         max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge, scale_correction=scale,
+        dose_e_per_a2=dose,
     )  # fmt: skip
     settings = Class3DSettings(classes, iterations, local, seed, search)
     writable_directory(out)

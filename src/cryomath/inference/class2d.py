@@ -59,6 +59,7 @@ class Class2DSettings:
     fast_subsets: bool = False  # [--fast_subsets]
     tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
     scale_correction: bool = True  # [--scale]: an amplitude scale per optics group
+    dose_e_per_a2: float | None = None  # Poisson scores of counting images; no --scale then
     batch_size: int = 256
     seed: int = 0  # [--random_seed]
 
@@ -67,6 +68,8 @@ class Class2DSettings:
             raise InvalidInputError("classes, iterations and batch size must be at least 1")
         if not self.tau2_fudge > 0:
             raise InvalidInputError(f"tau2_fudge must be positive, got {self.tau2_fudge}")
+        if self.dose_e_per_a2 is not None and not self.dose_e_per_a2 > 0:
+            raise InvalidInputError(f"the dose must be positive, got {self.dose_e_per_a2}")
         if not 0.1 <= self.psi_step_degrees <= 180:
             raise InvalidInputError("the in-plane step must be in [0.1, 180] degrees")
 
@@ -204,7 +207,8 @@ def class2d_iteration(
     psi = _psi_grid(settings, dtype, device)
     search = PlanarSearch(state.averages.to(device) * mask.to(device), psi, state.fractions, dtype)
     sampling = Sampling(0, False, settings.offset_range_px, settings.offset_step_px,
-                        state.band_shell, oversample=False)  # fmt: skip
+                        state.band_shell, oversample=False,
+                        dose_e_per_a2=settings.dose_e_per_a2)  # fmt: skip
     rows = _subset(table.n, state.iteration, settings)
     sums = PassSums({})
     passes(
@@ -213,7 +217,7 @@ def class2d_iteration(
         batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
         search=search, group_scales=state.group_scales,
     )  # fmt: skip
-    if settings.scale_correction:
+    if settings.scale_correction and settings.dose_e_per_a2 is None:
         state.group_scales = sums.group_scales()
     halves = [sums.accumulators.get(h) for h in (1, 2)]
     halves = [h if h is not None else torch.zeros_like(halves[0] if halves[0] is not None

@@ -41,7 +41,7 @@ from cryomath.inference.sampling import (
     offset_grid,
     oversampled_orientations,
 )
-from cryomath.inference.scores import band_samples_and_noise, gaussian_pose_scores
+from cryomath.inference.scores import band_samples_and_noise, pose_scores
 from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
@@ -203,7 +203,8 @@ def expectation_pass(
         else:
             hyp, rows_of, log_prior = search.hypotheses(centred, shifts, prior_shift,
                                                         batch_noise, image_prior)  # fmt: skip
-        scores = gaussian_pose_scores(centred, hyp, shifts, batch_noise, sampling.max_shell)
+        scores = pose_scores(centred, hyp, shifts, batch_noise, sampling.max_shell,
+                             sampling.dose_e_per_a2)  # fmt: skip
         post = posterior(scores, prior_shift, log_prior.to(scores.dtype), sampling.mass)
         best = post.weights.flatten(1).argmax(1)
         best_s, best_h = best // hyp.shape[-3], best % hyp.shape[-3]
@@ -316,7 +317,8 @@ class _GlobalSearch:
         if self.fine is None:
             return self.coarse, None, coarse_prior
         s = self.sampling
-        scores = gaussian_pose_scores(batch, self.coarse, shifts, noise, self.coarse_band)
+        scores = pose_scores(batch, self.coarse, shifts, noise, self.coarse_band,
+                             s.dose_e_per_a2)  # fmt: skip
         coarse = posterior(scores, prior_shift, coarse_prior.to(scores.dtype), s.mass, False)
         marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
         top = marginal.topk(min(s.max_significant, marginal.shape[1]), 1).indices  # (B, k)

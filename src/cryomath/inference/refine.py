@@ -12,13 +12,15 @@ pass too (RELION scores its coarse pass only up to the resolution the coarse ste
 SNR 0.05, a 7.5-degree grid puts 23 % of them more than 30 degrees off with shells to 6, 2.5 %
 with shells to 23); the reported resolution is at FSC 0.143.
 
-Sampling rules (``ml_optimiser.cpp``'s ``updateAngularSampling`` and ``checkConvergence``, in
-their simple form): an iteration is *stalled* when the 0.143 resolution did not improve on the
-best so far and at most ``moved_fraction`` (10 %) of the poses moved by more than 1.5 steps
-(RELION: no large changes of the hidden variables); a stalled iteration makes the
-HEALPix order one finer (local searches from ``local_from_order``, the offset step halved, the
-offset range three steps), and at ``max_order`` ends the refinement; the final map is the
-inversion of both halves' sums together, regularised by their FSC (the joined reconstruction).
+Sampling rules (``ml_optimiser.cpp``'s ``updateAngularSampling``, ``checkConvergence`` and
+``updateOverallChangesInHiddenVariables``): an iteration is *stalled* when the 0.143 resolution
+did not improve on the best so far and the poses' mean change did not fall by more than 3 %
+below the smallest mean change at this sampling (or is under 0.4 steps: RELION's "no large
+changes of the hidden variables"), so each sampling runs until its poses settle; a stalled
+iteration makes the HEALPix order one finer (local searches from ``local_from_order``, the
+offset step halved, the offset range three steps), and at ``max_order`` ends the refinement;
+the final map is the inversion of both halves' sums together, regularised by their FSC (the
+joined reconstruction).
 
 Local searches start at order 3 by default, one order before RELION's: a global order-3 pass
 with oversampling holds the projections of all 294,912 order-4 children, 15 GB and more than
@@ -70,13 +72,13 @@ class RefineSettings:
     offset_step_px: float = 1.0  # [--offset_step]
     max_significant: int = 64  # [--maxsig]
     max_iterations: int = 25
-    moved_fraction: float = 0.1  # a stall: at most this share of poses moved over 1.5 steps
     join_below_angstrom: float = 40.0  # [--low_resol_join_halves]
     batch_size: int = 256
     split_seed: int = 0
     absolute_greyscale: bool = False  # [--firstiter_cc off]: else scaled (inference.greyscale)
     tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
     scale_correction: bool = True  # [--scale]: an amplitude scale per optics group
+    dose_e_per_a2: float | None = None  # Poisson scores of counting images; no --scale then
 
     def check(self) -> None:
         checks = [
@@ -89,6 +91,7 @@ class RefineSettings:
             ("max_significant", self.max_significant >= 1),
             ("batch_size", self.batch_size >= 1),
             ("tau2_fudge", self.tau2_fudge > 0),
+            ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -113,6 +116,7 @@ class RefineState:
     fsc: torch.Tensor | None = None  # the last half-map FSC per shell
     full: torch.Tensor | None = None  # both halves' sums inverted together
     best_shell: int = 0
+    smallest_change_degrees: float = math.inf  # the poses' smallest mean change at this order
     converged: bool = False
     group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
     history: list[dict] = field(default_factory=list)
@@ -193,7 +197,7 @@ def refine_iteration(
             batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
             group_scales=state.group_scales,
         )  # fmt: skip
-    if settings.scale_correction:
+    if settings.scale_correction and settings.dose_e_per_a2 is None:
         state.group_scales = sums.group_scales()
     if set(sums.accumulators) != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
@@ -261,7 +265,7 @@ def _log_line(state: RefineState, curve: FSCCurve, voxel: float, n: int) -> dict
         "resolution_0143_angstrom": resolution_angstrom(curve, 0.143),
         "resolution_05_angstrom": resolution_angstrom(curve, 0.5),
         "median_change_degrees": float(np.median(p.change_degrees)),
-        "moved_fraction": float(np.mean(p.change_degrees > 1.5 * state.sampling.step_degrees)),
+        "mean_change_degrees": float(np.mean(p.change_degrees)),
         "mean_max_probability": float(p.max_probability.mean()),
         "mean_significant": float(p.significant.mean()),
         "offset_sigma_px": state.offset_sigma_px,
@@ -274,14 +278,17 @@ def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: floa
     s = state.sampling
     shell_143 = shell_of(resolution_angstrom(curve, 0.143), n, voxel)
     shell_05 = shell_of(resolution_angstrom(curve, 0.5), n, voxel)
-    moved = float(np.mean(state.particles.change_degrees > 1.5 * s.step_degrees))
-    stalled = shell_143 <= state.best_shell and moved <= settings.moved_fraction
+    change = float(np.mean(state.particles.change_degrees))
+    settled = change >= 0.97 * state.smallest_change_degrees or change < 0.4 * s.step_degrees
+    stalled = shell_143 <= state.best_shell and settled
     state.best_shell = max(state.best_shell, shell_143)
+    state.smallest_change_degrees = min(state.smallest_change_degrees, change)
     order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
     if stalled and order >= settings.max_order:
         state.converged = True
     elif stalled:
         order += 1
+        state.smallest_change_degrees = math.inf
         if order >= settings.local_from_order:
             step = max(step / 2, 0.25)
             offset_range = 3 * step
@@ -297,7 +304,8 @@ def sampling_for(settings: RefineSettings, order: int, offset_range: float, offs
     radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
     return Sampling(order, local, offset_range, offset_step, band,
                     max_significant=settings.max_significant,
-                    coarse_shell=coarse_shell(60.0 / 2**order, radius, n))  # fmt: skip
+                    coarse_shell=coarse_shell(60.0 / 2**order, radius, n),
+                    dose_e_per_a2=settings.dose_e_per_a2)  # fmt: skip
 
 
 def final_maps(state: RefineState) -> HalfMaps:

@@ -40,7 +40,8 @@ class Sampling:
     """One iteration's hypotheses: HEALPix ``healpix_order``; ``local`` searches around each
     particle's previous pose; offsets within ``offset_range_px`` of the previous offset every
     ``offset_step_px``; scores over the shells up to ``max_shell``; a global search
-    ``oversample`` s (module docstring)."""
+    ``oversample`` s (module docstring); Gaussian scores, or Poisson ones of counting images
+    at ``dose_e_per_a2``."""
 
     healpix_order: int
     local: bool
@@ -51,6 +52,7 @@ class Sampling:
     max_significant: int = 64
     mass: float = 0.999
     coarse_shell: int | None = None
+    dose_e_per_a2: float | None = None  # Poisson scores of counting images (inference.poisson)
 
     @property
     def step_degrees(self) -> float:
@@ -69,6 +71,8 @@ class Sampling:
                 f"({72 * 8**self.healpix_order} poses) is too large: search locally from order 4 "
                 "at the latest"
             )
+        if self.dose_e_per_a2 is not None and not self.dose_e_per_a2 > 0:
+            raise InvalidInputError(f"the dose must be positive, got {self.dose_e_per_a2}")
         if self.max_significant < 1 or not 0 < self.mass <= 1:
             raise InvalidInputError("max_significant must be >= 1 and mass in (0, 1]")
 

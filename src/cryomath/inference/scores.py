@@ -28,6 +28,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
+from cryomath.inference.poisson import poisson_pose_scores
 
 
 def band_samples_and_noise(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int):
@@ -95,3 +96,18 @@ def gaussian_pose_scores(
     constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
     log_p = 2 * cross - power[:, None, :]
     return log_p - image[:, None, None] - constant
+
+
+def pose_scores(
+    batch: ParticleBatch,
+    projections: torch.Tensor,
+    shifts_px: torch.Tensor,
+    noise: NoiseSpectrum,
+    max_shell: int | None = None,
+    dose_e_per_a2: float | None = None,
+) -> torch.Tensor:
+    """:func:`gaussian_pose_scores`, or with ``dose_e_per_a2`` the Poisson scores of counting
+    images (``inference.poisson``; ``noise`` unused)."""
+    if dose_e_per_a2 is None:
+        return gaussian_pose_scores(batch, projections, shifts_px, noise, max_shell)
+    return poisson_pose_scores(batch, projections, shifts_px, dose_e_per_a2, max_shell)
