@@ -1,10 +1,11 @@
 """Streaming: every stack-level command reads and writes in batches, so its peak resident memory
-does not grow with the number of particles. Each command runs in a fresh process on 1,024 and on
-8,192 particles of 64 x 64 (batches of 128) and the two peaks of the command itself are
-compared. Measured peaks (MB, the ~300 MB of the imports included; 1,024 -> 8,192 particles):
-simulate 447 -> 462, project 435 -> 441, reconstruct 618 -> 623, reconstruct --method cg
-(pad 1) 500 -> 506, convert --stack 330 -> 340: the metadata and allocator noise. Holding the
-7,168 extra images would add 117 MB (float32), and their float64 spectra twice that."""
+does not grow with the number of particles. Each command runs in a fresh process on 512 and on
+4,096 particles of 64 x 64 (batches of 128) and the two peaks of the command itself are
+compared. Measured peaks (MB, the ~300 MB of the imports included; at 1,024 -> 8,192
+particles): simulate 447 -> 462, project 435 -> 441, reconstruct 618 -> 623, reconstruct
+--method cg (pad 1) 500 -> 506, convert --stack 330 -> 340: the metadata and allocator noise.
+Holding the 3,584 extra images of 512 -> 4,096 would add 59 MB (float32), and their float64
+spectra twice that; the limit, 30 MB, is half of the smallest of these."""
 
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from cryomath.io import write_mrc
 from cryomath.pipelines import simulate_dataset
 from cryomath.simulate import SimulationSettings
 
-COUNTS = (1024, 8192)
-GROWTH_MB = 40  # the metadata (about 13 MB of STAR/.cs tables) and allocator noise
+COUNTS = (512, 4096)
+GROWTH_MB = 30  # the metadata (about 7 MB of STAR/.cs tables) and allocator noise
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def data(tmp_path_factory):
     volume = crop_or_pad(volume, (64, 64, 64))
     write_mrc(root / "map.mrc", volume.float().numpy(), 1.5)
     for n in COUNTS:
-        settings = SimulationSettings(n_particles=n, pixel_size_angstrom=1.5, shard_size=1024)
+        settings = SimulationSettings(n_particles=n, pixel_size_angstrom=1.5, shard_size=512)
         simulate_dataset(volume, root / str(n), settings)
     return root
 

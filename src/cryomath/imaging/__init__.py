@@ -10,6 +10,8 @@
   :func:`poisson_log_likelihood` (counting data, real space); the noise power
   (:class:`NoiseSpectrum`) from residuals (:class:`NoiseSpectrumEstimator`, RELION's rule) or
   from the background of raw images (:func:`estimate_noise_from_background`).
+* :func:`pose_fisher_information`: how well an image can tell its pose (the Fisher information
+  of rotation and shift under the Gaussian model, and the Cramér-Rao bound it sets).
 
 Above ``projection``, ``ctf`` and ``noise``; below ``reconstruction``, ``simulate`` and the
 inference packages. Layouts: docs/conventions.md ("Imaging").
@@ -17,6 +19,7 @@ inference packages. Layouts: docs/conventions.md ("Imaging").
 
 from cryomath.imaging.accumulator import FourierAccumulator
 from cryomath.imaging.batch import ParticleBatch, iter_batches, optics_groups
+from cryomath.imaging.fisher import pose_fisher_information, rotation_error_bound_degrees
 from cryomath.imaging.likelihood import gaussian_log_likelihood, poisson_log_likelihood
 from cryomath.imaging.model import (
     frequency_scale,
@@ -43,7 +46,9 @@ __all__ = [
     "iter_batches",
     "optics_groups",
     "poisson_log_likelihood",
+    "pose_fisher_information",
     "predict_images",
     "predict_spectra",
+    "rotation_error_bound_degrees",
     "transfer_power",
 ]
