@@ -229,6 +229,34 @@ def test_class2d_separates_three_views(three_views, tmp_path, capsys):
     assert (out / "classes.png").stat().st_size > 0 and (out / "model.star").is_file()
 
 
+def test_class2d_reports_and_keeps_empty_classes(tmp_path, capsys):
+    """More classes than 24 particles of one molecule fill (K = 20, two iterations): the
+    classes nobody chose are listed (1-based), keep their place in every output (20 averages,
+    20 rows of ``model.star`` with a count of 0) and agree with the particles' classes read
+    back."""
+    import json
+
+    from cryomath.cli import main
+    from cryomath.io import read_mrc, read_particles, read_star
+
+    assert main(["simulate", str(_MODEL), "--n", "24", "--box-size", "24", "--pixel-size", "4",
+                 "--snr", "1", "--out", str(tmp_path / "sim"), "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "c2d"
+    assert main(["class2d", str(tmp_path / "sim" / "particles.star"), "--classes", "20",
+                 "--iterations", "2", "--out", str(out), "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    chosen = read_particles(out / "particles.star", allow_unknown_columns=True)
+    used = set(chosen.extra["rlnClassNumber"].tolist())
+    assert summary["empty_classes"] == [k for k in range(1, 21) if k not in used]
+    assert len(summary["empty_classes"]) >= 1
+    assert read_mrc(out / "classes.mrcs")[0].shape[0] == 20
+    model = read_star(out / "model.star")["model_classes"]
+    assert len(model) == 20
+    assert (model["rlnClassParticleCount"].to_numpy()[np.array(summary["empty_classes"]) - 1]
+            == 0).all()  # fmt: skip
+
+
 def _refine(args: list[str]) -> int:
     from cryomath.cli import main
 

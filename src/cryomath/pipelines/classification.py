@@ -72,7 +72,14 @@ def write_class2d(table, state: Class2DState, out: Path, title: str, force: bool
         plot_gallery(averages[order], labels, out / "classes.png", title, force)
         write_json(out / "iterations.json", {"iterations": state.history}, force)
     return {"classes": k, "class_counts": counts.tolist(), "class_resolution_angstrom":
-            resolution, "iterations": state.iteration}  # fmt: skip
+            resolution, "empty_classes": empty_classes(counts),
+            "iterations": state.iteration}  # fmt: skip
+
+
+def empty_classes(counts: np.ndarray) -> list[int]:
+    """The classes (1-based) no particle chose: kept with their last map and a count of 0 (as
+    RELION does; they are in the outputs, not renumbered)."""
+    return [int(i) + 1 for i in np.flatnonzero(counts == 0)]
 
 
 def model_classes(images: list[str], fractions, counts, resolution) -> pd.DataFrame:

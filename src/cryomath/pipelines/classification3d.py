@@ -17,7 +17,7 @@ from cryomath.inference.class3d import (
     class_resolutions,
     start_class3d,
 )
-from cryomath.pipelines.classification import model_classes
+from cryomath.pipelines.classification import empty_classes, model_classes
 from cryomath.pipelines.expectation import pass_runner
 from cryomath.pipelines.refinement import (
     iterate_with_checkpoints,
@@ -78,4 +78,5 @@ def write_class3d(table, state: Class3DState, out: Path, title: str, force: bool
         plot_gallery(sections.reshape(-1, n, n), labels, out / "classes.png", title, force)
         write_json(out / "iterations.json", {"iterations": state.history}, force)
     return {"classes": k, "class_counts": counts.tolist(), "class_resolution_angstrom":
-            resolution, "iterations": state.iteration}  # fmt: skip
+            resolution, "empty_classes": empty_classes(counts),
+            "iterations": state.iteration}  # fmt: skip
