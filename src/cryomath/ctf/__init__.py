@@ -1,14 +1,26 @@
 """The contrast transfer function: parameters, values on Fourier grids, envelopes, and
-CTF correction of images."""
+CTF correction of images; radiation damage (the exposure filter and dose weighting)."""
 
 from cryomath.ctf.aliasing import ctf_aliasing_frequency
 from cryomath.ctf.ctf import CTF, compute_ctf
+from cryomath.ctf.damage import (
+    critical_exposure,
+    dose_weighted_sum,
+    dose_weights,
+    exposure_filter,
+    frame_exposures,
+)
 from cryomath.ctf.filters import phase_flip, wiener_filter
 from cryomath.ctf.wavelength import electron_wavelength_angstrom
 
 __all__ = [
     "CTF",
     "compute_ctf",
+    "critical_exposure",
+    "dose_weighted_sum",
+    "dose_weights",
+    "exposure_filter",
+    "frame_exposures",
     "ctf_aliasing_frequency",
     "electron_wavelength_angstrom",
     "phase_flip",
