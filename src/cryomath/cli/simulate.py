@@ -33,6 +33,13 @@ def simulate(
     amplitude_contrast: Annotated[float, typer.Option(help="Amplitude contrast")] = 0.1,
     bfactor: Annotated[float, typer.Option(help="CTF B-factor (A^2)")] = 0.0,
     no_ctf: Annotated[bool, typer.Option("--no-ctf", help="No CTF")] = False,
+    delocalisation: Annotated[
+        bool,
+        typer.Option(
+            "--delocalisation",
+            help="CTF over the micrograph: lose what leaves the box (Thon-ring fading)",
+        ),
+    ] = False,
     snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -63,7 +70,7 @@ def simulate(
         spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast,
         bfactor_angstrom2=bfactor, ctf=not no_ctf,
         snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
-        shard_size=shard_size,
+        shard_size=shard_size, delocalisation=delocalisation,
     )  # fmt: skip
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("simulating", total=n)

@@ -4,17 +4,20 @@
 For each particle: a pose (``poses.sample_poses``), an origin ``~ N(0, shift_sigma)`` Angstrom
 per axis (RELION 3.1 semantics: the image is the projection translated by ``-origin``), a CTF
 (mean defocus uniform in the range, astigmatism ``|dU - dV|`` uniform up to the given value, a
-uniform angle), then noise: white Gaussian at ``snr`` (docs/conventions.md: per image, signal
-variance over noise variance over the whole box) or counting noise at ``dose`` (the image is
-scaled to an rms contrast of ``contrast_rms``, then Poisson counts of ``dose * pixel^2 (1 + c)``,
-stored minus their mean so that images stay protein-positive around zero).
+uniform angle; with ``delocalisation`` the CTF acts over an empty field around the particle and
+the box is cut out of it, so what the CTF moves beyond the box is lost:
+``simulate.delocalisation``), then noise: white Gaussian at ``snr`` (docs/conventions.md: per
+image, signal variance over noise variance over the whole box) or counting noise at ``dose``
+(the image is scaled to an rms contrast of ``contrast_rms``, then Poisson counts of
+``dose * pixel^2 (1 + c)``, stored minus their mean so that images stay protein-positive
+around zero).
 
 Each particle's noise depends only on ``(seed, particle index)`` (``particle_generators``),
 so a dataset is the same for any batch or shard size, order of work or device (up to rounding
 across devices).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +26,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.imaging import ParticleBatch, predict_images
 from cryomath.io import CTFParameters, ParticleTable
 from cryomath.noise import add_white_noise, shot_noise
+from cryomath.simulate.delocalisation import ctf_over_field, field_size_px
 from cryomath.simulate.poses import sample_poses
 
 
@@ -52,6 +56,7 @@ class SimulationSettings:
     contrast_rms: float = 0.1
     pad_factor: float = 2.0
     shard_size: int = 10240
+    delocalisation: bool = False  # the CTF over the micrograph: what leaves the box is lost
 
     def check(self) -> None:
         """Every field in its range (one line naming the first that is not), before any work."""
@@ -149,7 +154,14 @@ def particle_generators(seed: int, start: int, stop: int) -> list[torch.Generato
 def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int = 0):
     """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
     particles ``first + batch.indices``."""
-    clean = predict_images(spectrum, batch)
+    if s.delocalisation and batch.ctf is not None:
+        n, pixel = batch.image_size, batch.pixel_size_angstrom
+        field = field_size_px(n, pixel, s.defocus_max_angstrom + s.astigmatism_angstrom / 2,
+                              s.spherical_aberration_mm, s.voltage_kv)  # fmt: skip
+        clean = ctf_over_field(predict_images(spectrum, replace(batch, ctf=None)), batch.ctf,
+                               pixel, field)  # fmt: skip
+    else:
+        clean = predict_images(spectrum, batch)
     start = first + int(batch.indices[0])
     generators = particle_generators(s.seed, start, start + len(batch))
     if s.snr is not None:
