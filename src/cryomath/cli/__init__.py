@@ -15,7 +15,16 @@ import sys
 
 import typer
 
-from cryomath.cli import convert, fitting, inference, info, resolution, rotations, simulate
+from cryomath.cli import (
+    convert,
+    denoise,
+    fitting,
+    inference,
+    info,
+    resolution,
+    rotations,
+    simulate,
+)
 from cryomath.cli.ranges import checked_command
 from cryomath.errors import CryomathError, os_error_message
 from cryomath.io.atomic import output_set
@@ -36,6 +45,7 @@ app.command("demo")(simulate.demo)
 app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
+app.command("denoise")(denoise.denoise)
 app.command("class2d")(inference.class2d)
 app.command("class3d")(inference.class3d)
 app.command("select")(inference.select)
