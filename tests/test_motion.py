@@ -9,18 +9,7 @@ import torch
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.shift import phase_ramp
 from cryomath.motion import align_frames, aligned_sum
-from cryomath.simulate.movies import MovieSettings, drift_track, simulate_movie
-
-
-def _field(n: int, contrast: float) -> torch.Tensor:
-    """A random field with power falling as 1/k (a micrograph's texture), rms ``contrast``."""
-    g = torch.Generator().manual_seed(0)
-    ky = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
-    kx = torch.fft.rfftfreq(n, dtype=torch.float64)[None]
-    k = torch.sqrt(kx**2 + ky**2).clamp(min=1 / n)
-    noise = torch.randn(n, n // 2 + 1, 2, generator=g, dtype=torch.float64)
-    field = torch.fft.irfft2(torch.view_as_complex(noise) / k.sqrt(), s=(n, n))
-    return (field - field.mean()) / field.std() * contrast
+from cryomath.simulate.movies import MovieSettings, drift_track, simulate_movie, texture
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -31,7 +20,7 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_the_drift_of_a_dose_fractionated_movie_is_found():
     n, settings = 256, MovieSettings(n_frames=20, dose_per_frame_e_per_a2=1.5,
                                      initial_speed_px_per_frame=1.5, seed=2)  # fmt: skip
-    field = _field(n, 0.3)
+    field = texture(n, 0.3)
     movie = simulate_movie(field, 1.0, settings)
     truth = movie.shifts_px - movie.shifts_px.mean(0)
     assert float((truth.max(0).values - truth.min(0).values).norm()) > 5  # it moved
@@ -46,7 +35,7 @@ def test_the_drift_of_a_dose_fractionated_movie_is_found():
 
 def test_a_noise_free_movie_is_aligned_exactly():
     n = 128
-    field = _field(n, 1.0)
+    field = texture(n, 1.0)
     truth = drift_track(MovieSettings(n_frames=8, initial_speed_px_per_frame=2.0, seed=5))
     frames = ifft_nd(fft_nd(field, 2)[None] * phase_ramp((n, n), truth), (n, n))
     drift = align_frames(frames, bfactor_px2=0.0)

@@ -138,3 +138,17 @@ def plot_overlay(background: np.ndarray, contour: np.ndarray, path: Path, title:
         ax.axis("off")
     fig.suptitle(title)
     _save(fig, path, force)
+
+
+def plot_drift(drift_px: np.ndarray, path: Path, title: str, force: bool) -> None:
+    """A movie's drift (x, y per frame, pixels) as a track, the first frame marked."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(drift_px[:, 0], drift_px[:, 1], "-o", ms=3)
+    ax.plot(drift_px[:1, 0], drift_px[:1, 1], "s", ms=6, label="first frame")
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title)
+    ax.legend()
+    _save(fig, path, force)

@@ -21,6 +21,7 @@ from cryomath.cli import (
     fitting,
     inference,
     info,
+    motion,
     resolution,
     rotations,
     simulate,
@@ -46,6 +47,7 @@ app.command("reconstruct")(resolution.reconstruct)
 app.command("fsc")(resolution.fsc)
 app.command("postprocess")(resolution.postprocess)
 app.command("denoise")(denoise.denoise)
+app.command("motioncorr")(motion.motioncorr)
 app.command("class2d")(inference.class2d)
 app.command("class3d")(inference.class3d)
 app.command("select")(inference.select)

@@ -50,6 +50,7 @@ def _i(low, high) -> Range:
 ANY = _f(-math.inf, math.inf, True, True)
 
 RANGES: dict[str, Range] = {
+    "--alignment-bfactor": _f(0, 1e5),  # pixel^2
     "--amplitude-contrast": _f(0, 1, high_open=True),
     "--angle-limit": _f(0.01, 180),  # degrees
     "--angle-step": _f(0.01, 90),  # degrees
@@ -65,6 +66,7 @@ RANGES: dict[str, Range] = {
     "--defocus-min": _f(50, 2e5),
     "--delta": _f(0.01, 180),  # degrees
     "--dose": _f(1e-6, 1e4),  # e/A^2
+    "--dose-per-frame": _f(1e-6, 1e3),  # e/A^2
     "--grid-order": _i(0, 7),  # HEALPix
     "--healpix-order": _i(0, 4),  # a global search
     "--ini-high": _f(0.01, 1000),  # Angstrom
@@ -83,6 +85,7 @@ RANGES: dict[str, Range] = {
     "--pad": _f(1, 4),
     "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
+    "--pre-exposure": _f(0, 1e4),  # e/A^2
     "--preferred-fraction": _f(0, 1),
     "--psi-step": _f(0.1, 180),  # degrees
     "--preferred-kappa": _f(0, 1e6),

@@ -43,6 +43,19 @@ class Movie:
     exposures_e_per_a2: torch.Tensor
 
 
+def texture(n: int, contrast_rms: float = 0.1, seed: int = 0) -> torch.Tensor:
+    """``(n, n)`` a random field whose power falls as ``1 / k`` (a micrograph's texture at
+    low magnification: much structure at low resolution, some at all), of rms
+    ``contrast_rms``: a field to make movies of."""
+    g = torch.Generator().manual_seed(seed)
+    ky = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
+    kx = torch.fft.rfftfreq(n, dtype=torch.float64)[None]
+    k = torch.sqrt(kx**2 + ky**2).clamp(min=1 / n)
+    noise = torch.randn(n, n // 2 + 1, 2, generator=g, dtype=torch.float64)
+    field = torch.fft.irfft2(torch.view_as_complex(noise) / k.sqrt(), s=(n, n))
+    return (field - field.mean()) / field.std() * contrast_rms
+
+
 def drift_track(settings: MovieSettings) -> torch.Tensor:
     """``(F, 2)`` the drift of each frame (module docstring), pixels."""
     g = torch.Generator().manual_seed(settings.seed)
