@@ -44,6 +44,8 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
             *("refine", star, "--reference", h1, "--max-iterations", "1", "--healpix-order"),
             *("0", "--out", str(out / "ref")),
         ],
+        "denoise": ["denoise", star, "--out", str(out / "dn")],
+        "motioncorr": ["motioncorr", str(tiny["stack"]), "--out", str(out / "mc")],
         "rotations convert": [
             *("rotations", "convert", "--from", "relion", "--to", "eman", "10", "20", "30"),
             *("--out", str(out / "r.txt")),
