@@ -6,10 +6,13 @@ already more coherent (all frames moved together would each jump to the stronges
 others' copies and oscillate): the peak of their cross-correlation, low-passed by a B-factor
 (``exp(-B k^2 / 4)``, ``k`` in 1/pixel; MotionCor2's and RELION's default 150 px^2 suits frames
 of about one electron per pixel), gives the frame's correction, refined to a fraction of a pixel
-by a parabola through the peak and its neighbours on each axis. The frames are moved and the
-round repeated until no correction exceeds ``tolerance_px``. A drift is only known up to a
-common shift: the result has a mean of zero.
+by a parabola through the peak and its neighbours on each axis. The correlation is computed
+on the band the low-pass leaves (a smaller grid, as RELION's ``ccf_downsample``). The frames
+are moved and the round repeated until no correction exceeds ``tolerance_px``. A drift is only
+known up to a common shift: the result has a mean of zero.
 """
+
+import math
 
 import torch
 
@@ -24,6 +27,21 @@ def _low_pass(shape, bfactor_px2: float, dtype, device) -> torch.Tensor:
     ky = torch.fft.fftfreq(h, dtype=dtype, device=device)[:, None]
     kx = torch.fft.rfftfreq(w, dtype=dtype, device=device)[None]
     return torch.exp(-bfactor_px2 * (kx**2 + ky**2) / 4)
+
+
+def _band(spectra: torch.Tensor, shape: tuple[int, int], bfactor_px2: float):
+    """The rfft ``spectra`` cut to the frequencies the low-pass leaves (the product of two
+    filtered frames above ``1e-4``: ``|k| <= sqrt(2 ln 1e4 / B)``), and that smaller grid's
+    shape: the correlation is the same band-limited function, sampled more coarsely."""
+    h, w = shape
+    if bfactor_px2 <= 0:
+        return spectra, shape
+    k_max = math.sqrt(2 * math.log(1e4) / bfactor_px2)
+    mh, mw = (min(n, 2 * math.ceil(k_max * n) + 2) for n in (h, w))
+    if (mh, mw) == (h, w) or mh % 2 or mw % 2 or h % 2 or w % 2:
+        return spectra, shape
+    rows = torch.cat([torch.arange(mh // 2), torch.arange(h - mh // 2, h)]).to(spectra.device)
+    return spectra[..., rows, : mw // 2 + 1], (mh, mw)
 
 
 def _peak(correlation: torch.Tensor) -> torch.Tensor:
@@ -54,9 +72,12 @@ def align_frames(frames: torch.Tensor, bfactor_px2: float = 150.0, iterations: i
     docstring)."""
     if frames.ndim != 3 or frames.shape[0] < 2:
         raise InvalidInputError(f"frames must be (F >= 2, h, w), got {tuple(frames.shape)}")
-    shape = tuple(frames.shape[-2:])
+    full = tuple(frames.shape[-2:])
     spectra = fft_nd(frames - frames.mean((-1, -2), keepdim=True), 2, rfft=True)
-    spectra = spectra * _low_pass(shape, bfactor_px2, frames.dtype, frames.device)
+    spectra = spectra * _low_pass(full, bfactor_px2, frames.dtype, frames.device)
+    spectra, shape = _band(spectra, full, bfactor_px2)
+    scale = torch.tensor([shape[1] / full[1], shape[0] / full[0]], dtype=frames.dtype,
+                         device=frames.device)  # fmt: skip
     drift = torch.zeros(frames.shape[0], 2, dtype=frames.dtype, device=frames.device)
     aligned = spectra.clone()
     total = aligned.sum(0)
@@ -65,9 +86,10 @@ def align_frames(frames: torch.Tensor, bfactor_px2: float = 150.0, iterations: i
         for f in range(len(spectra)):  # one frame at a time, the sum updated at once
             others = total - aligned[f]
             # the correlation peaks where the frame must move to meet the others
-            correction = _peak(ifft_nd(others * aligned[f].conj(), shape, rfft=True)[None])[0]
+            peak = _peak(ifft_nd(others * aligned[f].conj(), shape, rfft=True)[None])[0]
+            correction = peak / scale  # in pixels of the frames
             drift[f] -= correction
-            moved = spectra[f] * phase_ramp(shape, -drift[f])
+            moved = spectra[f] * phase_ramp(shape, -drift[f] * scale)
             total = others + moved
             aligned[f] = moved
             largest = max(largest, float(correction.abs().max()))
