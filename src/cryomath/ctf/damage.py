@@ -18,6 +18,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.grids import fftfreq_grid
 
 VOLTAGE_FACTORS = {300.0: 1.0, 200.0: 0.8, 100.0: 0.64}
 
@@ -52,18 +53,12 @@ def frame_exposures(n_frames: int, dose_per_frame_e_per_a2: float, pre_exposure=
     return pre_exposure + dose_per_frame_e_per_a2 * frames
 
 
-def _rfft_frequencies(shape: tuple[int, int], pixel_size_angstrom: float, dtype, device):
-    h, w = shape
-    ky = torch.fft.fftfreq(h, d=pixel_size_angstrom, dtype=dtype, device=device)[:, None]
-    kx = torch.fft.rfftfreq(w, d=pixel_size_angstrom, dtype=dtype, device=device)[None]
-    return torch.sqrt(ky**2 + kx**2)
-
-
 def dose_weights(shape: tuple[int, int], pixel_size_angstrom: float, exposures_e_per_a2,
                  voltage_kv: float = 300.0, dtype=torch.float64, device=None):  # fmt: skip
     """``(F, h, w // 2 + 1)`` the weights of ``F`` frames of ``shape`` on the rfft grid (module
     docstring): each frequency's weights have a sum of squares of 1."""
-    k = _rfft_frequencies(shape, pixel_size_angstrom, dtype, device)
+    k = fftfreq_grid(shape, voxel_size_angstrom=pixel_size_angstrom, dtype=dtype,
+                     device=device).norm(dim=-1)  # fmt: skip
     q = exposure_filter(k, torch.as_tensor(exposures_e_per_a2, dtype=dtype, device=device),
                         voltage_kv)  # fmt: skip
     return q / torch.sqrt((q * q).sum(0, keepdim=True))

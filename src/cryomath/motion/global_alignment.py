@@ -19,14 +19,13 @@ import torch
 from cryomath.ctf.damage import dose_weights
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shift import phase_ramp
 
 
 def _low_pass(shape, bfactor_px2: float, dtype, device) -> torch.Tensor:
-    h, w = shape
-    ky = torch.fft.fftfreq(h, dtype=dtype, device=device)[:, None]
-    kx = torch.fft.rfftfreq(w, dtype=dtype, device=device)[None]
-    return torch.exp(-bfactor_px2 * (kx**2 + ky**2) / 4)
+    k2 = fftfreq_grid(shape, dtype=dtype, device=device).pow(2).sum(-1)  # cycles/pixel
+    return torch.exp(-bfactor_px2 * k2 / 4)
 
 
 def _band(spectra: torch.Tensor, shape: tuple[int, int], bfactor_px2: float):

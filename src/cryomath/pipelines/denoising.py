@@ -44,6 +44,7 @@ def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float
     if len(sizes) != 1:
         raise InvalidInputError(f"denoising needs one box size, got {sorted(sizes)}")
     n = sizes.pop()
+    pixel = float(np.asarray(table.pixel_size_angstrom).flat[0])
     staging = Staging(device)
 
     def batches(**kwargs):
@@ -60,13 +61,12 @@ def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float
     else:
         if dose_e_per_a2 is None:
             raise InvalidInputError("poisson-gamma needs the dose (--dose, e/A^2)")
-        n0 = dose_e_per_a2 * float(np.asarray(table.pixel_size_angstrom).flat[0]) ** 2
+        n0 = dose_e_per_a2 * pixel**2
         prior = _gamma_prior(batches(use_ctf=False), n0, table.n)
 
         def denoise(batch):
             return poisson_gamma_posterior_mean(_counts(batch, n0), prior) - n0
 
-    pixel = float(np.asarray(table.pixel_size_angstrom).flat[0])
     out.mkdir(parents=True, exist_ok=True)
     stack = out / "denoised.mrcs"
     with MRCStackWriter(stack, table.n, (n, n), pixel, force=force) as writer:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from cryomath.ctf import exposure_filter
+from cryomath.ctf import exposure_filter, frame_exposures
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shift import phase_ramp
 from cryomath.noise.draws import poisson
 
@@ -48,9 +49,7 @@ def texture(n: int, contrast_rms: float = 0.1, seed: int = 0) -> torch.Tensor:
     low magnification: much structure at low resolution, some at all), of rms
     ``contrast_rms``: a field to make movies of."""
     g = torch.Generator().manual_seed(seed)
-    ky = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
-    kx = torch.fft.rfftfreq(n, dtype=torch.float64)[None]
-    k = torch.sqrt(kx**2 + ky**2).clamp(min=1 / n)
+    k = fftfreq_grid((n, n), dtype=torch.float64).norm(dim=-1).clamp(min=1 / n)
     noise = torch.randn(n, n // 2 + 1, 2, generator=g, dtype=torch.float64)
     field = torch.fft.irfft2(torch.view_as_complex(noise) / k.sqrt(), s=(n, n))
     return (field - field.mean()) / field.std() * contrast_rms
@@ -76,11 +75,9 @@ def simulate_movie(contrast: torch.Tensor, pixel_size_angstrom: float,
         raise InvalidInputError("a movie needs at least 2 frames and a positive dose per frame")
     h, w = contrast.shape
     dose = settings.dose_per_frame_e_per_a2
-    ends = settings.pre_exposure_e_per_a2 + dose * torch.arange(1, settings.n_frames + 1,
-                                                                dtype=torch.float64)  # fmt: skip
-    ky = torch.fft.fftfreq(h, d=pixel_size_angstrom, dtype=torch.float64)[:, None]
-    kx = torch.fft.rfftfreq(w, d=pixel_size_angstrom, dtype=torch.float64)[None]
-    damage = exposure_filter(torch.sqrt(ky**2 + kx**2), ends - dose / 2, settings.voltage_kv)
+    ends = frame_exposures(settings.n_frames, dose, settings.pre_exposure_e_per_a2)
+    k = fftfreq_grid((h, w), voxel_size_angstrom=pixel_size_angstrom, dtype=torch.float64)
+    damage = exposure_filter(k.norm(dim=-1), ends - dose / 2, settings.voltage_kv)
     shifts = drift_track(settings)
     spectra = fft_nd(contrast.double(), 2, rfft=True) * damage * phase_ramp((h, w), shifts)
     frames = ifft_nd(spectra, (h, w), rfft=True)
