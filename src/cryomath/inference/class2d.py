@@ -217,7 +217,7 @@ def class2d_iteration(
         batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
         search=search, group_scales=state.group_scales,
     )  # fmt: skip
-    if settings.scale_correction and settings.dose_e_per_a2 is None:
+    if settings.scale_correction:
         state.group_scales = sums.group_scales()
     halves = [sums.accumulators.get(h) for h in (1, 2)]
     halves = [h if h is not None else torch.zeros_like(halves[0] if halves[0] is not None

@@ -133,7 +133,7 @@ def class3d_iteration(
         batch_size=search.batch_size, dtype=dtype, device=device, progress=progress,
         image_class_prior=first, group_scales=state.group_scales,
     )  # fmt: skip
-    if search.scale_correction and search.dose_e_per_a2 is None:
+    if search.scale_correction:
         state.group_scales = sums.group_scales()
     maps, curves = state.maps.clone(), torch.zeros((k, n // 2 + 1), dtype=torch.float64)
     for c in range(k):

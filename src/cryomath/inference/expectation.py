@@ -245,7 +245,8 @@ def expectation_pass(
             pose_sums[h].add(part, w, shifts, None if rows_of is None else rows_of[pick])
         predicted = _prediction(centred, hyp, best_h, shifts[best_s])
         sums.noise.add(centred, (centred.spectra - predicted) * scale)  # X - s C P
-        _add_scale_terms(sums, centred, predicted, scale, batch_noise, sampling.max_shell)
+        if sampling.dose_e_per_a2 is None:  # counts are not rescaled: no group scales
+            _add_scale_terms(sums, centred, predicted, scale, batch_noise, sampling.max_shell)
         if progress is not None:
             progress(len(batch))
     for h, pose_sum in pose_sums.items():

@@ -197,7 +197,7 @@ def refine_iteration(
             batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
             group_scales=state.group_scales,
         )  # fmt: skip
-    if settings.scale_correction and settings.dose_e_per_a2 is None:
+    if settings.scale_correction:
         state.group_scales = sums.group_scales()
     if set(sums.accumulators) != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
