@@ -10,10 +10,12 @@ import torch
 from cryomath.ctf.damage import frame_exposures
 from cryomath.errors import InvalidInputError
 from cryomath.io import read_mrc, write_mrc
-from cryomath.io.atomic import output_set
+from cryomath.io.atomic import check_output_path, output_set
 from cryomath.io.results import write_json
 from cryomath.motion import align_frames, aligned_sum
 from cryomath.plots import plot_drift
+
+OUTPUTS = ("sum.mrc", "drift.json", "drift.png")
 
 
 def correct_movie(movie: Path, out: Path, pixel_size_angstrom: float | None = None,
@@ -21,6 +23,8 @@ def correct_movie(movie: Path, out: Path, pixel_size_angstrom: float | None = No
                   voltage_kv: float = 300.0, bfactor_px2: float = 150.0,
                   force: bool = False) -> dict:  # fmt: skip
     """Align ``movie`` (an MRC stack of frames) into ``out``; returns a summary."""
+    for name in OUTPUTS:  # refused before any work, not after it
+        check_output_path(out / name, force)
     frames, info = read_mrc(movie, np.float64)
     if frames.ndim != 3 or frames.shape[0] < 2:
         raise InvalidInputError(f"{movie}: a movie needs at least 2 frames, got {frames.shape}")
