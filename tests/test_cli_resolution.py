@@ -77,3 +77,28 @@ def test_bad_resolution_inputs(capsys, tmp_path):
     empty.write_text("data_particles\n\nloop_\n_rlnImageName #1\n_rlnAngleRot #2\n")
     code, _, err = _run(capsys, "reconstruct", empty, "--out", tmp_path / "r")
     assert code == 1 and err.startswith("cryomath: error:")
+
+
+def test_simulate_and_reconstruct_on_the_ewald_sphere(capsys, tmp_path):
+    """``simulate --ewald`` then ``reconstruct --ewald``: the command's map is the library's
+    (``imaging.Ewald``) and it says which curvature it used; the options go together."""
+    from cryomath.imaging import Ewald
+    from cryomath.io import read_particles
+    from cryomath.pipelines import reconstruct_particles
+
+    sim = tmp_path / "sim"
+    code, _, _ = _run(capsys, "simulate", DATA / "map_model" / "1uao.pdb", "--n", "40",
+                      "--box-size", "24", "--pixel-size", "0.5", "--voltage", "100", "--ewald",
+                      "--snr", "1", "--out", sim, "--json")  # fmt: skip
+    assert code == 0
+    star = sim / "particles.star"
+    out = tmp_path / "rec"
+    code, text, _ = _run(capsys, "reconstruct", star, "--ewald", "--reverse-curvature",
+                         "--particle-diameter", "10", "--out", out, "--json")  # fmt: skip
+    assert code == 0 and json.loads(text)["ewald"] == "reverse"
+    expected = reconstruct_particles(read_particles(star), ewald=Ewald(-1, 10.0)).full
+    assert np.allclose(read_mrc(out / "full.mrc")[0], expected.numpy(), atol=1e-5 * float(
+        expected.abs().max()))  # fmt: skip
+    code, _, err = _run(capsys, "reconstruct", star, "--reverse-curvature", "--out",
+                        tmp_path / "bad")  # fmt: skip
+    assert code == 1 and "go with --ewald" in err and len(err.strip().splitlines()) == 1

@@ -167,6 +167,15 @@ def reconstruct(
     iterations: Annotated[int, typer.Option(help="cg: at most this many iterations")] = 50,
     batch_size: BatchSize = 256,
     no_ctf: Annotated[bool, typer.Option("--no-ctf", help="Ignore the CTF")] = False,
+    ewald: Annotated[
+        bool, typer.Option("--ewald", help="Insert the Ewald sphere's two side-bands")
+    ] = False,
+    reverse_curvature: Annotated[
+        bool, typer.Option("--reverse-curvature", help="--ewald: the other curvature (hand)")
+    ] = False,
+    particle_diameter: Annotated[
+        float | None, typer.Option(help="--ewald: mask the side-bands to this diameter (A)")
+    ] = None,
     device: Device = "cpu",
     scheduler: Scheduler = None,
     chunk_size: Annotated[int | None, typer.Option(help="Particles per Dask task")] = None,
@@ -175,10 +184,13 @@ def reconstruct(
     json: Json = False,
 ) -> None:
     """Reconstruct half maps and the full map from particles with poses; FSC and resolution.
-    ``--scheduler``: Dask tasks return partial Fourier sums, added in a tree."""
+    ``--scheduler``: Dask tasks return partial Fourier sums, added in a tree. ``--ewald``: as
+    ``relion_reconstruct --ewald`` (``--reverse_curvature``, ``--mask_diameter``: here
+    ``--particle-diameter``)."""
     from rich.progress import Progress
 
     from cryomath.devices import resolve_device
+    from cryomath.imaging import Ewald
     from cryomath.io import read_particles, write_mrc
     from cryomath.pipelines import dask_client, reconstruct_particles
     from cryomath.reconstruction import reconstruct_least_squares_halves
@@ -200,6 +212,11 @@ def reconstruct(
         raise InvalidInputError("--method cg runs in one process; drop --scheduler")
     if method == "cg" and len(group) > 1:
         raise InvalidInputError("--method cg does not take symmetry yet; use direct")
+    if not ewald and (reverse_curvature or particle_diameter is not None):
+        raise InvalidInputError("--reverse-curvature and --particle-diameter go with --ewald")
+    if ewald and (no_ctf or method == "cg"):
+        raise InvalidInputError("--ewald needs the CTF and --method direct")
+    curved = Ewald(-1 if reverse_curvature else 1, particle_diameter) if ewald else None
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         if method == "cg":  # two halves, then the full map from their average
             cg = bar.add_task("conjugate gradients", total=3 * iterations)
@@ -212,7 +229,7 @@ def reconstruct(
             result = reconstruct_particles(
                 table, pad, group, batch_size, use_ctf=not no_ctf,
                 progress=lambda k: bar.advance(task, k), client=client, chunk_size=chunk_size,
-                device=device,
+                device=device, ewald=curved,
             )  # fmt: skip
     pixel = result.pixel_size_angstrom
     writable_directory(out)
@@ -224,7 +241,9 @@ def reconstruct(
     _write_fsc_tables(out, summary, force)
     _plot(summary, out / "fsc.png", f"half maps of {particles.name}", force)
     brief = scalars(summary)
-    brief.update(particles=table.n, method=method, symmetry=symmetry, output=str(out))
+    curvature = ("reverse" if reverse_curvature else "positive") if ewald else "off"
+    brief.update(particles=table.n, method=method, symmetry=symmetry, output=str(out),
+                 ewald=curvature)  # fmt: skip
     emit({**summary, **brief} if json else brief, json, title="reconstruction")
 
 

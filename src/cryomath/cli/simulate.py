@@ -40,6 +40,9 @@ def simulate(
             help="CTF over the micrograph: lose what leaves the box (Thon-ring fading)",
         ),
     ] = False,
+    ewald: Annotated[
+        bool, typer.Option("--ewald", help="Images of the Ewald sphere (two curved side-bands)")
+    ] = False,
     snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -70,7 +73,7 @@ def simulate(
         spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast,
         bfactor_angstrom2=bfactor, ctf=not no_ctf,
         snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
-        shard_size=shard_size, delocalisation=delocalisation,
+        shard_size=shard_size, delocalisation=delocalisation, ewald=ewald,
     )  # fmt: skip
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("simulating", total=n)

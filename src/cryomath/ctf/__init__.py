@@ -1,6 +1,6 @@
 """The contrast transfer function: parameters, values on Fourier grids, envelopes, and
 CTF correction of images; delocalisation (the box a resolution needs); radiation damage (the
-exposure filter and dose weighting)."""
+exposure filter and dose weighting); the Ewald sphere's two single side-bands."""
 
 from cryomath.ctf.aliasing import ctf_aliasing_frequency
 from cryomath.ctf.ctf import CTF, compute_ctf
@@ -16,6 +16,7 @@ from cryomath.ctf.delocalisation import (
     delocalisation_bound_angstrom,
     delocalisation_radius_angstrom,
 )
+from cryomath.ctf.ewald import ewald_curvature, single_sideband_ctf
 from cryomath.ctf.filters import phase_flip, wiener_filter
 from cryomath.ctf.wavelength import electron_wavelength_angstrom
 
@@ -30,8 +31,10 @@ __all__ = [
     "dose_weighted_sum",
     "dose_weights",
     "electron_wavelength_angstrom",
+    "ewald_curvature",
     "exposure_filter",
     "frame_exposures",
     "phase_flip",
+    "single_sideband_ctf",
     "wiener_filter",
 ]

@@ -19,6 +19,7 @@ inference packages. Layouts: docs/conventions.md ("Imaging").
 
 from cryomath.imaging.accumulator import FourierAccumulator
 from cryomath.imaging.batch import ParticleBatch, iter_batches, optics_groups
+from cryomath.imaging.ewald import Ewald
 from cryomath.imaging.fisher import pose_fisher_information, rotation_error_bound_degrees
 from cryomath.imaging.likelihood import gaussian_log_likelihood, poisson_log_likelihood
 from cryomath.imaging.model import (
@@ -35,6 +36,7 @@ from cryomath.imaging.noise_spectrum import (
 )
 
 __all__ = [
+    "Ewald",
     "FourierAccumulator",
     "NoiseSpectrum",
     "NoiseSpectrumEstimator",

@@ -66,11 +66,13 @@ class FourierAccumulator:
         rotations: torch.Tensor,
         frequency_scale: float = 1.0,
         max_shell: int | None = None,
+        ewald_curvature: float = 0.0,
     ) -> None:
         """Insert ``(P, m, m // 2 + 1)`` rfft ``weighted_spectra`` (``w CTF X``, origins undone)
         and their real ``weights`` (``w CTF^2``) at poses ``(P, 3, 3)``; ``frequency_scale`` =
         this volume's voxel size / the images' pixel size; ``max_shell``: both are zero beyond
-        that shell (only the shells up to it are spread)."""
+        that shell (only the shells up to it are spread); ``ewald_curvature``: onto curved
+        slices (``ctf.ewald``)."""
         m = weighted_spectra.shape[-2]
         real = self.sums.dtype
         multiplicity = hermitian_multiplicity((m, m), dtype=real, device=self.sums.device)
@@ -78,7 +80,7 @@ class FourierAccumulator:
         accumulate_central_slices_rfft_3d(
             self.sums, weighted_spectra.to(complex_dtype) * multiplicity, rotations.to(real),
             weights.to(real) * multiplicity if self.with_weights else None,
-            frequency_scale=frequency_scale, max_shell=max_shell,
+            frequency_scale=frequency_scale, max_shell=max_shell, ewald_curvature=ewald_curvature,
         )  # fmt: skip
         self.count += weighted_spectra.shape[0]
 

@@ -12,6 +12,11 @@ hypotheses per image, none by default). The volume's voxel size
 pixel size scales the slice, so optics groups of different pixel sizes and boxes see the
 same map.
 
+With ``ewald`` (:class:`~cryomath.imaging.Ewald`) the slice is the sum of the two single
+side-bands on Ewald spheres of opposite curvature, ``H V(A^T (k, +c k^2)) + conj(H)
+V(A^T (k, -c k^2))`` (``ctf.ewald``), and insertion puts ``conj(H) X`` and ``H X`` onto them
+(``imaging.ewald``: its weights, and its optional mask, which make it an approximate adjoint).
+
 Adjoint (:func:`insert_spectra`): spectra of the same layout go back into a
 :class:`~cryomath.imaging.FourierAccumulator`: ``data += sum w CTF exp(+2 pi i k.s) X`` and
 ``weights += sum w CTF^2``, with ``w`` the batch's per-image weight times optional weights per
@@ -27,6 +32,7 @@ from cryomath.fourier.fft import ifft_nd
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging.accumulator import FourierAccumulator
 from cryomath.imaging.batch import ParticleBatch
+from cryomath.imaging.ewald import Ewald, sideband_data, sideband_weights, sidebands
 from cryomath.projection import VolumeSpectrum, extract_central_slices_rfft_3d
 
 
@@ -70,20 +76,30 @@ def predict_spectra(
     rotations: torch.Tensor | None = None,
     shifts_px: torch.Tensor | None = None,
     ctf_sign: str = "relion",
+    ewald: Ewald | None = None,
 ) -> torch.Tensor:
     """Predicted rfft spectra ``(B, *H, n, n // 2 + 1)`` of the batch's images (module
     docstring); ``rotations (B, *H, 3, 3)`` and ``shifts_px (B, [*H,] 2)`` replace the batch's
-    own poses and shifts (pose hypotheses)."""
+    own poses and shifts (pose hypotheses); ``ewald``: curved slices (module docstring)."""
     rotations = _poses(batch, rotations)
     n_hyp = rotations.ndim - 3
     n = batch.image_size
-    slices = extract_central_slices_rfft_3d(
-        spectrum, rotations, image_size=n,
-        frequency_scale=frequency_scale(spectrum.voxel_size_angstrom, batch),
-    )  # fmt: skip
-    ctf = batch.ctf_values(ctf_sign)
-    if ctf is not None:
-        slices = slices * _per_hypothesis(ctf, n_hyp, 2).to(slices.real.dtype)
+    scale = frequency_scale(spectrum.voxel_size_angstrom, batch)
+    if ewald is not None:
+        c, h = sidebands(batch, ewald, ctf_sign)
+        h = _per_hypothesis(h, n_hyp, 2)
+        plus, minus = (
+            extract_central_slices_rfft_3d(spectrum, rotations, side * c, image_size=n,
+                                           frequency_scale=scale)
+            for side in (1, -1)
+        )  # fmt: skip
+        slices = h * plus + h.conj() * minus
+    else:
+        slices = extract_central_slices_rfft_3d(spectrum, rotations, image_size=n,
+                                                frequency_scale=scale)  # fmt: skip
+        ctf = batch.ctf_values(ctf_sign)
+        if ctf is not None:
+            slices = slices * _per_hypothesis(ctf, n_hyp, 2).to(slices.real.dtype)
     ramp = _shift_ramp(batch, shifts_px, n_hyp, 1)
     if ramp is not None:
         slices = slices * ramp
@@ -111,10 +127,12 @@ def predict_images(
     rotations: torch.Tensor | None = None,
     shifts_px: torch.Tensor | None = None,
     ctf_sign: str = "relion",
+    ewald: Ewald | None = None,
 ) -> torch.Tensor:
     """The predicted images ``(B, *H, n, n)`` in real space (:func:`predict_spectra`)."""
     n = batch.image_size
-    return ifft_nd(predict_spectra(spectrum, batch, rotations, shifts_px, ctf_sign), (n, n))
+    spectra = predict_spectra(spectrum, batch, rotations, shifts_px, ctf_sign, ewald)
+    return ifft_nd(spectra, (n, n))
 
 
 def insert_spectra(
@@ -124,10 +142,12 @@ def insert_spectra(
     rotations: torch.Tensor | None = None,
     shifts_px: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    ewald: Ewald | None = None,
 ) -> None:
     """Add the adjoint of :func:`predict_spectra` applied to ``spectra (B, [*H,] n, n//2+1)``
     (observed or residual; broadcast over the hypotheses of ``rotations (B, *H, 3, 3)``) to
-    ``accumulator``, weighted by the batch's weights times ``weights (B,)`` or ``(B, *H)``."""
+    ``accumulator``, weighted by the batch's weights times ``weights (B,)`` or ``(B, *H)``;
+    ``ewald``: onto the two curved side-bands (module docstring)."""
     rotations = _poses(batch, rotations)
     n_hyp = rotations.ndim - 3
     n = batch.image_size
@@ -144,6 +164,10 @@ def insert_spectra(
     if weights is not None:
         w = w * _per_hypothesis(weights.to(batch.dtype), n_hyp, 0)
     w = w.reshape(*w.shape, 1, 1)
+    scale = frequency_scale(accumulator.voxel_size_angstrom, batch)
+    if ewald is not None:
+        _insert_sidebands(accumulator, centred, batch, rotations, w, ewald, scale)
+        return
     ctf = batch.ctf_values()
     if ctf is None:
         ctf = torch.ones((n, n // 2 + 1), dtype=batch.dtype, device=batch.device)
@@ -153,6 +177,21 @@ def insert_spectra(
     ctf2 = (ctf * ctf * w).expand(*hyp_shape, n, n // 2 + 1)
     accumulator.add(
         data.reshape(-1, n, n // 2 + 1), ctf2.reshape(-1, n, n // 2 + 1),
-        rotations.reshape(-1, 3, 3),
-        frequency_scale(accumulator.voxel_size_angstrom, batch),
+        rotations.reshape(-1, 3, 3), scale,
     )  # fmt: skip
+
+
+def _insert_sidebands(accumulator, centred, batch, rotations, w, ewald, scale) -> None:
+    """The two side-bands of ``imaging.ewald`` into ``accumulator``."""
+    n = batch.image_size
+    hyp_shape = tuple(rotations.shape[:-2])
+    c, h = sidebands(batch, ewald)
+    n_hyp = len(hyp_shape) - 1
+    weight = sideband_weights(h, c, batch, ewald, accumulator.n_pad, scale)
+    weight = (w * _per_hypothesis(weight, n_hyp, 2)).expand(*hyp_shape, n, n // 2 + 1)
+    plus, minus = sideband_data(centred, batch, ewald, _per_hypothesis(h, n_hyp, 2))
+    flat_rotations = rotations.reshape(-1, 3, 3)
+    for side, data in ((1, plus), (-1, minus)):
+        data = (data * w).expand(*hyp_shape, n, n // 2 + 1).reshape(-1, n, n // 2 + 1)
+        accumulator.add(data, weight.reshape(-1, n, n // 2 + 1), flat_rotations, scale,
+                        ewald_curvature=side * c)  # fmt: skip

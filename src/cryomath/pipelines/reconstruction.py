@@ -11,7 +11,7 @@ import torch
 
 from cryomath.devices import device_name
 from cryomath.errors import InvalidInputError
-from cryomath.imaging import FourierAccumulator
+from cryomath.imaging import Ewald, FourierAccumulator
 from cryomath.reconstruction import (
     HalfMaps,
     accumulate_halves,
@@ -44,6 +44,7 @@ def reconstruct_particles(
     client=None,
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
+    ewald: Ewald | None = None,
 ) -> HalfMaps:
     """Half maps and full map from a :class:`cryomath.io.ParticleTable` whose images are read
     in batches (memory: the accumulators plus one batch). Halves follow ``random_subset`` (1/2)
@@ -57,7 +58,10 @@ def reconstruct_particles(
     single-process ones to float64 rounding.
 
     ``device``: where the sums are made and the maps returned; with a ``client``, where each
-    worker makes its sums (the workers must have it; the sum and the maps are on the CPU)."""
+    worker makes its sums (the workers must have it; the sum and the maps are on the CPU).
+
+    ``ewald``: the images are inserted as two single side-bands on curved slices
+    (``imaging.ewald``; ``relion_reconstruct --ewald``)."""
     if table.n < 2:
         raise InvalidInputError("reconstruction needs at least two particles")
     table.require("rotations", "image_paths", "pixel_size_angstrom", purpose="reconstruction")
@@ -67,20 +71,23 @@ def reconstruct_particles(
     subset = half_subsets(table, split_seed)
     options = (pad_factor, symmetry, batch_size, use_ctf, dtype, device_name(device, client))
     if client is None:
-        halves = accumulate_halves(table, subset, *options, progress=progress, grid=grid)
+        halves = accumulate_halves(table, subset, *options, progress=progress, grid=grid,
+                                   ewald=ewald)  # fmt: skip
     else:
-        halves = _accumulate_on_dask(client, table, subset, options, chunk_size, progress)
+        halves = _accumulate_on_dask(client, table, subset, options, chunk_size, progress, ewald)
     return maps_from_halves(halves, prior_weight)
 
 
-def _chunk_sums(table, subset: np.ndarray, options: tuple, grid) -> dict[int, FourierAccumulator]:
+def _chunk_sums(
+    table, subset: np.ndarray, options: tuple, grid, ewald
+) -> dict[int, FourierAccumulator]:
     """A Dask task: the sums of one chunk, made on the worker's device, returned on the CPU (a
     result may be reduced or collected on a machine without that device)."""
-    halves = accumulate_halves(table, subset, *options, grid=grid)
+    halves = accumulate_halves(table, subset, *options, grid=grid, ewald=ewald)
     return {h: acc.to("cpu") for h, acc in halves.items()}
 
 
-def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
+def _accumulate_on_dask(client, table, subset, options, chunk_size, progress, ewald):
     from dask.distributed import as_completed
 
     if chunk_size is None:
@@ -93,7 +100,9 @@ def _accumulate_on_dask(client, table, subset, options, chunk_size, progress):
     # with a dead worker, and its tasks could not be rerun
     grid = volume_grid(table)  # every chunk's map is that of the whole table
     futures = [
-        client.submit(_chunk_sums, table.subset(c), subset[c], options, grid, retries=2, pure=False)
+        client.submit(
+            _chunk_sums, table.subset(c), subset[c], options, grid, ewald, retries=2, pure=False
+        )
         for c in chunks
     ]
     sizes = {f.key: len(c) for f, c in zip(futures, chunks, strict=True)}

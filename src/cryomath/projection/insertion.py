@@ -24,12 +24,14 @@ def accumulate_central_slices_rfft_3d(
     chunk_size: int = 512,
     frequency_scale: float = 1.0,
     max_shell: int | None = None,
+    ewald_curvature: float = 0.0,
 ) -> None:
     """Add the insertion of ``slices (P, n, n // 2 + 1)`` complex at ``rotations (P, 3, 3)`` to
     ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
     parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Only the samples
     inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft), and with
-    ``max_shell`` only those up to that shell (slices known to be zero beyond it)."""
+    ``max_shell`` only those up to that shell (slices known to be zero beyond it).
+    ``ewald_curvature``: onto curved slices (the adjoint of extraction with that curvature)."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
@@ -44,7 +46,11 @@ def accumulate_central_slices_rfft_3d(
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
         index, sign = slice_coordinates(
-            rotations[chunk].to(real), k, shape[0], frequency_scale=frequency_scale
+            rotations[chunk].to(real),
+            k,
+            shape[0],
+            ewald_curvature,
+            frequency_scale=frequency_scale,
         )  # (Pc, K, 3), (Pc, K)
         s = slices[chunk].reshape(-1, n * (n // 2 + 1))[:, keep]
         parts = [s.real, s.imag * sign]

@@ -21,7 +21,13 @@ from cryomath.errors import InvalidInputError, holds
 from cryomath.fourier.fft import ifft_nd
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import shell_sum
-from cryomath.imaging import FourierAccumulator, ParticleBatch, insert_spectra, iter_batches
+from cryomath.imaging import (
+    Ewald,
+    FourierAccumulator,
+    ParticleBatch,
+    insert_spectra,
+    iter_batches,
+)
 from cryomath.projection import gridding_correction
 from cryomath.reconstruction.halves import HalfMaps
 from cryomath.resolution import fourier_shell_correlation
@@ -98,26 +104,28 @@ def reconstruct(
     pad_factor: float = 2.0,
     symmetry: Symmetry = None,
     prior_weight: float | None = 1.0,
+    ewald: Ewald | None = None,
 ) -> torch.Tensor:
     """Direct Fourier inversion of in-memory ``(P, n, n)`` images at poses ``(P, 3, 3)``;
     ``symmetry`` (a point-group name or its operators) inserts every image at ``A g`` for each
-    operator g."""
+    operator g; ``ewald``: onto the two curved side-bands (``imaging.ewald``)."""
     batch = ParticleBatch.from_tensors(images, rotations, pixel_size_angstrom, shifts_px, ctf)
     acc = FourierAccumulator(images.shape[-1], pad_factor, images.dtype, images.device)
-    insert_particles(acc, batch, symmetry)
+    insert_particles(acc, batch, symmetry, ewald)
     return invert(acc, prior_weight)
 
 
-def insert_particles(acc: FourierAccumulator, batch: ParticleBatch, symmetry: Symmetry = None):
+def insert_particles(acc: FourierAccumulator, batch: ParticleBatch, symmetry: Symmetry = None,
+                     ewald: Ewald | None = None):  # fmt: skip
     """Insert the images of ``batch`` at their poses (with a ``symmetry``: at every ``A g``)
-    into ``acc`` (``imaging.insert_spectra``)."""
+    into ``acc`` (``imaging.insert_spectra``; ``ewald``: onto curved side-bands)."""
     if not holds(torch.isfinite(torch.view_as_real(batch.spectra)).all()):
         raise InvalidInputError("images contain NaN or inf")
     rotations = batch.rotations
     group = as_point_group(symmetry, rotations.dtype, rotations.device)
     if len(group) > 1:
         rotations = rotations[:, None] @ group
-    insert_spectra(acc, batch.spectra, batch, rotations)
+    insert_spectra(acc, batch.spectra, batch, rotations, ewald=ewald)
 
 
 def volume_grid(table) -> tuple[int, float]:
@@ -143,12 +151,13 @@ def accumulate_halves(
     device: str | torch.device | None = None,
     progress: Callable[[int], None] | None = None,
     grid: tuple[int, float] | None = None,
+    ewald: Ewald | None = None,
 ) -> dict[int, FourierAccumulator]:
     """The Fourier sums of both halves (``subset (table.n,)`` in {1, 2}) of the particles of
     ``table``, read in batches of ``batch_size`` (``imaging.iter_batches``) and made on
     ``device`` (memory: the two accumulators and one batch), for a map of ``grid`` = (box,
     voxel size) (default ``volume_grid(table)``). Partial sums of disjoint particle sets add up
-    (``merge_halves``) to the sums of all."""
+    (``merge_halves``) to the sums of all. ``ewald``: onto curved side-bands (``imaging.ewald``)."""
     n, voxel = volume_grid(table) if grid is None else grid
     halves = {
         h: FourierAccumulator(n, pad_factor, dtype, resolve_device(device), voxel) for h in (1, 2)
@@ -158,7 +167,7 @@ def accumulate_halves(
         for h in (1, 2):
             pick = half == h
             if holds(pick.any()):
-                insert_particles(halves[h], batch.subset(pick), symmetry)
+                insert_particles(halves[h], batch.subset(pick), symmetry, ewald)
         if progress is not None:
             progress(len(batch))
     return halves

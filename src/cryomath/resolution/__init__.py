@@ -20,6 +20,7 @@ from cryomath.resolution.masks import auto_mask, corrected_fsc, randomize_phases
 from cryomath.resolution.postprocess import (
     apply_bfactor,
     fit_bfactor,
+    flatten_spectrum,
     fsc_weighting,
     guinier,
     low_pass,
@@ -37,6 +38,7 @@ __all__ = [
     "corrected_fsc",
     "crossing_frequency",
     "fit_bfactor",
+    "flatten_spectrum",
     "fourier_ring_correlation",
     "fourier_shell_correlation",
     "fourier_shell_correlation_streamed",

@@ -91,3 +91,19 @@ def weight_by_shell(volume: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     shells = shell_index(shape, device=volume.device).clamp(max=len(weights))
     table = torch.cat([weights, weights.new_zeros(1)])
     return ifft_nd(fft_nd(volume, 3, rfft=True) * table[shells], shape, rfft=True)
+
+
+def flatten_spectrum(volume: torch.Tensor) -> torch.Tensor:
+    """A cubic ``(..., n, n, n)`` map with every Fourier shell up to Nyquist scaled to unit rms
+    amplitude and the zero frequency removed (phases kept): the limit of sharpening, a test
+    object with as much signal at Nyquist as at low resolution."""
+    shape = tuple(volume.shape[-3:])
+    n = shape[-1]
+    shells = shell_index(shape, device=volume.device)
+    f = fft_nd(volume, 3, rfft=True)
+    multiplicity = hermitian_multiplicity(shape, dtype=volume.dtype, device=volume.device)
+    power = shell_sum(f.abs().square() * multiplicity, shells, n // 2 + 1)
+    count = shell_sum(multiplicity, shells, n // 2 + 1)
+    weights = (count / power.clamp(min=torch.finfo(volume.dtype).tiny)).sqrt()
+    weights[0] = 0
+    return weight_by_shell(volume, weights)

@@ -6,11 +6,12 @@ per axis (RELION 3.1 semantics: the image is the projection translated by ``-ori
 (mean defocus uniform in the range, astigmatism ``|dU - dV|`` uniform up to the given value, a
 uniform angle; with ``delocalisation`` the CTF acts over an empty field around the particle and
 the box is cut out of it, so what the CTF moves beyond the box is lost:
-``simulate.delocalisation``), then noise: white Gaussian at ``snr`` (docs/conventions.md: per
-image, signal variance over noise variance over the whole box) or counting noise at ``dose``
-(the image is scaled to an rms contrast of ``contrast_rms``, then Poisson counts of
-``dose * pixel^2 (1 + c)``, stored minus their mean so that images stay protein-positive
-around zero).
+``simulate.delocalisation``; with ``ewald`` each image is the sum of the two single
+side-bands on curved slices, ``imaging.ewald``), then noise: white Gaussian at ``snr``
+(docs/conventions.md: per image, signal variance over noise variance over the whole box) or
+counting noise at ``dose`` (the image is scaled to an rms contrast of ``contrast_rms``, then
+Poisson counts of ``dose * pixel^2 (1 + c)``, stored minus their mean so that images stay
+protein-positive around zero).
 
 Each particle's noise depends only on ``(seed, particle index)`` (``particle_generators``),
 so a dataset is the same for any batch or shard size, order of work or device (up to rounding
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.imaging import ParticleBatch, predict_images
+from cryomath.imaging import Ewald, ParticleBatch, predict_images
 from cryomath.io import CTFParameters, ParticleTable
 from cryomath.noise import add_white_noise, shot_noise
 from cryomath.simulate.delocalisation import ctf_over_field, field_size_px
@@ -57,6 +58,7 @@ class SimulationSettings:
     pad_factor: float = 2.0
     shard_size: int = 10240
     delocalisation: bool = False  # the CTF over the micrograph: what leaves the box is lost
+    ewald: bool = False  # images of the Ewald sphere's two side-bands (imaging.ewald)
 
     def check(self) -> None:
         """Every field in its range (one line naming the first that is not), before any work."""
@@ -86,6 +88,8 @@ class SimulationSettings:
         for name, ok, wanted in ranges:
             if not ok:
                 raise InvalidInputError(f"{name} must be {wanted}, got {getattr(self, name)}")
+        if self.ewald and (self.delocalisation or not self.ctf):
+            raise InvalidInputError("ewald needs the CTF and is not modelled with delocalisation")
         if self.snr is not None and self.dose_e_per_a2 is not None:
             raise InvalidInputError("give an SNR or a dose, not both")
         if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
@@ -161,7 +165,7 @@ def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first
         clean = ctf_over_field(predict_images(spectrum, replace(batch, ctf=None)), batch.ctf,
                                pixel, field)  # fmt: skip
     else:
-        clean = predict_images(spectrum, batch)
+        clean = predict_images(spectrum, batch, ewald=Ewald() if s.ewald else None)
     start = first + int(batch.indices[0])
     generators = particle_generators(s.seed, start, start + len(batch))
     if s.snr is not None:
