@@ -45,6 +45,10 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
             *("0", "--out", str(out / "ref")),
         ],
         "denoise": ["denoise", star, "--out", str(out / "dn")],
+        "variability": [
+            *("variability", star, "--components", "1", "--iterations", "1"),
+            *("--out", str(out / "var")),
+        ],
         "motioncorr": ["motioncorr", str(tiny["stack"]), "--out", str(out / "mc")],
         "rotations convert": [
             *("rotations", "convert", "--from", "relion", "--to", "eman", "10", "20", "30"),

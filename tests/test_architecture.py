@@ -14,7 +14,7 @@ LAYERS = {
     "projection": 2, "ctf": 2, "noise": 2, "atoms": 2,
     "imaging": 3,
     "reconstruction": 4, "resolution": 4, "fitting": 4, "simulate": 4, "inference": 4,
-    "denoising": 4, "motion": 4,
+    "denoising": 4, "motion": 4, "heterogeneity": 4,
     "pipelines": 5, "plots": 5,
     "cli": 6, "demo": 6,
 }  # fmt: skip

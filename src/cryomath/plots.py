@@ -152,3 +152,23 @@ def plot_drift(drift_px: np.ndarray, path: Path, title: str, force: bool) -> Non
     ax.set_title(title)
     ax.legend()
     _save(fig, path, force)
+
+
+def plot_latent(latent: np.ndarray, variances: np.ndarray, path: Path, title: str,
+                force: bool) -> None:  # fmt: skip
+    """Latent coordinates ``(N, K)``: the variance of each component, the histogram of the
+    first, and the first two against each other."""
+    plt = _figure()
+    panels = 3 if latent.shape[1] > 1 else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.5))
+    axes[0].bar(np.arange(1, len(variances) + 1), variances)
+    axes[0].set_xlabel("component")
+    axes[0].set_ylabel("variance")
+    axes[1].hist(latent[:, 0], bins=60)
+    axes[1].set_xlabel("latent 1")
+    if panels == 3:
+        axes[2].scatter(latent[:, 0], latent[:, 1], s=2, alpha=0.4)
+        axes[2].set_xlabel("latent 1")
+        axes[2].set_ylabel("latent 2")
+    fig.suptitle(title)
+    _save(fig, path, force)

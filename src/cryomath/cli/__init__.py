@@ -19,6 +19,7 @@ from cryomath.cli import (
     convert,
     denoise,
     fitting,
+    heterogeneity,
     inference,
     info,
     motion,
@@ -52,6 +53,7 @@ app.command("class2d")(inference.class2d)
 app.command("class3d")(inference.class3d)
 app.command("select")(inference.select)
 app.command("refine")(inference.refine)
+app.command("variability")(heterogeneity.variability)
 app.command("align-maps")(fitting.align_maps)
 app.command("search-maps")(fitting.search_maps)
 

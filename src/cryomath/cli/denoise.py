@@ -12,8 +12,11 @@ def denoise(
     particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with their images")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("denoised"),
     method: Annotated[
-        str, typer.Option(help="wiener (CTF-aware, SSNR from the data) or poisson-gamma")
+        str, typer.Option(help="wiener (SSNR from the data), cwf (covariance) or poisson-gamma")
     ] = "wiener",
+    ctf_corrected: Annotated[
+        bool, typer.Option("--ctf-corrected", help="wiener, cwf: estimate the CTF-free images")
+    ] = False,
     particle_diameter: Annotated[
         float | None, typer.Option(help="Particle diameter (A): the background is outside")
     ] = None,
@@ -26,9 +29,10 @@ def denoise(
     json: Json = False,
 ) -> None:
     """Denoise a particle stack: ``wiener`` (the signal's power per shell from the images, the
-    noise from their background; the noise-free images with their CTF) or ``poisson-gamma``
-    (counting images, a Gamma prior per pixel from the stack); writes denoised.mrcs and a
-    particles STAR pointing at it."""
+    noise from their background), ``cwf`` (covariance Wiener filtering: the images' mean and
+    steerable covariance, eigenvalues shrunk), both giving the noise-free images with their CTF
+    (``--ctf-corrected``: without), or ``poisson-gamma`` (counting images, a Gamma prior per
+    pixel from the stack); writes denoised.mrcs and a particles STAR pointing at it."""
     from rich.progress import Progress
 
     from cryomath.devices import resolve_device
@@ -46,5 +50,5 @@ def denoise(
         task = bar.add_task("denoising", total=table.n)
         summary = denoise_particles(table, out, method, radius, dose, batch_size,
                                     resolve_device(device), force,
-                                    lambda k: bar.advance(task, k))  # fmt: skip
+                                    lambda k: bar.advance(task, k), ctf_corrected)  # fmt: skip
     emit(summary, json, title="denoised")

@@ -61,6 +61,7 @@ RANGES: dict[str, Range] = {
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
     "--classes": _i(1, 10_000),
+    "--components": _i(1, 100),
     "--cs": _f(0, 20),  # mm
     "--defocus-max": _f(50, 2e5),  # Angstrom (below 50: micrometres given by mistake)
     "--defocus-min": _f(50, 2e5),
@@ -68,6 +69,7 @@ RANGES: dict[str, Range] = {
     "--dose": _f(1e-6, 1e4),  # e/A^2
     "--dose-per-frame": _f(1e-6, 1e3),  # e/A^2
     "--grid-order": _i(0, 7),  # HEALPix
+    "--frames": _i(2, 10_000),  # trajectory frames between two models
     "--healpix-order": _i(0, 4),  # a global search
     "--ini-high": _f(0.01, 1000),  # Angstrom
     "--local-from-order": _i(0, 8),

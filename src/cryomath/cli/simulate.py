@@ -11,7 +11,10 @@ from cryomath.errors import InvalidInputError
 
 
 def simulate(
-    source: Annotated[Path, typer.Argument(help="Map (.mrc) or atomic model (.pdb/.cif)")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Map (.mrc) or atomic model (.pdb/.cif); several: heterogeneity"),
+    ],
     n: Annotated[int, typer.Option("--n", help="Number of particles")] = 1000,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("simulated"),
     box_size: Annotated[
@@ -43,6 +46,15 @@ def simulate(
     ewald: Annotated[
         bool, typer.Option("--ewald", help="Images of the Ewald sphere (two curved side-bands)")
     ] = False,
+    state_weights: Annotated[
+        str | None, typer.Option(help="Several maps: the states' weights, e.g. 0.3,0.7")
+    ] = None,
+    trajectory: Annotated[
+        bool, typer.Option("--trajectory", help="Several maps: a continuous trajectory")
+    ] = False,
+    frames: Annotated[
+        int | None, typer.Option(help="Two models: interpolate their atoms into this many maps")
+    ] = None,
     snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -61,10 +73,20 @@ def simulate(
     ``--scheduler``: one Dask task per stack shard, files identical to a local run."""
     from rich.progress import Progress
 
-    from cryomath.pipelines import dask_client, read_volume, simulate_dataset
+    from cryomath.pipelines import dask_client, read_volume, read_volumes, simulate_dataset
     from cryomath.simulate import SimulationSettings
 
-    volume, pixel = read_volume(source, box_size, pixel_size)
+    if len(sources) == 1 and frames is None:
+        volume, pixel = read_volume(sources[0], box_size, pixel_size)
+    else:
+        volume, pixel = read_volumes(sources, box_size, pixel_size, frames)
+    weights = None
+    if state_weights is not None:
+        try:
+            weights = tuple(float(w) for w in state_weights.split(","))
+        except ValueError:
+            raise InvalidInputError(f"--state-weights: numbers separated by commas, got "
+                                    f"{state_weights!r}") from None  # fmt: skip
     settings = SimulationSettings(
         n_particles=n, pixel_size_angstrom=pixel, seed=seed, poses=poses, grid_order=grid_order,
         preferred_fraction=preferred_fraction, preferred_kappa=preferred_kappa,
@@ -74,6 +96,7 @@ def simulate(
         bfactor_angstrom2=bfactor, ctf=not no_ctf,
         snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
         shard_size=shard_size, delocalisation=delocalisation, ewald=ewald,
+        state_weights=weights, trajectory=trajectory or frames is not None,
     )  # fmt: skip
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("simulating", total=n)

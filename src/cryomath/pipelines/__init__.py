@@ -2,7 +2,8 @@
 over Dask workers, on top of the compute packages; the CLI and the demo call these.
 
 * :func:`dask_client`: where work runs (in process, a local cluster, a scheduler address).
-* :func:`read_volume`: the map a simulation or projection starts from (a map or a model).
+* :func:`read_volume`: the map a simulation or projection starts from (a map or a model);
+  :func:`read_volumes`: several (heterogeneity), or a trajectory between two models.
 * :func:`project_particles`: projections of a map at a particle file's poses, to a stack.
 * :func:`reconstruct_particles`: half maps, full map and FSC of a particle file, in one
   process or over Dask workers (partial Fourier sums added in a tree).
@@ -22,9 +23,9 @@ from cryomath.pipelines.map_search import (
 )
 from cryomath.pipelines.projection import project_particles
 from cryomath.pipelines.reconstruction import merge_halves, reconstruct_particles
-from cryomath.pipelines.simulation import simulate_dataset, write_shard
+from cryomath.pipelines.simulation import read_conformations, simulate_dataset, write_shard
 from cryomath.pipelines.tables import expand_symmetry
-from cryomath.pipelines.volumes import read_volume
+from cryomath.pipelines.volumes import read_volume, read_volumes
 
 __all__ = [
     "dask_client",
@@ -33,9 +34,11 @@ __all__ = [
     "maps_in_folder",
     "merge_halves",
     "project_particles",
+    "read_conformations",
     "read_fit_input",
     "read_fit_pair",
     "read_volume",
+    "read_volumes",
     "reconstruct_particles",
     "search_maps",
     "simulate_dataset",

@@ -2,7 +2,10 @@
 in streaming passes, then each batch denoised and written (``cryomath.denoising``).
 
 * ``wiener``: pass 1 the noise from the images' background outside ``radius_px``, pass 2 the
-  signal power per shell, pass 3 the Wiener filter (the noise-free images with their CTF).
+  signal power per shell, pass 3 the Wiener filter (the noise-free images with their CTF, or
+  CTF-corrected with ``ctf_corrected``).
+* ``cwf``: pass 1 the noise as for ``wiener``, passes 2 and 3 the mean and the steerable
+  covariance (``denoising.cwf``), pass 4 each image's covariance-Wiener estimate.
 * ``poisson-gamma``: images of counts minus ``N0 = dose * pixel^2`` (``simulate --dose``);
   pass 1 the counts' mean and variance per pixel (the Gamma prior), pass 2 each image's
   posterior mean rate, written minus ``N0`` like its input.
@@ -19,7 +22,9 @@ import torch
 
 from cryomath.denoising import (
     GammaPrior,
+    cwf_denoise,
     estimate_signal_power,
+    estimate_steerable_covariance,
     gamma_prior_from_moments,
     poisson_gamma_posterior_mean,
     wiener_denoise,
@@ -29,13 +34,13 @@ from cryomath.errors import InvalidInputError
 from cryomath.imaging import estimate_noise_from_background, iter_batches
 from cryomath.io import MRCStackWriter, write_relion_star
 
-METHODS = ("wiener", "poisson-gamma")
+METHODS = ("wiener", "cwf", "poisson-gamma")
 
 
 def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float | None = None,
                       dose_e_per_a2: float | None = None, batch_size: int = 256, device=None,
-                      force: bool = False,
-                      progress: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+                      force: bool = False, progress: Callable[[int], None] | None = None,
+                      ctf_corrected: bool = False) -> dict:  # fmt: skip
     """Denoise ``table`` 's images into ``out`` (module docstring); returns a summary."""
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
@@ -50,13 +55,20 @@ def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float
     def batches(**kwargs):
         return iter_batches(table, batch_size, staging.device, torch.float64, **kwargs)
 
-    if method == "wiener":
+    if method != "poisson-gamma":
         radius = 0.45 * n if radius_px is None else radius_px
         noise = estimate_noise_from_background(batches(use_ctf=False), radius)
+    if method == "wiener":
         signal = estimate_signal_power(batches(), noise)
 
         def denoise(batch):
-            return wiener_denoise(batch, signal, noise)
+            return wiener_denoise(batch, signal, noise, ctf_corrected)
+
+    elif method == "cwf":
+        prior = estimate_steerable_covariance(batches, noise)
+
+        def denoise(batch):
+            return cwf_denoise(batch, prior, noise, ctf_corrected)
 
     else:
         if dose_e_per_a2 is None:
@@ -78,7 +90,8 @@ def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float
                        image_indices=np.arange(table.n))  # fmt: skip
     write_relion_star(denoised, out / "particles.star", force=force)
     return {"method": method, "images": table.n, "stack": str(stack),
-            "particles": str(out / "particles.star")}  # fmt: skip
+            "particles": str(out / "particles.star"),
+            "ctf_corrected": ctf_corrected and method != "poisson-gamma"}  # fmt: skip
 
 
 def _gamma_prior(batches, n0: float, count: int) -> GammaPrior:

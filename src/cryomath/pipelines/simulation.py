@@ -6,6 +6,11 @@ Outputs in ``out_dir``: ``particles_NNN.mrcs`` stacks of at most ``shard_size`` 
 truth), ``particles.cs`` (cryoSPARC), ``simulation.json`` (the settings and the volume's hash,
 for ``resume``), and with ``write_clean`` the noise-free images ``clean_NNN.mrcs``. Images are
 made in batches (``simulate.simulate_images``); memory is one batch.
+
+Several volumes ``(K, n, n, n)`` make a heterogeneous dataset (``simulate.conformations``):
+each particle's state (its nearest volume, 1-based) is its ``rlnClassNumber`` in the STAR
+file, and ``conformations.json`` holds the states, and for a trajectory each particle's
+coordinate in [0, 1].
 """
 
 import hashlib
@@ -31,6 +36,7 @@ from cryomath.io.atomic import (
 from cryomath.io.relion import write_relion_star
 from cryomath.projection import prepare_volume
 from cryomath.simulate import SimulationSettings, ground_truth, simulate_images
+from cryomath.simulate.conformations import Conformations, sample_conformations
 
 
 def _shard_paths(out: Path, shard: int, write_clean: bool) -> dict[str, Path]:
@@ -50,12 +56,15 @@ def write_shard(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 256,
+    conformations: Conformations | None = None,
 ) -> int:
     """Write shard ``shard`` (``particles_NNN.mrcs``, and ``clean_NNN.mrcs``): the particles of
     ``table``, which start at particle ``first``, made in batches of ``batch_size`` on the
-    spectrum's device; each file appears only when complete. Returns the number of images."""
-    box = spectrum.n
-    staging = Staging(spectrum.data.device)
+    spectrum's device; each file appears only when complete. Returns the number of images.
+    ``conformations`` (the shard's rows): ``spectrum`` is the list of the volumes' spectra."""
+    first_spectrum = spectrum if conformations is None else spectrum[0]
+    box = first_spectrum.n
+    staging = Staging(first_spectrum.data.device)
     with ExitStack() as stack:
         writers = {
             kind: stack.enter_context(
@@ -66,7 +75,9 @@ def write_shard(
         batches = iter_batches(table, batch_size, staging.device, torch.float64,
                                read_images=False, use_ctf=settings.ctf)  # fmt: skip
         for batch in batches:
-            clean, noisy = simulate_images(spectrum, batch, settings, first)
+            rows = None if conformations is None else conformations.subset(
+                batch.indices.cpu().numpy())  # fmt: skip
+            clean, noisy = simulate_images(spectrum, batch, settings, first, rows)
             writers["particles"].write(staging.to_host(noisy))
             if write_clean:
                 writers["clean"].write(staging.to_host(clean))
@@ -75,20 +86,25 @@ def write_shard(
     return table.n
 
 
+def _spectra(volumes: torch.Tensor, settings: SimulationSettings, device):
+    """The prepared spectrum of one volume, or the list of several's."""
+    volumes = volumes.to(resolve_device(device), torch.float64)
+    spectra = [prepare_volume(v, settings.pad_factor,
+                              voxel_size_angstrom=settings.pixel_size_angstrom)
+               for v in volumes.reshape(-1, *volumes.shape[-3:])]  # fmt: skip
+    return spectra[0] if volumes.ndim == 3 else spectra
+
+
 def _shard_task(volume, table, settings, first, shard, out, write_clean, force, batch_size,
-                device) -> int:  # fmt: skip
+                device, conformations=None) -> int:  # fmt: skip
     """One shard on a worker: the volume is prepared there (one FFT per shard). Idempotent: a
     task rerun after its worker died once the files were published finds them complete (the
     driver removed any older ones before the run) and leaves them."""
     if all(path.exists() for path in _shard_paths(out, shard, write_clean).values()):
         return table.n
-    volume = volume.to(resolve_device(device), torch.float64)
-    spectrum = prepare_volume(
-        volume, settings.pad_factor, voxel_size_angstrom=settings.pixel_size_angstrom
-    )
-    return write_shard(
-        spectrum, table, settings, first, shard, out, write_clean, force, batch_size=batch_size
-    )
+    return write_shard(_spectra(volume, settings, device), table, settings, first, shard, out,
+                       write_clean, force, batch_size=batch_size,
+                       conformations=conformations)  # fmt: skip
 
 
 def _manifest(volume: torch.Tensor, settings: SimulationSettings, write_clean: bool) -> dict:
@@ -114,11 +130,11 @@ def simulate_dataset(
     batch_size: int = 256,
     device: str | torch.device | None = None,
 ) -> dict:
-    """Simulate ``settings.n_particles`` images of ``volume (n, n, n)`` into ``out_dir``;
-    returns a summary. ``progress(k)`` is called as images are done. Images are made in
-    batches of ``batch_size`` on ``device`` (default: the CPU; with a ``client``, on each
-    worker, which must have it); the output does not depend on either, apart from
-    floating-point rounding across devices.
+    """Simulate ``settings.n_particles`` images of ``volume (n, n, n)`` (or of several,
+    ``(K, n, n, n)``: module docstring) into ``out_dir``; returns a summary. ``progress(k)``
+    is called as images are done. Images are made in batches of ``batch_size`` on ``device``
+    (default: the CPU; with a ``client``, on each worker, which must have it); the output does
+    not depend on either, apart from floating-point rounding across devices.
 
     ``client``: a ``dask.distributed.Client``: one task per shard (retried by Dask if a worker
     dies), the STAR and ``.cs`` files written here at the end; the files are bit-identical to a
@@ -129,8 +145,15 @@ def simulate_dataset(
     if batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
     n = volume.shape[-1]
-    if volume.ndim != 3 or tuple(volume.shape) != (n, n, n) or n < 2:
-        raise InvalidInputError(f"the volume must be cubic (n, n, n), got {tuple(volume.shape)}")
+    if volume.ndim not in (3, 4) or tuple(volume.shape[-3:]) != (n, n, n) or n < 2:
+        raise InvalidInputError(
+            f"the volume must be cubic (n, n, n), or several (K, n, n, n); got "
+            f"{tuple(volume.shape)}"
+        )
+    if volume.ndim == 4 and len(volume) == 1:
+        volume = volume[0]
+    if volume.ndim == 3 and (settings.state_weights is not None or settings.trajectory):
+        raise InvalidInputError("state weights and a trajectory need several volumes")
     if not bool(torch.isfinite(volume).all()):
         raise InvalidInputError("the volume contains NaN or inf")
     device = device_name(device, client)
@@ -179,22 +202,30 @@ def _simulate(volume, out, settings, write_clean, force, resume, client, progres
         with atomic_output(out / "simulation.json", force) as tmp:
             tmp.write_text(json.dumps(manifest, allow_nan=False))
     table = ground_truth(settings, box)
+    conformations = None
+    if volume.ndim == 4:
+        conformations = sample_conformations(
+            settings.n_particles, len(volume), settings.seed, settings.state_weights,
+            settings.trajectory,
+        )  # fmt: skip
+        table.extra = table.extra.assign(rlnClassNumber=conformations.nearest_state() + 1)
+        if not (resume and (out / "conformations.json").exists()):
+            _write_conformations(out / "conformations.json", conformations, len(volume), settings,
+                                 force)  # fmt: skip
 
     def part(i):
         first = i * settings.shard_size
-        return first, table.subset(np.arange(first, min(first + settings.shard_size, table.n)))
+        rows = np.arange(first, min(first + settings.shard_size, table.n))
+        return first, table.subset(rows), None if conformations is None else conformations.subset(
+            rows)  # fmt: skip
 
     overwrite = force or resume  # resumed shards may have left no file, or a stale temporary
     if client is None:
-        spectrum = prepare_volume(
-            volume.to(device, torch.float64), settings.pad_factor,
-            voxel_size_angstrom=settings.pixel_size_angstrom,
-        )  # fmt: skip
+        spectrum = _spectra(volume, settings, device)
         for i in todo:
-            first, sub = part(i)
-            write_shard(
-                spectrum, sub, settings, first, i, out, write_clean, overwrite, progress, batch_size
-            )
+            first, sub, states = part(i)
+            write_shard(spectrum, sub, settings, first, i, out, write_clean, overwrite, progress,
+                        batch_size, states)  # fmt: skip
     else:
         from dask.distributed import as_completed
 
@@ -202,10 +233,10 @@ def _simulate(volume, out, settings, write_clean, force, resume, client, progres
         scattered = client.scatter(volume.detach().cpu(), broadcast=True)
         futures = []
         for i in todo:
-            first, sub = part(i)
+            first, sub, states = part(i)
             futures.append(client.submit(
                 _shard_task, scattered, sub, settings, first, i, out, write_clean, overwrite,
-                batch_size, device, retries=2, pure=False,
+                batch_size, device, states, retries=2, pure=False,
             ))  # fmt: skip
         for future in as_completed(futures):
             done = future.result()
@@ -227,6 +258,36 @@ def _simulate(volume, out, settings, write_clean, force, resume, client, progres
         "seed": settings.seed,
         "resumed_shards": n_shards - len(todo) if resume else 0,
     }
+
+
+def _write_conformations(path: Path, conformations: Conformations, volumes: int, settings,
+                         force) -> None:  # fmt: skip
+    """``conformations.json``: the kind, each particle's state (0-based: the volume, or the
+    frame before it on a trajectory) and trajectory coordinate."""
+    record = {
+        "kind": "trajectory" if settings.trajectory else "discrete",
+        "volumes": volumes,
+        "state_weights": settings.state_weights,
+        "state": conformations.state.tolist(),
+        "coordinate": None if conformations.coordinate is None
+        else conformations.coordinate.tolist(),
+    }  # fmt: skip
+    with atomic_output(path, force) as tmp:
+        tmp.write_text(json.dumps(record))
+
+
+def read_conformations(folder: str | Path) -> Conformations:
+    """The true conformations of a simulated dataset (``conformations.json`` in ``folder``)."""
+    path = Path(folder) / "conformations.json"
+    if not path.exists():
+        raise InvalidInputError(f"{path} not found: not a heterogeneous simulated dataset")
+    record = json.loads(path.read_text())
+    state = np.asarray(record["state"], dtype=np.int64)
+    coordinate = record["coordinate"]
+    if coordinate is None:
+        return Conformations(state, np.zeros(len(state)))
+    coordinate = np.asarray(coordinate, dtype=np.float64)
+    return Conformations(state, coordinate * (record["volumes"] - 1) - state, coordinate)
 
 
 def _remove_stale_temporaries(out: Path) -> None:

@@ -40,3 +40,41 @@ def read_volume(
     if box_size is not None and box_size != volume.shape[-1]:
         volume = crop_or_pad(volume, (box_size,) * 3)
     return volume, voxel
+
+
+def read_volumes(sources: list[Path], box_size: int | None = None,
+                 voxel_size_angstrom: float | None = None,
+                 frames: int | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
+    """Several maps or models on one grid, ``(K, n, n, n)`` float64 and the voxel size (each
+    as :func:`read_volume`). With ``frames``: two models of the same atoms, their coordinates
+    interpolated linearly into ``frames`` models, each rendered about the first model's
+    centroid (a trajectory from the first to the second)."""
+    from dataclasses import replace
+
+    from cryomath.atoms import read_atoms, render_potential
+    from cryomath.io.models import is_model_path
+
+    if frames is None:
+        read = [read_volume(source, box_size, voxel_size_angstrom) for source in sources]
+        shapes = {tuple(v.shape) for v, _ in read}
+        if len(shapes) != 1 or len({round(voxel, 6) for _, voxel in read}) != 1:
+            raise InvalidInputError(
+                "the maps must share one box and voxel size (use --box-size and --pixel-size)"
+            )
+        return torch.stack([v for v, _ in read]), read[0][1]
+    if frames < 2 or len(sources) != 2 or not all(is_model_path(s) for s in sources):
+        raise InvalidInputError("--frames interpolates two atomic models into at least 2 frames")
+    first, last = (read_atoms(s) for s in sources)
+    if (
+        first.positions_angstrom.shape != last.positions_angstrom.shape
+        or not (first.elements == last.elements).all()
+    ):
+        raise InvalidInputError("the two models must have the same atoms in the same order")
+    n, voxel = box_size or 128, voxel_size_angstrom or 1.0
+    origin = first.positions_angstrom.mean(0) - (n // 2) * voxel
+    volumes = []
+    for t in np.linspace(0, 1, frames):
+        positions = (1 - t) * first.positions_angstrom + t * last.positions_angstrom
+        atoms = replace(first, positions_angstrom=positions)
+        volumes.append(render_potential(atoms, (n, n, n), voxel, origin, dtype=torch.float64))
+    return torch.stack(volumes), voxel

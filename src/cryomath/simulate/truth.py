@@ -27,6 +27,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.imaging import Ewald, ParticleBatch, predict_images
 from cryomath.io import CTFParameters, ParticleTable
 from cryomath.noise import add_white_noise, shot_noise
+from cryomath.simulate.conformations import Conformations
 from cryomath.simulate.delocalisation import ctf_over_field, field_size_px
 from cryomath.simulate.poses import sample_poses
 
@@ -59,6 +60,8 @@ class SimulationSettings:
     shard_size: int = 10240
     delocalisation: bool = False  # the CTF over the micrograph: what leaves the box is lost
     ewald: bool = False  # images of the Ewald sphere's two side-bands (imaging.ewald)
+    state_weights: tuple[float, ...] | None = None  # several volumes: discrete states' weights
+    trajectory: bool = False  # several volumes: a continuous trajectory through them
 
     def check(self) -> None:
         """Every field in its range (one line naming the first that is not), before any work."""
@@ -155,17 +158,44 @@ def particle_generators(seed: int, start: int, stop: int) -> list[torch.Generato
     return [torch.Generator().manual_seed((seed % 2**32) << 32 | i) for i in range(start, stop)]
 
 
-def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int = 0):
-    """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
-    particles ``first + batch.indices``."""
+def _clean_images(spectrum, batch: ParticleBatch, s: SimulationSettings) -> torch.Tensor:
+    """The noise-free images of one volume."""
     if s.delocalisation and batch.ctf is not None:
         n, pixel = batch.image_size, batch.pixel_size_angstrom
         field = field_size_px(n, pixel, s.defocus_max_angstrom + s.astigmatism_angstrom / 2,
                               s.spherical_aberration_mm, s.voltage_kv)  # fmt: skip
-        clean = ctf_over_field(predict_images(spectrum, replace(batch, ctf=None)), batch.ctf,
-                               pixel, field)  # fmt: skip
+        return ctf_over_field(predict_images(spectrum, replace(batch, ctf=None)), batch.ctf,
+                              pixel, field)  # fmt: skip
+    return predict_images(spectrum, batch, ewald=Ewald() if s.ewald else None)
+
+
+def _heterogeneous_images(spectra, batch: ParticleBatch, s: SimulationSettings,
+                          conformations: Conformations) -> torch.Tensor:  # fmt: skip
+    """Each particle's image from its state's volume, or the blend of its two frames'."""
+    n = batch.image_size
+    clean = torch.zeros((len(batch), n, n), dtype=batch.dtype, device=batch.device)
+    state = torch.as_tensor(conformations.state, device=batch.device)
+    blend = torch.as_tensor(conformations.blend, dtype=batch.dtype, device=batch.device)
+    for k in torch.unique(state).tolist():
+        pick = state == k
+        part = batch.subset(pick)
+        w = blend[pick][:, None, None]
+        images = _clean_images(spectra[k], part, s)
+        if bool((w > 0).any()):
+            images = (1 - w) * images + w * _clean_images(spectra[k + 1], part, s)
+        clean[pick] = images
+    return clean
+
+
+def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first: int = 0,
+                    conformations: Conformations | None = None):  # fmt: skip
+    """Clean and noisy images (float64, on the batch's device) of a ``batch`` whose rows are
+    particles ``first + batch.indices``; with ``conformations`` (the batch's rows), ``spectrum``
+    is the list of the volumes' spectra (``simulate.conformations``)."""
+    if conformations is None:
+        clean = _clean_images(spectrum, batch, s)
     else:
-        clean = predict_images(spectrum, batch, ewald=Ewald() if s.ewald else None)
+        clean = _heterogeneous_images(spectrum, batch, s, conformations)
     start = first + int(batch.indices[0])
     generators = particle_generators(s.seed, start, start + len(batch))
     if s.snr is not None:

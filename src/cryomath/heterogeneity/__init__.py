@@ -1,0 +1,30 @@
+"""Heterogeneity: how particles differ in conformation (issue 18).
+
+* :func:`fit_principal_components`: probabilistic PCA of 3-D structure by EM with known poses
+  (Tagare et al. 2015; cryoSPARC's 3DVA model): eigenvolumes, variances, latent coordinates.
+* :func:`kmeans`: discrete states from latent coordinates.
+* CryoBench's measures (:mod:`cryomath.heterogeneity.metrics`), which score any method's maps,
+  latents and labels against a simulation's truth (``simulate.conformations``).
+
+Above ``imaging``, beside ``reconstruction`` and ``resolution``.
+"""
+
+from cryomath.heterogeneity.clustering import Clusters, kmeans
+from cryomath.heterogeneity.metrics import (
+    LatentCorrelation,
+    adjusted_rand_index,
+    fsc_auc,
+    latent_correlation,
+)
+from cryomath.heterogeneity.ppca import PrincipalComponents, fit_principal_components
+
+__all__ = [
+    "Clusters",
+    "LatentCorrelation",
+    "PrincipalComponents",
+    "adjusted_rand_index",
+    "fit_principal_components",
+    "fsc_auc",
+    "kmeans",
+    "latent_correlation",
+]

@@ -1,0 +1,202 @@
+"""Probabilistic PCA of 3-D structure by expectation-maximisation, with known poses and CTFs
+(Tagare et al. 2015; the model of cryoSPARC's 3D variability analysis, Punjani & Fleet 2021).
+
+Model: image ``i`` is ``X_i = C_i P_i (mu + sum_k z_ik V_k) + noise``, the latent ``z_i ~ N(0,
+I_K)``, ``mu`` the consensus map (fixed: reconstructed from all particles first), ``V_k`` the
+``K`` component volumes, the noise Gaussian with the power per shell of the images'
+background. Everything is in Fourier space through ``imaging``'s forward model and its adjoint.
+
+* E-step, per image: with ``A_k = C P V_k`` and the residual ``r = X - C P mu`` (rfft samples
+  weighted by ``m / (2 sigma2)``, ``m`` the Hermitian multiplicity), ``G = <A_k, A_l>``,
+  ``b = <A_k, r>``: the posterior of ``z`` is ``N((I + G)^-1 b, (I + G)^-1)``.
+* M-step: the normal equations ``sum_i E[z z^T]_kl P^T C^2 P V_l = sum_i E[z_k] P^T C r`` with
+  ``P^T C^2 P`` taken as the insertion of ``C^2`` (direct Fourier inversion's approximation):
+  one ``K x K`` system per voxel of the padded transform, a ridge of ``prior_weight``
+  unit-CTF observations, and the components zero beyond ``max_shell``. The noise is taken as
+  white in the M-step (the mean of the shells).
+* The components are multiplied by a mask after each M-step (default: a sphere around the
+  particle): variability outside the particle is noise.
+* At the end the components are made orthonormal and ordered by variance: ``V = Q R``,
+  ``R S R^T = E L E^T`` with ``S`` the mean ``E[z z^T]``; the eigenvolumes are ``Q E``, their
+  variances ``L`` (per unit volume norm), the latent coordinates ``E^T R z``.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.grids import fftfreq_grid
+from cryomath.fourier.masks import spherical_mask
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index
+from cryomath.imaging import (
+    FourierAccumulator,
+    NoiseSpectrum,
+    ParticleBatch,
+    insert_spectra,
+    predict_spectra,
+)
+from cryomath.projection import prepare_volume
+from cryomath.reconstruction import invert
+
+
+@dataclass
+class PrincipalComponents:
+    """``components (K, n, n, n)`` orthonormal eigenvolumes (largest variance first),
+    ``variances (K,)``, ``latent (N, K)`` each particle's posterior mean coordinates (in the
+    order of the batches' ``indices``), ``mean (n, n, n)``; ``log_likelihood_gain`` per
+    iteration (the sum of the E-steps' ``b^T (I + G)^-1 b - log det (I + G)``, up to
+    constants)."""
+
+    components: torch.Tensor
+    variances: torch.Tensor
+    latent: torch.Tensor
+    mean: torch.Tensor
+    log_likelihood_gain: list[float]
+
+
+def _sample_weights(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int) -> torch.Tensor:
+    """``m / (2 sigma2)`` per rfft sample, zero at the origin (the images' background means
+    are removed: no noise power is known there) and beyond ``max_shell``: ``(n, n // 2 + 1)``."""
+    n = batch.image_size
+    shells = shell_index((n, n), device=batch.device)
+    m = hermitian_multiplicity((n, n), dtype=batch.dtype, device=batch.device)
+    sigma2 = noise.for_batch(batch)[shells]
+    used = (shells >= 1) & (shells <= max_shell) & (sigma2 > 0)
+    return torch.where(used, m / (2 * sigma2.clamp(min=1e-30)), 0)
+
+
+def _spectra(volumes: torch.Tensor, voxel: float):
+    return [prepare_volume(v, 2.0, voxel_size_angstrom=voxel) for v in volumes]
+
+
+def fit_principal_components(
+    batches: Callable[[], Iterable[ParticleBatch]],
+    mean: torch.Tensor,
+    voxel_size_angstrom: float,
+    noise: NoiseSpectrum,
+    n_components: int = 2,
+    iterations: int = 20,
+    max_shell: int | None = None,
+    prior_weight: float = 1.0,
+    mask: torch.Tensor | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> PrincipalComponents:
+    """PPCA by EM (module docstring) of the particles ``batches()`` yields (read once per
+    iteration; memory: the accumulators and one batch) around the consensus ``mean (n, n, n)``;
+    ``max_shell`` (default ``n // 4``): the components' band limit; ``mask (n, n, n)``
+    (default: a sphere of radius ``0.45 n`` with a 3-voxel soft edge) multiplies the components
+    after every M-step (fewer free voxels: less noise fitted); ``progress(i)`` after each
+    iteration."""
+    n = mean.shape[-1]
+    if n_components < 1 or iterations < 1:
+        raise InvalidInputError("need at least one component and one iteration")
+    max_shell = n // 4 if max_shell is None else max_shell
+    g = torch.Generator().manual_seed(seed)
+    components = torch.randn((n_components, n, n, n), generator=g, dtype=mean.dtype)
+    components = _band_limit(components.to(mean.device), max_shell) * 1e-2
+    if mask is None:
+        mask = spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=mean.dtype, device=mean.device)
+    mean_spectrum = prepare_volume(mean, 2.0, voxel_size_angstrom=voxel_size_angstrom)
+    gains, latent = [], None
+    for _ in range(iterations):
+        sums = _Sums(n, n_components, mean.dtype, mean.device, voxel_size_angstrom)
+        spectra = _spectra(components, voxel_size_angstrom)
+        latent, gain = [], 0.0
+        for batch in batches():
+            residual, z, zz, step = _expectation(batch, mean_spectrum, spectra, noise, max_shell)
+            sums.add(batch, residual, z, zz)
+            latent.append((batch.indices, z))
+            gain += step
+        gains.append(gain)
+        components = sums.solve(prior_weight, max_shell) * mask
+        if progress is not None:
+            progress(len(gains))
+    order = torch.cat([i for i, _ in latent]).argsort()
+    z = torch.cat([v for _, v in latent])[order]
+    return _orthonormal(components, z, sums.second_moment / len(z), mean, gains)
+
+
+def _expectation(batch, mean_spectrum, spectra, noise, max_shell):
+    """The residual spectra ``X - C P mu``, the posterior means ``z (B, K)`` and second moments
+    ``E[z z^T] (B, K, K)`` (module docstring), and the batch's log-likelihood gain."""
+    w = _sample_weights(batch, noise, max_shell)
+    residual = batch.spectra - predict_spectra(mean_spectrum, batch)
+    a = torch.stack([predict_spectra(s, batch) for s in spectra], 1)  # (B, K, n, m)
+    weighted = a * w
+    gram = torch.einsum("bkyx,blyx->bkl", weighted.conj(), a).real
+    b = torch.einsum("bkyx,byx->bk", weighted.conj(), residual).real
+    k = a.shape[1]
+    precision = torch.eye(k, dtype=gram.dtype, device=gram.device) + gram
+    covariance = torch.linalg.inv(precision)
+    z = (covariance @ b[..., None])[..., 0]
+    zz = covariance + z[:, :, None] * z[:, None, :]
+    gain = float((b * z).sum() - torch.linalg.slogdet(precision)[1].sum())
+    return residual, z, zz, gain
+
+
+class _Sums:
+    """The M-step's sums: per component the insertion of ``E[z_k] C r``, per pair ``k <= l``
+    the insertion of ``E[z_k z_l] C^2``, and ``sum_i E[z z^T]``."""
+
+    def __init__(self, n, k, dtype, device, voxel):
+        self.n, self.k, self.voxel = n, k, voxel
+        self.data = [FourierAccumulator(n, 2.0, dtype, device, voxel) for _ in range(k)]
+        self.pairs = {(a, b): FourierAccumulator(n, 2.0, dtype, device, voxel)
+                      for a in range(k) for b in range(a, k)}  # fmt: skip
+        self.second_moment = torch.zeros((k, k), dtype=dtype, device=device)
+
+    def add(self, batch, residual, z, zz):
+        for k, acc in enumerate(self.data):
+            insert_spectra(acc, residual, batch, weights=z[:, k])
+        zeros = torch.zeros_like(residual)
+        for (a, b), acc in self.pairs.items():
+            insert_spectra(acc, zeros, batch, weights=zz[:, a, b])
+        self.second_moment += zz.sum(0)
+
+    def solve(self, prior_weight: float, max_shell: int) -> torch.Tensor:
+        """The components ``(K, n, n, n)``: the per-voxel ``K x K`` systems, inverted."""
+        k = self.k
+        matrix = torch.zeros((*self.data[0].weights.shape, k, k), dtype=self.second_moment.dtype,
+                             device=self.second_moment.device)  # fmt: skip
+        for (a, b), acc in self.pairs.items():
+            matrix[..., a, b] = matrix[..., b, a] = acc.weights
+        matrix = matrix + prior_weight * torch.eye(k, dtype=matrix.dtype, device=matrix.device)
+        data = torch.stack([acc.data for acc in self.data], -1)  # (..., K) complex
+        solved = torch.linalg.solve(matrix.to(data.dtype), data[..., None])[..., 0]
+        inside = _padded_shells(self.data[0]) <= max_shell
+        volumes = []
+        for c in range(k):
+            shell = FourierAccumulator(self.n, 2.0, self.second_moment.dtype,
+                                       self.second_moment.device, self.voxel)  # fmt: skip
+            values = torch.where(inside, solved[..., c], 0)
+            shell.sums[0, 0], shell.sums[0, 1], shell.sums[0, 2] = values.real, values.imag, 1
+            volumes.append(invert(shell, mask_radius_px=None))
+        return torch.stack(volumes)
+
+
+def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
+    """The shell (in the original box's units) of every sample of a padded accumulator."""
+    k = fftfreq_grid((acc.n_pad,) * 3, rfft=True, fftshift=True, dtype=torch.float64)
+    return torch.round(torch.linalg.vector_norm(k, dim=-1) * acc.n).to(acc.sums.device)
+
+
+def _band_limit(volumes: torch.Tensor, max_shell: int) -> torch.Tensor:
+    n = volumes.shape[-1]
+    shells = shell_index((n, n, n), device=volumes.device)
+    f = torch.fft.rfftn(volumes, dim=(-3, -2, -1))
+    return torch.fft.irfftn(torch.where(shells <= max_shell, f, 0), (n, n, n), dim=(-3, -2, -1))
+
+
+def _orthonormal(components, z, second_moment, mean, gains) -> PrincipalComponents:
+    """Orthonormal eigenvolumes ordered by variance (module docstring)."""
+    k, shape = components.shape[0], components.shape[1:]
+    q, r = torch.linalg.qr(components.reshape(k, -1).T)  # V^T = Q R
+    values, vectors = torch.linalg.eigh(r @ second_moment @ r.T)
+    order = values.argsort(descending=True)
+    values, vectors = values[order], vectors[:, order]
+    eigenvolumes = (q @ vectors).T.reshape(k, *shape)
+    latent = z @ (vectors.T @ r).T
+    return PrincipalComponents(eigenvolumes, values, latent, mean, gains)

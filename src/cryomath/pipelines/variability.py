@@ -1,0 +1,101 @@
+"""Variability of a particle set with known poses (``cryomath variability``): the consensus map,
+then probabilistic PCA of 3-D structure (``heterogeneity.fit_principal_components``).
+
+Outputs in ``out``: ``mean.mrc`` (the consensus), ``component_K.mrc`` (the unit-norm
+eigenvolumes, largest variance first), ``component_K_frame_J.mrc`` (the mean plus
+``c sqrt(variance)`` times the component for ``c`` from -2 to 2: the series along it, e.g. for
+ChimeraX's ``vseries``), ``latent.npy`` (``(N, K)``, each particle's posterior mean coordinates
+in the table's order, for ``heterogeneity.metrics`` or any plot), ``latent.png`` (variances,
+histogram, scatter) and ``components.png`` (the central z-slice of every frame).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomath.devices import Staging
+from cryomath.errors import InvalidInputError
+from cryomath.heterogeneity import fit_principal_components
+from cryomath.imaging import estimate_noise_from_background, iter_batches
+from cryomath.io import write_mrc
+from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.plots import plot_gallery, plot_latent
+from cryomath.reconstruction import accumulate_halves, maps_from_halves
+from cryomath.reconstruction.direct import volume_grid
+
+FRAMES = (-2.0, -1.0, 0.0, 1.0, 2.0)  # standard deviations along each component
+
+
+def _outputs(out: Path, k: int) -> list[Path]:
+    names = ["mean.mrc", "latent.npy", "latent.png", "components.png"]
+    for c in range(1, k + 1):
+        names += [f"component_{c}.mrc"] + [f"component_{c}_frame_{j}.mrc"
+                                           for j in range(1, len(FRAMES) + 1)]  # fmt: skip
+    return [out / name for name in names]
+
+
+def analyse_variability(table, out: Path, n_components: int = 3, iterations: int = 20,
+                        resolution_angstrom: float | None = None,
+                        mask: torch.Tensor | None = None, radius_px: float | None = None,
+                        batch_size: int = 256, device=None, force: bool = False,
+                        progress: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+    """The variability of ``table`` 's particles into ``out`` (module docstring); the noise
+    comes from the images' background outside ``radius_px`` (default 0.45 box), the band limit
+    from ``resolution_angstrom`` (default a quarter of Nyquist's shells), ``mask`` (``(n, n,
+    n)``) multiplies the components. Returns a summary."""
+    table.require("rotations", "ctf", "pixel_size_angstrom", purpose="variability analysis")
+    n, voxel = volume_grid(table)
+    for path in _outputs(out, n_components):
+        check_output_path(path, force)
+    staging = Staging(device)
+    max_shell = n // 4
+    if resolution_angstrom is not None:
+        if resolution_angstrom < 2 * voxel:
+            raise InvalidInputError(f"the resolution must be at least Nyquist, {2 * voxel:g} A")
+        max_shell = int(n * voxel / resolution_angstrom)
+
+    def batches(**kwargs):
+        return iter_batches(table, batch_size, staging.device, torch.float64, **kwargs)
+
+    radius = 0.45 * n if radius_px is None else radius_px
+    noise = estimate_noise_from_background(batches(use_ctf=False), radius)
+    subset = np.where(np.asarray(table.random_subset) == 2, 2, 1) if (
+        table.random_subset is not None) else 1 + np.arange(table.n) % 2  # fmt: skip
+    mean = maps_from_halves(accumulate_halves(table, subset, device=staging.device)).full
+    if mask is not None:
+        mask = mask.to(mean)
+    result = fit_principal_components(batches, mean, voxel, noise, n_components, iterations,
+                                      max_shell, mask=mask, progress=progress)  # fmt: skip
+    writable_directory(out)
+    _write(out, result, voxel, force)
+    return {"particles": table.n, "components": n_components, "iterations": iterations,
+            "max_shell": max_shell, "resolution_angstrom": n * voxel / max(max_shell, 1),
+            "variances": result.variances.cpu().tolist(),
+            "log_likelihood_gain": result.log_likelihood_gain,
+            "latent": str(out / "latent.npy"), "output": str(out)}  # fmt: skip
+
+
+def _write(out: Path, result, voxel: float, force: bool) -> None:
+    mean = result.mean.cpu()
+    write_mrc(out / "mean.mrc", mean.float().numpy(), voxel, force=force)
+    slices, labels = [], []
+    n = mean.shape[-1]
+    for c, (component, variance) in enumerate(
+        zip(result.components.cpu(), result.variances.cpu(), strict=True), 1
+    ):
+        write_mrc(out / f"component_{c}.mrc", component.float().numpy(), voxel, force=force)
+        for j, steps in enumerate(FRAMES, 1):
+            frame = mean + steps * float(variance.clamp(min=0)) ** 0.5 * component
+            write_mrc(out / f"component_{c}_frame_{j}.mrc", frame.float().numpy(), voxel,
+                      force=force)  # fmt: skip
+            slices.append(frame[n // 2].numpy())
+            labels.append(f"PC{c} {steps:+g} sd")
+    latent = result.latent.cpu().numpy()
+    with atomic_output(out / "latent.npy", force) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, latent)
+    plot_latent(latent, result.variances.cpu().numpy(), out / "latent.png",
+                f"{len(latent)} particles", force)  # fmt: skip
+    plot_gallery(np.stack(slices), labels, out / "components.png",
+                 "central z-slice along each component", force)  # fmt: skip

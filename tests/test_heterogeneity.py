@@ -1,0 +1,246 @@
+"""Heterogeneous simulation (``simulate.conformations``) and CryoBench's measures
+(``heterogeneity.metrics``) against their oracles: a trajectory particle's image is the image of
+the linearly interpolated volume, made independently; states are drawn with their weights
+(a binomial test); the adjusted Rand index of scikit-learn's documented example (0.5714...)
+and of a relabelling (1); the FSC-AUC of a perfect map (0.5) and of one perfect up to a
+cut-off ``k_c`` (``k_c``); the latent correlation of ``3 t + noise`` (``sd_3t / sqrt(sd_3t^2 +
+sd_noise^2)``); and per-state maps reconstructed from their own particles score best against
+their own truth."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cryomath.demo import BUNDLED_MODEL
+from cryomath.errors import InvalidInputError
+from cryomath.heterogeneity import adjusted_rand_index, fsc_auc, latent_correlation
+from cryomath.imaging import iter_batches, predict_images
+from cryomath.io import read_mrc, read_particles
+from cryomath.pipelines import read_conformations, read_volume, simulate_dataset
+from cryomath.projection import prepare_volume
+from cryomath.reconstruction import accumulate_halves, invert
+from cryomath.simulate import SimulationSettings
+from tests.conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def volumes():
+    base, _ = read_volume(BUNDLED_MODEL, 24, 3.0)
+    # three conformations: the domain moved by 0, 2 and 4 voxels along x
+    return torch.stack([torch.roll(base, s, -1) for s in (0, 2, 4)])
+
+
+def test_a_trajectory_particle_is_the_image_of_the_interpolated_volume(volumes, tmp_path):
+    settings = SimulationSettings(n_particles=40, pixel_size_angstrom=3.0, snr=None,
+                                  trajectory=True, seed=2)  # fmt: skip
+    simulate_dataset(volumes, tmp_path, settings)
+    truth = read_conformations(tmp_path)
+    table = read_particles(tmp_path / "particles.star")
+    images = torch.from_numpy(read_mrc(tmp_path / "particles_000.mrcs", np.float64)[0])
+    position = truth.coordinate * 2  # three frames: t (K - 1)
+    for i in range(5):
+        a = min(int(position[i]), 1)
+        w = position[i] - a
+        mixed = (1 - w) * volumes[a] + w * volumes[a + 1]
+        spectrum = prepare_volume(mixed, 2.0, voxel_size_angstrom=3.0)
+        one = table.subset(np.array([i]))
+        batch = next(iter(iter_batches(one, 1, None, torch.float64, read_images=False)))
+        expected = predict_images(spectrum, batch)[0]
+        assert torch.allclose(images[i], expected.float().double(), atol=1e-5 * float(
+            expected.abs().max()))  # fmt: skip
+    nearest = np.round(position).astype(int) + 1
+    assert (table.extra["rlnClassNumber"].to_numpy() == nearest).all()
+
+
+def test_discrete_states_follow_their_weights_and_their_maps_score_best(volumes, tmp_path):
+    weights = (0.2, 0.3, 0.5)
+    settings = SimulationSettings(n_particles=1500, pixel_size_angstrom=3.0, snr=1.0, seed=1,
+                                  state_weights=weights)  # fmt: skip
+    simulate_dataset(volumes, tmp_path, settings)
+    state = read_conformations(tmp_path).state
+    counts = np.bincount(state, minlength=3)
+    for k, p in enumerate(weights):  # within 4 binomial standard deviations
+        assert abs(counts[k] - 1500 * p) < 4 * math.sqrt(1500 * p * (1 - p))
+    table = read_particles(tmp_path / "particles.star")
+    assert (table.extra["rlnClassNumber"].to_numpy() == state + 1).all()
+    maps = []
+    for k in range(3):
+        sums = accumulate_halves(table, np.where(state == k, 1, 2))[1]
+        maps.append(invert(sums))
+    maps = torch.stack(maps)
+    scores = fsc_auc(maps[:, None], volumes[None])  # (reconstructed, truth)
+    assert bool((scores.argmax(1) == torch.arange(3)).all())
+    assert float(scores.diagonal().min()) > 0.3
+
+
+def test_the_adjusted_rand_index_of_known_cases():
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 2]) == pytest.approx(0.5714285714)
+    labels = np.random.default_rng(0).integers(0, 4, 300)
+    assert adjusted_rand_index(labels, (labels + 1) % 4 * 7) == pytest.approx(1.0)
+    independent = np.random.default_rng(1).integers(0, 4, 20000)
+    assert abs(adjusted_rand_index(labels.repeat(67)[:20000], independent)) < 0.01
+    with pytest.raises(InvalidInputError, match="same particles"):
+        adjusted_rand_index([0, 1, 1], [0, 1])
+
+
+def test_fsc_auc_of_a_perfect_and_of_a_band_limited_map():
+    g = torch.Generator().manual_seed(0)
+    n = 32
+    truth = torch.randn(n, n, n, generator=g, dtype=torch.float64)
+    assert float(fsc_auc(truth, truth)) == pytest.approx(0.5)
+    # perfect up to k_c, independent noise beyond: AUC ~ k_c (the step at k_c is one shell)
+    k = torch.fft.fftfreq(n, dtype=torch.float64)
+    radius = torch.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2)
+    keep = torch.round(radius * n) <= 8
+    other = torch.randn(n, n, n, generator=g, dtype=torch.float64)
+    mixed = torch.fft.ifftn(torch.where(keep, torch.fft.fftn(truth), torch.fft.fftn(other))).real
+    assert float(fsc_auc(mixed, truth)) == pytest.approx(8.5 / n, abs=0.02)
+
+
+def test_latent_correlation_of_a_noisy_coordinate():
+    rng = np.random.default_rng(2)
+    t = rng.uniform(0, 1, 50000)
+    noise = rng.normal(0, 0.2, 50000)
+    latent = np.stack([rng.normal(size=50000), -(3 * t + noise) + 1], 1)
+    result = latent_correlation(latent, t)
+    expected = 3 * math.sqrt(1 / 12) / math.sqrt(9 / 12 + 0.04)  # sd(3 t) over sd(3 t + noise)
+    assert result.dimension == 1 and result.best == pytest.approx(expected, abs=0.005)
+    assert result.per_dimension[1] < 0 and abs(result.per_dimension[0]) < 0.02
+
+
+def test_simulate_command_makes_states_and_trajectories(tmp_path, capsys):
+    """``cryomath simulate MAP MAP --state-weights`` and ``MODEL MODEL --frames``: the states in
+    the STAR file and ``conformations.json``; a model whose atoms differ is refused in one
+    line."""
+    import json
+
+    from cryomath.cli import main
+    from cryomath.io import write_mrc
+
+    base, _ = read_volume(BUNDLED_MODEL, 24, 3.0)
+    maps = []
+    for k, shift in enumerate((0, 3)):
+        maps.append(tmp_path / f"state{k}.mrc")
+        write_mrc(maps[-1], torch.roll(base, shift, -1).float().numpy(), 3.0)
+    out = tmp_path / "discrete"
+    assert main(["simulate", *map(str, maps), "--n", "60", "--state-weights", "1,3", "--out",
+                 str(out), "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    record = json.loads((out / "conformations.json").read_text())
+    assert record["kind"] == "discrete" and record["state_weights"] == [1.0, 3.0]
+    classes = read_particles(out / "particles.star").extra["rlnClassNumber"].to_numpy()
+    assert (classes == np.asarray(record["state"]) + 1).all() and set(classes) == {1, 2}
+    model = str(BUNDLED_MODEL)
+    trajectory = tmp_path / "trajectory"
+    assert main(["simulate", model, model, "--frames", "3", "--n", "10", "--box-size", "24",
+                 "--pixel-size", "3", "--out", str(trajectory)]) == 0  # fmt: skip
+    assert len(read_conformations(trajectory).coordinate) == 10
+    other = str(DATA / "map_model" / "1uao.pdb")
+    capsys.readouterr()
+    assert main(["simulate", model, other, "--frames", "3", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "same atoms" in err and len(err.strip().splitlines()) == 1
+
+
+def _moving_domain(n: int):
+    """The N-domain at ``n`` pixels of ``72 / n`` A, and a function of it with its upper half
+    (z >= n / 2) moved along x by ``s`` voxels, or (``s = None``) gone."""
+    base, pixel = read_volume(BUNDLED_MODEL, n, 72 / n)
+    upper = (torch.arange(n)[:, None, None] >= n // 2).double()
+
+    def state(s):
+        moved = 0 if s is None else torch.roll(base * upper, s, -1)
+        return base * (1 - upper) + moved
+
+    return state, pixel
+
+
+def _ppca(folder, pixel, components):
+    from cryomath.fourier.masks import spherical_mask
+    from cryomath.heterogeneity import fit_principal_components
+    from cryomath.imaging import estimate_noise_from_background
+    from cryomath.reconstruction import maps_from_halves
+
+    table = read_particles(folder / "particles.star")
+    n = int(table.image_size[0])
+
+    def batches():
+        return iter_batches(table, 512, None, torch.float64)
+
+    noise = estimate_noise_from_background(batches(), 0.45 * n)
+    mean = maps_from_halves(accumulate_halves(table, table.random_subset)).full
+    mask = spherical_mask((n, n, n), 0.35 * n, 3.0, dtype=torch.float64)
+    return table, fit_principal_components(batches, mean, pixel, noise, components, 12,
+                                           max_shell=n // 3, mask=mask)  # fmt: skip
+
+
+def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path):
+    """5,000 particles at SNR 0.1 with CTF along a trajectory from the N-domain to the domain
+    without its upper half (a rank-1 change): PPCA's first latent coordinate correlates with
+    the true coordinate (measured 0.92; an E-step that knew the true component: 0.92)."""
+    state, pixel = _moving_domain(32)
+    settings = SimulationSettings(n_particles=5000, pixel_size_angstrom=pixel, snr=0.1, seed=1,
+                                  trajectory=True)  # fmt: skip
+    simulate_dataset(torch.stack([state(0), state(None)]), tmp_path, settings)
+    _, result = _ppca(tmp_path, pixel, 2)
+    correlation = latent_correlation(result.latent.numpy(), read_conformations(tmp_path).coordinate)
+    assert correlation.dimension == 0 and correlation.best >= 0.9
+    assert float(result.variances[0]) > 2 * float(result.variances[1])
+
+
+def test_principal_components_separate_two_states_and_their_maps_score_as_the_truth(tmp_path):
+    """5,000 particles at SNR 0.1 with CTF, half with the upper half of the N-domain moved by 4
+    voxels: 2-means on the first latent coordinate recovers the states (adjusted Rand index),
+    and the maps of its two classes score at least 90 % of the FSC-AUC of the maps of the true
+    states (the same particles)."""
+    from cryomath.heterogeneity import kmeans
+
+    state, pixel = _moving_domain(32)
+    volumes = torch.stack([state(0), state(4)])
+    settings = SimulationSettings(n_particles=5000, pixel_size_angstrom=pixel, snr=0.1, seed=2)
+    simulate_dataset(volumes, tmp_path, settings)
+    table, result = _ppca(tmp_path, pixel, 1)
+    truth = read_conformations(tmp_path).state
+    found = kmeans(result.latent[:, :1], 2).labels.numpy()
+    assert adjusted_rand_index(truth, found) >= 0.9
+
+    def maps(labels):
+        return torch.stack([invert(accumulate_halves(table, np.where(labels == k, 1, 2))[1])
+                            for k in (0, 1)])  # fmt: skip
+
+    reference = fsc_auc(maps(truth), volumes)
+    predicted = maps(found)
+    # name the found classes after the true states they overlap most
+    if float(fsc_auc(predicted, volumes).sum()) < float(fsc_auc(predicted.flip(0), volumes).sum()):
+        predicted = predicted.flip(0)
+    assert bool((fsc_auc(predicted, volumes) >= 0.9 * reference).all())
+
+
+def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
+    """``cryomath variability``: the files it promises, latents for every particle in the
+    table's order (those of the library's call), variances largest first; a second run without
+    ``--force`` is refused in one line."""
+    import json
+
+    from cryomath.cli import main
+
+    state, pixel = _moving_domain(24)
+    settings = SimulationSettings(n_particles=300, pixel_size_angstrom=pixel, snr=1.0, seed=3)
+    simulate_dataset(torch.stack([state(0), state(None)]), tmp_path / "data", settings)
+    star, out = str(tmp_path / "data" / "particles.star"), tmp_path / "var"
+    args = ["variability", star, "--components", "2", "--iterations", "4", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["variances"][0] >= summary["variances"][1]
+    for name in ("mean.mrc", "component_1.mrc", "component_2_frame_5.mrc", "latent.png",
+                 "components.png"):  # fmt: skip
+        assert (out / name).exists(), name
+    latent = np.load(out / "latent.npy")
+    assert latent.shape == (300, 2)
+    states = read_conformations(tmp_path / "data").state
+    assert adjusted_rand_index(states, latent[:, 0] > np.median(latent[:, 0])) > 0.8
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "exists" in err and len(err.strip().splitlines()) == 1
