@@ -1,0 +1,116 @@
+"""Heterogeneity side by side with cryoDRGN (issue 18, section 6): the same simulated particles
+with known poses and CTFs, cryomath's PPCA (``cryomath variability``) and cryoDRGN 4.3.1's VAE
+(``cryodrgn train_vae``, CPU, its own virtual environment), latent correlation with the true
+trajectory coordinate, adjusted Rand index of 2-means states, time; FSC-AUC of cryomath's
+per-state maps against the true ones.
+
+    python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cryodrgn PATH] [--out DIR]
+
+Particles: the bundled N-domain at a 64 box of 1.125 A, its upper half (z >= 32) moved along x;
+SNR 0.05, CTF (defocus 1-2.5 um). Continuous: a trajectory through 7 frames moved by 0..6
+voxels (a motion, not a linear change). Discrete: two states moved by 0 and 6 voxels, equal
+weights. cryoDRGN: ``parse_pose_star``, ``parse_ctf_star``, ``train_vae --zdim 1
+--uninvert-data --no-analysis`` (our images are RELION's protein-positive ones),
+``-n EPOCHS``, the final ``z.pkl`` (its encoder's means).
+"""
+
+import argparse
+import json
+import pickle
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomath.demo import BUNDLED_MODEL
+from cryomath.heterogeneity import adjusted_rand_index, fsc_auc, kmeans, latent_correlation
+from cryomath.io import read_particles
+from cryomath.pipelines import read_conformations, read_volume, simulate_dataset
+from cryomath.pipelines.variability import analyse_variability
+from cryomath.reconstruction import accumulate_halves, invert
+from cryomath.simulate import SimulationSettings
+
+BOX, PIXEL = 64, 1.125
+
+
+def domain_states(shifts) -> torch.Tensor:
+    base, _ = read_volume(BUNDLED_MODEL, BOX, PIXEL)
+    upper = (torch.arange(BOX)[:, None, None] >= BOX // 2).double()
+    return torch.stack([base * (1 - upper) + torch.roll(base * upper, s, -1) for s in shifts])
+
+
+def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int) -> tuple[np.ndarray, float, str]:
+    star = folder / "particles.star"
+    out = folder / "cryodrgn"
+    shutil.rmtree(out, ignore_errors=True)
+    steps = [
+        [str(cryodrgn), "parse_pose_star", str(star), "-o", str(folder / "pose.pkl"), "-D",
+         str(BOX), "--Apix", str(PIXEL)],
+        [str(cryodrgn), "parse_ctf_star", str(star), "-o", str(folder / "ctf.pkl"), "-D",
+         str(BOX), "--Apix", str(PIXEL)],
+        [str(cryodrgn), "train_vae", str(star), "--datadir", str(folder), "--poses",
+         str(folder / "pose.pkl"), "--ctf", str(folder / "ctf.pkl"), "--zdim", "1",
+         "--uninvert-data", "-n", str(epochs), "--no-analysis", "-o", str(out)],
+    ]  # fmt: skip
+    start = time.perf_counter()
+    for step in steps:
+        subprocess.run(step, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    with open(out / "z.pkl", "rb") as handle:  # the final epoch's
+        z = pickle.load(handle)
+    return np.asarray(z), seconds, " && ".join(" ".join(s) for s in steps)
+
+
+def ours(folder: Path) -> tuple[np.ndarray, float, object]:
+    table = read_particles(folder / "particles.star")
+    start = time.perf_counter()
+    analyse_variability(table, folder / "variability", n_components=2, iterations=15,
+                        force=True)  # fmt: skip
+    seconds = time.perf_counter() - start
+    return np.load(folder / "variability" / "latent.npy"), seconds, table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--particles", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--cryodrgn", type=Path, default=Path("/tmp/cryodrgn-venv/bin/cryodrgn"))
+    parser.add_argument("--out", type=Path, default=Path("bench-out/heterogeneity"))
+    args = parser.parse_args()
+    if shutil.which(str(args.cryodrgn)) is None:
+        raise SystemExit(f"{args.cryodrgn} not found: pip install cryodrgn==4.3.1 in a venv")
+    torch.set_num_threads(2)
+    result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs}
+    cases = {"continuous": (range(7), True), "discrete": ((0, 6), False)}
+    for name, (shifts, trajectory) in cases.items():
+        folder = args.out / name
+        volumes = domain_states(shifts)
+        settings = SimulationSettings(n_particles=args.particles, pixel_size_angstrom=PIXEL,
+                                      snr=0.05, seed=7, trajectory=trajectory)  # fmt: skip
+        simulate_dataset(volumes, folder, settings, force=True)
+        truth = read_conformations(folder)
+        latent, seconds, table = ours(folder)
+        z, drgn_seconds, command = run_cryodrgn(args.cryodrgn, folder, args.epochs)
+        row = {"cryomath seconds": seconds, "cryodrgn seconds": drgn_seconds,
+               "cryodrgn command": command}  # fmt: skip
+        for who, values in (("cryomath", latent), ("cryodrgn", z)):
+            if trajectory:
+                row[f"{who} latent correlation"] = latent_correlation(values, truth.coordinate).best
+            else:
+                labels = kmeans(torch.from_numpy(values[:, :1].copy()), 2).labels.numpy()
+                row[f"{who} adjusted Rand index"] = adjusted_rand_index(truth.state, labels)
+                if who == "cryomath":
+                    maps = torch.stack([invert(accumulate_halves(
+                        table, np.where(labels == k, 1, 2))[1]) for k in (0, 1)])  # fmt: skip
+                    auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
+                    row["cryomath per-state FSC-AUC"] = float(auc)
+        result[name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if "command" not in k}))
+    (args.out / "heterogeneity.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
