@@ -9,8 +9,9 @@ background. Everything is in Fourier space through ``imaging``'s forward model a
 * E-step, per image: with ``A_k = C P V_k`` and the residual ``r = X - C P mu`` (rfft samples
   weighted by ``m / (2 sigma2)``, ``m`` the Hermitian multiplicity), ``G = <A_k, A_l>``,
   ``b = <A_k, r>``: the posterior of ``z`` is ``N((I + G)^-1 b, (I + G)^-1)``.
-* M-step: the normal equations ``sum_i E[z z^T]_kl P^T C^2 P V_l = sum_i E[z_k] P^T C r`` with
-  ``P^T C^2 P`` taken as the insertion of ``C^2`` (direct Fourier inversion's approximation):
+* M-step (one insertion pass per batch for all the sums): the normal equations
+  ``sum_i E[z z^T]_kl P^T C^2 P V_l = sum_i E[z_k] P^T C r`` with ``P^T C^2 P`` taken as the
+  insertion of ``C^2`` (direct Fourier inversion's approximation):
   one ``K x K`` system per voxel of the padded transform, a ridge of ``prior_weight``
   unit-CTF observations, and the components zero beyond ``max_shell``. The noise is taken as
   white in the M-step (the mean of the shells).
@@ -30,14 +31,15 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
+from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
     ParticleBatch,
-    insert_spectra,
+    frequency_scale,
     predict_spectra,
 )
-from cryomath.projection import prepare_volume
+from cryomath.projection import accumulate_central_slices_rfft_3d, prepare_volume
 from cryomath.reconstruction import invert
 
 
@@ -138,39 +140,49 @@ def _expectation(batch, mean_spectrum, spectra, noise, max_shell):
 
 
 class _Sums:
-    """The M-step's sums: per component the insertion of ``E[z_k] C r``, per pair ``k <= l``
-    the insertion of ``E[z_k z_l] C^2``, and ``sum_i E[z z^T]``."""
+    """The M-step's sums, inserted in one pass per batch: per component the insertion of
+    ``E[z_k] C r`` (two channels), per pair ``k <= l`` that of ``E[z_k z_l] C^2``, and
+    ``sum_i E[z z^T]``."""
 
     def __init__(self, n, k, dtype, device, voxel):
-        self.n, self.k, self.voxel = n, k, voxel
-        self.data = [FourierAccumulator(n, 2.0, dtype, device, voxel) for _ in range(k)]
-        self.pairs = {(a, b): FourierAccumulator(n, 2.0, dtype, device, voxel)
-                      for a in range(k) for b in range(a, k)}  # fmt: skip
+        self.n, self.k, self.voxel, self.n_pad = n, k, voxel, 2 * n
+        self.pairs = [(a, b) for a in range(k) for b in range(a, k)]
+        shape = (self.n_pad, self.n_pad, self.n_pad // 2 + 1)
+        self.sums = torch.zeros((1, 2 * k + len(self.pairs), *shape), dtype=dtype, device=device)
         self.second_moment = torch.zeros((k, k), dtype=dtype, device=device)
 
     def add(self, batch, residual, z, zz):
-        for k, acc in enumerate(self.data):
-            insert_spectra(acc, residual, batch, weights=z[:, k])
-        zeros = torch.zeros_like(residual)
-        for (a, b), acc in self.pairs.items():
-            insert_spectra(acc, zeros, batch, weights=zz[:, a, b])
+        n = batch.image_size
+        ctf = batch.ctf_values()
+        ctf = torch.ones((n, n // 2 + 1), dtype=batch.dtype, device=batch.device) if (
+            ctf is None) else ctf  # fmt: skip
+        if batch.shifts_px is not None:  # undo the origins, as insert_spectra does
+            residual = residual * phase_ramp((n, n), -batch.shifts_px, rfft=True)
+        m = hermitian_multiplicity((n, n), dtype=batch.dtype, device=batch.device)
+        data = (residual * (ctf * m))[:, None] * z[:, :, None, None]  # (B, K, n, m)
+        weights = torch.stack([ctf * ctf * m * zz[:, a, b, None, None] for a, b in self.pairs], 1)
+        accumulate_central_slices_rfft_3d(
+            self.sums,
+            data,
+            batch.rotations,
+            weights,
+            frequency_scale=frequency_scale(self.voxel, batch),
+        )
         self.second_moment += zz.sum(0)
 
     def solve(self, prior_weight: float, max_shell: int) -> torch.Tensor:
         """The components ``(K, n, n, n)``: the per-voxel ``K x K`` systems, inverted."""
-        k = self.k
-        matrix = torch.zeros((*self.data[0].weights.shape, k, k), dtype=self.second_moment.dtype,
-                             device=self.second_moment.device)  # fmt: skip
-        for (a, b), acc in self.pairs.items():
-            matrix[..., a, b] = matrix[..., b, a] = acc.weights
+        k, sums = self.k, self.sums[0]
+        matrix = torch.zeros((*sums.shape[1:], k, k), dtype=sums.dtype, device=sums.device)
+        for p, (a, b) in enumerate(self.pairs):
+            matrix[..., a, b] = matrix[..., b, a] = sums[2 * k + p]
         matrix = matrix + prior_weight * torch.eye(k, dtype=matrix.dtype, device=matrix.device)
-        data = torch.stack([acc.data for acc in self.data], -1)  # (..., K) complex
+        data = torch.stack([torch.complex(sums[2 * c], sums[2 * c + 1]) for c in range(k)], -1)
         solved = torch.linalg.solve(matrix.to(data.dtype), data[..., None])[..., 0]
-        inside = _padded_shells(self.data[0]) <= max_shell
+        shell = FourierAccumulator(self.n, 2.0, sums.dtype, sums.device, self.voxel)
+        inside = _padded_shells(shell) <= max_shell
         volumes = []
         for c in range(k):
-            shell = FourierAccumulator(self.n, 2.0, self.second_moment.dtype,
-                                       self.second_moment.device, self.voxel)  # fmt: skip
             values = torch.where(inside, solved[..., c], 0)
             shell.sums[0, 0], shell.sums[0, 1], shell.sums[0, 2] = values.real, values.imag, 1
             volumes.append(invert(shell, mask_radius_px=None))

@@ -28,16 +28,22 @@ def accumulate_central_slices_rfft_3d(
 ) -> None:
     """Add the insertion of ``slices (P, n, n // 2 + 1)`` complex at ``rotations (P, 3, 3)`` to
     ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
-    parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Only the samples
-    inside the Nyquist circle are spread (the rest are zero: a fifth of the rfft), and with
-    ``max_shell`` only those up to that shell (slices known to be zero beyond it).
-    ``ewald_curvature``: onto curved slices (the adjoint of extraction with that curvature)."""
+    parts, channel 2 (``C = 3``) the insertion of the real ``slice_weights``. Several at once,
+    in one pass: ``slices (P, L, n, n // 2 + 1)`` and ``slice_weights (P, W, n, n // 2 + 1)``
+    fill channels ``2l, 2l + 1`` and ``2L + w``. Only the samples inside the Nyquist circle are
+    spread (the rest are zero: a fifth of the rfft), and with ``max_shell`` only those up to
+    that shell (slices known to be zero beyond it). ``ewald_curvature``: onto curved slices
+    (the adjoint of extraction with that curvature)."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
-    if slices.shape != (p, n, n // 2 + 1) or rotations.shape != (p, 3, 3):
+    if slices.ndim == 3:
+        slices = slices[:, None]
+    if slice_weights is not None and slice_weights.ndim == 3:
+        slice_weights = slice_weights[:, None]
+    if slices.shape[-2:] != (n, n // 2 + 1) or slices.ndim != 4 or rotations.shape != (p, 3, 3):
         raise InvalidInputError(
-            f"need slices (P, n, n//2+1) and rotations (P, 3, 3); got {tuple(slices.shape)} "
-            f"and {tuple(rotations.shape)}"
+            f"need slices (P, [L,] n, n//2+1) and rotations (P, 3, 3); got "
+            f"{tuple(slices.shape)} and {tuple(rotations.shape)}"
         )
     real, shape = out.dtype, tuple(out.shape[-3:])
     k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
@@ -52,11 +58,12 @@ def accumulate_central_slices_rfft_3d(
             ewald_curvature,
             frequency_scale=frequency_scale,
         )  # (Pc, K, 3), (Pc, K)
-        s = slices[chunk].reshape(-1, n * (n // 2 + 1))[:, keep]
-        parts = [s.real, s.imag * sign]
+        s = slices[chunk].flatten(-2)[..., keep]  # (Pc, L, K)
+        parts = torch.stack([s.real, s.imag * sign[:, None]], 2).flatten(1, 2)  # (Pc, 2L, K)
         if slice_weights is not None:
-            parts.append(slice_weights[chunk].reshape(-1, n * (n // 2 + 1))[:, keep].to(real))
-        values = torch.stack(parts, 0).reshape(1, len(parts), -1, 1, 1)  # (1, C, Pc K, 1, 1)
+            weights = slice_weights[chunk].flatten(-2)[..., keep].to(real)
+            parts = torch.cat([parts, weights], 1)
+        values = parts.movedim(1, 0).reshape(1, parts.shape[1], -1, 1, 1)  # (1, C, Pc K, 1, 1)
         grid = grid_sample_coordinates(index.reshape(1, -1, 1, 1, 3), shape)
         out += grid_sample_3d_adjoint(values, shape, grid)
 
