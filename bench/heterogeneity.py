@@ -4,7 +4,8 @@ with known poses and CTFs, cryomath's PPCA (``cryomath variability``) and cryoDR
 trajectory coordinate, adjusted Rand index of 2-means states, time; FSC-AUC of cryomath's
 per-state maps against the true ones.
 
-    python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cryodrgn PATH] [--out DIR]
+    python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
+                                  [--cryodrgn-args "..."] [--cryodrgn PATH] [--out DIR]
 
 Particles: the bundled N-domain at a 64 box of 1.125 A, its upper half (z >= 32) moved along x;
 SNR 0.05, CTF (defocus 1-2.5 um). Continuous: a trajectory through 7 frames moved by 0..6
@@ -42,7 +43,8 @@ def domain_states(shifts) -> torch.Tensor:
     return torch.stack([base * (1 - upper) + torch.roll(base * upper, s, -1) for s in shifts])
 
 
-def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int) -> tuple[np.ndarray, float, str]:
+def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
+                 extra: list[str]) -> tuple[np.ndarray, float, str]:  # fmt: skip
     star = folder / "particles.star"
     out = folder / "cryodrgn"
     shutil.rmtree(out, ignore_errors=True)
@@ -53,7 +55,7 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int) -> tuple[np.ndarray,
          str(BOX), "--Apix", str(PIXEL)],
         [str(cryodrgn), "train_vae", str(star), "--datadir", str(folder), "--poses",
          str(folder / "pose.pkl"), "--ctf", str(folder / "ctf.pkl"), "--zdim", "1",
-         "--uninvert-data", "-n", str(epochs), "--no-analysis", "-o", str(out)],
+         "--uninvert-data", "-n", str(epochs), "--no-analysis", *extra, "-o", str(out)],
     ]  # fmt: skip
     start = time.perf_counter()
     for step in steps:
@@ -79,13 +81,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--cryodrgn", type=Path, default=Path("/tmp/cryodrgn-venv/bin/cryodrgn"))
     parser.add_argument("--out", type=Path, default=Path("bench-out/heterogeneity"))
+    parser.add_argument("--cases", default="continuous,discrete")
+    parser.add_argument(
+        "--cryodrgn-args",
+        default="",
+        help='extra train_vae options, e.g. "--enc-dim 256 --dec-dim 256"',
+    )
     args = parser.parse_args()
     if shutil.which(str(args.cryodrgn)) is None:
         raise SystemExit(f"{args.cryodrgn} not found: pip install cryodrgn==4.3.1 in a venv")
     torch.set_num_threads(2)
     result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs}
     cases = {"continuous": (range(7), True), "discrete": ((0, 6), False)}
-    for name, (shifts, trajectory) in cases.items():
+    for name in args.cases.split(","):
+        shifts, trajectory = cases[name]
         folder = args.out / name
         volumes = domain_states(shifts)
         settings = SimulationSettings(n_particles=args.particles, pixel_size_angstrom=PIXEL,
@@ -93,7 +102,8 @@ def main() -> None:
         simulate_dataset(volumes, folder, settings, force=True)
         truth = read_conformations(folder)
         latent, seconds, table = ours(folder)
-        z, drgn_seconds, command = run_cryodrgn(args.cryodrgn, folder, args.epochs)
+        z, drgn_seconds, command = run_cryodrgn(args.cryodrgn, folder, args.epochs,
+                                                args.cryodrgn_args.split())  # fmt: skip
         row = {"cryomath seconds": seconds, "cryodrgn seconds": drgn_seconds,
                "cryodrgn command": command}  # fmt: skip
         for who, values in (("cryomath", latent), ("cryodrgn", z)):
