@@ -31,7 +31,7 @@ import torch
 from cryomath.ctf import compute_ctf
 from cryomath.denoising.rings import Rings, from_rings, image_rings, to_rings
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.fft import complex_dtype, fft_nd, ifft_nd
 from cryomath.fourier.shells import shell_index
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
 
@@ -46,19 +46,26 @@ class SteerableCovariance:
     covariance: torch.Tensor
 
 
-def _ring_ctf(batch: ParticleBatch, rings: Rings) -> torch.Tensor:
-    """``h_i(j)`` ``(B, R)``: each image's CTF averaged over each ring (1 without a CTF)."""
-    n = batch.image_size
+def _full_ctf(batch: ParticleBatch) -> torch.Tensor | None:
+    """The batch's CTF on the full ``(B, n, n)`` grid, or None."""
     if batch.ctf is None:
+        return None
+    n = batch.image_size
+    return compute_ctf(batch.ctf, (n, n), batch.pixel_size_angstrom, rfft=False)
+
+
+def _ring_ctf(batch: ParticleBatch, rings: Rings, values: torch.Tensor | None) -> torch.Tensor:
+    """``h_i(j)`` ``(B, R)``: each image's CTF ``values`` (:func:`_full_ctf`) averaged over each
+    ring (1 without a CTF)."""
+    if values is None:
         return torch.ones(len(batch), len(rings.indices), dtype=batch.dtype, device=batch.device)
-    values = compute_ctf(batch.ctf, (n, n), batch.pixel_size_angstrom, rfft=False).flatten(-2)
-    return torch.stack([values[:, index].mean(-1) for index in rings.indices], -1)
+    flat = values.flatten(-2)
+    return torch.stack([flat[:, index].mean(-1) for index in rings.indices], -1)
 
 
 def _coefficients(batch: ParticleBatch, rings: Rings) -> torch.Tensor:
     spectra = fft_nd(batch.images(), 2, rfft=False)
-    complex_dtype = torch.complex128 if batch.dtype == torch.float64 else torch.complex64
-    return to_rings(spectra.to(complex_dtype), rings)
+    return to_rings(spectra.to(complex_dtype(batch.dtype)), rings)
 
 
 def _noise(batch: ParticleBatch, noise: NoiseSpectrum, rings: Rings) -> torch.Tensor:
@@ -98,7 +105,7 @@ def estimate_steerable_covariance(
             numerator = torch.zeros(len(rings.indices), dtype=batch.dtype, device=batch.device)
             weight = torch.zeros_like(numerator)
             count = 0
-        h = _ring_ctf(batch, rings)
+        h = _ring_ctf(batch, rings, _full_ctf(batch))
         numerator += (h * _coefficients(batch, rings)[..., 0].real).sum(0)
         weight += (h * h).sum(0)
         count += len(batch)
@@ -106,11 +113,11 @@ def estimate_steerable_covariance(
         raise InvalidInputError("no images to estimate the CWF covariance from")
     mean = numerator / weight.clamp(min=1e-30)
     r, q = rings.valid.shape
-    b = torch.zeros((q, r, r), dtype=_complex(mean.dtype), device=mean.device)
+    b = torch.zeros((q, r, r), dtype=complex_dtype(mean.dtype), device=mean.device)
     a = torch.zeros((r, r), dtype=mean.dtype, device=mean.device)
     noise_weight = torch.zeros((r, q), dtype=mean.dtype, device=mean.device)
     for batch in source():  # pass 2: the covariance around the mean
-        h = _ring_ctf(batch, rings)
+        h = _ring_ctf(batch, rings, _full_ctf(batch))
         z = _coefficients(batch, rings)
         z[..., 0] -= h * mean
         hz = (h[..., None] * z).movedim(-1, 0)  # (Q + 1, B, R)
@@ -118,10 +125,6 @@ def estimate_steerable_covariance(
         a += (h * h).T @ (h * h)
         noise_weight += (h * h).sum(0)[:, None] * _noise(batch, noise, rings)
     return SteerableCovariance(rings, mean, _solve_covariance(b, a, noise_weight, rings, count))
-
-
-def _complex(real: torch.dtype) -> torch.dtype:
-    return torch.complex128 if real == torch.float64 else torch.complex64
 
 
 def _replay(batches: list):
@@ -153,7 +156,8 @@ def cwf_denoise(batch: ParticleBatch, prior: SteerableCovariance, noise: NoiseSp
     n = batch.image_size
     if n != rings.n:
         raise InvalidInputError(f"the CWF prior is for {rings.n}-pixel images, got {n}")
-    h = _ring_ctf(batch, rings).to(prior.mean.dtype)
+    ctf = _full_ctf(batch)
+    h = _ring_ctf(batch, rings, ctf).to(prior.mean.dtype)
     z = _coefficients(batch, rings).to(prior.covariance.dtype)
     z[..., 0] -= h * prior.mean
     nu = _noise(batch, noise, rings).to(prior.mean.dtype)
@@ -167,6 +171,6 @@ def cwf_denoise(batch: ParticleBatch, prior: SteerableCovariance, noise: NoiseSp
         estimate[:, :, q] = (hc.mH @ solved)[..., 0]
     estimate[..., 0] += prior.mean
     spectra = from_rings(estimate, rings)
-    if not ctf_corrected and batch.ctf is not None:
-        spectra = spectra * compute_ctf(batch.ctf, (n, n), batch.pixel_size_angstrom, rfft=False)
+    if not ctf_corrected and ctf is not None:
+        spectra = spectra * ctf
     return ifft_nd(spectra, (n, n), rfft=False)

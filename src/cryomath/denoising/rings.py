@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.grids import fftfreq_grid
 
 
@@ -44,7 +45,6 @@ class Rings:
 
 def image_rings(n: int, dtype=torch.float64, device=None) -> Rings:
     """The :class:`Rings` of ``n``-pixel images, in the complex dtype matching ``dtype``."""
-    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     k = fftfreq_grid((n, n), rfft=False, dtype=torch.float64).reshape(-1, 2) * n
     radius = torch.linalg.vector_norm(k, dim=-1)
     angle = torch.atan2(k[:, 1], k[:, 0])
@@ -57,8 +57,8 @@ def image_rings(n: int, dtype=torch.float64, device=None) -> Rings:
         q = torch.arange(-order, order + 1, dtype=torch.float64)
         fit = torch.exp(1j * angle[index, None] * q[None])
         indices.append(index.to(device))
-        fits.append(fit.to(device, complex_dtype))
-        inverses.append(torch.linalg.pinv(fit).to(device, complex_dtype))
+        fits.append(fit.to(device, complex_dtype(dtype)))
+        inverses.append(torch.linalg.pinv(fit).to(device, complex_dtype(dtype)))
         orders.append(len(q) // 2)
     top = max(orders)
     valid = torch.arange(top + 1)[None] <= torch.tensor(orders)[:, None]

@@ -7,6 +7,7 @@ differentiable. See docs/conventions.md.
 
 from cryomath.fourier.crop import crop_or_pad, fourier_resize, rescale
 from cryomath.fourier.fft import (
+    complex_dtype,
     fft_2d,
     fft_3d,
     fft_nd,
@@ -29,6 +30,7 @@ from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_s
 from cryomath.fourier.shift import phase_ramp, shift_2d, shift_3d, shift_nd
 
 __all__ = [
+    "complex_dtype",
     "crop_or_pad",
     "cylindrical_mask",
     "fft_2d",

@@ -15,6 +15,11 @@ Layout (docs/conventions.md, "Fourier layouts"):
 import torch
 
 
+def complex_dtype(real: torch.dtype) -> torch.dtype:
+    """The complex dtype of a real one's spectra: float64 -> complex128, else complex64."""
+    return torch.complex128 if real == torch.float64 else torch.complex64
+
+
 def _dims(ndim: int) -> tuple[int, ...]:
     return tuple(range(-ndim, 0))
 

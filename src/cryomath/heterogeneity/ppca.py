@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
@@ -41,6 +40,7 @@ from cryomath.imaging import (
 )
 from cryomath.projection import accumulate_central_slices_rfft_3d, prepare_volume
 from cryomath.reconstruction import invert
+from cryomath.resolution import weight_by_shell
 
 
 @dataclass
@@ -98,7 +98,8 @@ def fit_principal_components(
     max_shell = n // 4 if max_shell is None else max_shell
     g = torch.Generator().manual_seed(seed)
     components = torch.randn((n_components, n, n, n), generator=g, dtype=mean.dtype)
-    components = _band_limit(components.to(mean.device), max_shell) * 1e-2
+    keep = torch.ones(max_shell + 1, dtype=mean.dtype, device=mean.device)
+    components = weight_by_shell(components.to(mean.device), keep) * 1e-2  # band-limited
     if mask is None:
         mask = spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=mean.dtype, device=mean.device)
     mean_spectrum = prepare_volume(mean, 2.0, voxel_size_angstrom=voxel_size_angstrom)
@@ -180,26 +181,13 @@ class _Sums:
         data = torch.stack([torch.complex(sums[2 * c], sums[2 * c + 1]) for c in range(k)], -1)
         solved = torch.linalg.solve(matrix.to(data.dtype), data[..., None])[..., 0]
         shell = FourierAccumulator(self.n, 2.0, sums.dtype, sums.device, self.voxel)
-        inside = _padded_shells(shell) <= max_shell
+        inside = shell.shells() <= max_shell
         volumes = []
         for c in range(k):
             values = torch.where(inside, solved[..., c], 0)
             shell.sums[0, 0], shell.sums[0, 1], shell.sums[0, 2] = values.real, values.imag, 1
             volumes.append(invert(shell, mask_radius_px=None))
         return torch.stack(volumes)
-
-
-def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
-    """The shell (in the original box's units) of every sample of a padded accumulator."""
-    k = fftfreq_grid((acc.n_pad,) * 3, rfft=True, fftshift=True, dtype=torch.float64)
-    return torch.round(torch.linalg.vector_norm(k, dim=-1) * acc.n).to(acc.sums.device)
-
-
-def _band_limit(volumes: torch.Tensor, max_shell: int) -> torch.Tensor:
-    n = volumes.shape[-1]
-    shells = shell_index((n, n, n), device=volumes.device)
-    f = torch.fft.rfftn(volumes, dim=(-3, -2, -1))
-    return torch.fft.irfftn(torch.where(shells <= max_shell, f, 0), (n, n, n), dim=(-3, -2, -1))
 
 
 def _orthonormal(components, z, second_moment, mean, gains) -> PrincipalComponents:

@@ -14,6 +14,7 @@ import torch
 
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.shells import hermitian_multiplicity
 from cryomath.projection.insertion import accumulate_central_slices_rfft_3d
 
@@ -76,13 +77,22 @@ class FourierAccumulator:
         m = weighted_spectra.shape[-2]
         real = self.sums.dtype
         multiplicity = hermitian_multiplicity((m, m), dtype=real, device=self.sums.device)
-        complex_dtype = torch.complex128 if real == torch.float64 else torch.complex64
         accumulate_central_slices_rfft_3d(
-            self.sums, weighted_spectra.to(complex_dtype) * multiplicity, rotations.to(real),
+            self.sums, weighted_spectra.to(complex_dtype(real)) * multiplicity, rotations.to(real),
             weights.to(real) * multiplicity if self.with_weights else None,
             frequency_scale=frequency_scale, max_shell=max_shell, ewald_curvature=ewald_curvature,
         )  # fmt: skip
         self.count += weighted_spectra.shape[0]
+
+    def shells(self) -> torch.Tensor:
+        """The shell of every sample of the padded sums, in units of the ``n``-voxel box
+        (``(n_pad, n_pad, n_pad // 2 + 1)``, long, on the sums' device)."""
+        centred = torch.fft.fftshift(torch.fft.fftfreq(self.n_pad, dtype=torch.float64))
+        k = torch.stack(torch.meshgrid(centred, centred,
+                                       torch.fft.rfftfreq(self.n_pad, dtype=torch.float64),
+                                       indexing="ij"), -1)  # fmt: skip
+        shells = torch.round(torch.linalg.vector_norm(k, dim=-1) * self.n).long()
+        return shells.to(self.sums.device)
 
     def merge(self, other: "FourierAccumulator") -> None:
         """Add another accumulator's sums (for halves, or partial sums from workers, which may

@@ -24,6 +24,7 @@ import torch
 from cryomath.ctf.delocalisation import delocalisation_radius_angstrom
 from cryomath.ctf.ewald import ewald_curvature, single_sideband_ctf
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.masks import spherical_mask
 from cryomath.imaging.batch import ParticleBatch
@@ -53,11 +54,7 @@ def sidebands(batch: ParticleBatch, ewald: Ewald, ctf_sign: str = "relion"):
     n, pixel = batch.image_size, batch.pixel_size_angstrom
     c = ewald_curvature(batch.ctf, pixel, ewald.curvature_sign)
     h = single_sideband_ctf(batch.ctf, (n, n), pixel, ctf_sign)
-    return c, h.to(_complex(batch.dtype))
-
-
-def _complex(real: torch.dtype) -> torch.dtype:
-    return torch.complex128 if real == torch.float64 else torch.complex64
+    return c, h.to(complex_dtype(batch.dtype))
 
 
 def sideband_data(centred: torch.Tensor, batch: ParticleBatch, ewald: Ewald, h: torch.Tensor):

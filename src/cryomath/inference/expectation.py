@@ -24,6 +24,7 @@ import torch
 
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import (
     FourierAccumulator,
@@ -196,7 +197,7 @@ def expectation_pass(
             at = poses.flatten(0, 1)[None].expand(k_classes, -1, 3, 3).to(spectrum.data.dtype)
             hyp = extract_central_slices_rfft_3d(spectrum, at, max_shell=sampling.max_shell)
             hyp = hyp.unflatten(1, poses.shape[:2]).transpose(0, 1).flatten(1, 2)
-            hyp = hyp.to(_complex(dtype))
+            hyp = hyp.to(complex_dtype(dtype))
             log_prior = with_image_prior((log_class_prior[:, None] + log_angle).flatten(),
                                          image_prior, len(log_angle))  # fmt: skip
             rows_of = None
@@ -343,7 +344,7 @@ def _project(spectrum, poses, dtype, max_shell: int):
     beyond ``max_shell`` (the band scored)."""
     slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype),
                                             max_shell=max_shell)  # fmt: skip
-    return slices.flatten(0, 1).to(_complex(dtype))
+    return slices.flatten(0, 1).to(complex_dtype(dtype))
 
 
 def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) -> np.ndarray:
@@ -353,10 +354,6 @@ def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) ->
     mass = torch.zeros(k_classes, dtype=torch.float64, device=weights.device)
     mass.index_add_(0, classes.expand_as(per_hyp).reshape(-1), per_hyp.reshape(-1).double())
     return mass.cpu().numpy()
-
-
-def _complex(dtype):
-    return torch.complex64 if dtype == torch.float32 else torch.complex128
 
 
 def _accumulator(sums: PassSums, key, references: References, dtype, device):

@@ -34,21 +34,6 @@ from cryomath.resolution import fourier_shell_correlation
 from cryomath.so3 import Symmetry, as_point_group
 
 
-def _padded_shells(acc: FourierAccumulator) -> torch.Tensor:
-    """Shell of every padded-volume sample in units of the original box (fft-shifted z, y)."""
-    n_pad = acc.n_pad
-    k = torch.stack(
-        torch.meshgrid(
-            torch.fft.fftshift(torch.fft.fftfreq(n_pad, dtype=torch.float64)),
-            torch.fft.fftshift(torch.fft.fftfreq(n_pad, dtype=torch.float64)),
-            torch.fft.rfftfreq(n_pad, dtype=torch.float64),
-            indexing="ij",
-        ),
-        -1,
-    )
-    return torch.round(torch.linalg.vector_norm(k, dim=-1) * acc.n).long().to(acc.weights.device)
-
-
 def invert(
     acc: FourierAccumulator,
     prior_weight: float | None = None,
@@ -66,7 +51,7 @@ def invert(
         mask_radius_px = acc.n / 2
     weights = acc.weights
     if half_map_fsc is not None:
-        shells = _padded_shells(acc)
+        shells = acc.shells()
         n_shells = len(half_map_fsc)
         mean_w = shell_sum(weights, shells, n_shells) / shell_sum(
             torch.ones_like(weights), shells, n_shells
