@@ -23,29 +23,9 @@ import torch
 
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.shift import phase_ramp
-from cryomath.io import read_mrc, read_star, write_mrc
+from cryomath.io import read_mrc, read_star, write_mrc, write_relion_movies_star
 from cryomath.motion import align_frames, aligned_sum
 from cryomath.simulate.movies import MovieSettings, simulate_movie, texture
-
-OPTICS = """
-data_optics
-
-loop_
-_rlnOpticsGroupName #1
-_rlnOpticsGroup #2
-_rlnMicrographOriginalPixelSize #3
-_rlnVoltage #4
-_rlnSphericalAberration #5
-_rlnAmplitudeContrast #6
-opticsGroup1 1 1.000000 300.000000 2.700000 0.100000
-
-
-data_movies
-
-loop_
-_rlnMicrographMovieName #1
-_rlnOpticsGroup #2
-"""
 
 
 def rms(a: np.ndarray) -> float:
@@ -70,7 +50,7 @@ def main() -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     n = args.size
-    truths, fields, lines = [], [], []
+    truths, fields, names = [], [], []
     for i in range(args.movies):
         field = texture(n, 0.3, seed=i)
         movie = simulate_movie(field, 1.0, MovieSettings(
@@ -79,8 +59,8 @@ def main() -> None:
         write_mrc(out / f"movie_{i:03d}.mrc", movie.frames.float().numpy(), 1.0, force=True)
         truths.append(movie)
         fields.append(field)
-        lines.append(f"movie_{i:03d}.mrc 1")
-    (out / "movies.star").write_text(OPTICS + "\n".join(lines) + "\n")
+        names.append(f"movie_{i:03d}.mrc")
+    write_relion_movies_star(out / "movies.star", names, 1.0, force=True)
     rows = {"cryomath": [], "relion": []}
     seconds = {"cryomath": 0.0, "relion": 0.0}
     for movie, field in zip(truths, fields, strict=True):

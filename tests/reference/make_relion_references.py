@@ -33,28 +33,6 @@ def relion_ops(group: str) -> list:
     return ops
 
 
-MOVIES_STAR = """
-data_optics
-
-loop_
-_rlnOpticsGroupName #1
-_rlnOpticsGroup #2
-_rlnMicrographOriginalPixelSize #3
-_rlnVoltage #4
-_rlnSphericalAberration #5
-_rlnAmplitudeContrast #6
-opticsGroup1 1 1.000000 300.000000 2.700000 0.100000
-
-
-data_movies
-
-loop_
-_rlnMicrographMovieName #1
-_rlnOpticsGroup #2
-movie.mrc 1
-"""
-
-
 def dose_weighting_movie():
     """8 frames of 128^2: a 1/k texture (rms 0.3) plus independent noise (sd 0.3) plus 10, as
     float32 (what RELION reads); seeded, so the test makes the same frames."""
@@ -75,11 +53,11 @@ def relion_dose_weighting(folder: Path) -> None:
     import shutil
     import tempfile
 
-    from cryomath.io import write_mrc
+    from cryomath.io import write_mrc, write_relion_movies_star
 
     with tempfile.TemporaryDirectory() as tmp:
         write_mrc(Path(tmp) / "movie.mrc", dose_weighting_movie().numpy(), 1.0)
-        (Path(tmp) / "movies.star").write_text(MOVIES_STAR)
+        write_relion_movies_star(Path(tmp) / "movies.star", ["movie.mrc"], 1.0)
         subprocess.run(
             [
                 "relion_run_motioncorr",

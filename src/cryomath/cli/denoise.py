@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cryomath.cli.output import BatchSize, Device, Force, Json, emit
+from cryomath.cli.output import BatchSize, Device, Force, Json, ParticleDiameter, emit
 
 
 def denoise(
@@ -17,9 +17,7 @@ def denoise(
     ctf_corrected: Annotated[
         bool, typer.Option("--ctf-corrected", help="wiener, cwf: estimate the CTF-free images")
     ] = False,
-    particle_diameter: Annotated[
-        float | None, typer.Option(help="Particle diameter (A): the background is outside")
-    ] = None,
+    particle_diameter: ParticleDiameter = None,
     dose: Annotated[
         float | None, typer.Option("--dose", help="poisson-gamma: the dose (e/A^2) of counts")
     ] = None,
@@ -43,12 +41,9 @@ def denoise(
     for name in ("denoised.mrcs", "particles.star"):
         check_output_path(out / name, force)
     table = read_particles(particles, allow_unknown_columns=True)
-    radius = None
-    if particle_diameter is not None:
-        radius = particle_diameter / 2 / float(table.pixel_size_angstrom[0])
     with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("denoising", total=table.n)
-        summary = denoise_particles(table, out, method, radius, dose, batch_size,
+        summary = denoise_particles(table, out, method, particle_diameter, dose, batch_size,
                                     resolve_device(device), force,
                                     lambda k: bar.advance(task, k), ctf_corrected)  # fmt: skip
     emit(summary, json, title="denoised")

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cryomath.cli.output import BatchSize, Device, Force, Json, emit
+from cryomath.cli.output import BatchSize, Device, Force, Json, ParticleDiameter, emit
 
 
 def variability(
@@ -19,9 +19,7 @@ def variability(
     mask: Annotated[
         Path | None, typer.Option(help="Mask map (same grid) for the components")
     ] = None,
-    particle_diameter: Annotated[
-        float | None, typer.Option(help="Particle diameter (A): the background is outside")
-    ] = None,
+    particle_diameter: ParticleDiameter = None,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     force: Force = False,
@@ -35,7 +33,6 @@ def variability(
     from rich.progress import Progress
 
     from cryomath.devices import resolve_device
-    from cryomath.errors import InvalidInputError
     from cryomath.io import read_mrc, read_particles
     from cryomath.pipelines.variability import analyse_variability
 
@@ -44,19 +41,10 @@ def variability(
     if mask is not None:
         data, _ = read_mrc(mask, dtype=np.float64)
         grid = torch.from_numpy(data)
-    radius = None
-    if particle_diameter is not None:
-        radius = particle_diameter / 2 / float(table.pixel_size_angstrom[0])
-    if (
-        grid is not None
-        and table.image_size is not None
-        and grid.shape != ((int(table.image_size[0]),) * 3)
-    ):
-        raise InvalidInputError(f"the mask {tuple(grid.shape)} is not on the particles' grid")
     with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("EM iterations", total=iterations)
         summary = analyse_variability(
-            table, out, components, iterations, resolution, grid, radius, batch_size,
+            table, out, components, iterations, resolution, grid, particle_diameter, batch_size,
             resolve_device(device), force, lambda i: bar.update(task, completed=i),
         )  # fmt: skip
     brief = {k: v for k, v in summary.items() if k != "log_likelihood_gain"}

@@ -17,6 +17,9 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs
 Scheduler = Annotated[str | None, typer.Option(help="Dask: local, local:N or a scheduler address")]
 Device = Annotated[str, typer.Option(help="Where to compute: cpu, cuda, cuda:N or mps")]
 BatchSize = Annotated[int, typer.Option(help="Images per batch (memory: one batch)")]
+ParticleDiameter = Annotated[
+    float | None, typer.Option(help="Particle diameter (A): the background is outside")
+]
 Symmetry = Annotated[
     str, typer.Option("--symmetry", "--sym", help="Point group, RELION's setting (C1, D7, O, I2)")
 ]

@@ -17,7 +17,7 @@ from cryomath.io.mrc import (
     write_mrc,
 )
 from cryomath.io.particles import CTFParameters, ParticleTable
-from cryomath.io.relion import read_relion_star, write_relion_star
+from cryomath.io.relion import read_relion_star, write_relion_movies_star, write_relion_star
 from cryomath.io.star import read_star, write_star
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "write_cryosparc",
     "write_mrc",
     "write_particles",
+    "write_relion_movies_star",
     "write_relion_star",
     "write_star",
 ]

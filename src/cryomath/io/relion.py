@@ -343,3 +343,27 @@ def write_relion_star(
     Image paths are written as stored in the table (relative paths stay relative).
     """
     write_star(path, relion_blocks(table), force=force)
+
+
+def write_relion_movies_star(
+    path: str | os.PathLike,
+    movie_names: list[str],
+    pixel_size_angstrom: float,
+    voltage_kv: float = 300.0,
+    spherical_aberration_mm: float = 2.7,
+    amplitude_contrast: float = 0.1,
+    *,
+    force: bool = False,
+) -> None:
+    """The movies STAR file ``relion_run_motioncorr --i`` reads: one optics group
+    (``rlnMicrographOriginalPixelSize``, voltage, Cs, amplitude contrast) and the movies'
+    names, atomically."""
+    optics = pd.DataFrame({
+        "rlnOpticsGroupName": ["opticsGroup1"], "rlnOpticsGroup": [1],
+        "rlnMicrographOriginalPixelSize": [pixel_size_angstrom], "rlnVoltage": [voltage_kv],
+        "rlnSphericalAberration": [spherical_aberration_mm],
+        "rlnAmplitudeContrast": [amplitude_contrast],
+    })  # fmt: skip
+    movies = pd.DataFrame({"rlnMicrographMovieName": list(movie_names),
+                           "rlnOpticsGroup": [1] * len(movie_names)})  # fmt: skip
+    write_star(path, {"optics": optics, "movies": movies}, force=force)

@@ -1,9 +1,9 @@
 """Denoising a particle stack (``cryomath denoise``): the estimates that need the whole stack
 in streaming passes, then each batch denoised and written (``cryomath.denoising``).
 
-* ``wiener``: pass 1 the noise from the images' background outside ``radius_px``, pass 2 the
-  signal power per shell, pass 3 the Wiener filter (the noise-free images with their CTF, or
-  CTF-corrected with ``ctf_corrected``).
+* ``wiener``: pass 1 the noise from the images' background outside the particle
+  (:func:`background_noise`), pass 2 the signal power per shell, pass 3 the Wiener filter (the
+  noise-free images with their CTF, or CTF-corrected with ``ctf_corrected``).
 * ``cwf``: pass 1 the noise as for ``wiener``, passes 2 and 3 the mean and the steerable
   covariance (``denoising.cwf``), pass 4 each image's covariance-Wiener estimate.
 * ``poisson-gamma``: images of counts minus ``N0 = dose * pixel^2`` (``simulate --dose``);
@@ -37,7 +37,19 @@ from cryomath.io import MRCStackWriter, write_relion_star
 METHODS = ("wiener", "cwf", "poisson-gamma")
 
 
-def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float | None = None,
+def background_noise(batches, n: int, pixel_size_angstrom: float,
+                     particle_diameter_angstrom: float | None = None):  # fmt: skip
+    """The noise power per shell of ``n``-pixel images from their background outside a
+    circle of ``particle_diameter_angstrom`` (default 90 % of the box;
+    ``imaging.estimate_noise_from_background``)."""
+    radius = 0.45 * n
+    if particle_diameter_angstrom is not None:
+        radius = particle_diameter_angstrom / (2 * pixel_size_angstrom)
+    return estimate_noise_from_background(batches, radius)
+
+
+def denoise_particles(table, out: Path, method: str = "wiener",
+                      particle_diameter_angstrom: float | None = None,
                       dose_e_per_a2: float | None = None, batch_size: int = 256, device=None,
                       force: bool = False, progress: Callable[[int], None] | None = None,
                       ctf_corrected: bool = False) -> dict:  # fmt: skip
@@ -56,8 +68,7 @@ def denoise_particles(table, out: Path, method: str = "wiener", radius_px: float
         return iter_batches(table, batch_size, staging.device, torch.float64, **kwargs)
 
     if method != "poisson-gamma":
-        radius = 0.45 * n if radius_px is None else radius_px
-        noise = estimate_noise_from_background(batches(use_ctf=False), radius)
+        noise = background_noise(batches(use_ctf=False), n, pixel, particle_diameter_angstrom)
     if method == "wiener":
         signal = estimate_signal_power(batches(), noise)
 

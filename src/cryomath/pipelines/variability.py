@@ -18,11 +18,12 @@ import torch
 from cryomath.devices import Staging
 from cryomath.errors import InvalidInputError
 from cryomath.heterogeneity import fit_principal_components
-from cryomath.imaging import estimate_noise_from_background, iter_batches
+from cryomath.imaging import iter_batches
 from cryomath.io import write_mrc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.pipelines.denoising import background_noise
 from cryomath.plots import plot_gallery, plot_latent
-from cryomath.reconstruction import accumulate_halves, maps_from_halves
+from cryomath.reconstruction import accumulate_halves, half_subsets, maps_from_halves
 from cryomath.reconstruction.direct import volume_grid
 
 FRAMES = (-2.0, -1.0, 0.0, 1.0, 2.0)  # standard deviations along each component
@@ -38,15 +39,19 @@ def _outputs(out: Path, k: int) -> list[Path]:
 
 def analyse_variability(table, out: Path, n_components: int = 3, iterations: int = 20,
                         resolution_angstrom: float | None = None,
-                        mask: torch.Tensor | None = None, radius_px: float | None = None,
+                        mask: torch.Tensor | None = None,
+                        particle_diameter_angstrom: float | None = None,
                         batch_size: int = 256, device=None, force: bool = False,
                         progress: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     """The variability of ``table`` 's particles into ``out`` (module docstring); the noise
-    comes from the images' background outside ``radius_px`` (default 0.45 box), the band limit
-    from ``resolution_angstrom`` (default a quarter of Nyquist's shells), ``mask`` (``(n, n,
-    n)``) multiplies the components. Returns a summary."""
+    comes from the images' background outside ``particle_diameter_angstrom``
+    (``pipelines.denoising.background_noise``), the band limit from ``resolution_angstrom``
+    (default a quarter of Nyquist's shells), ``mask`` (``(n, n, n)``) multiplies the
+    components. Returns a summary."""
     table.require("rotations", "ctf", "pixel_size_angstrom", purpose="variability analysis")
     n, voxel = volume_grid(table)
+    if mask is not None and tuple(mask.shape) != (n, n, n):
+        raise InvalidInputError(f"the mask {tuple(mask.shape)} is not on the particles' grid")
     for path in _outputs(out, n_components):
         check_output_path(path, force)
     staging = Staging(device)
@@ -59,11 +64,9 @@ def analyse_variability(table, out: Path, n_components: int = 3, iterations: int
     def batches(**kwargs):
         return iter_batches(table, batch_size, staging.device, torch.float64, **kwargs)
 
-    radius = 0.45 * n if radius_px is None else radius_px
-    noise = estimate_noise_from_background(batches(use_ctf=False), radius)
-    subset = np.where(np.asarray(table.random_subset) == 2, 2, 1) if (
-        table.random_subset is not None) else 1 + np.arange(table.n) % 2  # fmt: skip
-    mean = maps_from_halves(accumulate_halves(table, subset, device=staging.device)).full
+    noise = background_noise(batches(use_ctf=False), n, voxel, particle_diameter_angstrom)
+    halves = accumulate_halves(table, half_subsets(table), device=staging.device)
+    mean = maps_from_halves(halves).full
     if mask is not None:
         mask = mask.to(mean)
     result = fit_principal_components(batches, mean, voxel, noise, n_components, iterations,
