@@ -142,6 +142,11 @@ def test_simulate_command_makes_states_and_trajectories(tmp_path, capsys):
     assert main(["simulate", model, other, "--frames", "3", "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
     assert "same atoms" in err and len(err.strip().splitlines()) == 1
+    # weights that do not fit the maps are refused before anything is written
+    refused = tmp_path / "refused"
+    assert main(["simulate", *map(str, maps), "--state-weights", "1,2,3", "--out",
+                 str(refused)]) == 1  # fmt: skip
+    assert "state weights" in capsys.readouterr().err and not refused.exists()
 
 
 def _moving_domain(n: int):

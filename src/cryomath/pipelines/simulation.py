@@ -160,13 +160,19 @@ def simulate_dataset(
     # the ground truth (a few hundred bytes a particle) and one batch of images being made
     check_memory(400 * settings.n_particles, f"{settings.n_particles} particles' ground truth")
     check_memory(64 * n * n * min(batch_size, settings.n_particles), "a batch of images")
+    conformations = None  # drawn (and their weights checked) before anything is written
+    if volume.ndim == 4:
+        conformations = sample_conformations(
+            settings.n_particles, len(volume), settings.seed, settings.state_weights,
+            settings.trajectory,
+        )  # fmt: skip
     with published_at_once():  # shards appear one by one: an interrupted run can resume
         return _simulate(volume, Path(out_dir), settings, write_clean, force, resume, client,
-                         progress, batch_size, device)  # fmt: skip
+                         progress, batch_size, device, conformations)  # fmt: skip
 
 
 def _simulate(volume, out, settings, write_clean, force, resume, client, progress, batch_size,
-              device) -> dict:  # fmt: skip
+              device, conformations) -> dict:  # fmt: skip
     box = volume.shape[-1]
     n_shards = (settings.n_particles + settings.shard_size - 1) // settings.shard_size
     shards = [list(_shard_paths(out, i, write_clean).values()) for i in range(n_shards)]
@@ -202,12 +208,7 @@ def _simulate(volume, out, settings, write_clean, force, resume, client, progres
         with atomic_output(out / "simulation.json", force) as tmp:
             tmp.write_text(json.dumps(manifest, allow_nan=False))
     table = ground_truth(settings, box)
-    conformations = None
-    if volume.ndim == 4:
-        conformations = sample_conformations(
-            settings.n_particles, len(volume), settings.seed, settings.state_weights,
-            settings.trajectory,
-        )  # fmt: skip
+    if conformations is not None:
         table.extra = table.extra.assign(rlnClassNumber=conformations.nearest_state() + 1)
         if not (resume and (out / "conformations.json").exists()):
             _write_conformations(out / "conformations.json", conformations, len(volume), settings,
