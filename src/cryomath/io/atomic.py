@@ -91,24 +91,28 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
     path = check_output_path(path, force)
     with output_set():
         writable_directory(path.parent)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        os.chmod(tmp, 0o666 & ~_umask())
-        try:
+        tmp = None
+        try:  # from its creation to its hand-over, an interruption removes the temporary
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                            dir=path.parent)  # fmt: skip
+            tmp = Path(tmp_name)
+            os.close(fd)
+            os.chmod(tmp, 0o666 & ~_umask())
             yield tmp
+            pending = _PENDING.get()
+            if pending.immediate:
+                _publish(tmp, path, force)
+            else:
+                pending.files.append((tmp, path, force))
+                tmp = None  # the output set publishes or removes it now
         except BaseException as exc:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OutputWriteError(
                     f"no space left on the device while writing {path}"
                 ) from None
             raise
-        pending = _PENDING.get()
-        if pending.immediate:
-            _publish(tmp, path, force)
-        else:
-            pending.files.append((tmp, path, force))
 
 
 def _publish(tmp: Path, path: Path, force: bool) -> None:
