@@ -30,7 +30,7 @@ from cryomath.demo import BUNDLED_MODEL
 from cryomath.heterogeneity import adjusted_rand_index, fsc_auc, kmeans, latent_correlation
 from cryomath.io import read_particles
 from cryomath.pipelines import read_conformations, read_volume, simulate_dataset
-from cryomath.pipelines.variability import analyse_variability
+from cryomath.pipelines.variability import VariabilitySettings, analyse_variability
 from cryomath.reconstruction import accumulate_halves, invert
 from cryomath.simulate import SimulationSettings
 
@@ -69,8 +69,8 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
 def ours(folder: Path) -> tuple[np.ndarray, float, object]:
     table = read_particles(folder / "particles.star")
     start = time.perf_counter()
-    analyse_variability(table, folder / "variability", n_components=2, iterations=15,
-                        force=True)  # fmt: skip
+    analyse_variability(table, folder / "variability", VariabilitySettings(n_components=2,
+                        iterations=15), force=True)  # fmt: skip
     seconds = time.perf_counter() - start
     return np.load(folder / "variability" / "latent.npy"), seconds, table
 

@@ -2,6 +2,8 @@
 
 * :func:`fit_principal_components`: probabilistic PCA of 3-D structure by EM with known poses
   (Tagare et al. 2015; cryoSPARC's 3DVA model): eigenvolumes, variances, latent coordinates.
+* :func:`estimate_covariance`: the covariance of 3-D structure (Katsevich et al. 2015) in a
+  subspace sketched from its columns (as RECOVAR does), its eigenvolumes and latents.
 * :func:`kmeans`: discrete states from latent coordinates.
 * CryoBench's measures (:mod:`cryomath.heterogeneity.metrics`), which score any method's maps,
   latents and labels against a simulation's truth (``simulate.conformations``).
@@ -10,6 +12,7 @@ Above ``imaging``, beside ``reconstruction`` and ``resolution``.
 """
 
 from cryomath.heterogeneity.clustering import Clusters, kmeans
+from cryomath.heterogeneity.covariance import estimate_covariance
 from cryomath.heterogeneity.metrics import (
     LatentCorrelation,
     adjusted_rand_index,
@@ -23,6 +26,7 @@ __all__ = [
     "LatentCorrelation",
     "PrincipalComponents",
     "adjusted_rand_index",
+    "estimate_covariance",
     "fit_principal_components",
     "fsc_auc",
     "kmeans",

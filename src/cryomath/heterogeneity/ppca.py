@@ -29,14 +29,14 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.masks import spherical_mask
-from cryomath.fourier.shells import hermitian_multiplicity, shell_index
+from cryomath.fourier.shells import hermitian_multiplicity
 from cryomath.fourier.shift import phase_ramp
+from cryomath.heterogeneity.projected import project_components
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
     ParticleBatch,
     frequency_scale,
-    predict_spectra,
 )
 from cryomath.projection import accumulate_central_slices_rfft_3d, prepare_volume
 from cryomath.reconstruction import invert
@@ -47,26 +47,17 @@ from cryomath.resolution import weight_by_shell
 class PrincipalComponents:
     """``components (K, n, n, n)`` orthonormal eigenvolumes (largest variance first),
     ``variances (K,)``, ``latent (N, K)`` each particle's posterior mean coordinates (in the
-    order of the batches' ``indices``), ``mean (n, n, n)``; ``log_likelihood_gain`` per
-    iteration (the sum of the E-steps' ``b^T (I + G)^-1 b - log det (I + G)``, up to
-    constants)."""
+    order of the batches' ``indices``) and ``latent_sd (N, K)`` their posterior standard
+    deviations, ``mean (n, n, n)``; ``log_likelihood_gain`` per iteration (the sum of the
+    E-steps' ``b^T (I + G)^-1 b - log det (I + G)``, up to constants; empty for a method that
+    does not iterate)."""
 
     components: torch.Tensor
     variances: torch.Tensor
     latent: torch.Tensor
+    latent_sd: torch.Tensor
     mean: torch.Tensor
     log_likelihood_gain: list[float]
-
-
-def _sample_weights(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int) -> torch.Tensor:
-    """``m / (2 sigma2)`` per rfft sample, zero at the origin (the images' background means
-    are removed: no noise power is known there) and beyond ``max_shell``: ``(n, n // 2 + 1)``."""
-    n = batch.image_size
-    shells = shell_index((n, n), device=batch.device)
-    m = hermitian_multiplicity((n, n), dtype=batch.dtype, device=batch.device)
-    sigma2 = noise.for_batch(batch)[shells]
-    used = (shells >= 1) & (shells <= max_shell) & (sigma2 > 0)
-    return torch.where(used, m / (2 * sigma2.clamp(min=1e-30)), 0)
 
 
 def _spectra(volumes: torch.Tensor, voxel: float):
@@ -85,21 +76,27 @@ def fit_principal_components(
     mask: torch.Tensor | None = None,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    initial: torch.Tensor | None = None,
 ) -> PrincipalComponents:
     """PPCA by EM (module docstring) of the particles ``batches()`` yields (read once per
     iteration; memory: the accumulators and one batch) around the consensus ``mean (n, n, n)``;
     ``max_shell`` (default ``n // 4``): the components' band limit; ``mask (n, n, n)``
     (default: a sphere of radius ``0.45 n`` with a 3-voxel soft edge) multiplies the components
     after every M-step (fewer free voxels: less noise fitted); ``progress(i)`` after each
-    iteration."""
+    iteration; ``initial (K, n, n, n)``: the starting components (default: band-limited noise
+    drawn with ``seed``), each scaled by its standard deviation."""
     n = mean.shape[-1]
     if n_components < 1 or iterations < 1:
         raise InvalidInputError("need at least one component and one iteration")
     max_shell = n // 4 if max_shell is None else max_shell
-    g = torch.Generator().manual_seed(seed)
-    components = torch.randn((n_components, n, n, n), generator=g, dtype=mean.dtype)
-    keep = torch.ones(max_shell + 1, dtype=mean.dtype, device=mean.device)
-    components = weight_by_shell(components.to(mean.device), keep) * 1e-2  # band-limited
+    if initial is None:
+        g = torch.Generator().manual_seed(seed)
+        initial = torch.randn((n_components, n, n, n), generator=g, dtype=mean.dtype)
+        keep = torch.ones(max_shell + 1, dtype=mean.dtype, device=mean.device)
+        initial = weight_by_shell(initial.to(mean.device), keep) * 1e-2  # band-limited
+    elif tuple(initial.shape) != (n_components, n, n, n):
+        raise InvalidInputError(f"initial components must be {(n_components, n, n, n)}")
+    components = initial
     if mask is None:
         mask = spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=mean.dtype, device=mean.device)
     mean_spectrum = prepare_volume(mean, 2.0, voxel_size_angstrom=voxel_size_angstrom)
@@ -109,35 +106,33 @@ def fit_principal_components(
         spectra = _spectra(components, voxel_size_angstrom)
         latent, gain = [], 0.0
         for batch in batches():
-            residual, z, zz, step = _expectation(batch, mean_spectrum, spectra, noise, max_shell)
+            residual, z, cov, zz, step = _expectation(batch, mean_spectrum, spectra, noise,
+                                                      max_shell)  # fmt: skip
             sums.add(batch, residual, z, zz)
-            latent.append((batch.indices, z))
+            latent.append((batch.indices, z, cov))
             gain += step
         gains.append(gain)
         components = sums.solve(prior_weight, max_shell) * mask
         if progress is not None:
             progress(len(gains))
-    order = torch.cat([i for i, _ in latent]).argsort()
-    z = torch.cat([v for _, v in latent])[order]
-    return _orthonormal(components, z, sums.second_moment / len(z), mean, gains)
+    order = torch.cat([i for i, _, _ in latent]).argsort()
+    z = torch.cat([v for _, v, _ in latent])[order]
+    cov = torch.cat([c for _, _, c in latent])[order]
+    return _orthonormal(components, z, cov, sums.second_moment / len(z), mean, gains)
 
 
 def _expectation(batch, mean_spectrum, spectra, noise, max_shell):
-    """The residual spectra ``X - C P mu``, the posterior means ``z (B, K)`` and second moments
-    ``E[z z^T] (B, K, K)`` (module docstring), and the batch's log-likelihood gain."""
-    w = _sample_weights(batch, noise, max_shell)
-    residual = batch.spectra - predict_spectra(mean_spectrum, batch)
-    a = torch.stack([predict_spectra(s, batch) for s in spectra], 1)  # (B, K, n, m)
-    weighted = a * w
-    gram = torch.einsum("bkyx,blyx->bkl", weighted.conj(), a).real
-    b = torch.einsum("bkyx,byx->bk", weighted.conj(), residual).real
-    k = a.shape[1]
-    precision = torch.eye(k, dtype=gram.dtype, device=gram.device) + gram
+    """The residual spectra ``X - C P mu``, the posterior means ``z (B, K)``, covariances
+    ``(B, K, K)`` and second moments ``E[z z^T] (B, K, K)`` (module docstring), and the batch's
+    log-likelihood gain."""
+    seen = project_components(batch, mean_spectrum, spectra, noise, max_shell)
+    k = seen.gram.shape[1]
+    precision = torch.eye(k, dtype=seen.gram.dtype, device=seen.gram.device) + seen.gram
     covariance = torch.linalg.inv(precision)
-    z = (covariance @ b[..., None])[..., 0]
+    z = (covariance @ seen.b[..., None])[..., 0]
     zz = covariance + z[:, :, None] * z[:, None, :]
-    gain = float((b * z).sum() - torch.linalg.slogdet(precision)[1].sum())
-    return residual, z, zz, gain
+    gain = float((seen.b * z).sum() - torch.linalg.slogdet(precision)[1].sum())
+    return seen.residual, z, covariance, zz, gain
 
 
 class _Sums:
@@ -190,13 +185,16 @@ class _Sums:
         return torch.stack(volumes)
 
 
-def _orthonormal(components, z, second_moment, mean, gains) -> PrincipalComponents:
-    """Orthonormal eigenvolumes ordered by variance (module docstring)."""
+def _orthonormal(components, z, cov, second_moment, mean, gains) -> PrincipalComponents:
+    """Orthonormal eigenvolumes ordered by variance (module docstring); the posterior
+    covariances ``cov (N, K, K)`` carried into their coordinates."""
     k, shape = components.shape[0], components.shape[1:]
     q, r = torch.linalg.qr(components.reshape(k, -1).T)  # V^T = Q R
     values, vectors = torch.linalg.eigh(r @ second_moment @ r.T)
     order = values.argsort(descending=True)
     values, vectors = values[order], vectors[:, order]
     eigenvolumes = (q @ vectors).T.reshape(k, *shape)
-    latent = z @ (vectors.T @ r).T
-    return PrincipalComponents(eigenvolumes, values, latent, mean, gains)
+    to_eigen = vectors.T @ r
+    latent = z @ to_eigen.T
+    sd = torch.einsum("kl,nlm,km->nk", to_eigen, cov, to_eigen).clamp(min=0).sqrt()
+    return PrincipalComponents(eigenvolumes, values, latent, sd, mean, gains)

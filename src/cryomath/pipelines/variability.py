@@ -1,23 +1,29 @@
 """Variability of a particle set with known poses (``cryomath variability``): the consensus map,
-then probabilistic PCA of 3-D structure (``heterogeneity.fit_principal_components``).
+then the principal components of 3-D structure, by probabilistic PCA
+(``heterogeneity.fit_principal_components``) or from the covariance
+(``heterogeneity.estimate_covariance``).
 
 Outputs in ``out``: ``mean.mrc`` (the consensus), ``component_K.mrc`` (the unit-norm
 eigenvolumes, largest variance first), ``component_K_frame_J.mrc`` (the mean plus
 ``c sqrt(variance)`` times the component for ``c`` from -2 to 2: the series along it, e.g. for
-ChimeraX's ``vseries``), ``latent.npy`` (``(N, K)``, each particle's posterior mean coordinates
-in the table's order, for ``heterogeneity.metrics`` or any plot), ``latent.png`` (variances,
-histogram, scatter) and ``components.png`` (the central z-slice of every frame).
+ChimeraX's ``vseries``), ``variance.mrc`` (the variance of every voxel the components explain,
+``sum_k variance_k component_k^2``), ``latent.npy`` (``(N, K)``, each particle's posterior mean
+coordinates in the table's order, for ``heterogeneity.metrics`` or any plot), ``latent_sd.npy``
+(their posterior standard deviations), ``latent.png`` (variances, histogram, scatter) and
+``components.png`` (the central z-slice of every frame).
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from cryomath.devices import Staging
 from cryomath.errors import InvalidInputError
-from cryomath.heterogeneity import fit_principal_components
+from cryomath.heterogeneity import estimate_covariance, fit_principal_components
 from cryomath.imaging import iter_batches
 from cryomath.io import write_mrc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
@@ -29,51 +35,80 @@ from cryomath.reconstruction.direct import volume_grid
 FRAMES = (-2.0, -1.0, 0.0, 1.0, 2.0)  # standard deviations along each component
 
 
+@dataclass(frozen=True)
+class VariabilitySettings:
+    """``method``: ``"ppca"`` (EM from random components, ``iterations`` steps) or
+    ``"covariance"`` (moments in a sketched subspace, then ``iterations`` EM refinement steps;
+    default 2); ``resolution_angstrom``: the band limit (default a quarter of Nyquist's shells);
+    the noise comes from the images' background outside ``particle_diameter_angstrom``
+    (``pipelines.denoising.background_noise``)."""
+
+    method: Literal["ppca", "covariance"] = "ppca"
+    n_components: int = 3
+    iterations: int | None = None
+    resolution_angstrom: float | None = None
+    particle_diameter_angstrom: float | None = None
+    batch_size: int = 256
+
+    @property
+    def steps(self) -> int:
+        """The EM steps: ``iterations``, by default 20 for PPCA and 2 for the covariance."""
+        if self.iterations is not None:
+            return self.iterations
+        return 20 if self.method == "ppca" else 2
+
+
 def _outputs(out: Path, k: int) -> list[Path]:
-    names = ["mean.mrc", "latent.npy", "latent.png", "components.png"]
+    names = ["mean.mrc", "variance.mrc", "latent.npy", "latent_sd.npy", "latent.png",
+             "components.png"]  # fmt: skip
     for c in range(1, k + 1):
         names += [f"component_{c}.mrc"] + [f"component_{c}_frame_{j}.mrc"
                                            for j in range(1, len(FRAMES) + 1)]  # fmt: skip
     return [out / name for name in names]
 
 
-def analyse_variability(table, out: Path, n_components: int = 3, iterations: int = 20,
-                        resolution_angstrom: float | None = None,
-                        mask: torch.Tensor | None = None,
-                        particle_diameter_angstrom: float | None = None,
-                        batch_size: int = 256, device=None, force: bool = False,
+def analyse_variability(table, out: Path, settings: VariabilitySettings = VariabilitySettings(),
+                        mask: torch.Tensor | None = None, device=None, force: bool = False,
                         progress: Callable[[int], None] | None = None) -> dict:  # fmt: skip
-    """The variability of ``table`` 's particles into ``out`` (module docstring); the noise
-    comes from the images' background outside ``particle_diameter_angstrom``
-    (``pipelines.denoising.background_noise``), the band limit from ``resolution_angstrom``
-    (default a quarter of Nyquist's shells), ``mask`` (``(n, n, n)``) multiplies the
-    components. Returns a summary."""
+    """The variability of ``table`` 's particles into ``out`` (module docstring, ``settings``);
+    ``mask`` (``(n, n, n)``) multiplies the components; ``progress(p)`` after each pass over
+    the particles. Returns a summary."""
     table.require("rotations", "ctf", "pixel_size_angstrom", purpose="variability analysis")
+    if settings.method not in ("ppca", "covariance"):
+        raise InvalidInputError(f"unknown method {settings.method!r}: ppca or covariance")
     n, voxel = volume_grid(table)
     if mask is not None and tuple(mask.shape) != (n, n, n):
         raise InvalidInputError(f"the mask {tuple(mask.shape)} is not on the particles' grid")
-    for path in _outputs(out, n_components):
+    for path in _outputs(out, settings.n_components):
         check_output_path(path, force)
     staging = Staging(device)
     max_shell = n // 4
-    if resolution_angstrom is not None:
-        if resolution_angstrom < 2 * voxel:
+    if settings.resolution_angstrom is not None:
+        if settings.resolution_angstrom < 2 * voxel:
             raise InvalidInputError(f"the resolution must be at least Nyquist, {2 * voxel:g} A")
-        max_shell = int(n * voxel / resolution_angstrom)
+        max_shell = int(n * voxel / settings.resolution_angstrom)
 
     def batches(**kwargs):
-        return iter_batches(table, batch_size, staging.device, torch.float64, **kwargs)
+        return iter_batches(table, settings.batch_size, staging.device, torch.float64, **kwargs)
 
-    noise = background_noise(batches(use_ctf=False), n, voxel, particle_diameter_angstrom)
+    noise = background_noise(batches(use_ctf=False), n, voxel,
+                             settings.particle_diameter_angstrom)  # fmt: skip
     halves = accumulate_halves(table, half_subsets(table), device=staging.device)
     mean = maps_from_halves(halves).full
     if mask is not None:
         mask = mask.to(mean)
-    result = fit_principal_components(batches, mean, voxel, noise, n_components, iterations,
-                                      max_shell, mask=mask, progress=progress)  # fmt: skip
+    if settings.method == "ppca":
+        result = fit_principal_components(batches, mean, voxel, noise, settings.n_components,
+                                          settings.steps, max_shell, mask=mask,
+                                          progress=progress)  # fmt: skip
+    else:
+        result = estimate_covariance(batches, mean, voxel, noise, settings.n_components,
+                                     max_shell=max_shell, mask=mask, refine=settings.steps,
+                                     progress=progress)  # fmt: skip
     writable_directory(out)
     _write(out, result, voxel, force)
-    return {"particles": table.n, "components": n_components, "iterations": iterations,
+    return {"particles": table.n, "method": settings.method,
+            "components": settings.n_components, "iterations": settings.steps,
             "max_shell": max_shell, "resolution_angstrom": n * voxel / max(max_shell, 1),
             "variances": result.variances.cpu().tolist(),
             "log_likelihood_gain": result.log_likelihood_gain,
@@ -83,6 +118,8 @@ def analyse_variability(table, out: Path, n_components: int = 3, iterations: int
 def _write(out: Path, result, voxel: float, force: bool) -> None:
     mean = result.mean.cpu()
     write_mrc(out / "mean.mrc", mean.float().numpy(), voxel, force=force)
+    variance = torch.einsum("k,kzyx->zyx", result.variances.clamp(min=0), result.components**2)
+    write_mrc(out / "variance.mrc", variance.cpu().float().numpy(), voxel, force=force)
     slices, labels = [], []
     n = mean.shape[-1]
     for c, (component, variance) in enumerate(
@@ -96,8 +133,9 @@ def _write(out: Path, result, voxel: float, force: bool) -> None:
             slices.append(frame[n // 2].numpy())
             labels.append(f"PC{c} {steps:+g} sd")
     latent = result.latent.cpu().numpy()
-    with atomic_output(out / "latent.npy", force) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, latent)
+    for name, values in (("latent.npy", latent), ("latent_sd.npy", result.latent_sd.cpu().numpy())):
+        with atomic_output(out / name, force) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, values)
     plot_latent(latent, result.variances.cpu().numpy(), out / "latent.png",
                 f"{len(latent)} particles", force)  # fmt: skip
     plot_gallery(np.stack(slices), labels, out / "components.png",
