@@ -5,7 +5,8 @@ the linearly interpolated volume, made independently; states are drawn with thei
 and of a relabelling (1); the FSC-AUC of a perfect map (0.5) and of one perfect up to a
 cut-off ``k_c`` (``k_c``); the latent correlation of ``3 t + noise`` (``sd_3t / sqrt(sd_3t^2 +
 sd_noise^2)``); and per-state maps reconstructed from their own particles score best against
-their own truth."""
+their own truth, and so do the kernel-regression maps at the states of a latent that knows
+them."""
 
 import math
 
@@ -73,6 +74,18 @@ def test_discrete_states_follow_their_weights_and_their_maps_score_best(volumes,
     scores = fsc_auc(maps[:, None], volumes[None])  # (reconstructed, truth)
     assert bool((scores.argmax(1) == torch.arange(3)).all())
     assert float(scores.diagonal().min()) > 0.3
+    # kernel regression at the states of a latent that knows them (plus noise of sd 0.05):
+    # each point's map is its state's, as good as the state's own particles make it
+    from cryomath.heterogeneity import kernel_regression_maps
+
+    latent = state[:, None] + np.random.default_rng(0).normal(0, 0.05, (len(state), 1))
+    kernel = kernel_regression_maps(table, latent, np.arange(3.0)[:, None], bandwidth=0.3)
+    # E exp(-x^2 / 2 s^2) for x ~ N(0, 0.05^2) is s / sqrt(s^2 + 0.05^2)
+    s = 0.3 * latent.std()
+    assert np.allclose(kernel.particles.numpy(), counts * s / math.hypot(s, 0.05), rtol=0.02)
+    kernel_scores = fsc_auc(kernel.maps[:, None], volumes[None])
+    assert bool((kernel_scores.argmax(1) == torch.arange(3)).all())
+    assert bool((kernel_scores.diagonal() >= 0.97 * scores.diagonal()).all())
 
 
 def test_the_adjusted_rand_index_of_known_cases():
@@ -299,9 +312,10 @@ def test_principal_components_separate_two_states_and_their_maps_score_as_the_tr
 
 
 def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
-    """``cryomath variability``: the files it promises, latents for every particle in the
-    table's order (those of the library's call), variances largest first; a second run without
-    ``--force`` is refused in one line."""
+    """``cryomath variability`` by PPCA and by the covariance, with the kernel series: the
+    files it promises, latents (and positive standard deviations) for every particle in the
+    table's order, whose median split finds the two states; variances largest first; a second
+    run without ``--force`` is refused in one line."""
     import json
 
     from cryomath.cli import main
@@ -313,11 +327,12 @@ def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
     args = ["variability", star, "--components", "2", "--iterations", "4", "--out", str(out)]
     states = read_conformations(tmp_path / "data").state
     for method, folder in (("ppca", out), ("covariance", tmp_path / "cov")):
-        assert main([*args[:-1], str(folder), "--method", method, "--json"]) == 0
+        assert main([*args[:-1], str(folder), "--method", method, "--kernel-series",
+                     "--json"]) == 0  # fmt: skip
         summary = json.loads(capsys.readouterr().out)
         assert summary["variances"][0] >= summary["variances"][1]
         for name in ("mean.mrc", "variance.mrc", "component_1.mrc", "component_2_frame_5.mrc",
-                     "latent.png", "components.png"):  # fmt: skip
+                     "component_2_kernel_5.mrc", "latent.png", "components.png"):  # fmt: skip
             assert (folder / name).exists(), name
         latent, sd = np.load(folder / "latent.npy"), np.load(folder / "latent_sd.npy")
         assert latent.shape == sd.shape == (300, 2) and (sd > 0).all()

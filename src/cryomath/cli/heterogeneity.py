@@ -24,6 +24,9 @@ def variability(
     mask: Annotated[
         Path | None, typer.Option(help="Mask map (same grid) for the components")
     ] = None,
+    kernel_series: Annotated[
+        bool, typer.Option(help="Also maps along each component by kernel regression")
+    ] = False,
     particle_diameter: ParticleDiameter = None,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
@@ -49,7 +52,7 @@ def variability(
         data, _ = read_mrc(mask, dtype=np.float64)
         grid = torch.from_numpy(data)
     settings = VariabilitySettings(method, components, iterations, resolution, particle_diameter,
-                                   batch_size)  # fmt: skip
+                                   batch_size, kernel_series)  # fmt: skip
     with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("passes over the particles", total=None)
         summary = analyse_variability(table, out, settings, grid, resolve_device(device), force,

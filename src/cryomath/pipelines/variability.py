@@ -10,7 +10,10 @@ ChimeraX's ``vseries``), ``variance.mrc`` (the variance of every voxel the compo
 ``sum_k variance_k component_k^2``), ``latent.npy`` (``(N, K)``, each particle's posterior mean
 coordinates in the table's order, for ``heterogeneity.metrics`` or any plot), ``latent_sd.npy``
 (their posterior standard deviations), ``latent.png`` (variances, histogram, scatter) and
-``components.png`` (the central z-slice of every frame).
+``components.png`` (the central z-slice of every frame). With ``kernel_series``, also
+``component_K_kernel_J.mrc``: the maps at the same latent points by kernel regression of the
+particles (``heterogeneity.kernel_regression_maps``), which follow a large motion that the
+linear series cannot.
 """
 
 from collections.abc import Callable
@@ -23,7 +26,11 @@ import torch
 
 from cryomath.devices import Staging
 from cryomath.errors import InvalidInputError
-from cryomath.heterogeneity import estimate_covariance, fit_principal_components
+from cryomath.heterogeneity import (
+    estimate_covariance,
+    fit_principal_components,
+    kernel_regression_maps,
+)
 from cryomath.imaging import iter_batches
 from cryomath.io import write_mrc
 from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
@@ -41,7 +48,8 @@ class VariabilitySettings:
     ``"covariance"`` (moments in a sketched subspace, then ``iterations`` EM refinement steps;
     default 2); ``resolution_angstrom``: the band limit (default a quarter of Nyquist's shells);
     the noise comes from the images' background outside ``particle_diameter_angstrom``
-    (``pipelines.denoising.background_noise``)."""
+    (``pipelines.denoising.background_noise``); ``kernel_series``: maps along each component by
+    kernel regression too."""
 
     method: Literal["ppca", "covariance"] = "ppca"
     n_components: int = 3
@@ -49,6 +57,7 @@ class VariabilitySettings:
     resolution_angstrom: float | None = None
     particle_diameter_angstrom: float | None = None
     batch_size: int = 256
+    kernel_series: bool = False
 
     @property
     def steps(self) -> int:
@@ -58,12 +67,14 @@ class VariabilitySettings:
         return 20 if self.method == "ppca" else 2
 
 
-def _outputs(out: Path, k: int) -> list[Path]:
+def _outputs(out: Path, k: int, kernel: bool) -> list[Path]:
     names = ["mean.mrc", "variance.mrc", "latent.npy", "latent_sd.npy", "latent.png",
              "components.png"]  # fmt: skip
     for c in range(1, k + 1):
-        names += [f"component_{c}.mrc"] + [f"component_{c}_frame_{j}.mrc"
-                                           for j in range(1, len(FRAMES) + 1)]  # fmt: skip
+        for j in range(1, len(FRAMES) + 1):
+            names += [f"component_{c}_frame_{j}.mrc"]
+            names += [f"component_{c}_kernel_{j}.mrc"] if kernel else []
+        names += [f"component_{c}.mrc"]
     return [out / name for name in names]
 
 
@@ -79,7 +90,7 @@ def analyse_variability(table, out: Path, settings: VariabilitySettings = Variab
     n, voxel = volume_grid(table)
     if mask is not None and tuple(mask.shape) != (n, n, n):
         raise InvalidInputError(f"the mask {tuple(mask.shape)} is not on the particles' grid")
-    for path in _outputs(out, settings.n_components):
+    for path in _outputs(out, settings.n_components, settings.kernel_series):
         check_output_path(path, force)
     staging = Staging(device)
     max_shell = n // 4
@@ -107,12 +118,30 @@ def analyse_variability(table, out: Path, settings: VariabilitySettings = Variab
                                      progress=progress)  # fmt: skip
     writable_directory(out)
     _write(out, result, voxel, force)
+    if settings.kernel_series:
+        _write_kernel_series(table, out, result, settings, staging.device, force)
     return {"particles": table.n, "method": settings.method,
             "components": settings.n_components, "iterations": settings.steps,
             "max_shell": max_shell, "resolution_angstrom": n * voxel / max(max_shell, 1),
             "variances": result.variances.cpu().tolist(),
             "log_likelihood_gain": result.log_likelihood_gain,
             "latent": str(out / "latent.npy"), "output": str(out)}  # fmt: skip
+
+
+def _write_kernel_series(table, out: Path, result, settings, device, force: bool) -> None:
+    """The kernel-regression maps at ``c`` standard deviations along each component."""
+    latent = result.latent.cpu().numpy()
+    k = latent.shape[1]
+    points = np.zeros((k * len(FRAMES), k))
+    for c in range(k):
+        points[c * len(FRAMES) : (c + 1) * len(FRAMES), c] = np.asarray(FRAMES) * latent[:, c].std()
+    maps = kernel_regression_maps(table, latent, points, batch_size=settings.batch_size,
+                                  device=device).maps.cpu()  # fmt: skip
+    voxel = volume_grid(table)[1]
+    for c in range(k):
+        for j in range(len(FRAMES)):
+            write_mrc(out / f"component_{c + 1}_kernel_{j + 1}.mrc",
+                      maps[c * len(FRAMES) + j].float().numpy(), voxel, force=force)  # fmt: skip
 
 
 def _write(out: Path, result, voxel: float, force: bool) -> None:
