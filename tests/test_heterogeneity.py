@@ -340,3 +340,41 @@ def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "exists" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys):
+    """``cryomath train-vae`` for 2 epochs equals 1 epoch then ``--continue`` to 2 (the same
+    latents to float32 rounding: the checkpoint holds the optimiser, the order is seeded by
+    epoch); the autodecoder trains too; ``analyze`` writes its states, maps and figure; a
+    second run without ``--force`` is refused in one line."""
+    import json
+
+    from cryomath.cli import main
+
+    state, pixel = _moving_domain(24)
+    settings = SimulationSettings(n_particles=200, pixel_size_angstrom=pixel, snr=1.0, seed=3)
+    simulate_dataset(torch.stack([state(0), state(None)]), tmp_path / "data", settings)
+    star = str(tmp_path / "data" / "particles.star")
+    common = ["train-vae", star, "--zdim", "2", "--width", "32", "--json"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*common, "--epochs", "2", "--out", str(straight)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 2 and len(summary["objective"]) == 2
+    assert main([*common, "--epochs", "1", "--out", str(resumed)]) == 0
+    assert main([*common, "--epochs", "2", "--out", str(resumed), "--continue"]) == 0
+    capsys.readouterr()
+    one, two = np.load(straight / "latent.npy"), np.load(resumed / "latent.npy")
+    assert one.shape == (200, 2) and np.allclose(one, two, atol=1e-5)
+    assert (np.load(straight / "latent_sd.npy") > 0).all()
+    auto = tmp_path / "auto"
+    assert main([*common, "--epochs", "1", "--autodecoder", "--out", str(auto)]) == 0
+    assert np.isnan(np.load(auto / "latent_sd.npy")).all()
+    capsys.readouterr()
+    assert main(["analyze", str(straight), "--states", "2", "--json"]) == 0
+    analysis = json.loads(capsys.readouterr().out)
+    assert sum(analysis["particles"]) == 200
+    for name in ("embedding.png", "states.npy", "state_1.mrc", "state_2.mrc", "mean.mrc"):
+        assert (straight / name).exists(), name
+    assert main([*common, "--epochs", "1", "--out", str(straight)]) == 1
+    err = capsys.readouterr().err
+    assert "exists" in err and len(err.strip().splitlines()) == 1

@@ -172,3 +172,27 @@ def plot_latent(latent: np.ndarray, variances: np.ndarray, path: Path, title: st
         axes[2].set_ylabel("latent 2")
     fig.suptitle(title)
     _save(fig, path, force)
+
+
+def plot_embedding(points: np.ndarray, labels: np.ndarray, losses: list[float], path: Path,
+                   title: str, force: bool) -> None:  # fmt: skip
+    """A 2-D embedding ``(N, 2)`` (or 1-D ``(N, 1)``: its histogram per label) coloured by
+    ``labels``, the state centres numbered, and the training objective per epoch."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    states = np.unique(labels)
+    for s in states:
+        mine = points[labels == s]
+        if points.shape[1] > 1:
+            axes[0].scatter(mine[:, 0], mine[:, 1], s=2, alpha=0.4, label=f"state {s + 1}")
+            axes[0].annotate(str(s + 1), mine[:, :2].mean(0), fontsize=12, weight="bold")
+        else:
+            axes[0].hist(mine[:, 0], bins=40, alpha=0.6, label=f"state {s + 1}")
+    axes[0].set_xlabel("embedding 1")
+    axes[0].set_ylabel("embedding 2" if points.shape[1] > 1 else "particles")
+    axes[0].legend(fontsize=7, markerscale=4)
+    axes[1].plot(np.arange(1, len(losses) + 1), losses, "o-")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("objective per sample")
+    fig.suptitle(title)
+    _save(fig, path, force)

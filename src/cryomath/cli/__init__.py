@@ -54,6 +54,8 @@ app.command("class3d")(inference.class3d)
 app.command("select")(inference.select)
 app.command("refine")(inference.refine)
 app.command("variability")(heterogeneity.variability)
+app.command("train-vae")(heterogeneity.train_vae)
+app.command("analyze")(heterogeneity.analyze)
 app.command("align-maps")(fitting.align_maps)
 app.command("search-maps")(fitting.search_maps)
 

@@ -1,4 +1,5 @@
-"""``cryomath variability``: principal components of 3-D structure from particles with poses."""
+"""``cryomath variability`` (principal components of 3-D structure), ``cryomath train-vae`` and
+``cryomath analyze`` (a cryoDRGN-style neural model): heterogeneity of particles with poses."""
 
 from pathlib import Path
 from typing import Annotated
@@ -59,3 +60,74 @@ def variability(
                                       lambda i: bar.update(task, completed=i))  # fmt: skip
     brief = {k: v for k, v in summary.items() if k != "log_likelihood_gain"}
     emit(summary if json else brief, json, title="variability")
+
+
+def train_vae(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with poses and CTFs")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("vae"),
+    zdim: Annotated[int, typer.Option(help="Latent dimension")] = 1,
+    epochs: Annotated[int, typer.Option(help="Epochs (with --continue: the new total)")] = 20,
+    autodecoder: Annotated[
+        bool, typer.Option(help="A latent per particle, no encoder (cryoDRGN-AI)")
+    ] = False,
+    beta: Annotated[float, typer.Option(help="Weight of the KL divergence")] = 1.0,
+    learning_rate: Annotated[float, typer.Option(help="Adam's learning rate")] = 3e-3,
+    minibatch: Annotated[int, typer.Option(help="Particles per gradient step")] = 32,
+    width: Annotated[int, typer.Option(help="Width of the decoder's hidden layers")] = 128,
+    resolution: Annotated[
+        float | None, typer.Option(help="Band limit of the model (A; default a third of the box)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial networks and the order")] = 0,
+    resume: Annotated[
+        bool, typer.Option("--continue", help="Continue from the checkpoint in --out")
+    ] = False,
+    particle_diameter: ParticleDiameter = None,
+    device: Device = "cpu",
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Train a cryoDRGN-style variational autoencoder (or autodecoder) with the particles'
+    poses and CTFs: latent.npy, latent_sd.npy, the map at z = 0, a checkpoint every epoch."""
+    from rich.progress import Progress
+
+    from cryomath.devices import resolve_device
+    from cryomath.heterogeneity.neural import NeuralSettings
+    from cryomath.io import read_particles
+    from cryomath.pipelines.neural import train_neural_model
+    from cryomath.reconstruction.direct import volume_grid
+
+    table = read_particles(particles, allow_unknown_columns=True)
+    max_shell = None
+    if resolution is not None:
+        n, voxel = volume_grid(table)
+        max_shell = max(2, int(n * voxel / resolution))
+    settings = NeuralSettings(zdim, autodecoder, epochs, minibatch, learning_rate, beta=beta,
+                              width=width, max_shell=max_shell, seed=seed)  # fmt: skip
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("training", total=table.n)
+
+        def on_epoch(line: str) -> None:
+            bar.reset(task)
+            if not json:
+                bar.console.print(line)
+
+        summary = train_neural_model(table, out, settings, resume=resume,
+                                     particle_diameter_angstrom=particle_diameter,
+                                     device=resolve_device(device), force=force,
+                                     progress=lambda k: bar.advance(task, k),
+                                     on_epoch=on_epoch)  # fmt: skip
+    brief = {k: v for k, v in summary.items() if k not in ("objective", "settings")}
+    emit(summary if json else brief, json, title="train-vae")
+
+
+def analyze(
+    folder: Annotated[Path, typer.Argument(help="The output folder of train-vae")],
+    states: Annotated[int, typer.Option(help="Number of k-means states")] = 3,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """The latent embedding of a trained model (embedding.png), its k-means states
+    (states.npy) and the decoder's map at each state's centre (state_K.mrc)."""
+    from cryomath.pipelines.neural import analyze_neural_model
+
+    emit(analyze_neural_model(folder, states, force), json, title="analyze")

@@ -1,0 +1,222 @@
+"""A neural model of heterogeneity with known poses and CTFs: cryoDRGN's variational
+autoencoder (Zhong et al. 2021) or, with ``autodecoder``, a table of latents optimised with
+the decoder (no encoder, as cryoDRGN-AI; Levy et al. 2024).
+
+* Decoder: :class:`~cryomath.heterogeneity.fourier_field.FourierField` ``V(k, z)``, evaluated
+  at each image's central-slice frequencies ``k = kx A[0] + ky A[1]`` (RELION's ``A``;
+  ``projection.slice_coordinates``) up to ``max_shell``.
+* Encoder (VAE): an MLP of the image in real space (origins undone, outside the circle of
+  radius ``n / 2`` dropped) to the mean and log-variance of ``q(z | X)``.
+* Objective per image: the Gaussian negative log-likelihood of the imaging layer,
+  ``1/2 sum w |X - C V(k, z)|^2`` with ``w = m / (2 sigma2)`` (``heterogeneity.projected``, the
+  noise from the images' background), plus ``beta`` times the KL divergence from ``N(0, I)``
+  (VAE) or ``|z|^2 / 2`` (autodecoder: the MAP latent); minimised by Adam over minibatches in
+  a seeded random order (the table by sparse Adam: a latent moves only with its image).
+* The decoder models the difference from the consensus map (given: a direct reconstruction
+  of all particles), whose images ``C P mu`` the imaging layer predicts: training starts at
+  the conformations instead of spending its first epochs on the average.
+* Spectra are divided by one ``scale`` (their RMS in the band, from the first chunk) so the
+  field's outputs are of order one.
+"""
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.masks import spherical_mask
+from cryomath.fourier.shift import phase_ramp
+from cryomath.heterogeneity.fourier_field import FourierField
+from cryomath.heterogeneity.projected import sample_weights
+from cryomath.imaging import NoiseSpectrum, ParticleBatch, frequency_scale, predict_spectra
+from cryomath.projection import nyquist_samples, prepare_volume
+
+
+@dataclass(frozen=True)
+class NeuralSettings:
+    """The model and its training: ``max_shell`` default ``n // 3``; learning rates for the
+    networks and (autodecoder) the latent table; ``beta`` the KL weight."""
+
+    latent_dim: int = 1
+    autodecoder: bool = False
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    latent_learning_rate: float = 1e-2
+    beta: float = 1.0
+    width: int = 128
+    depth: int = 3
+    encoder_width: int = 256
+    max_shell: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class _Observed:
+    """What the objective needs of a minibatch: frequencies ``k (B, S, 3)``, spectra, CTFs
+    ``(B, S)``, whitened weights ``(B, S)``, encoder inputs ``(B, n^2)``, rows ``(B,)``."""
+
+    k: torch.Tensor
+    spectra: torch.Tensor
+    ctf: torch.Tensor
+    weights: torch.Tensor
+    images: torch.Tensor
+    indices: torch.Tensor
+
+    def take(self, pick: torch.Tensor) -> "_Observed":
+        return _Observed(*(v[pick] for v in (self.k, self.spectra, self.ctf, self.weights,
+                                             self.images, self.indices)))  # fmt: skip
+
+
+class _Encoder(torch.nn.Module):
+    def __init__(self, pixels: int, width: int, latent_dim: int, dtype):
+        super().__init__()
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(pixels, width, dtype=dtype), torch.nn.ReLU(),
+            torch.nn.Linear(width, width, dtype=dtype), torch.nn.ReLU(),
+            torch.nn.Linear(width, 2 * latent_dim, dtype=dtype),
+        )  # fmt: skip
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.mlp(images).chunk(2, -1)
+        return mean, log_var.clamp(-20, 10)
+
+
+class NeuralModel:
+    """The decoder, the encoder or latent table, their optimisers and the epoch count (a
+    checkpoint is this object); built from the first chunk of particles, which sets the
+    scales."""
+
+    def __init__(self, first: ParticleBatch, n_particles: int, voxel_size_angstrom: float,
+                 noise: NoiseSpectrum, settings: NeuralSettings, consensus: torch.Tensor,
+                 dtype: torch.dtype = torch.float32):  # fmt: skip
+        if settings.latent_dim < 1 or settings.epochs < 0 or settings.batch_size < 1:
+            raise InvalidInputError("need a latent dimension, epochs >= 0 and a batch size >= 1")
+        n = first.image_size
+        self.settings, self.n, self.voxel, self.noise = settings, n, voxel_size_angstrom, noise
+        self.max_shell = n // 3 if settings.max_shell is None else settings.max_shell
+        self.n_particles, self.epoch, self.losses = n_particles, 0, []
+        self.dtype, self.device = dtype, first.device
+        self.scale, self.image_scale = 1.0, 1.0
+        self.consensus = consensus.to(self.device, torch.float64)
+        self.consensus_spectrum = prepare_volume(
+            self.consensus, 2.0, voxel_size_angstrom=voxel_size_angstrom
+        )
+        self.scale = float(self.observe(first).spectra.abs().pow(2).mean().sqrt())
+        self.image_scale = float(self.observe(first).images.std())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.decoder = FourierField(n, settings.latent_dim, settings.width, settings.depth,
+                                        dtype=dtype).to(self.device)  # fmt: skip
+            if settings.autodecoder:
+                self.table = torch.nn.Embedding(n_particles, settings.latent_dim, sparse=True,
+                                                dtype=dtype, device=self.device)  # fmt: skip
+                torch.nn.init.normal_(self.table.weight, std=0.1)
+                self.table_optimiser = torch.optim.SparseAdam(
+                    self.table.parameters(), settings.latent_learning_rate
+                )
+                networks = list(self.decoder.parameters())
+            else:
+                self.encoder = _Encoder(n * n, settings.encoder_width, settings.latent_dim,
+                                        dtype).to(self.device)  # fmt: skip
+                networks = [*self.decoder.parameters(), *self.encoder.parameters()]
+        self.optimiser = torch.optim.Adam(networks, settings.learning_rate)
+
+    def observe(self, batch: ParticleBatch) -> _Observed:
+        """The batch's in-band samples, scaled (module docstring), in the model's dtype."""
+        n = batch.image_size
+        if n != self.n or batch.rotations is None:
+            raise InvalidInputError(f"need {self.n}-pixel images with poses, got {n} pixels")
+        scale = frequency_scale(self.voxel, batch)
+        k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, self.max_shell)
+        rows = batch.rotations.to(batch.dtype) * scale
+        coords = k[:, :1] * rows[:, None, 0] + k[:, 1:] * rows[:, None, 1]  # (B, S, 3)
+        spectra = batch.spectra - predict_spectra(self.consensus_spectrum, batch)
+        if batch.shifts_px is not None:
+            spectra = spectra * phase_ramp((n, n), -batch.shifts_px, rfft=True)
+        ctf = batch.ctf_values()
+        ctf = torch.ones_like(spectra.real) if ctf is None else ctf
+        w = sample_weights(batch, self.noise, self.max_shell) * self.scale**2
+        circle = spherical_mask((n, n), n / 2, dtype=batch.dtype, device=batch.device)
+        images = ifft_nd(spectra, (n, n), rfft=True) * circle / self.image_scale
+        real, cplx = (
+            self.dtype,
+            torch.complex64 if self.dtype == torch.float32 else torch.complex128,
+        )
+        return _Observed(
+            coords.to(real), (spectra.flatten(-2)[..., keep] / self.scale).to(cplx),
+            ctf.flatten(-2)[..., keep].expand(len(spectra), -1).to(real),
+            w.flatten()[keep].expand(len(spectra), -1).to(real), images.flatten(1).to(real),
+            batch.indices.to(self.device),
+        )  # fmt: skip
+
+    def _latent(self, seen: _Observed, sample: bool, generator=None):
+        """``z (B, D)`` and the per-image prior term (KL or ``|z|^2 / 2``)."""
+        if self.settings.autodecoder:
+            z = self.table(seen.indices)
+            return z, 0.5 * (z * z).sum(-1)
+        mean, log_var = self.encoder(seen.images)
+        z = mean
+        if sample:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+            z = mean + (0.5 * log_var).exp() * noise.to(mean.device)
+        kl = 0.5 * (mean * mean + log_var.exp() - 1 - log_var).sum(-1)
+        return z, kl
+
+    def objective(self, seen: _Observed, generator=None) -> torch.Tensor:
+        """The mean over the minibatch of ``nll + beta * prior``, per sample."""
+        z, prior = self._latent(seen, True, generator)
+        predicted = seen.ctf * self.decoder(seen.k, z[:, None, :])
+        nll = 0.5 * (seen.weights * (seen.spectra - predicted).abs().pow(2)).sum(-1)
+        return (nll + self.settings.beta * prior).mean() / seen.k.shape[1]
+
+    def train_epoch(self, chunks: Iterable[ParticleBatch],
+                    progress: Callable[[int], None] | None = None) -> float:  # fmt: skip
+        """One pass over ``chunks`` (batches in a random order, e.g. of 1,024 particles), each
+        cut into shuffled minibatches; returns the mean objective."""
+        g = torch.Generator().manual_seed(self.settings.seed * 100003 + self.epoch)
+        total, count = 0.0, 0
+        for batch in chunks:
+            seen = self.observe(batch)
+            order = torch.randperm(len(seen.indices), generator=g).to(self.device)
+            for part in order.split(self.settings.batch_size):
+                loss = self.objective(seen.take(part), g)
+                self.optimiser.zero_grad()
+                if self.settings.autodecoder:
+                    self.table_optimiser.zero_grad()
+                loss.backward()
+                self.optimiser.step()
+                if self.settings.autodecoder:
+                    self.table_optimiser.step()
+                total, count = total + float(loss.detach()) * len(part), count + len(part)
+            if progress is not None:
+                progress(len(seen.indices))
+        self.epoch += 1
+        self.losses.append(total / max(count, 1))
+        return self.losses[-1]
+
+    @torch.no_grad()
+    def latents(self, batches: Iterable[ParticleBatch]):
+        """Every particle's latent mean ``(N, D)`` and standard deviation (VAE; the
+        autodecoder has none: NaN), in the order of the batches' ``indices``."""
+        if self.settings.autodecoder:
+            z = self.table.weight.detach().double().cpu()
+            return z, torch.full_like(z, math.nan)
+        rows, means, sds = [], [], []
+        for batch in batches:
+            seen = self.observe(batch)
+            mean, log_var = self.encoder(seen.images)
+            rows.append(seen.indices.cpu())
+            means.append(mean.double().cpu())
+            sds.append((0.5 * log_var).exp().double().cpu())
+        order = torch.cat(rows).argsort()
+        return torch.cat(means)[order], torch.cat(sds)[order]
+
+    def volume(self, z: torch.Tensor) -> torch.Tensor:
+        """The ``(n, n, n)`` map (float64, the images' units) at the latent ``z (D,)``: the
+        consensus plus the decoder's difference."""
+        z = torch.as_tensor(z, dtype=self.dtype, device=self.device)
+        return self.consensus + self.decoder.volume(z, self.max_shell).double() * self.scale
