@@ -10,7 +10,9 @@ the decoder (no encoder, as cryoDRGN-AI; Levy et al. 2024).
 * Objective per image: the Gaussian negative log-likelihood of the imaging layer,
   ``1/2 sum w |X - C V(k, z)|^2`` with ``w = m / (2 sigma2)`` (``heterogeneity.projected``, the
   noise from the images' background), plus ``beta`` times the KL divergence from ``N(0, I)``
-  (VAE) or ``|z|^2 / 2`` (autodecoder: the MAP latent); minimised by Adam over minibatches in
+  (VAE; with ``beta`` rising from 0 over the first epochs: at SNR 0.1 a VAE that pays the
+  full KL from the start learns to use ``z`` several epochs later, measured) or ``|z|^2 / 2``
+  (autodecoder: the MAP latent); minimised by Adam over minibatches in
   a seeded random order (the table by sparse Adam: a latent moves only with its image).
 * The decoder models the difference from the consensus map (given: a direct reconstruction
   of all particles), whose images ``C P mu`` the imaging layer predicts: training starts at
@@ -38,7 +40,8 @@ from cryomath.projection import nyquist_samples, prepare_volume
 @dataclass(frozen=True)
 class NeuralSettings:
     """The model and its training: ``max_shell`` default ``n // 3``; learning rates for the
-    networks and (autodecoder) the latent table; ``beta`` the KL weight."""
+    networks and (autodecoder) the latent table; ``beta`` the KL weight, reached linearly
+    over the first ``beta_warmup_epochs`` (from 0: KL annealing, Bowman et al. 2016)."""
 
     latent_dim: int = 1
     autodecoder: bool = False
@@ -47,6 +50,7 @@ class NeuralSettings:
     learning_rate: float = 3e-3
     latent_learning_rate: float = 1e-2
     beta: float = 1.0
+    beta_warmup_epochs: int = 4
     width: int = 128
     depth: int = 3
     encoder_width: int = 256
@@ -171,7 +175,10 @@ class NeuralModel:
         z, prior = self._latent(seen, True, generator)
         predicted = seen.ctf * self.decoder(seen.k, z[:, None, :])
         nll = 0.5 * (seen.weights * (seen.spectra - predicted).abs().pow(2)).sum(-1)
-        return (nll + self.settings.beta * prior).mean() / seen.k.shape[1]
+        beta = self.settings.beta
+        if not self.settings.autodecoder:
+            beta *= min(1.0, self.epoch / max(self.settings.beta_warmup_epochs, 1))
+        return (nll + beta * prior).mean() / seen.k.shape[1]
 
     def train_epoch(self, chunks: Iterable[ParticleBatch],
                     progress: Callable[[int], None] | None = None) -> float:  # fmt: skip
