@@ -5,7 +5,7 @@ can afford; the top eigenvolume against the truth's, time and peak memory.
 
     python bench/covariance.py [--aspire-boxes 8,12] [--aspire PYTHON] [--out DIR]
 
-Truth: the trajectory's own covariance (the frames linearly interpolated at 2,001 points of
+Truth: the trajectory's own covariance (the frames linearly interpolated at 601 points of
 ``t``, their PCA), its top eigenvolume at each method's box (Fourier-cropped to ASPIRE's
 ``L``), band-limited to the band the method estimates and, for cryomath, under the same mask.
 ASPIRE: ``RelionSource`` -> ``downsample(L)`` -> ``whiten`` -> ``MeanEstimator`` ->
@@ -79,7 +79,7 @@ def run(command: list[str]) -> tuple[float, float]:
 
 def true_top_eigenvolume() -> torch.Tensor:
     frames = domain_states(range(7))
-    s = np.linspace(0, 6, 2001)
+    s = np.linspace(0, 6, 601)
     low = np.minimum(s.astype(int), 5)
     w = torch.from_numpy(s - low)[:, None]
     flat = frames.flatten(1)
@@ -128,10 +128,10 @@ def main() -> None:
     from cryomath.fourier.masks import spherical_mask
     from cryomath.resolution import weight_by_shell
 
-    truth = true_top_eigenvolume()
     rows = {}
     ours = args.out / "ours_top.npy"
     seconds, gb = run([sys.executable, "-c", OURS, str(star), str(ours)])
+    truth = true_top_eigenvolume()  # after the run: its memory is not the child's
     band = torch.ones(BOX // 4 + 1, dtype=torch.float64)
     mask = spherical_mask((BOX,) * 3, 0.35 * BOX, 3.0, dtype=torch.float64)
     reference = weight_by_shell(truth, band) * mask

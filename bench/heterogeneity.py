@@ -1,10 +1,12 @@
 """Heterogeneity side by side with cryoDRGN (issue 18, section 6): the same simulated particles
-with known poses and CTFs, cryomath's PPCA (``cryomath variability``) and cryoDRGN 4.3.1's VAE
-(``cryodrgn train_vae``, CPU, its own virtual environment), latent correlation with the true
-trajectory coordinate, adjusted Rand index of 2-means states, time; FSC-AUC of cryomath's
-per-state maps against the true ones.
+with known poses and CTFs; cryomath's PPCA and covariance (``cryomath variability --method``)
+and its VAE (``cryomath train-vae``), and cryoDRGN 4.3.1's VAE (``cryodrgn train_vae``, CPU,
+its own virtual environment); latent correlation with the true trajectory coordinate,
+adjusted Rand index of 2-means states, time; FSC-AUC of the per-state maps (direct inversion
+of each found state's particles) against the true ones.
 
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
+                                  [--methods ppca,covariance,vae,cryodrgn]
                                   [--cryodrgn-args "..."] [--cryodrgn PATH] [--out DIR]
 
 Particles: the bundled N-domain at a 64 box of 1.125 A, its upper half (z >= 32) moved along x;
@@ -66,13 +68,22 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
     return np.asarray(z), seconds, " && ".join(" ".join(s) for s in steps)
 
 
-def ours(folder: Path) -> tuple[np.ndarray, float, object]:
+def ours(folder: Path, method: str, epochs: int) -> tuple[np.ndarray, float]:
+    """The latents of cryomath's ``method`` (``ppca``, ``covariance`` or ``vae``) and its time."""
+    from cryomath.heterogeneity.neural import NeuralSettings
+    from cryomath.pipelines.neural import train_neural_model
+
     table = read_particles(folder / "particles.star")
+    out = folder / method
     start = time.perf_counter()
-    analyse_variability(table, folder / "variability", VariabilitySettings(n_components=2,
-                        iterations=15), force=True)  # fmt: skip
+    if method == "vae":
+        train_neural_model(table, out, NeuralSettings(epochs=epochs), force=True)
+    else:
+        settings = VariabilitySettings(method, n_components=2,
+                                       iterations=15 if method == "ppca" else None)  # fmt: skip
+        analyse_variability(table, out, settings, force=True)
     seconds = time.perf_counter() - start
-    return np.load(folder / "variability" / "latent.npy"), seconds, table
+    return np.load(out / "latent.npy"), seconds
 
 
 def main() -> None:
@@ -82,13 +93,15 @@ def main() -> None:
     parser.add_argument("--cryodrgn", type=Path, default=Path("/tmp/cryodrgn-venv/bin/cryodrgn"))
     parser.add_argument("--out", type=Path, default=Path("bench-out/heterogeneity"))
     parser.add_argument("--cases", default="continuous,discrete")
+    parser.add_argument("--methods", default="ppca,covariance,vae,cryodrgn")
     parser.add_argument(
         "--cryodrgn-args",
         default="",
         help='extra train_vae options, e.g. "--enc-dim 256 --dec-dim 256"',
     )
     args = parser.parse_args()
-    if shutil.which(str(args.cryodrgn)) is None:
+    methods = args.methods.split(",")
+    if "cryodrgn" in methods and shutil.which(str(args.cryodrgn)) is None:
         raise SystemExit(f"{args.cryodrgn} not found: pip install cryodrgn==4.3.1 in a venv")
     torch.set_num_threads(2)
     result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs}
@@ -100,26 +113,30 @@ def main() -> None:
         settings = SimulationSettings(n_particles=args.particles, pixel_size_angstrom=PIXEL,
                                       snr=0.05, seed=7, trajectory=trajectory)  # fmt: skip
         simulate_dataset(volumes, folder, settings, force=True)
-        truth = read_conformations(folder)
-        latent, seconds, table = ours(folder)
-        z, drgn_seconds, command = run_cryodrgn(args.cryodrgn, folder, args.epochs,
-                                                args.cryodrgn_args.split())  # fmt: skip
-        row = {"cryomath seconds": seconds, "cryodrgn seconds": drgn_seconds,
-               "cryodrgn command": command}  # fmt: skip
-        for who, values in (("cryomath", latent), ("cryodrgn", z)):
+        truth, table = read_conformations(folder), read_particles(folder / "particles.star")
+        row, latents = {}, {}
+        for method in methods:
+            if method == "cryodrgn":
+                latents[method], seconds, command = run_cryodrgn(
+                    args.cryodrgn, folder, args.epochs, args.cryodrgn_args.split()
+                )
+                row["cryodrgn command"] = command
+            else:
+                latents[method], seconds = ours(folder, method, args.epochs)
+            row[f"{method} seconds"] = seconds
+        for who, values in latents.items():
             if trajectory:
                 row[f"{who} latent correlation"] = latent_correlation(values, truth.coordinate).best
             else:
                 labels = kmeans(torch.from_numpy(values[:, :1].copy()), 2).labels.numpy()
                 row[f"{who} adjusted Rand index"] = adjusted_rand_index(truth.state, labels)
-                if who == "cryomath":
-                    maps = torch.stack([invert(accumulate_halves(
-                        table, np.where(labels == k, 1, 2))[1]) for k in (0, 1)])  # fmt: skip
-                    auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
-                    row["cryomath per-state FSC-AUC"] = float(auc)
+                maps = torch.stack([invert(accumulate_halves(
+                    table, np.where(labels == k, 1, 2))[1]) for k in (0, 1)])  # fmt: skip
+                auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
+                row[f"{who} per-state FSC-AUC"] = float(auc)
         result[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if "command" not in k}))
-    (args.out / "heterogeneity.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"heterogeneity-{'-'.join(methods)}.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
