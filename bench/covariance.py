@@ -9,8 +9,10 @@ Truth: the trajectory's own covariance (the frames linearly interpolated at 601 
 ``t``, their PCA), its top eigenvolume at each method's box (Fourier-cropped to ASPIRE's
 ``L``), band-limited to the band the method estimates and, for cryomath, under the same mask.
 ASPIRE: ``RelionSource`` -> ``downsample(L)`` -> ``whiten`` -> ``MeanEstimator`` ->
-``WhiteNoiseEstimator`` -> ``CovarianceEstimator.estimate`` (its ``aspire cov3d`` command, whose
-default ``L`` is 8), the eigenvector of the ``L^3 x L^3`` estimate with the largest eigenvalue,
+``WhiteNoiseEstimator`` -> ``CovarianceEstimator.estimate``: the steps of its ``aspire cov3d``
+command (default ``L`` 8), which in 0.14.3 fails as shipped (it passes the basis positionally
+to ``MeanEstimator``, which no longer takes it so), called here with the basis by keyword;
+the eigenvector of the ``L^3 x L^3`` estimate with the largest eigenvalue,
 compared in the best of the 48 axis orders and flips.
 cryomath: ``estimate_covariance`` at the full box, two components, band ``n // 4``. Each runs
 in its own process; memory is that process's peak resident set.
@@ -38,10 +40,10 @@ ASPIRE = textwrap.dedent("""
     star, L, pixel, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     source = RelionSource(star, pixel_size=pixel).downsample(L).cache().whiten()
     basis = FBBasis3D((L, L, L))
-    mean_estimator = MeanEstimator(source, basis, batch_size=512)
+    mean_estimator = MeanEstimator(source, basis=basis, batch_size=512)
     mean = mean_estimator.estimate()
     noise = WhiteNoiseEstimator(source, batch_size=512).estimate()
-    covariance = CovarianceEstimator(source, basis, mean_kernel=mean_estimator.kernel)
+    covariance = CovarianceEstimator(source, basis=basis, mean_kernel=mean_estimator.kernel)
     estimate = covariance.estimate(mean, noise, tol=1e-5).reshape(L**3, L**3)
     values, vectors = np.linalg.eigh(estimate)
     np.save(out, vectors[:, -1].reshape(L, L, L))

@@ -41,7 +41,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shift import phase_ramp
 from cryomath.heterogeneity.ppca import PrincipalComponents, fit_principal_components
-from cryomath.heterogeneity.projected import project_components, sample_weights
+from cryomath.heterogeneity.projected import project_components, sample_weights, volume_spectra
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -239,15 +239,11 @@ def _orthonormal_basis(volumes: torch.Tensor) -> torch.Tensor:
     return rows[keep].reshape(-1, *volumes.shape[1:])
 
 
-def _spectra(volumes: torch.Tensor, voxel: float):
-    return [prepare_volume(v, 2.0, voxel_size_angstrom=voxel) for v in volumes]
-
-
 def _projected_covariance(batches, sketch: _Sketch, basis: torch.Tensor):
     """The eigenvalues and eigenvectors ``(d,), (d, d)`` of ``S``, the covariance in the
     ``basis`` 's coordinates: ``sum_i G_i S G_i = sum_i (b_i b_i^T - G_i)`` solved for ``S``."""
     d = basis.shape[0]
-    spectra = _spectra(basis, sketch.voxel)
+    spectra = volume_spectra(basis, sketch.voxel)
     lhs = torch.zeros((d * d, d * d), dtype=basis.dtype, device=basis.device)
     rhs = torch.zeros((d, d), dtype=basis.dtype, device=basis.device)
     for batch in batches():
@@ -273,7 +269,7 @@ def _top(batches, sketch: _Sketch, basis: torch.Tensor, k: int):
 def _latent(batches, sketch: _Sketch, components: torch.Tensor, variances: torch.Tensor):
     """Posterior means and standard deviations ``(N, K)`` of each particle's coordinates along
     the unit ``components`` under the prior ``N(0, diag(variances))``."""
-    spectra = _spectra(components, sketch.voxel)
+    spectra = volume_spectra(components, sketch.voxel)
     prior = torch.diag(1 / variances.clamp(min=1e-12 * float(variances.abs().max())))
     rows, means, sds = [], [], []
     for batch in batches():

@@ -31,7 +31,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity
 from cryomath.fourier.shift import phase_ramp
-from cryomath.heterogeneity.projected import project_components
+from cryomath.heterogeneity.projected import project_components, volume_spectra
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -58,10 +58,6 @@ class PrincipalComponents:
     latent_sd: torch.Tensor
     mean: torch.Tensor
     log_likelihood_gain: list[float]
-
-
-def _spectra(volumes: torch.Tensor, voxel: float):
-    return [prepare_volume(v, 2.0, voxel_size_angstrom=voxel) for v in volumes]
 
 
 def fit_principal_components(
@@ -103,7 +99,7 @@ def fit_principal_components(
     gains, latent = [], None
     for _ in range(iterations):
         sums = _Sums(n, n_components, mean.dtype, mean.device, voxel_size_angstrom)
-        spectra = _spectra(components, voxel_size_angstrom)
+        spectra = volume_spectra(components, voxel_size_angstrom)
         latent, gain = [], 0.0
         for batch in batches():
             residual, z, cov, zz, step = _expectation(batch, mean_spectrum, spectra, noise,

@@ -14,7 +14,7 @@ import torch
 
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.imaging import NoiseSpectrum, ParticleBatch, predict_spectra
-from cryomath.projection import VolumeSpectrum
+from cryomath.projection import VolumeSpectrum, prepare_volume
 
 
 def sample_weights(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int) -> torch.Tensor:
@@ -26,6 +26,11 @@ def sample_weights(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int) -
     sigma2 = noise.for_batch(batch)[shells]
     used = (shells >= 1) & (shells <= max_shell) & (sigma2 > 0)
     return torch.where(used, m / (2 * sigma2.clamp(min=1e-30)), 0)
+
+
+def volume_spectra(volumes: torch.Tensor, voxel_size_angstrom: float) -> list[VolumeSpectrum]:
+    """The padded spectra of ``volumes (K, n, n, n)`` for :func:`project_components`."""
+    return [prepare_volume(v, 2.0, voxel_size_angstrom=voxel_size_angstrom) for v in volumes]
 
 
 @dataclass
