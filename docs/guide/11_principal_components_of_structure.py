@@ -9,7 +9,9 @@
 # variability analysis; `cryomath variability` on the command line). This page fits it to
 # two simulated datasets. In the first the particles change by an amount of density, which is
 # linear. In the second a domain moves, and the linear model needs more and more components
-# as the motion grows.
+# as the motion grows. Then the covariance itself is estimated from the images' second
+# moments (Katsevich et al.), and a hyper-molecule (Lederman & Singer), a map that depends on
+# the coordinate in any smooth way, follows the large motion.
 
 # %%
 import os
