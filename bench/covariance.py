@@ -13,12 +13,14 @@ ASPIRE: ``RelionSource`` -> ``downsample(L)`` -> ``whiten`` -> ``MeanEstimator``
 command (default ``L`` 8), which in 0.14.3 fails as shipped (it passes the basis positionally
 to ``MeanEstimator``, which no longer takes it so), called here with the basis by keyword;
 the eigenvector of the ``L^3 x L^3`` estimate with the largest eigenvalue,
-compared in the best of the 48 axis orders and flips.
+compared in the best of the 48 axis orders and flips and of half-voxel shifts (cryomath's
+eigenvolume, Fourier-cropped to the same ``L``, compared in the same way).
 cryomath: ``estimate_covariance`` at the full box, two components, band ``n // 4``. Each runs
 in its own process; memory is that process's peak resident set.
 """
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -104,17 +106,27 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return abs(float((a * b).sum() / (a.norm() * b.norm())))
 
 
-def best_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The largest ``|cos|`` over the 48 axis permutations and flips of ``a`` (another
-    package's axis order and hand need not be ours)."""
-    import itertools
+def half_voxel_shift(volume: torch.Tensor, shift) -> torch.Tensor:
+    """``volume`` moved by ``shift`` ``(x, y, z)`` voxels (a Fourier phase ramp)."""
+    k = torch.fft.fftfreq(volume.shape[-1], dtype=torch.float64)
+    ramp = torch.exp(-2j * torch.pi * (shift[2] * k[:, None, None] + shift[1] * k[None, :, None]
+                                       + shift[0] * k[None, None, :]))  # fmt: skip
+    f = torch.fft.fftn(torch.fft.ifftshift(volume)) * ramp
+    return torch.fft.fftshift(torch.fft.ifftn(f)).real
 
+
+def best_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest ``|cos|`` over the 48 axis permutations and flips of ``a`` and its shifts by
+    0 or half a voxel along each axis (another package's axis order, hand and grid centre need
+    not be ours)."""
     best = 0.0
-    for order in itertools.permutations(range(3)):
-        for flips in itertools.product((False, True), repeat=3):
-            dims = [d for d, f in enumerate(flips) if f]
-            moved = a.permute(order)
-            best = max(best, cosine(moved.flip(dims) if dims else moved, b))
+    for shift in itertools.product((-0.5, 0.0, 0.5), repeat=3):
+        moved = half_voxel_shift(a, shift)
+        for order in itertools.permutations(range(3)):
+            for flips in itertools.product((False, True), repeat=3):
+                dims = [d for d, f in enumerate(flips) if f]
+                turned = moved.permute(order)
+                best = max(best, cosine(turned.flip(dims) if dims else turned, b))
     return best
 
 
@@ -142,6 +154,10 @@ def main() -> None:
                                      torch.from_numpy(np.load(ours)), reference)}  # fmt: skip
     print(json.dumps(rows))
     for size in map(int, args.aspire_boxes.split(",")):
+        ours_cropped = crop(torch.from_numpy(np.load(ours)), size)
+        rows[f"cryomath {BOX}^3 cropped to {size}^3"] = {
+            "|cos| with the true top eigenvolume": best_cosine(ours_cropped, crop(truth, size))
+        }
         path = args.out / f"aspire_top_{size}.npy"
         try:
             seconds, gb = run([str(args.aspire), "-c", ASPIRE, str(star), str(size), str(PIXEL),
