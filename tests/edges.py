@@ -49,6 +49,17 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
             *("variability", star, "--components", "1", "--iterations", "1"),
             *("--out", str(out / "var")),
         ],
+        "train-vae": [
+            "train-vae",
+            star,
+            "--epochs",
+            "1",
+            "--width",
+            "8",
+            "--out",
+            str(out / "vae"),
+        ],
+        "analyze": ["analyze", str(out / "vae"), "--states", "2"],  # after train-vae
         "motioncorr": ["motioncorr", str(tiny["stack"]), "--out", str(out / "mc")],
         "rotations convert": [
             *("rotations", "convert", "--from", "relion", "--to", "eman", "10", "20", "30"),

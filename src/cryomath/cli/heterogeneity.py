@@ -91,6 +91,7 @@ def train_vae(
     from rich.progress import Progress
 
     from cryomath.devices import resolve_device
+    from cryomath.errors import InvalidInputError
     from cryomath.heterogeneity.neural import NeuralSettings
     from cryomath.io import read_particles
     from cryomath.pipelines.neural import train_neural_model
@@ -100,6 +101,8 @@ def train_vae(
     max_shell = None
     if resolution is not None:
         n, voxel = volume_grid(table)
+        if resolution < 2 * voxel:
+            raise InvalidInputError(f"the resolution must be at least Nyquist, {2 * voxel:g} A")
         max_shell = max(2, int(n * voxel / resolution))
     settings = NeuralSettings(zdim, autodecoder, epochs, minibatch, learning_rate, beta=beta,
                               width=width, max_shell=max_shell, seed=seed)  # fmt: skip

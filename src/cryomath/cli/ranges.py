@@ -57,6 +57,7 @@ RANGES: dict[str, Range] = {
     "--astigmatism": _f(0, 1e5),  # Angstrom
     "--bandwidth": _f(0.01, 1e4),  # Angstrom
     "--batch-size": _i(1, 1_000_000),
+    "--beta": _f(0, 1e6),  # the KL weight
     "--bfactor": _f(-2000, 2000),  # Angstrom^2
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
@@ -68,40 +69,46 @@ RANGES: dict[str, Range] = {
     "--delta": _f(0.01, 180),  # degrees
     "--dose": _f(1e-6, 1e4),  # e/A^2
     "--dose-per-frame": _f(1e-6, 1e3),  # e/A^2
-    "--grid-order": _i(0, 7),  # HEALPix
+    "--epochs": _i(1, 100_000),
     "--frames": _i(2, 10_000),  # trajectory frames between two models
+    "--grid-order": _i(0, 7),  # HEALPix
+    "--grid-spacing": _f(0.01, 100),  # Angstrom
     "--healpix-order": _i(0, 4),  # a global search
     "--ini-high": _f(0.01, 1000),  # Angstrom
+    "--iterations": _i(1, 10_000),
+    "--learning-rate": _f(1e-8, 1),
     "--local-from-order": _i(0, 8),
+    "--mass-query": _f(1e-3, 1e7),  # kDa
+    "--mass-ref": _f(1e-3, 1e7),
     "--max-iterations": _i(1, 1000),
     "--max-order": _i(0, 7),
     "--maxsig": _i(1, 100_000),
+    "--minibatch": _i(1, 1_000_000),
+    "--n": _i(1, 1_000_000_000),
     "--offset-range": _f(0, 1000),  # pixels
     "--offset-step": _f(0.01, 100),  # pixels
-    "--grid-spacing": _f(0.01, 100),  # Angstrom
-    "--iterations": _i(1, 10_000),
-    "--mass-query": _f(1e-3, 1e7),  # kDa
-    "--mass-ref": _f(1e-3, 1e7),
-    "--n": _i(1, 1_000_000_000),
     "--order": _i(0, 7),
     "--pad": _f(1, 4),
     "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
     "--pre-exposure": _f(0, 1e4),  # e/A^2
     "--preferred-fraction": _f(0, 1),
-    "--psi-step": _f(0.1, 180),  # degrees
     "--preferred-kappa": _f(0, 1e6),
+    "--psi-step": _f(0.1, 180),  # degrees
     "--resolution": _f(0.01, 1000),  # Angstrom
     "--seed": _i(0, 2**63 - 1),
     "--shard-size": _i(1, 1_000_000_000),
     "--shift-sigma": _f(0, 1e4),  # Angstrom
     "--snr": _f(1e-6, 1e6),  # below, the noise overflows float32 images
+    "--states": _i(1, 10_000),
     "--tau2-fudge": _f(0.01, 1000, low_open=True),
     "--threshold-query": ANY,
     "--threshold-ref": ANY,
     "--top": _i(1, 10_000),
     "--translation-radius": _f(0, 1e4),  # Angstrom
     "--voltage": _f(10, 3000),  # kV
+    "--width": _i(1, 4096),  # hidden units
+    "--zdim": _i(1, 64),
 }
 
 

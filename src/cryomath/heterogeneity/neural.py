@@ -203,6 +203,10 @@ class NeuralModel:
             order = torch.randperm(len(seen.indices), generator=g).to(self.device)
             for part in order.split(self.settings.batch_size):
                 loss = self.objective(seen.take(part), g)
+                if not bool(torch.isfinite(loss)):
+                    raise InvalidInputError(f"the training diverged in epoch {self.epoch + 1} "
+                                            "(the objective is not finite): lower the learning "
+                                            "rate")  # fmt: skip
                 self.optimiser.zero_grad()
                 if self.settings.autodecoder:
                     self.table_optimiser.zero_grad()
