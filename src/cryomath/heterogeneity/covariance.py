@@ -38,10 +38,13 @@ from collections.abc import Callable, Iterable
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.masks import spherical_mask
-from cryomath.fourier.shift import phase_ramp
 from cryomath.heterogeneity.ppca import PrincipalComponents, fit_principal_components
-from cryomath.heterogeneity.projected import project_components, sample_weights, volume_spectra
+from cryomath.heterogeneity.projected import (
+    default_mask,
+    project_components,
+    sample_weights,
+    volume_spectra,
+)
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -89,7 +92,7 @@ def estimate_covariance(
             f"at least 2 shells (got {max_shell})"
         )
     if mask is None:
-        mask = spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=mean.dtype, device=mean.device)
+        mask = default_mask(mean)
     sketch = _Sketch(n, mean, voxel_size_angstrom, noise, max_shell)
     passes = 0
 
@@ -142,9 +145,7 @@ class _Sketch:
         k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, self.max_shell)
         position, sign = slice_coordinates(batch.rotations, k, self.n_pad, frequency_scale=scale)
         w = sample_weights(batch, self.noise, self.max_shell)
-        residual = batch.spectra - predict_spectra(self.mean_spectrum, batch)
-        if batch.shifts_px is not None:
-            residual = residual * phase_ramp((n, n), -batch.shifts_px, rfft=True)
+        residual = batch.centred(batch.spectra - predict_spectra(self.mean_spectrum, batch))
         ctf = batch.ctf_values()
         ctf = torch.ones_like(w) if ctf is None else ctf
         data = (ctf * w * residual).flatten(-2)[..., keep]

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.fft import complex_dtype, ifft_nd
 from cryomath.fourier.masks import spherical_mask
-from cryomath.fourier.shift import phase_ramp
 from cryomath.heterogeneity.fourier_field import FourierField
 from cryomath.heterogeneity.projected import sample_weights
 from cryomath.imaging import NoiseSpectrum, ParticleBatch, frequency_scale, predict_spectra
@@ -106,13 +105,14 @@ class NeuralModel:
         self.max_shell = n // 3 if settings.max_shell is None else settings.max_shell
         self.n_particles, self.epoch, self.losses = n_particles, 0, []
         self.dtype, self.device = dtype, first.device
-        self.scale, self.image_scale = 1.0, 1.0
+        self.scale, self.image_scale = 1.0, 1.0  # observe() divides by them: measured raw
         self.consensus = consensus.to(self.device, torch.float64)
         self.consensus_spectrum = prepare_volume(
             self.consensus, 2.0, voxel_size_angstrom=voxel_size_angstrom
         )
-        self.scale = float(self.observe(first).spectra.abs().pow(2).mean().sqrt())
-        self.image_scale = float(self.observe(first).images.std())
+        raw = self.observe(first)
+        self.scale = float(raw.spectra.abs().pow(2).mean().sqrt())
+        self.image_scale = float(raw.images.std())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.decoder = FourierField(n, settings.latent_dim, settings.width, settings.depth,
@@ -146,18 +146,13 @@ class NeuralModel:
         k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, self.max_shell)
         rows = batch.rotations.to(batch.dtype) * scale
         coords = k[:, :1] * rows[:, None, 0] + k[:, 1:] * rows[:, None, 1]  # (B, S, 3)
-        spectra = batch.spectra - predict_spectra(self.consensus_spectrum, batch)
-        if batch.shifts_px is not None:
-            spectra = spectra * phase_ramp((n, n), -batch.shifts_px, rfft=True)
+        spectra = batch.centred(batch.spectra - predict_spectra(self.consensus_spectrum, batch))
         ctf = batch.ctf_values()
         ctf = torch.ones_like(spectra.real) if ctf is None else ctf
         w = sample_weights(batch, self.noise, self.max_shell) * self.scale**2
         circle = spherical_mask((n, n), n / 2, dtype=batch.dtype, device=batch.device)
         images = ifft_nd(spectra, (n, n), rfft=True) * circle / self.image_scale
-        real, cplx = (
-            self.dtype,
-            torch.complex64 if self.dtype == torch.float32 else torch.complex128,
-        )
+        real, cplx = self.dtype, complex_dtype(self.dtype)
         return _Observed(
             coords.to(real), (spectra.flatten(-2)[..., keep] / self.scale).to(cplx),
             ctf.flatten(-2)[..., keep].expand(len(spectra), -1).to(real),
@@ -165,22 +160,21 @@ class NeuralModel:
             batch.indices.to(self.device),
         )  # fmt: skip
 
-    def _latent(self, seen: _Observed, sample: bool, generator=None):
-        """``z (B, D)`` and the per-image prior term (KL or ``|z|^2 / 2``)."""
+    def _latent(self, seen: _Observed, generator=None):
+        """``z (B, D)`` (the VAE's drawn from ``q(z | X)``) and the per-image prior term (KL or
+        ``|z|^2 / 2``)."""
         if self.settings.autodecoder:
             z = self.table(seen.indices)
             return z, 0.5 * (z * z).sum(-1)
         mean, log_var = self.encoder(seen.images)
-        z = mean
-        if sample:
-            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-            z = mean + (0.5 * log_var).exp() * noise.to(mean.device)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        z = mean + (0.5 * log_var).exp() * noise.to(mean.device)
         kl = 0.5 * (mean * mean + log_var.exp() - 1 - log_var).sum(-1)
         return z, kl
 
     def objective(self, seen: _Observed, generator=None) -> torch.Tensor:
         """The mean over the minibatch of ``nll + beta * prior``, per sample."""
-        z, prior = self._latent(seen, True, generator)
+        z, prior = self._latent(seen, generator)
         predicted = seen.ctf * self.decoder(seen.k, z[:, None, :])
         nll = 0.5 * (seen.weights * (seen.spectra - predicted).abs().pow(2)).sum(-1)
         beta = self.settings.beta

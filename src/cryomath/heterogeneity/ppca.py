@@ -28,10 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity
-from cryomath.fourier.shift import phase_ramp
-from cryomath.heterogeneity.projected import project_components, volume_spectra
+from cryomath.heterogeneity.projected import default_mask, project_components, volume_spectra
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -94,7 +92,7 @@ def fit_principal_components(
         raise InvalidInputError(f"initial components must be {(n_components, n, n, n)}")
     components = initial
     if mask is None:
-        mask = spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=mean.dtype, device=mean.device)
+        mask = default_mask(mean)
     mean_spectrum = prepare_volume(mean, 2.0, voxel_size_angstrom=voxel_size_angstrom)
     gains, latent = [], None
     for _ in range(iterations):
@@ -148,8 +146,7 @@ class _Sums:
         ctf = batch.ctf_values()
         ctf = torch.ones((n, n // 2 + 1), dtype=batch.dtype, device=batch.device) if (
             ctf is None) else ctf  # fmt: skip
-        if batch.shifts_px is not None:  # undo the origins, as insert_spectra does
-            residual = residual * phase_ramp((n, n), -batch.shifts_px, rfft=True)
+        residual = batch.centred(residual)
         m = hermitian_multiplicity((n, n), dtype=batch.dtype, device=batch.device)
         data = (residual * (ctf * m))[:, None] * z[:, :, None, None]  # (B, K, n, m)
         weights = torch.stack([ctf * ctf * m * zz[:, a, b, None, None] for a, b in self.pairs], 1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.imaging import NoiseSpectrum, ParticleBatch, predict_spectra
 from cryomath.projection import VolumeSpectrum, prepare_volume
@@ -26,6 +27,13 @@ def sample_weights(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int) -
     sigma2 = noise.for_batch(batch)[shells]
     used = (shells >= 1) & (shells <= max_shell) & (sigma2 > 0)
     return torch.where(used, m / (2 * sigma2.clamp(min=1e-30)), 0)
+
+
+def default_mask(like: torch.Tensor) -> torch.Tensor:
+    """The components' default mask on the grid of ``like (n, n, n)``: a sphere of radius
+    ``0.45 n`` with a 3-voxel soft edge (variability outside the particle is noise)."""
+    n = like.shape[-1]
+    return spherical_mask((n, n, n), 0.45 * n, 3.0, dtype=like.dtype, device=like.device)
 
 
 def volume_spectra(volumes: torch.Tensor, voxel_size_angstrom: float) -> list[VolumeSpectrum]:

@@ -19,6 +19,7 @@ from cryomath.ctf import CTF, compute_ctf
 from cryomath.devices import Staging, check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.shift import phase_ramp
 
 
 @dataclass
@@ -103,6 +104,14 @@ class ParticleBatch:
         if self.spectra is None:
             raise InvalidInputError("this batch was made without images")
         return ifft_nd(self.spectra, (self.image_size, self.image_size), rfft=True)
+
+    def centred(self, spectra: torch.Tensor) -> torch.Tensor:
+        """``spectra (B, ..., n, n // 2 + 1)`` of this batch's images (or residuals) with their
+        origins undone, as insertion undoes them (unchanged without shifts)."""
+        if self.shifts_px is None:
+            return spectra
+        n = self.image_size
+        return spectra * phase_ramp((n, n), -self.shifts_px, rfft=True)
 
     def subset(self, pick: torch.Tensor) -> "ParticleBatch":
         """The particles selected by a boolean mask or an index tensor (on the batch's device)."""

@@ -1,4 +1,5 @@
-"""JSON result files (summaries, fits, FSC curves): plain Python values, written atomically."""
+"""Result files, written atomically: JSON (summaries, fits, FSC curves) of plain Python values,
+and arrays (``.npy``: latent coordinates, labels)."""
 
 import json
 import math
@@ -29,3 +30,9 @@ def write_json(path: Path, result: dict, force: bool) -> None:
     """Write ``result`` as indented JSON, atomically."""
     with atomic_output(path, force) as tmp:
         tmp.write_text(json.dumps(plain(result), indent=2, allow_nan=False))
+
+
+def write_array(path: Path, array: np.ndarray, force: bool) -> None:
+    """Write ``array`` as a ``.npy`` file, atomically."""
+    with atomic_output(path, force) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)

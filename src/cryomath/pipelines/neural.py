@@ -11,7 +11,6 @@ k-means state, and the objective per epoch), ``states.npy`` (each particle's sta
 ``state_K.mrc`` (the decoder's map at each state's centre) and ``analysis.json``.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,7 +23,8 @@ from cryomath.heterogeneity import kmeans
 from cryomath.heterogeneity.neural import NeuralModel, NeuralSettings
 from cryomath.imaging import iter_batches
 from cryomath.io import write_mrc
-from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.io.atomic import check_output_path, writable_directory
+from cryomath.io.results import write_array, write_json
 from cryomath.pipelines.denoising import background_noise
 from cryomath.pipelines.refinement import CHECKPOINT, load_checkpoint, save_checkpoint
 from cryomath.plots import plot_embedding
@@ -76,17 +76,15 @@ def train_neural_model(table, out: Path, settings: NeuralSettings, *, resume: bo
             on_epoch(f"epoch {model.epoch}: objective {loss:.5f} per sample")
     latent, sd = model.latents(iter_batches(table, CHUNK, device, torch.float64))
     writable_directory(out)
-    for name, values in (("latent.npy", latent), ("latent_sd.npy", sd)):
-        with atomic_output(out / name, True) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, values.numpy())
+    write_array(out / "latent.npy", latent.numpy(), True)
+    write_array(out / "latent_sd.npy", sd.numpy(), True)
     zero = torch.zeros(model.settings.latent_dim)
     write_mrc(out / "mean.mrc", model.volume(zero).cpu().float().numpy(), voxel, force=True)
     summary = {"particles": table.n, "epochs": model.epoch, "max_shell": model.max_shell,
                "resolution_angstrom": n * voxel / model.max_shell,
                "objective": model.losses, "settings": asdict(model.settings),
                "latent": str(out / "latent.npy"), "output": str(out)}  # fmt: skip
-    with atomic_output(out / "training.json", True) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    write_json(out / "training.json", summary, True)
     return summary
 
 
@@ -112,13 +110,11 @@ def analyze_neural_model(out: Path, states: int = 3, force: bool = False) -> dic
     labels = clusters.labels.numpy()
     plot_embedding(centred.numpy(), labels, model.losses, out / "embedding.png",
                    f"{len(latent)} particles, {states} states", force)  # fmt: skip
-    with atomic_output(out / "states.npy", force) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, labels)
+    write_array(out / "states.npy", labels, force)
     for k, centre in enumerate(clusters.centres, 1):
         write_mrc(out / f"state_{k}.mrc", model.volume(centre).cpu().float().numpy(),
                   model.voxel, force=force)  # fmt: skip
     summary = {"states": states, "particles": np.bincount(labels, minlength=states).tolist(),
                "centres": clusters.centres.tolist(), "output": str(out)}  # fmt: skip
-    with atomic_output(out / "analysis.json", force) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    write_json(out / "analysis.json", summary, force)
     return summary

@@ -33,7 +33,8 @@ from cryomath.heterogeneity import (
 )
 from cryomath.imaging import iter_batches
 from cryomath.io import write_mrc
-from cryomath.io.atomic import atomic_output, check_output_path, writable_directory
+from cryomath.io.atomic import check_output_path, writable_directory
+from cryomath.io.results import write_array
 from cryomath.pipelines.denoising import background_noise
 from cryomath.plots import plot_gallery, plot_latent
 from cryomath.reconstruction import accumulate_halves, half_subsets, maps_from_halves
@@ -162,9 +163,8 @@ def _write(out: Path, result, voxel: float, force: bool) -> None:
             slices.append(frame[n // 2].numpy())
             labels.append(f"PC{c} {steps:+g} sd")
     latent = result.latent.cpu().numpy()
-    for name, values in (("latent.npy", latent), ("latent_sd.npy", result.latent_sd.cpu().numpy())):
-        with atomic_output(out / name, force) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, values)
+    write_array(out / "latent.npy", latent, force)
+    write_array(out / "latent_sd.npy", result.latent_sd.cpu().numpy(), force)
     plot_latent(latent, result.variances.cpu().numpy(), out / "latent.png",
                 f"{len(latent)} particles", force)  # fmt: skip
     plot_gallery(np.stack(slices), labels, out / "components.png",
