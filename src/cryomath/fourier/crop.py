@@ -78,3 +78,15 @@ def rescale(
     what = f"resampling to {new_voxel_size_angstrom:g} A ({new_shape})"
     check_memory(6 * math.prod(new_shape) * x.element_size(), what, x.device)
     return fourier_resize(x, new_shape), voxel_size_angstrom * shape[-1] / new_shape[-1]
+
+
+def box_corners(positions_px: torch.Tensor, box: int, image_shape: tuple[int, int]) -> torch.Tensor:
+    """``(P, 2)`` the integer top-left corners (x, y) of ``box``-pixel boxes centred (index
+    ``box // 2``) at the rounded ``positions_px (P, 2)`` (x, y) of an ``image_shape (h, w)``
+    image; raises if one does not lie inside."""
+    h, w = image_shape
+    corner = positions_px.round().long() - box // 2
+    inside = (corner >= 0).all(1) & (corner[:, 0] + box <= w) & (corner[:, 1] + box <= h)
+    if not bool(inside.all()):
+        raise InvalidInputError(f"every {box}-pixel box must lie inside the {w}x{h} image")
+    return corner

@@ -100,11 +100,12 @@ def align_frames(frames: torch.Tensor, bfactor_px2: float = 150.0, iterations: i
 def aligned_sum(frames: torch.Tensor, drift_px: torch.Tensor, pixel_size_angstrom: float = 1.0,
                 exposures_e_per_a2: torch.Tensor | None = None,
                 voltage_kv: float = 300.0) -> torch.Tensor:  # fmt: skip
-    """``(h, w)`` the frames moved back by ``drift_px (F, 2)`` and summed; with
+    """``(..., h, w)`` the ``frames (..., F, h, w)`` moved back by ``drift_px (..., F, 2)`` and
+    summed (one movie, or each particle's boxes with its own track); with
     ``exposures_e_per_a2 (F,)`` each frequency dose-weighted (``ctf.damage.dose_weights``)."""
     shape = tuple(frames.shape[-2:])
     spectra = fft_nd(frames, 2, rfft=True) * phase_ramp(shape, -drift_px.to(frames.dtype))
     if exposures_e_per_a2 is not None:
         spectra = spectra * dose_weights(shape, pixel_size_angstrom, exposures_e_per_a2,
                                          voltage_kv, frames.dtype, frames.device)  # fmt: skip
-    return ifft_nd(spectra.sum(0), shape, rfft=True)
+    return ifft_nd(spectra.sum(-3), shape, rfft=True)

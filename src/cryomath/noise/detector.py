@@ -5,14 +5,25 @@ times the CTF, small) gives ``N0 (1 + c)`` expected electrons per pixel, ``N0 = 
 (dose in electrons per square Angstrom). Counts are Poisson. A detector with modulation transfer
 ``MTF(k)`` and detective quantum efficiency ``DQE(k)`` (rfft grids) passes the signal through
 the MTF and adds Gaussian noise so that the noise power is ``N0 MTF^2 / DQE`` (DQE = MTF^2 is a
-perfect counter with blurred pixels, ``DQE = 1`` adds nothing).
+perfect counter with blurred pixels, ``DQE = 1`` adds nothing). :func:`pixel_mtf` is a
+counting detector's MTF when each electron lands in one pixel: the square pixel's aperture,
+``sinc(kx) sinc(ky)`` (k in cycles/pixel: 0.64 at Nyquist on each axis); a counter that also
+misses or double-counts some events has ``DQE = DQE(0) MTF^2``.
 """
 
 import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import irfft_2d, rfft_2d
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.noise.draws import Generators, poisson, standard_normal
+
+
+def pixel_mtf(image_shape: tuple[int, int], dtype: torch.dtype = torch.float64,
+              device=None) -> torch.Tensor:  # fmt: skip
+    """``sinc(kx) sinc(ky)`` on the rfft grid of ``image_shape`` (module docstring)."""
+    k = fftfreq_grid(image_shape, dtype=dtype, device=device)
+    return torch.sinc(k).prod(-1)
 
 
 def expected_counts(

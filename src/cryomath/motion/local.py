@@ -1,0 +1,168 @@
+"""Per-particle motion tracks with Bayesian polishing's prior (Zivanov, Nakane & Scheres 2019,
+IUCrJ 6:5-17), against a reference: each particle's predicted image (its projection at its pose,
+with its CTF and origin).
+
+Likelihood. The boxes ``Y_pf`` of particle ``p`` in frame ``f`` (globally aligned) are modelled
+as ``a(k) D_f(k) X_p(k) exp(-2 pi i k.s_pf) + noise``: ``X_p`` the reference, ``D_f`` the
+exposure filter at the frame's middle exposure (``ctf.damage``), ``a`` a scale per shell (it
+absorbs the detector's MTF and the reference's units) and ``sigma^2`` the noise power per shell,
+both fitted once at ``s = 0``. Up to a constant the log-likelihood of a track is
+``sum_pf Re sum_k W_pf(k) exp(2 pi i k.s_pf)`` with ``W = m Y conj(a D X) / sigma^2`` (``m`` the
+rfft multiplicity), evaluated exactly (no interpolated correlation maps) on the frequencies
+below ``band_px``.
+
+Prior (RELION's ``relion_motion_refine``). Velocities ``v_pf = s_p,f+1 - s_pf`` are Gaussian,
+independent per frame step, correlated between particles by the kernel
+``sigma_v^2 exp(-|x_p - x_q| / sigma_div)``; with ``K = U diag(lambda) U^T`` the velocities are
+``U sqrt(lambda) c_f`` and the negative log-prior is ``|c|^2 / 2`` plus an acceleration term
+``sum lambda_d |c_f+1,d - c_f,d|^2 / (2 sigma_acc^2)``. Published defaults (RELION's):
+``s_vel`` 0.5 A per e/A^2 of dose, ``s_div`` 5000 A, ``s_acc`` 2 A per e/A^2, scaled to pixels
+per frame by the dose per frame. Each particle's start ``s_p0`` is free, first placed at the
+best integer offset (within ``max_offset_px``) of its frames' summed score. The MAP tracks are
+found by L-BFGS on ``(s_p0, c)``.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from cryomath.ctf.damage import exposure_filter
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.fft import fft_nd
+from cryomath.fourier.grids import fftfreq_grid
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_sum
+
+
+@dataclass
+class MotionPrior:
+    """Bayesian polishing's hyper-parameters (RELION's defaults, ``--s_vel --s_div --s_acc``)."""
+
+    velocity_sigma_angstrom_per_dose: float = 0.5
+    divergence_sigma_angstrom: float = 5000.0
+    acceleration_sigma_angstrom_per_dose: float = 2.0
+
+    def check(self) -> None:
+        if not (self.velocity_sigma_angstrom_per_dose > 0 and self.divergence_sigma_angstrom > 0
+                and self.acceleration_sigma_angstrom_per_dose > 0):  # fmt: skip
+            raise InvalidInputError("the motion prior's sigmas must be positive")
+
+
+@dataclass
+class LocalTracks:
+    """``tracks_px (P, F, 2)``: where each particle's content sits in each frame relative to its
+    box centre (x, y); ``log_posterior`` at the optimum (up to a constant); ``iterations``."""
+
+    tracks_px: torch.Tensor
+    log_posterior: float
+    iterations: int
+
+
+def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv, band_px):
+    """``(P, F, K)`` complex ``W`` and the ``(K, 2)`` frequencies (cycles/pixel) it is kept on."""
+    b = boxes.shape[-1]
+    y = fft_nd(boxes, 2, rfft=True)
+    k = fftfreq_grid((b, b), dtype=boxes.dtype, device=boxes.device)
+    ends = torch.as_tensor(exposures_e_per_a2, dtype=boxes.dtype, device=boxes.device)
+    dose = (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else ends[0]
+    damage = exposure_filter(k.norm(dim=-1) / pixel_size_angstrom, ends - dose / 2, voltage_kv)
+    model = damage * fft_nd(references, 2, rfft=True)[:, None]  # D X, (P, F, b, b')
+    shells = shell_index((b, b), device=boxes.device)
+    n_shells = int(shells.max()) + 1
+    m = hermitian_multiplicity((b, b), dtype=boxes.dtype, device=boxes.device)
+    cross = shell_sum((m * (y * model.conj()).real).sum((0, 1)), shells, n_shells)
+    power = shell_sum((m * model.abs().pow(2)).sum((0, 1)), shells, n_shells)
+    scale = cross / power.clamp(min=1e-30)  # a(k), per shell
+    residual = (m * (y - scale[shells] * model).abs().pow(2)).sum((0, 1))
+    residual = shell_sum(residual, shells, n_shells)
+    count = shell_sum(m * torch.ones_like(m), shells, n_shells) * y.shape[0] * y.shape[1]
+    sigma2 = (residual / count.clamp(min=1)).clamp(min=1e-30)
+    w = m * y * (scale[shells] * model).conj() / sigma2[shells]
+    keep = (shells > 0) & (shells <= band_px) & (scale[shells] > 0)
+    return w[..., keep], k[keep]
+
+
+def _score(w: torch.Tensor, k: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
+    """``Re sum_k w exp(2 pi i k.s)`` for ``w (..., K)`` and ``shifts_px (..., 2)``."""
+    angle = 2 * torch.pi * (shifts_px @ k.T)
+    return (w.real * torch.cos(angle) - w.imag * torch.sin(angle)).sum(-1)
+
+
+def _start(w: torch.Tensor, k: torch.Tensor, max_offset_px: int) -> torch.Tensor:
+    """``(P, 2)`` each particle's best integer offset of its frames' summed score."""
+    r = torch.arange(-max_offset_px, max_offset_px + 1, dtype=k.dtype, device=k.device)
+    grid = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2)  # (G, 2) x, y
+    angle = 2 * torch.pi * (k @ grid.T)  # (K, G): one dense product per part
+    total = w.sum(1)
+    scores = total.real @ torch.cos(angle) - total.imag @ torch.sin(angle)  # (P, G)
+    return grid[scores.argmax(1)]
+
+
+def fit_local_tracks(
+    boxes: torch.Tensor,
+    references: torch.Tensor,
+    positions_px: torch.Tensor,
+    pixel_size_angstrom: float,
+    exposures_e_per_a2: torch.Tensor,
+    voltage_kv: float = 300.0,
+    prior: MotionPrior | None = None,
+    band_px: int | None = None,
+    max_offset_px: int = 10,
+    iterations: int = 200,
+) -> LocalTracks:
+    """MAP tracks (module docstring) of particles at ``positions_px (P, 2)`` (micrograph pixels)
+    from their globally aligned ``boxes (P, F, b, b)`` and ``references (P, b, b)``;
+    ``exposures_e_per_a2 (F,)`` at the frames' ends; ``band_px``: the highest shell used
+    (default: Nyquist)."""
+    prior = prior or MotionPrior()
+    prior.check()
+    if boxes.ndim != 4 or references.shape != (boxes.shape[0], *boxes.shape[-2:]):
+        raise InvalidInputError(f"boxes must be (P, F, b, b) with references (P, b, b), got "
+                                f"{tuple(boxes.shape)} and {tuple(references.shape)}")  # fmt: skip
+    p, f, b = boxes.shape[0], boxes.shape[1], boxes.shape[-1]
+    if f < 2 or len(exposures_e_per_a2) != f or positions_px.shape != (p, 2):
+        raise InvalidInputError(
+            "need at least 2 frames, one exposure per frame and one position per particle"
+        )
+    dtype, device = boxes.dtype, boxes.device
+    w, k = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv,
+                    b // 2 if band_px is None else band_px)  # fmt: skip
+    ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype)
+    dose = float(ends[-1] - ends[0]) / (f - 1)
+    velocity = prior.velocity_sigma_angstrom_per_dose * dose / pixel_size_angstrom
+    acceleration = prior.acceleration_sigma_angstrom_per_dose * dose / pixel_size_angstrom
+    xy = positions_px.to(dtype=dtype, device=device)
+    kernel = velocity**2 * torch.exp(-torch.cdist(xy, xy) * pixel_size_angstrom
+                                     / prior.divergence_sigma_angstrom)  # fmt: skip
+    eigenvalues, vectors = torch.linalg.eigh(kernel)
+    keep = eigenvalues > 1e-10 * eigenvalues.max()
+    eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
+    start = _start(w, k, max_offset_px).requires_grad_(True)
+    coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device,
+                               requires_grad=True)  # fmt: skip
+
+    def tracks() -> torch.Tensor:
+        steps = torch.einsum("pd,fdc->pfc", basis, coefficients)
+        zero = torch.zeros(p, 1, 2, dtype=dtype, device=device)
+        return start[:, None] + torch.cat([zero, steps.cumsum(1)], 1)
+
+    def negative_log_posterior() -> torch.Tensor:
+        smooth = (coefficients[1:] - coefficients[:-1]).pow(2).sum(-1)
+        acceleration_term = (eigenvalues * smooth).sum() / acceleration**2
+        prior_term = 0.5 * (coefficients.pow(2).sum() + acceleration_term)
+        return prior_term - _score(w, k, tracks()).sum()
+
+    optimiser = torch.optim.LBFGS([start, coefficients], lr=1, max_iter=iterations, history_size=20,
+                                  tolerance_grad=1e-7, tolerance_change=1e-10,
+                                  line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure():
+        optimiser.zero_grad()
+        value = negative_log_posterior()
+        value.backward()
+        return value
+
+    optimiser.step(closure)
+    with torch.no_grad():
+        value = float(negative_log_posterior())
+        found = tracks()
+    return LocalTracks(found.detach(), -value, int(optimiser.state[start]["n_iter"]))
