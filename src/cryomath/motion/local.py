@@ -108,11 +108,13 @@ def fit_local_tracks(
     band_px: int | None = None,
     max_offset_px: int = 10,
     iterations: int = 200,
+    initial_px: torch.Tensor | None = None,
 ) -> LocalTracks:
     """MAP tracks (module docstring) of particles at ``positions_px (P, 2)`` (micrograph pixels)
     from their globally aligned ``boxes (P, F, b, b)`` and ``references (P, b, b)``;
     ``exposures_e_per_a2 (F,)`` at the frames' ends; ``band_px``: the highest shell used
-    (default: Nyquist)."""
+    (default: Nyquist); ``initial_px (P, F, 2)``: tracks to start from (e.g. a patch-based
+    motion model's) instead of each particle's best constant offset."""
     prior = prior or MotionPrior()
     prior.check()
     if boxes.ndim != 4 or references.shape != (boxes.shape[0], *boxes.shape[-2:]):
@@ -136,9 +138,16 @@ def fit_local_tracks(
     eigenvalues, vectors = torch.linalg.eigh(kernel)
     keep = eigenvalues > 1e-10 * eigenvalues.max()
     eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
-    start = _start(w, k, max_offset_px).requires_grad_(True)
-    coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device,
-                               requires_grad=True)  # fmt: skip
+    if initial_px is None:
+        start = _start(w, k, max_offset_px)
+        coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device)
+    else:  # the coefficients whose velocities are closest to the initial tracks'
+        initial = initial_px.to(dtype=dtype, device=device)
+        start = initial[:, 0].clone()
+        steps = torch.diff(initial, dim=1)  # (P, F - 1, 2)
+        coefficients = torch.einsum("dp,pfc->fdc", torch.linalg.pinv(basis), steps).contiguous()
+    start.requires_grad_(True)
+    coefficients.requires_grad_(True)
 
     def tracks() -> torch.Tensor:
         steps = torch.einsum("pd,fdc->pfc", basis, coefficients)

@@ -10,10 +10,12 @@ frame) that grows as the drift does (fast at first: ``1 - exp(-f / tau)``, ``tau
 of the movie), plus each particle's own random walk of 0.02 px per frame. Beam-induced motion
 looks like this: a whole-frame drift with a slow doming and tilting of the ice on top.
 
-Each frame is the sum of the particles' boxes (their images ``(P, b, b)`` as given: a
-projection with its CTF, the CTF's delocalisation cut at the box), each attenuated by the
-exposure filter at the frame's middle exposure and moved by its track; then counting noise
-(``noise.shot_noise``) with the detector's MTF and DQE. Boxes must not overlap the edge.
+Each frame's contrast is minus the sum of the particles' boxes (their images ``(P, b, b)`` in
+RELION's particle convention, ``imaging.predict_images``: protein white, the CTF positive at low
+frequency; a detector sees protein dark, and extraction inverts it back), each attenuated by
+the exposure filter at the frame's middle exposure and moved by its track (the CTF's
+delocalisation is cut at the box); then counting noise (``noise.shot_noise``) with the
+detector's MTF and DQE. Boxes must lie inside the micrograph.
 """
 
 from dataclasses import dataclass
@@ -96,7 +98,7 @@ def simulate_particle_movie(
     for p, (x0, y0) in enumerate(corner.tolist()):
         # each particle's box, damaged and moved frame by frame (it has room to move in its box)
         spectra = fft_nd(images[p].double(), 2, rfft=True) * damage * phase_ramp((b, b), tracks[p])
-        field[:, y0 : y0 + b, x0 : x0 + b] += ifft_nd(spectra, (b, b), rfft=True)
+        field[:, y0 : y0 + b, x0 : x0 + b] -= ifft_nd(spectra, (b, b), rfft=True)
     g = torch.Generator().manual_seed(settings.seed + 1)
     counts = shot_noise(field, dose, pixel_size_angstrom, mtf, dqe, generator=g)
     return ParticleMovie(counts, tracks, drift, ends)
