@@ -58,7 +58,9 @@ class LocalTracks:
 
 
 def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv, band_px):
-    """``(P, F, K)`` complex ``W`` and the ``(K, 2)`` frequencies (cycles/pixel) it is kept on."""
+    """``(P, F, Y, X)`` complex ``W`` on the rfft grid cut to ``|ky|, kx <= band_px`` (zero
+    outside the band and where ``a <= 0``) and that grid's ``ky (Y,)``, ``kx (X,)``
+    (cycles/pixel)."""
     b = boxes.shape[-1]
     y = fft_nd(boxes, 2, rfft=True)
     k = fftfreq_grid((b, b), dtype=boxes.dtype, device=boxes.device)
@@ -76,24 +78,51 @@ def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage
     residual = shell_sum(residual, shells, n_shells)
     count = shell_sum(m * torch.ones_like(m), shells, n_shells) * y.shape[0] * y.shape[1]
     sigma2 = (residual / count.clamp(min=1)).clamp(min=1e-30)
-    w = m * y * (scale[shells] * model).conj() / sigma2[shells]
     keep = (shells > 0) & (shells <= band_px) & (scale[shells] > 0)
-    return w[..., keep], k[keep]
+    w = torch.where(keep, m * y * (scale[shells] * model).conj() / sigma2[shells], 0)
+    rows = torch.cat([torch.arange(band_px + 1), torch.arange(b - band_px, b)]).to(boxes.device)
+    rows = rows[rows < b].unique()
+    columns = min(band_px + 1, b // 2 + 1)
+    return w[..., rows, :columns], k[rows, 0, 1], k[0, :columns, 0]
 
 
-def _score(w: torch.Tensor, k: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
-    """``Re sum_k w exp(2 pi i k.s)`` for ``w (..., K)`` and ``shifts_px (..., 2)``."""
-    angle = 2 * torch.pi * (shifts_px @ k.T)
-    return (w.real * torch.cos(angle) - w.imag * torch.sin(angle)).sum(-1)
+class _Score(torch.autograd.Function):
+    """``Re sum_k w exp(2 pi i k.s)`` and its gradient in ``s`` together: the exponential is
+    separable, so both are two small matrix-vector products per track point."""
+
+    @staticmethod
+    def forward(w, ky, kx, shifts_px):
+        ey = torch.polar(torch.ones_like(ky), 2 * torch.pi * shifts_px[..., 1:] * ky)  # (..., Y)
+        ex = torch.polar(torch.ones_like(kx), 2 * torch.pi * shifts_px[..., :1] * kx)  # (..., X)
+        along_x = (w @ ex[..., None])[..., 0]  # (..., Y)
+        row = (ey[..., None, :] @ w)[..., 0, :]  # (..., X)
+        value = (row * ex).sum(-1).real
+        gx = (row * ex * (2j * torch.pi * kx)).sum(-1).real
+        gy = (along_x * ey * (2j * torch.pi * ky)).sum(-1).real
+        return value, torch.stack([gx, gy], -1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_value, _):
+        (gradient,) = ctx.saved_tensors
+        return None, None, None, grad_value[..., None] * gradient
 
 
-def _start(w: torch.Tensor, k: torch.Tensor, max_offset_px: int) -> torch.Tensor:
+def _score(w: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, shifts_px: torch.Tensor):
+    """``Re sum_k w exp(2 pi i k.s)`` for ``w (..., Y, X)`` and ``shifts_px (..., 2)``,
+    differentiable in the shifts."""
+    return _Score.apply(w, ky, kx, shifts_px)[0]
+
+
+def _start(w: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, max_offset_px: int):
     """``(P, 2)`` each particle's best integer offset of its frames' summed score."""
-    r = torch.arange(-max_offset_px, max_offset_px + 1, dtype=k.dtype, device=k.device)
+    r = torch.arange(-max_offset_px, max_offset_px + 1, dtype=ky.dtype, device=ky.device)
     grid = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2)  # (G, 2) x, y
-    angle = 2 * torch.pi * (k @ grid.T)  # (K, G): one dense product per part
-    total = w.sum(1)
-    scores = total.real @ torch.cos(angle) - total.imag @ torch.sin(angle)  # (P, G)
+    scores = _score(w.sum(1)[:, None], ky, kx, grid)  # (P, G)
     return grid[scores.argmax(1)]
 
 
@@ -126,7 +155,7 @@ def fit_local_tracks(
             "need at least 2 frames, one exposure per frame and one position per particle"
         )
     dtype, device = boxes.dtype, boxes.device
-    w, k = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv,
+    w, ky, kx = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv,
                     b // 2 if band_px is None else band_px)  # fmt: skip
     ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype)
     dose = float(ends[-1] - ends[0]) / (f - 1)
@@ -139,7 +168,7 @@ def fit_local_tracks(
     keep = eigenvalues > 1e-10 * eigenvalues.max()
     eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
     if initial_px is None:
-        start = _start(w, k, max_offset_px)
+        start = _start(w, ky, kx, max_offset_px)
         coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device)
     else:  # the coefficients whose velocities are closest to the initial tracks'
         initial = initial_px.to(dtype=dtype, device=device)
@@ -158,7 +187,7 @@ def fit_local_tracks(
         smooth = (coefficients[1:] - coefficients[:-1]).pow(2).sum(-1)
         acceleration_term = (eigenvalues * smooth).sum() / acceleration**2
         prior_term = 0.5 * (coefficients.pow(2).sum() + acceleration_term)
-        return prior_term - _score(w, k, tracks()).sum()
+        return prior_term - _score(w, ky, kx, tracks()).sum()
 
     optimiser = torch.optim.LBFGS([start, coefficients], lr=1, max_iter=iterations, history_size=20,
                                   tolerance_grad=1e-7, tolerance_change=1e-10,
