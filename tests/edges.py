@@ -61,6 +61,10 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
         ],
         "analyze": ["analyze", str(out / "vae"), "--states", "2"],  # after train-vae
         "motioncorr": ["motioncorr", str(tiny["stack"]), "--out", str(out / "mc")],
+        "polish": [
+            *("polish", str(tiny["movie_particles"]), "--movies", str(tiny["movies"])),
+            *("--reference", h1, "--dose-per-frame", "2", "--out", str(out / "pol")),
+        ],
         "rotations convert": [
             *("rotations", "convert", "--from", "relion", "--to", "eman", "10", "20", "30"),
             *("--out", str(out / "r.txt")),

@@ -154,6 +154,26 @@ def plot_drift(drift_px: np.ndarray, path: Path, title: str, force: bool) -> Non
     _save(fig, path, force)
 
 
+def plot_tracks(positions_px: np.ndarray, tracks_px: np.ndarray, path: Path, title: str,
+                force: bool) -> None:  # fmt: skip
+    """Each particle's track ``(P, F, 2)`` drawn at its position ``(P, 2)`` (pixels), its
+    motion magnified so that the largest spans a tenth of the field; a dot at the start."""
+    plt = _figure()
+    motion = tracks_px - tracks_px[:, :1]
+    extent = np.ptp(positions_px, axis=0).max() if len(positions_px) > 1 else 1.0
+    gain = 0.1 * max(extent, 1.0) / max(np.abs(motion).max(), 1e-9)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for (x, y), m in zip(positions_px, motion * gain, strict=True):
+        ax.plot(x + m[:, 0], y + m[:, 1], "-", lw=1)
+        ax.plot(x, y, ".", ms=3, color="k")
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.invert_yaxis()  # image rows downwards, as the micrograph is shown
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"{title} (motion x{gain:.0f})")
+    _save(fig, path, force)
+
+
 def plot_latent(latent: np.ndarray, variances: np.ndarray, path: Path, title: str,
                 force: bool) -> None:  # fmt: skip
     """Latent coordinates ``(N, K)``: the variance of each component, the histogram of the

@@ -92,6 +92,9 @@ RANGES: dict[str, Range] = {
     "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
     "--pre-exposure": _f(0, 1e4),  # e/A^2
+    "--s-acc": _f(1e-6, 1e4),  # Angstrom per e/A^2 (Bayesian polishing)
+    "--s-div": _f(1e-3, 1e7),  # Angstrom
+    "--s-vel": _f(1e-6, 1e4),  # Angstrom per e/A^2
     "--preferred-fraction": _f(0, 1),
     "--preferred-kappa": _f(0, 1e6),
     "--psi-step": _f(0.1, 180),  # degrees
