@@ -69,6 +69,8 @@ RANGES: dict[str, Range] = {
     "--delta": _f(0.01, 180),  # degrees
     "--dose": _f(1e-6, 1e4),  # e/A^2
     "--dose-per-frame": _f(1e-6, 1e3),  # e/A^2
+    "--dqe": _f(0, 1, low_open=True),  # detective quantum efficiency at zero frequency
+    "--drift-speed": _f(0, 1000),  # pixels per frame
     "--epochs": _i(1, 100_000),
     "--frames": _i(2, 10_000),  # trajectory frames between two models
     "--grid-order": _i(0, 7),  # HEALPix
@@ -78,12 +80,15 @@ RANGES: dict[str, Range] = {
     "--iterations": _i(1, 10_000),
     "--learning-rate": _f(1e-8, 1),
     "--local-from-order": _i(0, 8),
+    "--local-motion": _f(0, 1000),  # pixels
     "--mass-query": _f(1e-3, 1e7),  # kDa
     "--mass-ref": _f(1e-3, 1e7),
     "--max-iterations": _i(1, 1000),
     "--max-order": _i(0, 7),
     "--maxsig": _i(1, 100_000),
     "--minibatch": _i(1, 1_000_000),
+    "--movie-frames": _i(2, 10_000),
+    "--movie-size": _i(8, 65_536),  # pixels
     "--n": _i(1, 1_000_000_000),
     "--offset-range": _f(0, 1000),  # pixels
     "--offset-step": _f(0.01, 100),  # pixels

@@ -58,6 +58,20 @@ def simulate(
     snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    movie_size: Annotated[
+        int | None, typer.Option(help="Write movies of this many pixels squared instead of stacks")
+    ] = None,
+    movie_frames: Annotated[int, typer.Option(help="Frames per movie")] = 24,
+    dose_per_frame: Annotated[float, typer.Option(help="Movies: dose per frame (e/A^2)")] = 1.5,
+    drift_speed: Annotated[
+        float, typer.Option(help="Movies: initial drift speed (pixels per frame)")
+    ] = 1.0,
+    local_motion: Annotated[
+        float, typer.Option(help="Movies: rms local motion at the last frame (pixels)")
+    ] = 1.0,
+    dqe: Annotated[
+        float | None, typer.Option(help="Movies: DQE(0) of a counter with the pixel's MTF")
+    ] = None,
     clean: Annotated[bool, typer.Option("--clean", help="Also write noise-free images")] = False,
     shard_size: Annotated[int, typer.Option(help="Images per stack file")] = 10240,
     batch_size: BatchSize = 256,
@@ -70,7 +84,9 @@ def simulate(
     json: Json = False,
 ) -> None:
     """Simulate a particle dataset with known poses, shifts and CTFs (STAR, .cs, stacks).
-    ``--scheduler``: one Dask task per stack shard, files identical to a local run."""
+    ``--scheduler``: one Dask task per stack shard, files identical to a local run.
+    ``--movie-size``: movies of the particles instead (drift, local motion, damage, counts;
+    movies.star, particles.star with coordinates, tracks.json with the true tracks)."""
     from rich.progress import Progress
 
     from cryomath.pipelines import dask_client, read_volume, read_volumes, simulate_dataset
@@ -98,6 +114,22 @@ def simulate(
         shard_size=shard_size, delocalisation=delocalisation, ewald=ewald,
         state_weights=weights, trajectory=trajectory or frames is not None,
     )  # fmt: skip
+    if movie_size is not None:
+        from cryomath.pipelines.movies import MovieDatasetSettings, simulate_movies
+
+        if volume.ndim != 3 or ewald or delocalisation or clean or resume or scheduler:
+            raise InvalidInputError(
+                "--movie-size takes one map or model, without --ewald, --delocalisation, "
+                "--clean, --resume or --scheduler"
+            )
+        movie = MovieDatasetSettings(movie_size, movie_frames, dose_per_frame, drift_speed,
+                                     local_motion, dqe)  # fmt: skip
+        with Progress(disable=json, transient=True) as bar:
+            task = bar.add_task("simulating movies", total=n)
+            summary = simulate_movies(volume, out, settings, movie, force,
+                                      lambda k: bar.advance(task, k))  # fmt: skip
+        emit(summary, json, title="simulated movies")
+        return
     with Progress(disable=json, transient=True) as bar, dask_client(scheduler) as client:
         task = bar.add_task("simulating", total=n)
         summary = simulate_dataset(

@@ -8,8 +8,9 @@ and CTF, its track is fitted with Bayesian polishing's prior (``motion.fit_local
 its boxes are summed along the track, dose-weighted (``motion.aligned_sum``), with its content
 left where its origin puts it (the particles STAR keeps the origins) and the counts' mean
 removed. Writes ``<movie stem>_polished.mrcs`` per movie, ``particles.star`` pointing at them,
-``tracks.json`` (per movie: the global drift and each particle's track, pixels) and
-``tracks.png`` (the first movie's tracks at their positions).
+``tracks.json`` (per movie: the global drift, and each particle's track in the aligned frames,
+relative to its box centre, pixels: its motion in the movie is the sum) and ``tracks.png`` (the
+first movie's tracks, drift included, at their positions).
 """
 
 from collections.abc import Callable
@@ -128,6 +129,7 @@ def polish_particles(table, movies_star: Path, reference: Path, out: Path,
                           force=force)  # fmt: skip
         write_json(out / "tracks.json", tracks, force)
         first = next(iter(tracks.values()))
-        plot_tracks(np.array(first["positions_px"]), np.array(first["tracks_px"]),
-                    out / "tracks.png", f"tracks on {next(iter(tracks))}", force)  # fmt: skip
+        whole = np.array(first["tracks_px"]) + np.array(first["drift_px"])  # the drift included
+        plot_tracks(np.array(first["positions_px"]), whole, out / "tracks.png",
+                    f"tracks on {next(iter(tracks))}", force)  # fmt: skip
     return {"particles": done, "movies": len(work), "out": str(out)}
