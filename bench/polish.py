@@ -17,6 +17,10 @@ reference image before reconstruction, as a refinement would):
 * RELION polishing: ``relion_motion_refine`` on that motion correction with the true map as
   both half maps, ``--s_vel 0.5 --s_div 5000 --s_acc 2 --combine_frames``;
 * the truth: each particle's boxes summed along its true track (the best any method can do).
+
+Track errors only: cryomath with the prior's sigmas times sqrt(2), and RELION's polishing with
+the reference map scaled by 0.1 and 10 (RELION's correlation is in the reference's units, so
+its scale weighs the prior).
 """
 
 import argparse
@@ -47,7 +51,7 @@ from cryomath.io import (
     write_relion_star,
     write_star,
 )
-from cryomath.motion import align_frames, aligned_sum, extract_boxes, fit_local_tracks
+from cryomath.motion import MotionPrior, align_frames, aligned_sum, extract_boxes, fit_local_tracks
 from cryomath.noise import pixel_mtf
 from cryomath.projection import prepare_volume
 from cryomath.reconstruction import reconstruct
@@ -57,6 +61,7 @@ from cryomath.simulate.particle_movies import simulate_particle_movie
 from cryomath.so3.random import random_rotations
 
 PIXEL, BOX = 1.5, 64
+WEAKER = MotionPrior(0.5 * 2**0.5, 5000.0, 2.0 * 2**0.5)  # s_vel and s_acc x sqrt(2)
 
 
 def centre(images: torch.Tensor, references: torch.Tensor, reach_px: float = 4.0) -> torch.Tensor:
@@ -177,7 +182,7 @@ def write_particles(out: Path, movies: list, rows: list) -> None:
 def run_cryomath(movies: list, positions: torch.Tensor, args) -> tuple[dict, dict, dict]:
     """Global alignment, then local tracks; the dose-weighted boxes of both and of the truth."""
     images = {"cryomath global": [], "cryomath local": [], "true tracks": []}
-    tracks = {"cryomath global": [], "cryomath local": []}
+    tracks = {"cryomath global": [], "cryomath local": [], "cryomath local, prior sigmas x1.41": []}
     seconds = {"cryomath global": 0.0, "cryomath local": 0.0}
     for _, movie, clean, _, _ in movies:
         frames = movie.frames.float().double()  # as read from a float32 movie
@@ -191,6 +196,8 @@ def run_cryomath(movies: list, positions: torch.Tensor, args) -> tuple[dict, dic
         fit = fit_local_tracks(boxes, clean, positions, PIXEL, exposures)
         images["cryomath local"].append(aligned_sum(boxes, fit.tracks_px, PIXEL, exposures))
         seconds["cryomath local"] += time.perf_counter() - start
+        weaker = fit_local_tracks(boxes, clean, positions, PIXEL, exposures, prior=WEAKER)
+        tracks["cryomath local, prior sigmas x1.41"].append(weaker.tracks_px + drift)
         images["true tracks"].append(aligned_sum(boxes, movie.tracks_px - drift, PIXEL, exposures))
         tracks["cryomath global"].append(drift.expand(len(positions), -1, -1))
         tracks["cryomath local"].append(fit.tracks_px + drift)
@@ -214,6 +221,17 @@ def relion_local_track(star: Path, positions: torch.Tensor, size: int) -> torch.
     terms = torch.stack([torch.ones_like(x), x, x**2, y, y**2, x * y], -1)  # (P, 6)
     local = torch.einsum("pt,dtk,fk->pfd", terms, coefficients, powers)
     return -(global_part[None] + local)
+
+
+def relion_polished_tracks(folder: Path, movies: list, n: int) -> torch.Tensor:
+    """``(M * n, F, 2)`` the tracks ``relion_motion_refine`` wrote (``*_tracks.star``: one
+    block per particle, ``rlnOriginX/YAngst`` per frame, the content's track), pixels."""
+    found = []
+    for name, *_ in movies:
+        blocks = read_star(folder / "MC" / name.replace(".mrc", "_tracks.star"))
+        found += [blocks[f"{i}"][["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
+                  for i in range(n)]  # fmt: skip
+    return torch.from_numpy(np.stack(found)) / PIXEL
 
 
 def run_relion(out: Path, movies: list, positions: torch.Tensor, args):
@@ -250,10 +268,19 @@ def run_relion(out: Path, movies: list, positions: torch.Tensor, args):
         stem = out / "Polish" / "MC" / name.replace(".mrc", "")
         stacks["relion polishing"].append(torch.from_numpy(
             read_mrc(Path(f"{stem}_shiny.mrcs"), np.float64)[0]))  # fmt: skip
-        blocks = read_star(Path(f"{stem}_tracks.star"))
-        per_particle = [blocks[f"{i}"][["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
-                        for i in range(len(positions))]  # fmt: skip
-        tracks["relion polishing"].append(torch.from_numpy(np.stack(per_particle)) / PIXEL)
+    tracks["relion polishing"] = [relion_polished_tracks(out / "Polish", movies, len(positions))]
+    volume = torch.from_numpy(read_mrc(out / "truth.mrc", np.float64)[0])
+    for scale in (0.1, 10.0):  # RELION's CC is in the reference's units: its prior's weight
+        write_mrc(out / f"truth_x{scale:g}.mrc", (volume * scale).float().numpy(), PIXEL,
+                  force=True)  # fmt: skip
+        folder = f"Polish_x{scale:g}"
+        shutil.rmtree(out / folder, ignore_errors=True)
+        scaled = [folder + "/" if a == "Polish/" else a for a in polish if a != "--combine_frames"]
+        scaled = [f"truth_x{scale:g}.mrc" if a == "truth.mrc" else a for a in scaled]
+        subprocess.run(scaled, cwd=out, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+        tracks[f"relion polishing, reference x{scale:g}"] = [
+            relion_polished_tracks(out / folder, movies, len(positions))]  # fmt: skip
     seconds = {"relion motioncorr": mc_seconds, "relion polishing": mc_seconds + polish_seconds}
     return (
         {k: torch.cat(v) for k, v in stacks.items()},
