@@ -7,7 +7,9 @@ movies record protein dark), its reference image is predicted from the map at it
 and CTF, its track is fitted with Bayesian polishing's prior (``motion.fit_local_tracks``) and
 its boxes are summed along the track, dose-weighted (``motion.aligned_sum``), with its content
 left where its origin puts it (the particles STAR keeps the origins) and the counts' mean
-removed. Writes ``<movie stem>_polished.mrcs`` per movie, ``particles.star`` pointing at them,
+removed. Particles on none of the movies are left out (the summary counts them).
+
+Writes ``<movie stem>_polished.mrcs`` per movie, ``particles.star`` pointing at them,
 ``tracks.json`` (per movie: the global drift, and each particle's track in the aligned frames,
 relative to its box centre, pixels: its motion in the movie is the sum) and ``tracks.png`` (the
 first movie's tracks, drift included, at their positions).
@@ -54,7 +56,7 @@ def _movies(movies_star: Path) -> list[Path]:
 
 def _polish_movie(movie: Path, table, rows: np.ndarray, spectrum, settings: PolishSettings):
     """The polished images ``(P, b, b)``, the drift and the tracks of one movie's particles."""
-    frames, info = read_mrc(movie, np.float64)
+    frames, info = read_mrc(movie, np.float32)  # read whole (as motioncorr): float32 halves it
     if frames.ndim != 3 or frames.shape[0] < 2:
         raise InvalidInputError(f"{movie}: a movie needs at least 2 frames, got {frames.shape}")
     batch = next(iter_batches(table, batch_size=len(rows), rows=rows, read_images=False,
@@ -68,10 +70,10 @@ def _polish_movie(movie: Path, table, rows: np.ndarray, spectrum, settings: Poli
     exposures = frame_exposures(len(stack), settings.dose_per_frame_e_per_a2,
                                 settings.pre_exposure_e_per_a2)  # fmt: skip
     voltage = float(batch.ctf.voltage_kv.reshape(-1)[0])
-    drift = align_frames(stack, settings.alignment_bfactor_px2)
+    drift = align_frames(stack, settings.alignment_bfactor_px2).double()
     extra = table.extra.iloc[rows]
     positions = torch.tensor(extra[["rlnCoordinateX", "rlnCoordinateY"]].to_numpy(np.float64))
-    boxes = extract_boxes(stack, positions, box, drift)
+    boxes = extract_boxes(stack, positions, box, drift.float()).double()
     boxes = -boxes if settings.invert else boxes
     references = predict_images(spectrum, batch)  # each at its origin
     fit = fit_local_tracks(boxes, references, positions, pixel, exposures, voltage,
@@ -132,4 +134,5 @@ def polish_particles(table, movies_star: Path, reference: Path, out: Path,
         whole = np.array(first["tracks_px"]) + np.array(first["drift_px"])  # the drift included
         plot_tracks(np.array(first["positions_px"]), whole, out / "tracks.png",
                     f"tracks on {next(iter(tracks))}", force)  # fmt: skip
-    return {"particles": done, "movies": len(work), "out": str(out)}
+    return {"particles": done, "movies": len(work), "particles_not_on_these_movies": table.n - done,
+            "out": str(out)}  # fmt: skip
