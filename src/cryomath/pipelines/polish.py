@@ -66,7 +66,7 @@ def _polish_movie(movie: Path, table, rows: np.ndarray, spectrum, settings: Poli
     if abs(movie_pixel - pixel) > 1e-3 * pixel:
         raise InvalidInputError(f"{movie} has {movie_pixel:g} A pixels, the particles "
                                 f"{pixel:g} A: polish at the movie's pixel size")  # fmt: skip
-    stack = torch.from_numpy(frames)
+    stack = torch.tensor(frames)  # a copy: the file's array is read-only
     exposures = frame_exposures(len(stack), settings.dose_per_frame_e_per_a2,
                                 settings.pre_exposure_e_per_a2)  # fmt: skip
     voltage = float(batch.ctf.voltage_kv.reshape(-1)[0])
