@@ -37,7 +37,6 @@ def correct_movie(movie: Path, out: Path, pixel_size_angstrom: float | None = No
     if dose_per_frame_e_per_a2 is not None:
         exposures = frame_exposures(len(stack), dose_per_frame_e_per_a2, pre_exposure_e_per_a2)
     total = aligned_sum(stack, drift, pixel, exposures, voltage_kv)
-    out.mkdir(parents=True, exist_ok=True)
     result = {"movie": str(movie), "frames": len(stack), "pixel_size_angstrom": pixel,
               "dose_weighted": exposures is not None, "drift_px": drift.tolist(),
               "total_drift_px": float(torch.diff(drift, dim=0).norm(dim=1).sum())}  # fmt: skip

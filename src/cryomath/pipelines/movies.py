@@ -84,7 +84,6 @@ def simulate_movies(volume: torch.Tensor, out: Path, settings: SimulationSetting
     mtf = None if movie.dqe is None else pixel_mtf(size)
     dqe = None if movie.dqe is None else movie.dqe * mtf**2
     tracks, coordinates = {}, np.zeros((truth.n, 2))
-    out.mkdir(parents=True, exist_ok=True)
     with output_set():
         for i, name in enumerate(names):
             rows = np.arange(i * per_movie, min((i + 1) * per_movie, truth.n))

@@ -111,7 +111,6 @@ def polish_particles(table, movies_star: Path, reference: Path, out: Path,
                      dtype=object)  # fmt: skip
     indices = np.zeros(table.n, np.int64)
     tracks, done = {}, 0
-    out.mkdir(parents=True, exist_ok=True)
     with output_set():
         for (movie, rows), name in zip(work, names, strict=True):
             polished, drift, found, positions = _polish_movie(movie, table, rows, spectrum,
