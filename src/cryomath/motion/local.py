@@ -6,10 +6,10 @@ Likelihood. The boxes ``Y_pf`` of particle ``p`` in frame ``f`` (globally aligne
 as ``a(k) D_f(k) X_p(k) exp(-2 pi i k.s_pf) + noise``: ``X_p`` the reference, ``D_f`` the
 exposure filter at the frame's middle exposure (``ctf.damage``), ``a`` a scale per shell (it
 absorbs the detector's MTF and the reference's units) and ``sigma^2`` the noise power per shell,
-both fitted once at ``s = 0``. Up to a constant the log-likelihood of a track is
-``sum_pf Re sum_k W_pf(k) exp(2 pi i k.s_pf)`` with ``W = m Y conj(a D X) / sigma^2`` (``m`` the
-rfft multiplicity), evaluated exactly (no interpolated correlation maps) on the frequencies
-below ``band_px``.
+both fitted at ``s = 0``, then again along the tracks found (``rounds``). Up to a constant the
+log-likelihood of a track is ``sum_pf Re sum_k W_pf(k) exp(2 pi i k.s_pf)`` with
+``W = m Y conj(a D X) / sigma^2`` (``m`` the rfft multiplicity), evaluated exactly (no
+interpolated correlation maps) on the frequencies below ``band_px``.
 
 Prior (RELION's ``relion_motion_refine``). Velocities ``v_pf = s_p,f+1 - s_pf`` are Gaussian,
 independent per frame step, correlated between particles by the kernel
@@ -31,6 +31,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd
 from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_sum
+from cryomath.fourier.shift import phase_ramp
 
 
 @dataclass
@@ -57,10 +58,12 @@ class LocalTracks:
     iterations: int
 
 
-def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv, band_px):
+def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv, band_px,
+             tracks_px=None):  # fmt: skip
     """``(P, F, Y, X)`` complex ``W`` on the rfft grid cut to ``|ky|, kx <= band_px`` (zero
     outside the band and where ``a <= 0``) and that grid's ``ky (Y,)``, ``kx (X,)``
-    (cycles/pixel)."""
+    (cycles/pixel); ``a`` and ``sigma^2`` are fitted with the model moved along ``tracks_px``
+    when given (else at ``s = 0``)."""
     b = boxes.shape[-1]
     y = fft_nd(boxes, 2, rfft=True)
     k = fftfreq_grid((b, b), dtype=boxes.dtype, device=boxes.device)
@@ -71,10 +74,11 @@ def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage
     shells = shell_index((b, b), device=boxes.device)
     n_shells = int(shells.max()) + 1
     m = hermitian_multiplicity((b, b), dtype=boxes.dtype, device=boxes.device)
-    cross = shell_sum((m * (y * model.conj()).real).sum((0, 1)), shells, n_shells)
+    moved = model if tracks_px is None else model * phase_ramp((b, b), tracks_px.to(y.real.dtype))
+    cross = shell_sum((m * (y * moved.conj()).real).sum((0, 1)), shells, n_shells)
     power = shell_sum((m * model.abs().pow(2)).sum((0, 1)), shells, n_shells)
     scale = cross / power.clamp(min=1e-30)  # a(k), per shell
-    residual = (m * (y - scale[shells] * model).abs().pow(2)).sum((0, 1))
+    residual = (m * (y - scale[shells] * moved).abs().pow(2)).sum((0, 1))
     residual = shell_sum(residual, shells, n_shells)
     count = shell_sum(m * torch.ones_like(m), shells, n_shells) * y.shape[0] * y.shape[1]
     sigma2 = (residual / count.clamp(min=1)).clamp(min=1e-30)
@@ -126,57 +130,17 @@ def _start(w: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, max_offset_px: i
     return grid[scores.argmax(1)]
 
 
-def fit_local_tracks(
-    boxes: torch.Tensor,
-    references: torch.Tensor,
-    positions_px: torch.Tensor,
-    pixel_size_angstrom: float,
-    exposures_e_per_a2: torch.Tensor,
-    voltage_kv: float = 300.0,
-    prior: MotionPrior | None = None,
-    band_px: int | None = None,
-    max_offset_px: int = 10,
-    iterations: int = 200,
-    initial_px: torch.Tensor | None = None,
-) -> LocalTracks:
-    """MAP tracks (module docstring) of particles at ``positions_px (P, 2)`` (micrograph pixels)
-    from their globally aligned ``boxes (P, F, b, b)`` and ``references (P, b, b)``;
-    ``exposures_e_per_a2 (F,)`` at the frames' ends; ``band_px``: the highest shell used
-    (default: Nyquist); ``initial_px (P, F, 2)``: tracks to start from (e.g. a patch-based
-    motion model's) instead of each particle's best constant offset."""
-    prior = prior or MotionPrior()
-    prior.check()
-    if boxes.ndim != 4 or references.shape != (boxes.shape[0], *boxes.shape[-2:]):
-        raise InvalidInputError(f"boxes must be (P, F, b, b) with references (P, b, b), got "
-                                f"{tuple(boxes.shape)} and {tuple(references.shape)}")  # fmt: skip
-    p, f, b = boxes.shape[0], boxes.shape[1], boxes.shape[-1]
-    if f < 2 or len(exposures_e_per_a2) != f or positions_px.shape != (p, 2):
-        raise InvalidInputError(
-            "need at least 2 frames, one exposure per frame and one position per particle"
-        )
-    dtype, device = boxes.dtype, boxes.device
-    w, ky, kx = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv,
-                    b // 2 if band_px is None else band_px)  # fmt: skip
-    ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype)
-    dose = float(ends[-1] - ends[0]) / (f - 1)
-    velocity = prior.velocity_sigma_angstrom_per_dose * dose / pixel_size_angstrom
-    acceleration = prior.acceleration_sigma_angstrom_per_dose * dose / pixel_size_angstrom
-    xy = positions_px.to(dtype=dtype, device=device)
-    kernel = velocity**2 * torch.exp(-torch.cdist(xy, xy) * pixel_size_angstrom
-                                     / prior.divergence_sigma_angstrom)  # fmt: skip
-    eigenvalues, vectors = torch.linalg.eigh(kernel)
-    keep = eigenvalues > 1e-10 * eigenvalues.max()
-    eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
-    if initial_px is None:
-        start = _start(w, ky, kx, max_offset_px)
-        coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device)
-    else:  # the coefficients whose velocities are closest to the initial tracks'
-        initial = initial_px.to(dtype=dtype, device=device)
-        start = initial[:, 0].clone()
-        steps = torch.diff(initial, dim=1)  # (P, F - 1, 2)
-        coefficients = torch.einsum("dp,pfc->fdc", torch.linalg.pinv(basis), steps).contiguous()
-    start.requires_grad_(True)
-    coefficients.requires_grad_(True)
+def _coefficients(tracks_px: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``(F - 1, D, 2)`` the coefficients whose velocities are closest to the tracks'."""
+    steps = torch.diff(tracks_px, dim=1)  # (P, F - 1, 2)
+    return torch.einsum("dp,pfc->fdc", torch.linalg.pinv(basis), steps).contiguous()
+
+
+def _maximise(w, ky, kx, basis, eigenvalues, acceleration_px, start, coefficients, iterations):
+    """L-BFGS on the negative log-posterior from ``start (P, 2)`` and ``coefficients``: the
+    tracks ``(P, F, 2)``, the log-posterior and the iterations taken."""
+    p, dtype, device = len(start), start.dtype, start.device
+    start, coefficients = start.clone().requires_grad_(True), coefficients.requires_grad_(True)
 
     def tracks() -> torch.Tensor:
         steps = torch.einsum("pd,fdc->pfc", basis, coefficients)
@@ -185,7 +149,7 @@ def fit_local_tracks(
 
     def negative_log_posterior() -> torch.Tensor:
         smooth = (coefficients[1:] - coefficients[:-1]).pow(2).sum(-1)
-        acceleration_term = (eigenvalues * smooth).sum() / acceleration**2
+        acceleration_term = (eigenvalues * smooth).sum() / acceleration_px**2
         prior_term = 0.5 * (coefficients.pow(2).sum() + acceleration_term)
         return prior_term - _score(w, ky, kx, tracks()).sum()
 
@@ -201,6 +165,67 @@ def fit_local_tracks(
 
     optimiser.step(closure)
     with torch.no_grad():
-        value = float(negative_log_posterior())
-        found = tracks()
-    return LocalTracks(found.detach(), -value, int(optimiser.state[start]["n_iter"]))
+        return tracks(), -float(negative_log_posterior()), int(optimiser.state[start]["n_iter"])
+
+
+def fit_local_tracks(
+    boxes: torch.Tensor,
+    references: torch.Tensor,
+    positions_px: torch.Tensor,
+    pixel_size_angstrom: float,
+    exposures_e_per_a2: torch.Tensor,
+    voltage_kv: float = 300.0,
+    prior: MotionPrior | None = None,
+    band_px: int | None = None,
+    max_offset_px: int = 10,
+    iterations: int = 200,
+    initial_px: torch.Tensor | None = None,
+    rounds: int = 2,
+) -> LocalTracks:
+    """MAP tracks (module docstring) of particles at ``positions_px (P, 2)`` (micrograph pixels)
+    from their globally aligned ``boxes (P, F, b, b)`` and ``references (P, b, b)``;
+    ``exposures_e_per_a2 (F,)`` at the frames' ends; ``band_px``: the highest shell used
+    (default: Nyquist); ``initial_px (P, F, 2)``: tracks to start from (e.g. a patch-based
+    motion model's) instead of each particle's best constant offset; ``rounds``: each round
+    after the first refits ``a`` and ``sigma^2`` along the last round's tracks and starts from
+    them (at ``s = 0`` the local motion blurs the data, so ``a`` comes out too low at high
+    frequency: measured on two simulated movies, track errors 0.291/0.183 px with one round,
+    0.178/0.158 with two, 0.175/0.158 with three)."""
+    prior = prior or MotionPrior()
+    prior.check()
+    if boxes.ndim != 4 or references.shape != (boxes.shape[0], *boxes.shape[-2:]):
+        raise InvalidInputError(f"boxes must be (P, F, b, b) with references (P, b, b), got "
+                                f"{tuple(boxes.shape)} and {tuple(references.shape)}")  # fmt: skip
+    p, f, b = boxes.shape[0], boxes.shape[1], boxes.shape[-1]
+    if f < 2 or len(exposures_e_per_a2) != f or positions_px.shape != (p, 2) or rounds < 1:
+        raise InvalidInputError("need at least 2 frames, one exposure per frame, one position "
+                                "per particle and at least one round")  # fmt: skip
+    dtype, device = boxes.dtype, boxes.device
+    band = b // 2 if band_px is None else band_px
+    ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype)
+    dose = float(ends[-1] - ends[0]) / (f - 1)
+    velocity = prior.velocity_sigma_angstrom_per_dose * dose / pixel_size_angstrom
+    acceleration = prior.acceleration_sigma_angstrom_per_dose * dose / pixel_size_angstrom
+    xy = positions_px.to(dtype=dtype, device=device)
+    kernel = velocity**2 * torch.exp(-torch.cdist(xy, xy) * pixel_size_angstrom
+                                     / prior.divergence_sigma_angstrom)  # fmt: skip
+    eigenvalues, vectors = torch.linalg.eigh(kernel)
+    keep = eigenvalues > 1e-10 * eigenvalues.max()
+    eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
+    tracks = None if initial_px is None else initial_px.to(dtype=dtype, device=device)
+    taken = 0
+    for round_ in range(rounds):
+        w, ky, kx = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2,
+                             voltage_kv, band, None if round_ == 0 else tracks)  # fmt: skip
+        if tracks is None:
+            start = _start(w, ky, kx, max_offset_px)
+            coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device)
+        else:
+            start, coefficients = tracks[:, 0], _coefficients(tracks, basis)
+        # earlier rounds only need the tracks' shape to refit a and sigma^2 (measured: 20
+        # iterations of the first round give the same final tracks as 200)
+        cap = iterations if round_ == rounds - 1 else min(iterations, 20)
+        tracks, value, n = _maximise(w, ky, kx, basis, eigenvalues, acceleration, start,
+                                     coefficients, cap)  # fmt: skip
+        taken += n
+    return LocalTracks(tracks, value, taken)
