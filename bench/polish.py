@@ -4,18 +4,23 @@ global drift plus a smooth local motion, damage, Poisson counts, a pixel-apertur
 DQE = 0.8 MTF^2), the track error against the truth, the resolution of the particles
 reconstructed (true poses and CTFs) from each correction, and the wall time.
 
-    python bench/polish.py [--movies 8] [--size 512] [--frames 24] [--dose 1.5] [--out DIR]
+    python bench/polish.py [--movies 8] [--size 512] [--frames 24] [--dose 1.5]
+                           [--reference-resolution 4.5] [--out DIR]
 
-Corrections compared (each particle re-centred by the same translational search against its
-reference image before reconstruction, as a refinement would):
+Both programs polish against the same reference: the true map low-passed to
+``--reference-resolution`` (a refinement's map, and no reference bias beyond it in the FSC
+against the true map). Corrections compared (each particle re-centred by the same
+translational search against its reference image before reconstruction, as a refinement
+would):
 
 * cryomath global: ``align_frames`` then dose-weighted boxes (``aligned_sum``);
 * cryomath local: the same, then ``fit_local_tracks`` (RELION's prior defaults) and the
   dose-weighted sum of each particle's boxes along its track;
-* RELION motioncorr: ``relion_run_motioncorr --use_own`` with 5 x 5 patches (its local
+* RELION motioncorr: ``relion_run_motioncorr --use_own`` with 3 x 3 patches (its local
   model), dose-weighted, boxes cut from its micrographs;
-* RELION polishing: ``relion_motion_refine`` on that motion correction with the true map as
-  both half maps, ``--s_vel 0.5 --s_div 5000 --s_acc 2 --combine_frames``;
+* RELION polishing: ``relion_motion_refine`` on that motion correction with the reference as
+  both half maps (FSC 0.99 to its resolution, 0 beyond), ``--s_vel 0.5 --s_div 5000 --s_acc 2
+  --combine_frames``;
 * the truth: each particle's boxes summed along its true track (the best any method can do).
 
 Track errors only: cryomath with the prior's sigmas times sqrt(2), and RELION's polishing with
@@ -56,6 +61,7 @@ from cryomath.noise import pixel_mtf
 from cryomath.projection import prepare_volume
 from cryomath.reconstruction import reconstruct
 from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
+from cryomath.resolution.postprocess import low_pass
 from cryomath.simulate.movies import MovieSettings
 from cryomath.simulate.particle_movies import simulate_particle_movie
 from cryomath.so3.random import random_rotations
@@ -83,6 +89,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--dose", type=float, default=1.5)
+    parser.add_argument("--reference-resolution", type=float, default=4.5)
     parser.add_argument("--out", type=Path, default=Path("bench-out/polish"))
     args = parser.parse_args()
     for tool in ("relion_run_motioncorr", "relion_motion_refine"):
@@ -92,8 +99,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     volume, _ = map_from_model(read_atoms(BUNDLED_MODEL), PIXEL, None, margin_angstrom=12.0)
     volume = crop_or_pad(volume, (BOX,) * 3)
-    write_mrc(out / "truth.mrc", volume.float().numpy(), PIXEL, force=True)
+    reference = low_pass(volume, args.reference_resolution, PIXEL)
+    write_mrc(out / "reference.mrc", reference.float().numpy(), PIXEL, force=True)
     spectrum = prepare_volume(volume, voxel_size_angstrom=PIXEL)
+    reference_spectrum = prepare_volume(reference, voxel_size_angstrom=PIXEL)
     centres = torch.arange(48, n - 47, 72)
     positions = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
     box_corners(positions, BOX, (n, n))
@@ -108,19 +117,21 @@ def main() -> None:
         batch = ParticleBatch.from_tensors(rotations=rotations, pixel_size_angstrom=PIXEL,
                                            ctf=ctf, image_size=BOX)  # fmt: skip
         clean = predict_images(spectrum, batch)
-        clean = clean / clean.std() * 0.1
+        scale = 0.1 / clean.std()
+        clean = clean * scale
+        predicted = predict_images(reference_spectrum, batch) * scale  # what a refinement knows
         settings = MovieSettings(n_frames=args.frames, dose_per_frame_e_per_a2=args.dose,
                                  initial_speed_px_per_frame=1.0, seed=100 + i)  # fmt: skip
         movie = simulate_particle_movie(clean, positions, (n, n), PIXEL, settings, 2.0, mtf,
                                         0.8 * mtf**2)  # fmt: skip
         name = f"movie_{i:03d}.mrc"
         write_mrc(out / name, movie.frames.float().numpy(), PIXEL, force=True)
-        movies.append((name, movie, clean, rotations, defocus))
+        movies.append((name, movie, predicted, rotations, defocus))
         rows.append(pd.DataFrame({"rlnMicrographName": f"MC/{name}",
                                   "rlnCoordinateX": positions[:, 0].double().numpy(),
                                   "rlnCoordinateY": positions[:, 1].double().numpy()}))  # fmt: skip
     write_relion_movies_star(out / "movies.star", [m[0] for m in movies], PIXEL, force=True)
-    write_particles(out, movies, rows)
+    write_particles(out, movies, rows, args.reference_resolution)
     images, tracks, seconds = run_cryomath(movies, positions, args)
     relion_images, relion_tracks, relion_seconds, commands = run_relion(out, movies, positions,
                                                                         args)  # fmt: skip
@@ -151,9 +162,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
 
-def write_particles(out: Path, movies: list, rows: list) -> None:
+def write_particles(out: Path, movies: list, rows: list, resolution_angstrom: float) -> None:
     """The particles STAR ``relion_motion_refine`` reads (true poses and CTFs, coordinates in
-    the motion-corrected micrographs) and the FSC of a perfect reference (the true map)."""
+    the motion-corrected micrographs) and the reference's FSC: 0.99 to its resolution, 0
+    beyond."""
     rotations = torch.cat([m[3] for m in movies]).numpy()
     defocus = torch.cat([m[4] for m in movies]).numpy()
     p = len(rotations)
@@ -174,8 +186,10 @@ def write_particles(out: Path, movies: list, rows: list) -> None:
     k = np.arange(BOX // 2 + 1)
     fsc = pd.DataFrame({"rlnSpectralIndex": k, "rlnResolution": k / (BOX * PIXEL),
                         "rlnAngstromResolution": BOX * PIXEL / np.maximum(k, 1),
-                        "rlnFourierShellCorrelationCorrected": np.full(len(k), 0.99)})  # fmt: skip
-    write_star(out / "postprocess.star", {"general": pd.DataFrame({"rlnFinalResolution": [3.0]}),
+                        "rlnFourierShellCorrelationCorrected": np.where(
+                            k / (BOX * PIXEL) <= 1 / resolution_angstrom, 0.99, 0.0)})  # fmt: skip
+    general = pd.DataFrame({"rlnFinalResolution": [resolution_angstrom]})
+    write_star(out / "postprocess.star", {"general": general,
                                           "fsc": fsc}, force=True)  # fmt: skip
 
 
@@ -240,9 +254,9 @@ def run_relion(out: Path, movies: list, positions: torch.Tensor, args):
           "--patch_x", "3", "--patch_y", "3", "--dose_weighting", "--angpix", str(PIXEL),
           "--voltage", "300", "--dose_per_frame", str(args.dose), "--bfactor", "150",
           "--skip_defect"]  # fmt: skip
-    polish = ["relion_motion_refine", "--i", "particles.star", "--f", "postprocess.star", "--m1",
-              "truth.mrc", "--m2", "truth.mrc", "--corr_mic", "MC/corrected_micrographs.star",
-              "--o", "Polish/", "--fdose", str(args.dose), "--s_vel", "0.5", "--s_div", "5000",
+    polish = ["relion_motion_refine", "--i", "particles.star", "--f", "postprocess.star",
+              "--m1", "reference.mrc", "--m2", "reference.mrc", "--corr_mic",
+              "MC/corrected_micrographs.star", "--o", "Polish/", "--fdose", str(args.dose), "--s_vel", "0.5", "--s_div", "5000",
               "--s_acc", "2", "--combine_frames", "--j", "2"]  # fmt: skip
     shutil.rmtree(out / "MC", ignore_errors=True)
     shutil.rmtree(out / "Polish", ignore_errors=True)
@@ -269,14 +283,14 @@ def run_relion(out: Path, movies: list, positions: torch.Tensor, args):
         stacks["relion polishing"].append(torch.from_numpy(
             read_mrc(Path(f"{stem}_shiny.mrcs"), np.float64)[0]))  # fmt: skip
     tracks["relion polishing"] = [relion_polished_tracks(out / "Polish", movies, len(positions))]
-    volume = torch.from_numpy(read_mrc(out / "truth.mrc", np.float64)[0])
+    volume = torch.from_numpy(read_mrc(out / "reference.mrc", np.float64)[0])
     for scale in (0.1, 10.0):  # RELION's CC is in the reference's units: its prior's weight
-        write_mrc(out / f"truth_x{scale:g}.mrc", (volume * scale).float().numpy(), PIXEL,
+        write_mrc(out / f"reference_x{scale:g}.mrc", (volume * scale).float().numpy(), PIXEL,
                   force=True)  # fmt: skip
         folder = f"Polish_x{scale:g}"
         shutil.rmtree(out / folder, ignore_errors=True)
         scaled = [folder + "/" if a == "Polish/" else a for a in polish if a != "--combine_frames"]
-        scaled = [f"truth_x{scale:g}.mrc" if a == "truth.mrc" else a for a in scaled]
+        scaled = [f"reference_x{scale:g}.mrc" if a == "reference.mrc" else a for a in scaled]
         subprocess.run(scaled, cwd=out, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)  # fmt: skip
         tracks[f"relion polishing, reference x{scale:g}"] = [
