@@ -256,8 +256,9 @@ def run_relion(out: Path, movies: list, positions: torch.Tensor, args):
           "--skip_defect"]  # fmt: skip
     polish = ["relion_motion_refine", "--i", "particles.star", "--f", "postprocess.star",
               "--m1", "reference.mrc", "--m2", "reference.mrc", "--corr_mic",
-              "MC/corrected_micrographs.star", "--o", "Polish/", "--fdose", str(args.dose), "--s_vel", "0.5", "--s_div", "5000",
-              "--s_acc", "2", "--combine_frames", "--j", "2"]  # fmt: skip
+              "MC/corrected_micrographs.star", "--o", "Polish/", "--fdose", str(args.dose),
+              "--s_vel", "0.5", "--s_div", "5000", "--s_acc", "2", "--combine_frames", "--j",
+              "2"]  # fmt: skip
     shutil.rmtree(out / "MC", ignore_errors=True)
     shutil.rmtree(out / "Polish", ignore_errors=True)
     start = time.perf_counter()
