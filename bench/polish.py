@@ -198,25 +198,27 @@ def run_cryomath(movies: list, positions: torch.Tensor, args) -> tuple[dict, dic
     images = {"cryomath global": [], "cryomath local": [], "true tracks": []}
     tracks = {"cryomath global": [], "cryomath local": [], "cryomath local, prior sigmas x1.41": []}
     seconds = {"cryomath global": 0.0, "cryomath local": 0.0}
-    for _, movie, clean, _, _ in movies:
-        frames = movie.frames.float().double()  # as read from a float32 movie
-        exposures = movie.exposures_e_per_a2
+    for _, movie, predicted, _, _ in movies:
+        frames = movie.frames.float()  # as read from a float32 movie, single precision throughout
+        exposures, clean = movie.exposures_e_per_a2.float(), predicted.float()
+        xy = positions.float()
         start = time.perf_counter()
         drift = align_frames(frames)
         boxes = -extract_boxes(frames, positions, BOX, drift)  # inverted, as extraction does
-        still = torch.zeros(len(positions), args.frames, 2, dtype=torch.float64)
+        still = torch.zeros(len(positions), args.frames, 2)
         images["cryomath global"].append(aligned_sum(boxes, still, PIXEL, exposures))
         seconds["cryomath global"] += time.perf_counter() - start
-        fit = fit_local_tracks(boxes, clean, positions, PIXEL, exposures)
+        fit = fit_local_tracks(boxes, clean, xy, PIXEL, exposures)
         images["cryomath local"].append(aligned_sum(boxes, fit.tracks_px, PIXEL, exposures))
         seconds["cryomath local"] += time.perf_counter() - start
-        weaker = fit_local_tracks(boxes, clean, positions, PIXEL, exposures, prior=WEAKER)
+        weaker = fit_local_tracks(boxes, clean, xy, PIXEL, exposures, prior=WEAKER)
         tracks["cryomath local, prior sigmas x1.41"].append(weaker.tracks_px + drift)
-        images["true tracks"].append(aligned_sum(boxes, movie.tracks_px - drift, PIXEL, exposures))
+        true_moves = (movie.tracks_px - drift).float()
+        images["true tracks"].append(aligned_sum(boxes, true_moves, PIXEL, exposures))
         tracks["cryomath global"].append(drift.expand(len(positions), -1, -1))
         tracks["cryomath local"].append(fit.tracks_px + drift)
-    return ({k: torch.cat(v) for k, v in images.items()},
-            {k: torch.cat(v) for k, v in tracks.items()}, seconds)  # fmt: skip
+    return ({k: torch.cat(v).double() for k, v in images.items()},
+            {k: torch.cat(v).double() for k, v in tracks.items()}, seconds)  # fmt: skip
 
 
 def relion_local_track(star: Path, positions: torch.Tensor, size: int) -> torch.Tensor:
