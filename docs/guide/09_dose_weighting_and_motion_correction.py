@@ -99,7 +99,7 @@ assert scores["plain sum"] < scores["aligned"] < scores["aligned, dose-weighted"
 # slowly (`s_acc`). Here a movie of 25 particles (`simulate.particle_movies`: a drift plus a
 # local motion of 2 px rms, counts at 2 e/A^2 per frame) is aligned globally, then each
 # particle's track is fitted with RELION's defaults (`motion.fit_local_tracks`). What global
-# alignment cannot see, the local fit recovers: the tracks' error falls by half.
+# alignment cannot see, the local fit recovers: the tracks' error falls from 0.58 to 0.14 px.
 
 # %%
 from cryomath.atoms import map_from_model, read_atoms  # noqa: E402
@@ -152,4 +152,4 @@ plt.close(fig)
 errors = {"global alignment only": shape_error(torch.zeros_like(truth)),
           "Bayesian polishing": shape_error(fit.tracks_px)}  # fmt: skip
 print("track error (rms of each track's shape, px):", errors)
-assert errors["Bayesian polishing"] < 0.5 * errors["global alignment only"]
+assert errors["Bayesian polishing"] < 0.35 * errors["global alignment only"]
