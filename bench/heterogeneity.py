@@ -45,6 +45,24 @@ def domain_states(shifts) -> torch.Tensor:
     return torch.stack([base * (1 - upper) + torch.roll(base * upper, s, -1) for s in shifts])
 
 
+def maps_of(table, picks: np.ndarray) -> torch.Tensor:
+    """One direct-inversion map per row of ``picks (G, N)`` (bool: the particles it takes)."""
+    return torch.stack([invert(accumulate_halves(table, np.where(p, 1, 2))[1]) for p in picks])
+
+
+def latent_neighbourhoods(latent: np.ndarray, states: np.ndarray, n_states: int) -> np.ndarray:
+    """``(n_states, N)`` for each true state, the particles whose first latent coordinate is
+    nearest the median of that state's particles, as many as the state has: the particles a
+    method puts at that state (a method-agnostic map per state, cryoDRGN's or PCA's alike)."""
+    z = latent[:, 0]
+    picks = np.zeros((n_states, len(z)), bool)
+    for k in range(n_states):
+        members = states == k
+        nearest = np.argsort(np.abs(z - np.median(z[members])))[: members.sum()]
+        picks[k, nearest] = True
+    return picks
+
+
 def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
                  extra: list[str]) -> tuple[np.ndarray, float, str]:  # fmt: skip
     star = folder / "particles.star"
@@ -124,14 +142,21 @@ def main() -> None:
             else:
                 latents[method], seconds = ours(folder, method, args.epochs)
             row[f"{method} seconds"] = seconds
+        if trajectory:  # the particles' nearest trajectory frames, and their own maps
+            nearest = np.rint(truth.coordinate * (len(volumes) - 1)).astype(np.int64)
+            oracle = maps_of(table, nearest == np.arange(len(volumes))[:, None])
+            row["true states per-state FSC-AUC"] = float(fsc_auc(oracle, volumes).mean())
+        # the metrics' floor: a latent that knows nothing (seeded)
+        latents["random latent"] = np.random.default_rng(0).normal(size=(table.n, 1))
         for who, values in latents.items():
             if trajectory:
                 row[f"{who} latent correlation"] = latent_correlation(values, truth.coordinate).best
+                maps = maps_of(table, latent_neighbourhoods(values, nearest, len(volumes)))
+                row[f"{who} per-state FSC-AUC"] = float(fsc_auc(maps, volumes).mean())
             else:
                 labels = kmeans(torch.from_numpy(values[:, :1].copy()), 2).labels.numpy()
                 row[f"{who} adjusted Rand index"] = adjusted_rand_index(truth.state, labels)
-                maps = torch.stack([invert(accumulate_halves(
-                    table, np.where(labels == k, 1, 2))[1]) for k in (0, 1)])  # fmt: skip
+                maps = maps_of(table, labels == np.arange(2)[:, None])
                 auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
                 row[f"{who} per-state FSC-AUC"] = float(auc)
         result[name] = row
