@@ -5,8 +5,7 @@ particle's integer position (``fourier.fft``'s centre: index ``b // 2``)."""
 import torch
 
 from cryomath.fourier.crop import box_corners
-from cryomath.fourier.fft import fft_nd, ifft_nd
-from cryomath.fourier.shift import phase_ramp
+from cryomath.fourier.shift import shift_2d
 
 
 def extract_boxes(frames: torch.Tensor, positions_px: torch.Tensor, box: int,
@@ -19,9 +18,6 @@ def extract_boxes(frames: torch.Tensor, positions_px: torch.Tensor, box: int,
     cols = corner[:, 0, None] + torch.arange(box)
     out = torch.empty(len(corner), f, box, box, dtype=frames.dtype, device=frames.device)
     for i in range(f):  # one frame in memory at a time
-        frame = frames[i]
-        if drift_px is not None:
-            ramp = phase_ramp((h, w), -drift_px[i].to(frames.dtype))
-            frame = ifft_nd(fft_nd(frame, 2, rfft=True) * ramp, (h, w), rfft=True)
+        frame = frames[i] if drift_px is None else shift_2d(frames[i], -drift_px[i])
         out[:, i] = frame[rows[:, :, None], cols[:, None, :]]
     return out

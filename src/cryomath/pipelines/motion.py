@@ -18,6 +18,16 @@ from cryomath.plots import plot_drift
 OUTPUTS = ("sum.mrc", "drift.json", "drift.png")
 
 
+def read_movie(movie: Path, dtype=np.float64) -> tuple[torch.Tensor, float]:
+    """``(F, h, w)`` the frames of ``movie`` (an MRC stack, read whole) and its header's pixel
+    size (0 when unknown); refuses fewer than 2 frames."""
+    frames, info = read_mrc(movie, dtype)
+    if frames.ndim != 3 or frames.shape[0] < 2:
+        raise InvalidInputError(f"{movie}: a movie needs at least 2 frames, got {frames.shape}")
+    writable = frames if frames.flags.writeable else frames.copy()  # read as stored: read-only
+    return torch.from_numpy(writable), float(info.voxel_size_angstrom[0])
+
+
 def correct_movie(movie: Path, out: Path, pixel_size_angstrom: float | None = None,
                   dose_per_frame_e_per_a2: float | None = None, pre_exposure_e_per_a2=0.0,
                   voltage_kv: float = 300.0, bfactor_px2: float = 150.0,
@@ -25,13 +35,10 @@ def correct_movie(movie: Path, out: Path, pixel_size_angstrom: float | None = No
     """Align ``movie`` (an MRC stack of frames) into ``out``; returns a summary."""
     for name in OUTPUTS:  # refused before any work, not after it
         check_output_path(out / name, force)
-    frames, info = read_mrc(movie, np.float64)
-    if frames.ndim != 3 or frames.shape[0] < 2:
-        raise InvalidInputError(f"{movie}: a movie needs at least 2 frames, got {frames.shape}")
-    pixel = pixel_size_angstrom or float(info.voxel_size_angstrom[0])
+    stack, header_pixel = read_movie(movie)
+    pixel = pixel_size_angstrom or header_pixel
     if not pixel > 0:
         raise InvalidInputError(f"{movie} has no pixel size: give --pixel-size")
-    stack = torch.from_numpy(frames)
     drift = align_frames(stack, bfactor_px2)
     exposures = None
     if dose_per_frame_e_per_a2 is not None:

@@ -29,6 +29,7 @@ from cryomath.io import read_mrc, read_star, write_mrc, write_relion_star
 from cryomath.io.atomic import check_output_path, output_set
 from cryomath.io.results import write_json
 from cryomath.motion import MotionPrior, align_frames, aligned_sum, extract_boxes, fit_local_tracks
+from cryomath.pipelines.motion import read_movie
 from cryomath.plots import plot_tracks
 from cryomath.projection import prepare_volume
 
@@ -56,17 +57,13 @@ def _movies(movies_star: Path) -> list[Path]:
 
 def _polish_movie(movie: Path, table, rows: np.ndarray, spectrum, settings: PolishSettings):
     """The polished images ``(P, b, b)``, the drift and the tracks of one movie's particles."""
-    frames, info = read_mrc(movie, np.float32)  # read whole (as motioncorr): float32 halves it
-    if frames.ndim != 3 or frames.shape[0] < 2:
-        raise InvalidInputError(f"{movie}: a movie needs at least 2 frames, got {frames.shape}")
+    stack, movie_pixel = read_movie(movie, np.float32)  # read whole: float32 halves it
     batch = next(iter_batches(table, batch_size=len(rows), rows=rows, read_images=False,
                               in_table_order=True))  # fmt: skip
     pixel, box = batch.pixel_size_angstrom, batch.image_size
-    movie_pixel = float(info.voxel_size_angstrom[0])
     if abs(movie_pixel - pixel) > 1e-3 * pixel:
         raise InvalidInputError(f"{movie} has {movie_pixel:g} A pixels, the particles "
                                 f"{pixel:g} A: polish at the movie's pixel size")  # fmt: skip
-    stack = torch.tensor(frames)  # a copy: the file's array is read-only
     exposures = frame_exposures(len(stack), settings.dose_per_frame_e_per_a2,
                                 settings.pre_exposure_e_per_a2)  # fmt: skip
     voltage = float(batch.ctf.voltage_kv.reshape(-1)[0])
