@@ -58,22 +58,38 @@ class LocalTracks:
     iterations: int
 
 
-def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage_kv, band_px,
-             tracks_px=None):  # fmt: skip
+@dataclass
+class _Spectra:
+    """What every round's weights are made from: the boxes' spectra ``y (P, F, b, b')``, the
+    damaged references ``D X`` of the same shape, the shells, the rfft multiplicity and the
+    frequencies (cycles/pixel)."""
+
+    y: torch.Tensor
+    model: torch.Tensor
+    shells: torch.Tensor
+    multiplicity: torch.Tensor
+    k: torch.Tensor
+
+
+def _spectra(boxes, references, pixel_size_angstrom, middle_exposures, voltage_kv) -> _Spectra:
+    b = boxes.shape[-1]
+    k = fftfreq_grid((b, b), dtype=boxes.dtype, device=boxes.device)
+    damage = exposure_filter(k.norm(dim=-1) / pixel_size_angstrom, middle_exposures, voltage_kv)
+    m = hermitian_multiplicity((b, b), dtype=boxes.dtype, device=boxes.device)
+    return _Spectra(fft_nd(boxes, 2, rfft=True),
+                    damage * fft_nd(references, 2, rfft=True)[:, None],
+                    shell_index((b, b), device=boxes.device), m, k)  # fmt: skip
+
+
+def _weights(spectra: _Spectra, band_px: int, tracks_px=None):
     """``(P, F, Y, X)`` complex ``W`` on the rfft grid cut to ``|ky|, kx <= band_px`` (zero
     outside the band and where ``a <= 0``) and that grid's ``ky (Y,)``, ``kx (X,)``
     (cycles/pixel); ``a`` and ``sigma^2`` are fitted with the model moved along ``tracks_px``
     when given (else at ``s = 0``)."""
-    b = boxes.shape[-1]
-    y = fft_nd(boxes, 2, rfft=True)
-    k = fftfreq_grid((b, b), dtype=boxes.dtype, device=boxes.device)
-    ends = torch.as_tensor(exposures_e_per_a2, dtype=boxes.dtype, device=boxes.device)
-    dose = (ends[-1] - ends[0]) / max(len(ends) - 1, 1) if len(ends) > 1 else ends[0]
-    damage = exposure_filter(k.norm(dim=-1) / pixel_size_angstrom, ends - dose / 2, voltage_kv)
-    model = damage * fft_nd(references, 2, rfft=True)[:, None]  # D X, (P, F, b, b')
-    shells = shell_index((b, b), device=boxes.device)
+    y, model, shells, m, k = (spectra.y, spectra.model, spectra.shells, spectra.multiplicity,
+                              spectra.k)  # fmt: skip
+    b = y.shape[-2]
     n_shells = int(shells.max()) + 1
-    m = hermitian_multiplicity((b, b), dtype=boxes.dtype, device=boxes.device)
     moved = model if tracks_px is None else model * phase_ramp((b, b), tracks_px.to(y.real.dtype))
     cross = shell_sum((m * (y * moved.conj()).real).sum((0, 1)), shells, n_shells)
     power = shell_sum((m * model.abs().pow(2)).sum((0, 1)), shells, n_shells)
@@ -84,7 +100,7 @@ def _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2, voltage
     sigma2 = (residual / count.clamp(min=1)).clamp(min=1e-30)
     keep = (shells > 0) & (shells <= band_px) & (scale[shells] > 0)
     w = torch.where(keep, m * y * (scale[shells] * model).conj() / sigma2[shells], 0)
-    rows = torch.cat([torch.arange(band_px + 1), torch.arange(b - band_px, b)]).to(boxes.device)
+    rows = torch.cat([torch.arange(band_px + 1), torch.arange(b - band_px, b)]).to(y.device)
     rows = rows[rows < b].unique()
     columns = min(band_px + 1, b // 2 + 1)
     return w[..., rows, :columns], k[rows, 0, 1], k[0, :columns, 0]
@@ -202,7 +218,7 @@ def fit_local_tracks(
                                 "per particle and at least one round")  # fmt: skip
     dtype, device = boxes.dtype, boxes.device
     band = b // 2 if band_px is None else band_px
-    ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype)
+    ends = torch.as_tensor(exposures_e_per_a2, dtype=dtype, device=device)
     dose = float(ends[-1] - ends[0]) / (f - 1)
     velocity = prior.velocity_sigma_angstrom_per_dose * dose / pixel_size_angstrom
     acceleration = prior.acceleration_sigma_angstrom_per_dose * dose / pixel_size_angstrom
@@ -212,11 +228,11 @@ def fit_local_tracks(
     eigenvalues, vectors = torch.linalg.eigh(kernel)
     keep = eigenvalues > 1e-10 * eigenvalues.max()
     eigenvalues, basis = eigenvalues[keep], vectors[:, keep] * eigenvalues[keep].sqrt()
+    spectra = _spectra(boxes, references, pixel_size_angstrom, ends - dose / 2, voltage_kv)
     tracks = None if initial_px is None else initial_px.to(dtype=dtype, device=device)
     taken = 0
     for round_ in range(rounds):
-        w, ky, kx = _weights(boxes, references, pixel_size_angstrom, exposures_e_per_a2,
-                             voltage_kv, band, None if round_ == 0 else tracks)  # fmt: skip
+        w, ky, kx = _weights(spectra, band, None if round_ == 0 else tracks)
         if tracks is None:
             start = _start(w, ky, kx, max_offset_px)
             coefficients = torch.zeros(f - 1, len(eigenvalues), 2, dtype=dtype, device=device)
