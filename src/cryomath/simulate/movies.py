@@ -55,14 +55,20 @@ def texture(n: int, contrast_rms: float = 0.1, seed: int = 0) -> torch.Tensor:
     return (field - field.mean()) / field.std() * contrast_rms
 
 
+def slowing_motion(n_frames: int) -> torch.Tensor:
+    """``(F,)`` how far beam-induced motion has gone by each frame at an initial speed of one
+    pixel per frame: ``tau (1 - exp(-f / tau))``, ``tau`` a quarter of the movie."""
+    f = torch.arange(n_frames, dtype=torch.float64)
+    tau = max(n_frames / 4, 1.0)
+    return tau * (1 - torch.exp(-f / tau))
+
+
 def drift_track(settings: MovieSettings) -> torch.Tensor:
     """``(F, 2)`` the drift of each frame (module docstring), pixels."""
     g = torch.Generator().manual_seed(settings.seed)
-    f = torch.arange(settings.n_frames, dtype=torch.float64)
-    tau = max(settings.n_frames / 4, 1.0)
     angle = 2 * torch.pi * torch.rand((), generator=g, dtype=torch.float64)
     direction = torch.stack([torch.cos(angle), torch.sin(angle)])
-    smooth = settings.initial_speed_px_per_frame * tau * (1 - torch.exp(-f / tau))
+    smooth = settings.initial_speed_px_per_frame * slowing_motion(settings.n_frames)
     jitter = torch.cumsum(0.05 * torch.randn(settings.n_frames, 2, generator=g,
                                              dtype=torch.float64), 0)  # fmt: skip
     return smooth[:, None] * direction + jitter

@@ -29,7 +29,7 @@ from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shift import phase_ramp
 from cryomath.noise import shot_noise
-from cryomath.simulate.movies import MovieSettings, drift_track
+from cryomath.simulate.movies import MovieSettings, drift_track, slowing_motion
 
 
 @dataclass
@@ -60,9 +60,8 @@ def local_tracks(positions_px: torch.Tensor, micrograph_shape: tuple[int, int], 
         wave = torch.cos(2 * torch.pi * xy @ direction / wavelength + phase)
         field = field + amplitude * wave[:, None]
     field = field / field.pow(2).sum(1).mean().sqrt().clamp(min=1e-12) * local_rms_px
-    f = torch.arange(n_frames, dtype=dtype)
-    tau = max(n_frames / 4, 1.0)
-    growth = (1 - torch.exp(-f / tau)) / (1 - torch.exp(-f[-1].clamp(min=1) / tau))
+    motion = slowing_motion(n_frames)
+    growth = motion / motion[-1].clamp(min=1e-12)  # as the drift grows, reaching 1
     walk = torch.cumsum(0.02 * torch.randn(len(xy), n_frames, 2, generator=g, dtype=dtype), 1)
     return field[:, None, :] * growth[None, :, None] + walk - walk[:, :1]
 
