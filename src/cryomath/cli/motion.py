@@ -8,6 +8,11 @@ import typer
 
 from cryomath.cli.output import Force, Json, emit
 
+PreExposure = Annotated[float, typer.Option(help="Exposure before frame 1 (e/A^2)")]
+AlignmentBfactor = Annotated[
+    float, typer.Option(help="B-factor (px^2) of the low-pass the frames are aligned at")
+]
+
 
 def motioncorr(
     movie: Annotated[Path, typer.Argument(help="Movie: an MRC stack of frames")],
@@ -18,11 +23,9 @@ def motioncorr(
     dose_per_frame: Annotated[
         float | None, typer.Option(help="Dose per frame (e/A^2): dose-weight the sum")
     ] = None,
-    pre_exposure: Annotated[float, typer.Option(help="Exposure before frame 1 (e/A^2)")] = 0.0,
+    pre_exposure: PreExposure = 0.0,
     voltage: Annotated[float, typer.Option(help="kV (300, 200 or 100 for dose weighting)")] = 300.0,
-    alignment_bfactor: Annotated[
-        float, typer.Option(help="B-factor (px^2) of the low-pass the frames are aligned at")
-    ] = 150.0,
+    alignment_bfactor: AlignmentBfactor = 150.0,
     force: Force = False,
     json: Json = False,
 ) -> None:
@@ -41,13 +44,11 @@ def polish(
     reference: Annotated[Path, typer.Option(help="Reference map at the particles' pixel size")],
     dose_per_frame: Annotated[float, typer.Option(help="Dose per frame (e/A^2)")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("polish"),
-    pre_exposure: Annotated[float, typer.Option(help="Exposure before frame 1 (e/A^2)")] = 0.0,
+    pre_exposure: PreExposure = 0.0,
     s_vel: Annotated[float, typer.Option(help="Velocity sigma (A per e/A^2), RELION's")] = 0.5,
     s_div: Annotated[float, typer.Option(help="Divergence sigma (A), RELION's")] = 5000.0,
     s_acc: Annotated[float, typer.Option(help="Acceleration sigma (A per e/A^2)")] = 2.0,
-    alignment_bfactor: Annotated[
-        float, typer.Option(help="B-factor (px^2) of the global alignment's low-pass")
-    ] = 150.0,
+    alignment_bfactor: AlignmentBfactor = 150.0,
     invert: Annotated[
         bool, typer.Option(help="Invert the movies' contrast (raw movies: protein dark)")
     ] = True,
