@@ -60,3 +60,32 @@ def test_particle_tracks_are_found_by_bayesian_polishing():
     polished = aligned_sum(boxes, fit.tracks_px, pixel, movie.exposures_e_per_a2)
     aligned = aligned_sum(boxes, torch.zeros_like(fit.tracks_px), pixel, movie.exposures_e_per_a2)
     assert _correlation(polished, clean) > _correlation(aligned, clean) + 0.02
+
+
+def test_relions_polishing_reads_our_movies_and_tracks_as_we_do():
+    """RELION 3.1.3's ``relion_motion_refine`` (``tests/reference/polishing``, made by
+    ``make_relion_references.py``) of a movie from ``simulate.particle_movies``: its tracks
+    (``*_tracks.star``, Angstrom) follow our true tracks in shape, with our sign and axes. So
+    our movies' contrast (protein dark) is what RELION expects of a movie, and a track means
+    the same in both: the content's position per frame, x then y."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cryomath.io import read_star
+    from tests.reference.make_relion_references import polishing_movie
+
+    movie, *_ = polishing_movie()
+    blocks = read_star(Path(__file__).parent / "reference" / "polishing" / "movie_tracks.star")
+    columns = ["rlnOriginXAngst", "rlnOriginYAngst"]
+    relion = torch.from_numpy(np.stack([blocks[str(p)][columns].to_numpy() for p in range(9)]))
+    relion = relion / 1.5  # Angstrom to pixels
+
+    def shape(tracks: torch.Tensor) -> torch.Tensor:
+        return tracks - tracks.mean(1, keepdim=True)
+
+    truth = shape(movie.tracks_px)
+    assert _rms(truth) > 1.0  # it moved (1.19 px rms)
+    assert _rms(shape(relion) - truth) < 0.4  # measured 0.27 px
+    assert _rms(-shape(relion) - truth) > 2.0  # the opposite sign: 2.30 px
+    assert _rms(shape(relion).flip(-1) - truth) > 0.8  # x and y swapped: 1.13 px

@@ -3,7 +3,9 @@
 significant digits), ``relion_expand_{D2,I1}.star`` (``relion_particle_symmetry_expand`` of
 ``relion_expand_input.star``) and ``dose_weighting/`` (``relion_run_motioncorr --use_own
 --dose_weighting`` of :func:`dose_weighting_movie`: its aligned, dose-weighted sum and its
-shifts). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
+shifts), ``polishing/movie_tracks.star`` (``relion_run_motioncorr --use_own`` then
+``relion_motion_refine`` of :func:`polishing_movie` against the true map: RELION's track of
+each particle). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
 
 Run: python tests/reference/make_relion_references.py  (needs RELION on PATH).
 """
@@ -92,6 +94,104 @@ def relion_dose_weighting(folder: Path) -> None:
         shutil.copy(Path(tmp) / "MC" / "movie.star", folder / "movie.star")
 
 
+def polishing_movie():
+    """A 256^2 movie (1.5 A pixels, 16 frames of 2 e/A^2, seeded) of 9 particles of the bundled
+    N-domain (box 64, random poses, defocus 1-2 um) with a drift and 2 px of local motion
+    (``simulate.particle_movies``): the movie, the particles' rotations, defoci and positions,
+    and the map."""
+    import torch
+
+    from cryomath.atoms import map_from_model, read_atoms
+    from cryomath.ctf import CTF
+    from cryomath.demo import BUNDLED_MODEL
+    from cryomath.fourier.crop import crop_or_pad
+    from cryomath.imaging import ParticleBatch, predict_images
+    from cryomath.projection import prepare_volume
+    from cryomath.simulate.movies import MovieSettings
+    from cryomath.simulate.particle_movies import simulate_particle_movie
+    from cryomath.so3.random import random_rotations
+
+    volume, _ = map_from_model(read_atoms(BUNDLED_MODEL), 1.5, None, margin_angstrom=12.0)
+    volume = crop_or_pad(volume, (64, 64, 64))
+    centres = torch.tensor([48, 120, 192])
+    positions = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
+    g = torch.Generator().manual_seed(0)
+    rotations = random_rotations(9, generator=g, dtype=torch.float64)
+    defocus = 10000 + 10000 * torch.rand(9, generator=g, dtype=torch.float64)
+    batch = ParticleBatch.from_tensors(rotations=rotations, pixel_size_angstrom=1.5,
+                                       ctf=CTF(defocus, defocus, 0.0, 300.0, 2.7, 0.1),
+                                       image_size=64)  # fmt: skip
+    clean = predict_images(prepare_volume(volume, voxel_size_angstrom=1.5), batch)
+    settings = MovieSettings(n_frames=16, dose_per_frame_e_per_a2=2.0, seed=5)
+    movie = simulate_particle_movie(clean / clean.std() * 0.1, positions, (256, 256), 1.5,
+                                    settings, 2.0)  # fmt: skip
+    return movie, rotations, defocus, positions, volume
+
+
+def relion_polishing(folder: Path) -> None:
+    """RELION's own global motion correction, then ``relion_motion_refine`` (its defaults
+    ``--s_vel 0.5 --s_div 5000 --s_acc 2``) of :func:`polishing_movie`, the true map as both
+    half maps (FSC 0.99 everywhere): ``movie_tracks.star`` into ``folder``."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from cryomath.io import (
+        CTFParameters,
+        ParticleTable,
+        read_star,
+        write_mrc,
+        write_relion_movies_star,
+        write_relion_star,
+        write_star,
+    )
+
+    movie, rotations, defocus, positions, volume = polishing_movie()
+    n = len(positions)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_mrc(tmp / "movie.mrc", movie.frames.float().numpy(), 1.5)
+        write_mrc(tmp / "map.mrc", volume.float().numpy(), 1.5)
+        write_relion_movies_star(tmp / "movies.star", ["movie.mrc"], 1.5)
+        # RELION reads the particles' images only for their metadata
+        write_mrc(tmp / "particles.mrcs", np.zeros((n, 64, 64), np.float32), 1.5)
+        ctf = CTFParameters(defocus_u_angstrom=defocus.numpy(), defocus_v_angstrom=defocus.numpy(),
+                            defocus_angle_degrees=np.zeros(n), voltage_kv=np.full(n, 300.0),
+                            spherical_aberration_mm=np.full(n, 2.7),
+                            amplitude_contrast=np.full(n, 0.1), phase_shift_degrees=np.zeros(n),
+                            bfactor_angstrom2=np.zeros(n), scale=np.ones(n))  # fmt: skip
+        extra = pd.DataFrame({"rlnMicrographName": "MC/movie.mrc",
+                              "rlnCoordinateX": positions[:, 0].double().numpy(),
+                              "rlnCoordinateY": positions[:, 1].double().numpy(),
+                              "rlnImageName": [f"{i + 1:06d}@particles.mrcs"
+                                               for i in range(n)]})  # fmt: skip
+        table = ParticleTable(n=n, rotations=rotations.numpy(), origins_angstrom=np.zeros((n, 2)),
+                              ctf=ctf, pixel_size_angstrom=1.5, image_size=64, optics_group=1,
+                              random_subset=np.arange(n) % 2 + 1, extra=extra)  # fmt: skip
+        write_relion_star(table, tmp / "particles.star")
+        blocks = read_star(tmp / "particles.star")
+        blocks["optics"]["rlnMicrographOriginalPixelSize"] = 1.5
+        write_star(tmp / "particles.star", blocks, force=True)
+        k = np.arange(33)
+        fsc = pd.DataFrame({"rlnSpectralIndex": k, "rlnResolution": k / 96,
+                            "rlnAngstromResolution": 96 / np.maximum(k, 1),
+                            "rlnFourierShellCorrelationCorrected": np.full(33, 0.99)})  # fmt: skip
+        general = pd.DataFrame({"rlnFinalResolution": [3.0]})
+        write_star(tmp / "postprocess.star", {"general": general, "fsc": fsc})
+        for command in (
+            "relion_run_motioncorr --i movies.star --o MC/ --use_own --j 1 --patch_x 1 "
+            "--patch_y 1 --dose_weighting --angpix 1.5 --voltage 300 --dose_per_frame 2 "
+            "--bfactor 150 --skip_defect",
+            "relion_motion_refine --i particles.star --f postprocess.star --m1 map.mrc --m2 "
+            "map.mrc --corr_mic MC/corrected_micrographs.star --o Polish/ --fdose 2 --s_vel 0.5 "
+            "--s_div 5000 --s_acc 2 --j 1",
+        ):
+            subprocess.run(command.split(), cwd=tmp, check=True, capture_output=True)
+        folder.mkdir(exist_ok=True)
+        shutil.copy(tmp / "Polish" / "MC" / "movie_tracks.star", folder / "movie_tracks.star")
+
+
 if __name__ == "__main__":
     table = {"source": "relion_refine --sym G --print_symmetry_ops (RELION 3.1.3, Debian)"}
     table["groups"] = {g: relion_ops(g) for g in GROUPS}
@@ -112,3 +212,4 @@ if __name__ == "__main__":
             capture_output=True,
         )
     relion_dose_weighting(here / "dose_weighting")
+    relion_polishing(here / "polishing")
