@@ -7,7 +7,8 @@ of each found state's particles) against the true ones.
 
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
                                   [--methods ppca,covariance,vae,cryodrgn]
-                                  [--cryodrgn-args "..."] [--cryodrgn PATH] [--out DIR]
+                                  [--vae-beta 1] [--cryodrgn-args "..."] [--cryodrgn PATH]
+                                  [--out DIR]
 
 Particles: the bundled N-domain at a 64 box of 1.125 A, its upper half (z >= 32) moved along x;
 SNR 0.05, CTF (defocus 1-2.5 um). Continuous: a trajectory through 7 frames moved by 0..6
@@ -86,7 +87,7 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
     return np.asarray(z), seconds, " && ".join(" ".join(s) for s in steps)
 
 
-def ours(folder: Path, method: str, epochs: int) -> tuple[np.ndarray, float]:
+def ours(folder: Path, method: str, epochs: int, beta: float) -> tuple[np.ndarray, float]:
     """The latents of cryomath's ``method`` (``ppca``, ``covariance`` or ``vae``) and its time."""
     from cryomath.heterogeneity.neural import NeuralSettings
     from cryomath.pipelines.neural import train_neural_model
@@ -95,7 +96,7 @@ def ours(folder: Path, method: str, epochs: int) -> tuple[np.ndarray, float]:
     out = folder / method
     start = time.perf_counter()
     if method == "vae":
-        train_neural_model(table, out, NeuralSettings(epochs=epochs), force=True)
+        train_neural_model(table, out, NeuralSettings(epochs=epochs, beta=beta), force=True)
     else:
         settings = VariabilitySettings(method, n_components=2,
                                        iterations=15 if method == "ppca" else None)  # fmt: skip
@@ -108,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--vae-beta", type=float, default=1.0, help="the VAE's KL weight")
     parser.add_argument("--cryodrgn", type=Path, default=Path("/tmp/cryodrgn-venv/bin/cryodrgn"))
     parser.add_argument("--out", type=Path, default=Path("bench-out/heterogeneity"))
     parser.add_argument("--cases", default="continuous,discrete")
@@ -122,7 +124,8 @@ def main() -> None:
     if "cryodrgn" in methods and shutil.which(str(args.cryodrgn)) is None:
         raise SystemExit(f"{args.cryodrgn} not found: pip install cryodrgn==4.3.1 in a venv")
     torch.set_num_threads(2)
-    result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs}
+    result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs,
+              "vae beta": args.vae_beta}  # fmt: skip
     cases = {"continuous": (range(7), True), "discrete": ((0, 6), False)}
     for name in args.cases.split(","):
         shifts, trajectory = cases[name]
@@ -140,7 +143,7 @@ def main() -> None:
                 )
                 row["cryodrgn command"] = command
             else:
-                latents[method], seconds = ours(folder, method, args.epochs)
+                latents[method], seconds = ours(folder, method, args.epochs, args.vae_beta)
             row[f"{method} seconds"] = seconds
         if trajectory:  # the particles' nearest trajectory frames, and their own maps
             nearest = np.rint(truth.coordinate * (len(volumes) - 1)).astype(np.int64)

@@ -224,8 +224,10 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
     correlation = latent_correlation(covariance.latent.numpy(), truth)
     assert correlation.dimension == 0 and correlation.best >= 0.9
     assert float(covariance.variances[0]) > 2 * float(covariance.variances[1])
-    # the neural model (VAE, 8 epochs of a small decoder): measured 0.86; the default decoder
-    # reaches 0.89 after 30 epochs, under the linear limit above (the issue asks 0.9)
+    # the neural model (VAE, 8 epochs of a small decoder): its latents are the posterior means
+    # under the decoder (Laplace), measured 0.895, where the encoder's means alone give 0.857;
+    # the default decoder after 20 epochs: 0.898 (0.886), under the linear limit above (the
+    # issue asks 0.9)
     from cryomath.heterogeneity.neural import NeuralModel, NeuralSettings
 
     def chunks(epoch):
@@ -238,8 +240,13 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
     model = NeuralModel(next(chunks(0)), table.n, pixel, noise, settings, mean)
     for epoch in range(settings.epochs):
         model.train_epoch(chunks(epoch))
-    z, _ = model.latents(iter_batches(table, 1000, None, torch.float64))
-    assert latent_correlation(z.numpy(), truth).best >= 0.8
+    z, sd = model.latents(iter_batches(table, 1000, None, torch.float64))
+    with torch.no_grad():
+        encoded = torch.cat([model.encoder(model.observe(b).images)[0] for b in chunks(0)])
+        order = torch.cat([b.indices for b in chunks(0)])
+    amortised = latent_correlation(encoded.numpy(), truth[order.numpy()]).best
+    assert latent_correlation(z.numpy(), truth).best >= max(0.89, amortised + 0.02)
+    assert 0.2 < float(sd.mean()) < 0.7  # the posterior is narrower than the prior
 
 
 def test_the_covariance_of_rank_two_variability_spans_its_eigenvolumes():
@@ -361,7 +368,8 @@ def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
 def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys):
     """``cryomath train-vae`` for 2 epochs equals 1 epoch then ``--continue`` to 2 (the same
     latents to float32 rounding: the checkpoint holds the optimiser, the order is seeded by
-    epoch); the autodecoder trains too; ``analyze`` writes its states, maps and figure; a
+    epoch); the autodecoder trains too, and its latents get Laplace's posterior standard
+    deviations, at most the prior's; ``analyze`` writes its states, maps and figure; a
     second run without ``--force`` is refused in one line."""
     import json
 
@@ -384,7 +392,9 @@ def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys)
     assert (np.load(straight / "latent_sd.npy") > 0).all()
     auto = tmp_path / "auto"
     assert main([*common, "--epochs", "1", "--autodecoder", "--out", str(auto)]) == 0
-    assert np.isnan(np.load(auto / "latent_sd.npy")).all()
+    # Laplace's posterior: precision J^H W J + I >= I, so 0 < sd <= 1 (the prior's)
+    auto_sd = np.load(auto / "latent_sd.npy")
+    assert ((auto_sd > 0) & (auto_sd <= 1 + 1e-6)).all()
     capsys.readouterr()
     assert main(["analyze", str(straight), "--states", "2", "--json"]) == 0
     analysis = json.loads(capsys.readouterr().out)

@@ -16,6 +16,12 @@ the decoder (no encoder, as cryoDRGN-AI; Levy et al. 2024).
   a seeded random order (the table by sparse Adam: a latent moves only with its image), at a
   tenth of the learning rates for the last quarter of the epochs (measured on the continuous
   test set: 0.878 -> 0.890 after 20 epochs).
+* Latents (``latents``): each image's posterior under the trained decoder by Laplace's
+  approximation, ``laplace_steps`` Gauss-Newton steps of ``nll + |z|^2 / 2`` from the encoder's
+  mean (or the table's latent), with the Gauss-Newton precision as the inverse covariance.
+  The encoder alone amortises inference and leaves a gap (semi-amortised inference, Kim et al.
+  2018), measured on the continuous test set: latent correlation 0.857 -> 0.895 after 8
+  epochs of a 64-wide decoder, 0.886 -> 0.898 after 20 of the default one.
 * The decoder models the difference from the consensus map (given: a direct reconstruction
   of all particles), whose images ``C P mu`` the imaging layer predicts: training starts at
   the conformations instead of spending its first epochs on the average.
@@ -23,7 +29,6 @@ the decoder (no encoder, as cryoDRGN-AI; Levy et al. 2024).
   field's outputs are of order one.
 """
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,7 +47,8 @@ from cryomath.projection import nyquist_samples, prepare_volume
 class NeuralSettings:
     """The model and its training: ``max_shell`` default ``n // 3``; learning rates for the
     networks and (autodecoder) the latent table; ``beta`` the KL weight, reached linearly
-    over the first ``beta_warmup_epochs`` (from 0: KL annealing, Bowman et al. 2016)."""
+    over the first ``beta_warmup_epochs`` (from 0: KL annealing, Bowman et al. 2016);
+    ``laplace_steps`` Gauss-Newton steps of each latent's posterior (module docstring)."""
 
     latent_dim: int = 1
     autodecoder: bool = False
@@ -57,6 +63,7 @@ class NeuralSettings:
     encoder_width: int = 256
     max_shell: int | None = None
     seed: int = 0
+    laplace_steps: int = 2
 
 
 @dataclass
@@ -215,20 +222,44 @@ class NeuralModel:
         self.losses.append(total / max(count, 1))
         return self.losses[-1]
 
+    def laplace(self, seen: _Observed, z: torch.Tensor, steps: int):
+        """Each image's latent posterior under the decoder from ``z (B, D)``: ``steps``
+        Gauss-Newton steps of ``nll + |z|^2 / 2``; the mean ``(B, D)`` and the Gauss-Newton
+        precision ``J^H W J + I`` ``(B, D, D)`` at the last step's start (the Jacobian ``J`` of
+        the predicted spectra by forward-mode differentiation, one pass per dimension)."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        precision = eye.expand(len(z), -1, -1)
+
+        def predict(v):
+            return seen.ctf * self.decoder(seen.k, v[:, None, :])
+
+        for _ in range(steps):
+            pairs = [torch.func.jvp(predict, (z,), (e.expand_as(z),)) for e in eye]
+            jacobian = torch.stack([column for _, column in pairs], -1)  # (B, S, D)
+            weighted = seen.weights[..., None] * jacobian.conj()
+            residual = seen.spectra - pairs[0][0]
+            gradient = (weighted * residual[..., None]).real.sum(1) - z
+            precision = torch.einsum("bsd,bse->bde", weighted, jacobian).real + eye
+            z = z + torch.linalg.solve(precision, gradient[..., None])[..., 0]
+        return z, precision
+
     @torch.no_grad()
     def latents(self, batches: Iterable[ParticleBatch]):
-        """Every particle's latent mean ``(N, D)`` and standard deviation (VAE; the
-        autodecoder has none: NaN), in the order of the batches' ``indices``."""
-        if self.settings.autodecoder:
-            z = self.table.weight.detach().double().cpu()
-            return z, torch.full_like(z, math.nan)
+        """Every particle's latent posterior mean ``(N, D)`` and standard deviation (Laplace's,
+        from the encoder's mean or the table's latent; module docstring), in the order of the
+        batches' ``indices``."""
         rows, means, sds = [], [], []
         for batch in batches:
             seen = self.observe(batch)
-            mean, log_var = self.encoder(seen.images)
+            if self.settings.autodecoder:
+                start = self.table(seen.indices)
+            else:
+                start = self.encoder(seen.images)[0]
+            mean, precision = self.laplace(seen, start, self.settings.laplace_steps)
             rows.append(seen.indices.cpu())
             means.append(mean.double().cpu())
-            sds.append((0.5 * log_var).exp().double().cpu())
+            sd = torch.linalg.inv(precision).diagonal(dim1=-2, dim2=-1).sqrt()
+            sds.append(sd.double().cpu())
         order = torch.cat(rows).argsort()
         return torch.cat(means)[order], torch.cat(sds)[order]
 
