@@ -70,7 +70,9 @@ def train_vae(
     autodecoder: Annotated[
         bool, typer.Option(help="A latent per particle, no encoder (cryoDRGN-AI)")
     ] = False,
-    beta: Annotated[float, typer.Option(help="Weight of the KL divergence")] = 1.0,
+    beta: Annotated[
+        float, typer.Option(help="Weight of the KL divergence (at SNR 0.05 try 0.1)")
+    ] = 1.0,
     learning_rate: Annotated[float, typer.Option(help="Adam's learning rate")] = 3e-3,
     minibatch: Annotated[int, typer.Option(help="Particles per gradient step")] = 32,
     width: Annotated[int, typer.Option(help="Width of the decoder's hidden layers")] = 128,
