@@ -105,8 +105,10 @@ class NeuralModel:
     def __init__(self, first: ParticleBatch, n_particles: int, voxel_size_angstrom: float,
                  noise: NoiseSpectrum, settings: NeuralSettings, consensus: torch.Tensor,
                  dtype: torch.dtype = torch.float32):  # fmt: skip
-        if settings.latent_dim < 1 or settings.epochs < 0 or settings.batch_size < 1:
-            raise InvalidInputError("need a latent dimension, epochs >= 0 and a batch size >= 1")
+        if (settings.latent_dim < 1 or settings.epochs < 0 or settings.batch_size < 1
+                or settings.laplace_steps < 1):  # fmt: skip
+            raise InvalidInputError("need a latent dimension, epochs >= 0, a batch size >= 1 "
+                                    "and laplace_steps >= 1")  # fmt: skip
         n = first.image_size
         self.settings, self.n, self.voxel, self.noise = settings, n, voxel_size_angstrom, noise
         self.max_shell = n // 3 if settings.max_shell is None else settings.max_shell
