@@ -201,20 +201,25 @@ def _ppca(folder, pixel, components):
                                            max_shell=n // 3, mask=mask)  # fmt: skip
 
 
-def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path):
+def _continuous_set(folder):
     """5,000 particles at SNR 0.1 with CTF along a trajectory from the N-domain to the domain
-    without its upper half (a rank-1 change): the first latent coordinate of PPCA, and that of
-    the covariance estimator, correlates with the true coordinate (measured 0.92 and 0.92; an
-    E-step that knew the true component: 0.92)."""
-    from cryomath.fourier.masks import spherical_mask
-    from cryomath.heterogeneity import estimate_covariance
-
+    without its upper half (a rank-1 change); its pixel size and true coordinates."""
     state, pixel = _moving_domain(32)
     settings = SimulationSettings(n_particles=5000, pixel_size_angstrom=pixel, snr=0.1, seed=1,
                                   trajectory=True)  # fmt: skip
-    simulate_dataset(torch.stack([state(0), state(None)]), tmp_path, settings)
-    truth = read_conformations(tmp_path).coordinate
-    table, result = _ppca(tmp_path, pixel, 2)
+    simulate_dataset(torch.stack([state(0), state(None)]), folder, settings)
+    return pixel, read_conformations(folder).coordinate
+
+
+def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path):
+    """On the continuous set (``_continuous_set``) the first latent coordinate of PPCA, and that
+    of the covariance estimator, correlates with the true coordinate (measured 0.92 and 0.92;
+    an E-step that knew the true component: 0.92)."""
+    from cryomath.fourier.masks import spherical_mask
+    from cryomath.heterogeneity import estimate_covariance
+
+    pixel, truth = _continuous_set(tmp_path)
+    _, result = _ppca(tmp_path, pixel, 2)
     correlation = latent_correlation(result.latent.numpy(), truth)
     assert correlation.dimension == 0 and correlation.best >= 0.9
     assert float(result.variances[0]) > 2 * float(result.variances[1])
@@ -224,11 +229,17 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
     correlation = latent_correlation(covariance.latent.numpy(), truth)
     assert correlation.dimension == 0 and correlation.best >= 0.9
     assert float(covariance.variances[0]) > 2 * float(covariance.variances[1])
-    # the neural model (VAE, 8 epochs of a small decoder): its latents are the posterior means
-    # under the decoder (Laplace), measured 0.895, where the encoder's means alone give 0.857;
-    # the default decoder after 20 epochs: 0.898 (0.886), under the linear limit above (the
-    # issue asks 0.9)
+
+
+def test_the_neural_model_follows_the_continuous_trajectory(tmp_path):
+    """The VAE (12 epochs of a small decoder) on the continuous set: its latents are the
+    posterior means under the decoder, correlation measured 0.904 (after 8 epochs: 0.9015,
+    where Laplace's modes gave 0.895 and the encoder's means 0.857), under the linear limit of
+    0.92; the importance sampler's means and sds are those of the posterior by quadrature."""
     from cryomath.heterogeneity.neural import NeuralModel, NeuralSettings
+
+    pixel, truth = _continuous_set(tmp_path)
+    table, _, noise, mean = _background_noise_and_mean(tmp_path)
 
     def chunks(epoch):
         order = np.random.default_rng(epoch).permutation(table.n)
@@ -236,7 +247,7 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
             rows = order[start : start + 1000]
             yield from iter_batches(table, 1000, None, torch.float64, rows=rows)
 
-    settings = NeuralSettings(epochs=8, width=64, max_shell=8)
+    settings = NeuralSettings(epochs=12, width=64, max_shell=8)
     model = NeuralModel(next(chunks(0)), table.n, pixel, noise, settings, mean)
     for epoch in range(settings.epochs):
         model.train_epoch(chunks(epoch))
@@ -246,8 +257,22 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
         encoded = torch.cat([model.encoder(o.images)[0] for o in seen])
     order = torch.cat([o.indices for o in seen]).numpy()
     amortised = latent_correlation(encoded.numpy(), truth[order]).best
-    assert latent_correlation(z.numpy(), truth).best >= max(0.89, amortised + 0.02)
+    assert latent_correlation(z.numpy(), truth).best >= max(0.9, amortised + 0.02)
     assert 0.2 < float(sd.mean()) < 0.7  # the posterior is narrower than the prior
+    # the oracle of the importance sampler: each posterior by quadrature on a grid of spacing
+    # 0.2 (a posterior of sd s >= 0.2 has its mean to exp(-2 pi^2 s^2 / 0.2^2) by Poisson's sum)
+    grid = torch.linspace(-4, 4, 41, dtype=model.dtype)
+    with torch.no_grad():
+        log_post = torch.stack([-model.nll(seen[0], g.expand(1000, 1)) - g * g / 2
+                                for g in grid], -1).double()  # fmt: skip
+    posterior = torch.softmax(log_post, -1)
+    exact_mean = posterior @ grid.double()
+    exact_sd = (posterior @ grid.double() ** 2 - exact_mean**2).sqrt()
+    rows = seen[0].indices  # measured: 0.007 median, 0.12 at most; sd ratio 0.96
+    assert float(exact_sd.min()) >= 0.2
+    assert float((z[rows, 0] - exact_mean).abs().median()) < 0.02
+    assert float((z[rows, 0] - exact_mean).abs().max()) < 0.25
+    assert 0.9 < float((sd[rows, 0] / exact_sd).median()) < 1.1
 
 
 def test_the_covariance_of_rank_two_variability_spans_its_eigenvolumes():
@@ -369,8 +394,8 @@ def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
 def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys):
     """``cryomath train-vae`` for 2 epochs equals 1 epoch then ``--continue`` to 2 (the same
     latents to float32 rounding: the checkpoint holds the optimiser, the order is seeded by
-    epoch); the autodecoder trains too, and its latents get Laplace's posterior standard
-    deviations, at most the prior's; ``analyze`` writes its states, maps and figure; a
+    epoch); the autodecoder trains too, and its latents get posterior standard deviations;
+    ``analyze`` writes its states, maps and figure; a
     second run without ``--force`` is refused in one line."""
     import json
 
@@ -393,9 +418,10 @@ def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys)
     assert (np.load(straight / "latent_sd.npy") > 0).all()
     auto = tmp_path / "auto"
     assert main([*common, "--epochs", "1", "--autodecoder", "--out", str(auto)]) == 0
-    # Laplace's posterior: precision J^H W J + I >= I, so 0 < sd <= 1 (the prior's)
+    # the law of total variance: the posterior variances average to at most the prior's (1),
+    # here after one epoch nearly the prior's (measured 1.13: 32 importance draws' error)
     auto_sd = np.load(auto / "latent_sd.npy")
-    assert ((auto_sd > 0) & (auto_sd <= 1 + 1e-6)).all()
+    assert (auto_sd > 0).all() and 0.5 < float((auto_sd**2).mean()) < 1.5
     capsys.readouterr()
     assert main(["analyze", str(straight), "--states", "2", "--json"]) == 0
     analysis = json.loads(capsys.readouterr().out)

@@ -3,9 +3,9 @@ analyze``): training streamed from the particle files in a seeded random order o
 checkpoint after every epoch (``--continue``), then the latents and what they show.
 
 ``train-vae`` writes in ``out``: ``checkpoint.pt`` (the model, its optimisers, the epoch),
-``latent.npy`` ``(N, D)`` (each particle's posterior mean under the trained decoder: the
-encoder's mean, or the autodecoder's latent, refined by Laplace's approximation; in the
-table's order), ``latent_sd.npy`` (its posterior standard deviations),
+``latent.npy`` ``(N, D)`` (each particle's posterior mean under the trained decoder, by
+importance sampling around Laplace's approximation at the encoder's mean or the
+autodecoder's latent; in the table's order), ``latent_sd.npy`` (its posterior standard deviations),
 ``mean.mrc`` (the map at ``z = 0``) and ``training.json`` (settings and objective per epoch).
 ``analyze`` adds ``embedding.png`` (the latents, by PCA to 2-D when ``D > 2``, coloured by
 k-means state, and the objective per epoch), ``states.npy`` (each particle's state),
