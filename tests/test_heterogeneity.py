@@ -394,9 +394,10 @@ def test_variability_command_writes_maps_latents_and_figures(tmp_path, capsys):
 def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys):
     """``cryomath train-vae`` for 2 epochs equals 1 epoch then ``--continue`` to 2 (the same
     latents to float32 rounding: the checkpoint holds the optimiser, the order is seeded by
-    epoch); the autodecoder trains too, and its latents get posterior standard deviations;
-    ``analyze`` writes its states, maps and figure; a
-    second run without ``--force`` is refused in one line."""
+    epoch); the autodecoder trains too, and with ``--posterior-samples 0`` its latents get
+    Laplace's posterior standard deviations, at most the prior's, and an odd sample count is
+    refused in one line; ``analyze`` writes its states, maps and figure; a second run without
+    ``--force`` is refused in one line."""
     import json
 
     from cryomath.cli import main
@@ -417,12 +418,15 @@ def test_train_vae_continues_exactly_and_analyze_writes_states(tmp_path, capsys)
     assert one.shape == (200, 2) and np.allclose(one, two, atol=1e-5)
     assert (np.load(straight / "latent_sd.npy") > 0).all()
     auto = tmp_path / "auto"
-    assert main([*common, "--epochs", "1", "--autodecoder", "--out", str(auto)]) == 0
-    # the law of total variance: the posterior variances average to at most the prior's (1),
-    # here after one epoch nearly the prior's (measured 1.13: 32 importance draws' error)
+    with_mode = [*common, "--epochs", "1", "--autodecoder", "--out", str(auto)]
+    assert main([*with_mode, "--posterior-samples", "0"]) == 0
+    # Laplace's posterior (no importance samples): precision J^H W J + I >= I, so 0 < sd <= 1
     auto_sd = np.load(auto / "latent_sd.npy")
-    assert (auto_sd > 0).all() and 0.5 < float((auto_sd**2).mean()) < 1.5
+    assert ((auto_sd > 0) & (auto_sd <= 1 + 1e-6)).all()
     capsys.readouterr()
+    assert main([*with_mode, "--posterior-samples", "3", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "even posterior_samples" in err and len(err.strip().splitlines()) == 1
     assert main(["analyze", str(straight), "--states", "2", "--json"]) == 0
     analysis = json.loads(capsys.readouterr().out)
     assert sum(analysis["particles"]) == 200

@@ -60,7 +60,8 @@ def train_neural_model(table, out: Path, settings: NeuralSettings, *, resume: bo
         model = load_checkpoint(out)
         if not isinstance(model, NeuralModel) or model.n_particles != table.n:
             raise InvalidInputError(f"{out / CHECKPOINT} is from another run or other particles")
-        model.settings = replace(model.settings, epochs=settings.epochs)
+        model.settings = replace(model.settings, epochs=settings.epochs,
+                                 posterior_samples=settings.posterior_samples)  # fmt: skip
     else:
         check_output_path(out / CHECKPOINT, force)
         noise = background_noise(iter_batches(table, 256, device, torch.float64, use_ctf=False),
