@@ -119,3 +119,26 @@ def test_the_compiled_kernel_on_cuda_equals_the_cpu():
         prepare_volume(_map().cuda(), 2.0), rotations.cuda(), chunk_size=16, compiled=True
     )
     assert float((gpu.cpu() - cpu).abs().max() / cpu.abs().max()) < 1e-10
+
+
+def test_heterogeneity_commands_on_cuda_follow_the_cpu(tmp_path):
+    """``variability`` (PPCA) and ``train-vae`` (2 epochs) on 300 two-state particles, once
+    per device: the latents agree (float32 training diverges slowly, so by correlation)."""
+    from tests.test_heterogeneity import _moving_domain
+
+    state, pixel = _moving_domain(24)
+    settings = SimulationSettings(n_particles=300, pixel_size_angstrom=pixel, snr=1.0, seed=3)
+    simulate_dataset(torch.stack([state(0), state(None)]), tmp_path / "data", settings)
+    star = str(tmp_path / "data" / "particles.star")
+    commands = {
+        "variability": ["--components", "1", "--iterations", "4"],
+        "train-vae": ["--epochs", "2", "--width", "32"],
+    }
+    for command, options in commands.items():
+        latents = []
+        for device in ("cpu", "cuda"):
+            out = tmp_path / f"{command}-{device}"
+            args = [command, star, *options, "--device", device, "--out", str(out), "--json"]
+            assert main(args) == 0
+            latents.append(np.load(out / "latent.npy")[:, 0])
+        assert abs(np.corrcoef(*latents)[0, 1]) > 0.99, command
