@@ -96,6 +96,7 @@ RANGES: dict[str, Range] = {
     "--pad": _f(1, 4),
     "--particle-diameter": _f(1, 1e5),  # Angstrom
     "--pixel-size": _f(0.01, 100),  # Angstrom
+    "--posterior-samples": _i(0, 10_000),  # even: checked by heterogeneity.neural
     "--pre-exposure": _f(0, 1e4),  # e/A^2
     "--s-acc": _f(1e-6, 1e4),  # Angstrom per e/A^2 (Bayesian polishing)
     "--s-div": _f(1e-3, 1e7),  # Angstrom
