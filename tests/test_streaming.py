@@ -60,10 +60,14 @@ def _peaks(data, argv) -> list[float]:
     the two differ by the limit or more, the lower of two runs for each (a run's peak varies by
     up to about 35 MB beside another test process: reconstruct on 512 particles measured 582
     and 615 MB)."""
-    runs = [[_peak_mb(*(a.format(n=n, root=data) for a in argv))] for n in COUNTS]
+
+    def peak(n):
+        return _peak_mb(*(a.format(n=n, root=data) for a in argv))
+
+    runs = [[peak(n)] for n in COUNTS]
     if runs[1][0] - runs[0][0] >= GROWTH_MB:
         for n, peaks in zip(COUNTS, runs, strict=True):
-            peaks.append(_peak_mb(*(a.format(n=n, root=data) for a in argv)))
+            peaks.append(peak(n))
     return [min(peaks) for peaks in runs]
 
 

@@ -33,6 +33,7 @@ the decoder (no encoder, as cryoDRGN-AI; Levy et al. 2024).
   field's outputs are of order one.
 """
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -191,10 +192,14 @@ class NeuralModel:
         kl = 0.5 * (mean * mean + log_var.exp() - 1 - log_var).sum(-1)
         return z, kl
 
+    def predict(self, seen: _Observed, z: torch.Tensor) -> torch.Tensor:
+        """``(B, S)``: each image's predicted in-band spectrum ``C V(k, z)`` at ``z (B, D)``."""
+        return seen.ctf * self.decoder(seen.k, z[:, None, :])
+
     def nll(self, seen: _Observed, z: torch.Tensor) -> torch.Tensor:
         """``(B,)``: each image's Gaussian negative log-likelihood at its latent ``z (B, D)``."""
-        predicted = seen.ctf * self.decoder(seen.k, z[:, None, :])
-        return 0.5 * (seen.weights * (seen.spectra - predicted).abs().pow(2)).sum(-1)
+        residual = seen.spectra - self.predict(seen, z)
+        return 0.5 * (seen.weights * residual.abs().pow(2)).sum(-1)
 
     def objective(self, seen: _Observed, generator=None) -> torch.Tensor:
         """The mean over the minibatch of ``nll + beta * prior``, per sample."""
@@ -245,10 +250,7 @@ class NeuralModel:
         the predicted spectra by forward-mode differentiation, one pass per dimension)."""
         eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
         precision = eye.expand(len(z), -1, -1)
-
-        def predict(v):
-            return seen.ctf * self.decoder(seen.k, v[:, None, :])
-
+        predict = functools.partial(self.predict, seen)
         for _ in range(steps):
             pairs = [torch.func.jvp(predict, (z,), (e.expand_as(z),)) for e in eye]
             jacobian = torch.stack([column for _, column in pairs], -1)  # (B, S, D)
