@@ -18,7 +18,7 @@ import torch
 from cryomath.ctf import CTF
 from cryomath.devices import resolve_device
 from cryomath.errors import InvalidInputError, holds
-from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.masks import spherical_mask
 from cryomath.fourier.shells import shell_sum
 from cryomath.imaging import (
@@ -32,6 +32,27 @@ from cryomath.projection import gridding_correction
 from cryomath.reconstruction.halves import HalfMaps
 from cryomath.resolution import fourier_shell_correlation
 from cryomath.so3 import Symmetry, as_point_group
+
+
+def volume_from_padded_spectrum(spectrum: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``(n, n, n)`` map of a spectrum on an accumulator's padded grid ``(n_pad, n_pad,
+    n_pad // 2 + 1)`` (what :func:`invert` does to ``data / weights``): inverse transform,
+    crop, gridding correction."""
+    n_pad = spectrum.shape[0]
+    padded = ifft_nd(spectrum, (n_pad, n_pad, n_pad), rfft=True, fftshift=True)
+    start = n_pad // 2 - n // 2
+    volume = padded[start : start + n, start : start + n, start : start + n]
+    return volume / gridding_correction(n, n_pad, "trilinear", volume.dtype, volume.device)
+
+
+def padded_spectrum_of_volume(volume: torch.Tensor, n_pad: int) -> torch.Tensor:
+    """The inverse of :func:`volume_from_padded_spectrum`: ``volume (n, n, n)`` on an
+    accumulator's padded grid, where ``data / weights`` of its exact projections lie."""
+    n = volume.shape[-1]
+    v = volume * gridding_correction(n, n_pad, "trilinear", volume.dtype, volume.device)
+    before = n_pad // 2 - n // 2
+    v = torch.nn.functional.pad(v, (before, n_pad - n - before) * 3)
+    return fft_nd(v, 3, rfft=True, fftshift=True)
 
 
 def invert(
@@ -69,11 +90,8 @@ def invert(
         # the padded Nyquist planes have no Friedel/symmetry mates in an even grid: dropping
         # them (beyond the 0.5 cycles/pixel of the images anyway) keeps symmetric maps exact
         ratio[0], ratio[:, 0], ratio[..., -1] = 0, 0, 0
-    n, n_pad = acc.n, acc.n_pad
-    padded = ifft_nd(ratio, (n_pad, n_pad, n_pad), rfft=True, fftshift=True)
-    start = n_pad // 2 - n // 2
-    volume = padded[start : start + n, start : start + n, start : start + n]
-    volume = volume / gridding_correction(n, n_pad, "trilinear", volume.dtype, volume.device)
+    volume = volume_from_padded_spectrum(ratio, acc.n)
+    n = acc.n
     if mask_radius_px is None:
         return volume
     mask = spherical_mask((n, n, n), mask_radius_px, 3.0, dtype=volume.dtype, device=volume.device)

@@ -1,11 +1,12 @@
 """Orientation grids on SO(3) and S^2, and measures of their uniformity."""
 
-from cryomath.so3.grids.healpix import healpix_pixel_centres
+from cryomath.so3.grids.healpix import healpix_nest_centres, healpix_pixel_centres
 from cryomath.so3.grids.rotations import (
     even_angles,
     healpix_directions,
     healpix_grid,
     healpix_poses,
+    healpix_poses_at,
     hopf_grid,
     local_grid,
     super_fibonacci,
@@ -17,8 +18,10 @@ __all__ = [
     "even_angles",
     "healpix_directions",
     "healpix_grid",
+    "healpix_nest_centres",
     "healpix_pixel_centres",
     "healpix_poses",
+    "healpix_poses_at",
     "hopf_grid",
     "local_grid",
     "minimum_separation",

@@ -30,6 +30,18 @@ def healpix_pixel_centres(
     return _ring(pix, nside, dtype)
 
 
+def healpix_nest_centres(
+    nside: int, pixels: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(theta, phi)`` of the NEST ``pixels`` (a long tensor of any shape) without making the
+    whole grid (a hierarchical search's children at fine orders)."""
+    order = _check_nside(nside)
+    if pixels.numel() and not (0 <= int(pixels.min()) and int(pixels.max()) < 12 * nside**2):
+        raise InvalidInputError(f"HEALPix NEST pixels of nside {nside} are in [0, {12 * nside**2})")
+    theta, phi = _nest(pixels.reshape(-1), nside, order, dtype)
+    return theta.view(pixels.shape), phi.view(pixels.shape)
+
+
 def _ring(pix: torch.Tensor, nside: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     npix, ncap = 12 * nside * nside, 2 * nside * (nside - 1)
     fact2 = 4.0 / npix

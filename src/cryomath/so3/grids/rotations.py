@@ -24,7 +24,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.so3.conventions.relion import matrix_from_relion_euler
-from cryomath.so3.grids.healpix import healpix_pixel_centres
+from cryomath.so3.grids.healpix import healpix_nest_centres, healpix_pixel_centres
 from cryomath.so3.lie import exp_map
 from cryomath.so3.symmetry import in_asymmetric_unit, point_group
 
@@ -58,6 +58,19 @@ def healpix_grid(order: int, dtype=torch.float64, device=None) -> torch.Tensor:
 def healpix_poses(order: int, dtype=torch.float64, device=None) -> torch.Tensor:
     """``(72 * 8^order, 3, 3)`` pose matrices of :func:`healpix_grid`."""
     return matrix_from_relion_euler(healpix_grid(order, dtype, device))
+
+
+def healpix_poses_at(
+    order: int, pixels: torch.Tensor, psi_degrees: torch.Tensor, dtype=torch.float64
+) -> torch.Tensor:
+    """``(..., 3, 3)`` poses of direction ``pixels`` (NEST, ``order``) and in-plane angle
+    ``psi_degrees`` (broadcast together), as :func:`healpix_grid` makes them, for any psi:
+    ``healpix_poses(order)[i]`` is ``pixels = i // (6 * 2^order)`` at its psi."""
+    _check_order(order)
+    pixels, psi = torch.broadcast_tensors(pixels, psi_degrees)
+    theta, phi = healpix_nest_centres(2**order, pixels, dtype)
+    angles = torch.stack([torch.rad2deg(phi), torch.rad2deg(theta), psi.to(dtype)], -1)
+    return matrix_from_relion_euler(angles)
 
 
 def hopf_grid(order: int, dtype=torch.float64, device=None) -> torch.Tensor:

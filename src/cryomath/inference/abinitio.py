@@ -1,0 +1,301 @@
+"""Ab initio: maps from particles alone by stochastic gradient descent on the MAP objective with
+the poses marginalised (cryoSPARC's ab initio, Punjani et al. 2017; RELION 3.1's ``--sgd``), or
+with each image at its best pose from the hierarchical search (cryoDRGN2's HPS).
+
+Each iteration draws a minibatch (its size rising linearly from ``initial_batch`` to
+``final_batch``, seeded by ``(seed, iteration)``, so a continued run draws what an uninterrupted
+one would) and scores it against the K maps up to a band that rises linearly in shells from
+``initial_resolution_angstrom`` to ``final_resolution_angstrom`` (RELION: 35 -> 15 A, cryoSPARC
+35 -> 12 A). The E-step is the refinement's (``expectation_pass``: a global HEALPix search of
+``healpix_order`` with oversampling, offsets within ``offset_range_px`` of the box centre, class
+fractions as priors); with ``engine="hps"`` the minibatch's best poses instead
+(``hierarchical``), inserted with weight 1.
+
+The step. On the accumulator's padded grid (``reconstruction.padded_spectrum_of_volume``),
+the minibatch's sums ``D = sum w C X`` and ``W = sum w C^2`` give the negative gradient of its
+log-likelihood ``D - W S`` at the map's spectrum ``S`` (per voxel: trilinear insertion is
+nearly diagonal), preconditioned by a running mean ``P`` of ``W`` (the curvature a whole
+minibatch sees; a voxel this minibatch missed is not pulled to zero):
+``G = (D - W S) / (P + lambda)``, ``lambda`` 1 % of ``P``'s mean. RELION's momentum step:
+``dS <- mu dS + (1 - mu) eta G``, ``S <- S + dS`` (``mu`` 0.9, ``eta`` 0.5: mlo:4138-4146).
+The map is then masked (a soft sphere of the particle's diameter) and made non-negative:
+density is positive (the images' contrast, as ``simulate`` and ``relion_project`` write it).
+
+The start: each class is the reconstruction of a seeded random draw of ``initial_batch``
+particles at random poses, low-passed to the initial resolution: a blob of the right scale.
+The noise spectrum comes from the images' background outside the particle (it does not
+depend on the map, which is wrong for most of the run) and stays.
+
+The hand cannot be known from projections (a map and its mirror image give the same images up
+to a rotation): the result has either hand; ``flip_hand`` mirrors it.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cryomath.errors import InvalidInputError
+from cryomath.fourier.masks import spherical_mask
+from cryomath.imaging import (
+    FourierAccumulator,
+    NoiseSpectrum,
+    estimate_noise_from_background,
+    insert_spectra,
+    iter_batches,
+)
+from cryomath.inference.expectation import (
+    ParticleState,
+    PassSums,
+    References,
+    expectation_pass,
+    particle_radius_px,
+)
+from cryomath.inference.hierarchical import HierarchicalSearch, hierarchical_pose_search
+from cryomath.inference.refine import shell_of
+from cryomath.inference.sampling import Sampling
+from cryomath.projection import prepare_volume
+from cryomath.reconstruction.direct import (
+    invert,
+    padded_spectrum_of_volume,
+    volume_from_padded_spectrum,
+)
+from cryomath.resolution import low_pass
+from cryomath.so3 import random_rotations
+
+ENGINES = ("em", "hps")
+
+
+@dataclass
+class AbInitioSettings:
+    """The user's choices (RELION's ``--sgd_*`` names in brackets)."""
+
+    classes: int = 1  # [--K]
+    iterations: int = 60  # [--sgd_ini_iter + --sgd_inbetween_iter + --sgd_fin_iter]
+    initial_batch: int = 90  # [--sgd_ini_subset]; cryoSPARC 90
+    final_batch: int = 300  # [--sgd_fin_subset]; cryoSPARC 300
+    initial_resolution_angstrom: float = 35.0  # [--sgd_ini_resol]
+    final_resolution_angstrom: float = 12.0  # [--sgd_fin_resol]
+    learning_rate: float = 0.5  # [--sgd_stepsize]
+    momentum: float = 0.9  # [--mu]
+    healpix_order: int = 2  # [--healpix_order]: 15 degrees, oversampled to 7.5
+    offset_range_px: float = 6.0  # [--offset_range]
+    offset_step_px: float = 2.0  # [--offset_step]
+    particle_diameter_angstrom: float | None = None  # [--particle_diameter]
+    engine: str = "em"  # "hps": each image at its best pose (hierarchical pose search)
+    hps_keep: int = 24
+    seed: int = 0  # [--random_seed]
+    batch_size: int = 128  # images per expectation batch (memory, not the minibatch)
+
+    def check(self) -> None:
+        checks = [
+            ("classes", self.classes >= 1),
+            ("iterations", self.iterations >= 1),
+            ("initial_batch", 1 <= self.initial_batch <= self.final_batch),
+            ("final_batch", self.final_batch >= 1),
+            ("initial_resolution_angstrom",
+             self.initial_resolution_angstrom >= self.final_resolution_angstrom > 0),
+            ("learning_rate", 0 < self.learning_rate <= 2),
+            ("momentum", 0 <= self.momentum < 1),
+            ("healpix_order", 0 <= self.healpix_order <= 3),
+            ("offset_range_px", self.offset_range_px >= 0),
+            ("offset_step_px", self.offset_step_px > 0),
+            ("engine", self.engine in ENGINES),
+            ("hps_keep", self.hps_keep >= 1),
+            ("batch_size", self.batch_size >= 1),
+        ]  # fmt: skip
+        for name, ok in checks:
+            if not ok:
+                raise InvalidInputError(f"{name} is out of range: {getattr(self, name)}")
+        if self.particle_diameter_angstrom is not None and not self.particle_diameter_angstrom > 0:
+            raise InvalidInputError("the particle diameter must be positive")
+
+
+@dataclass
+class AbInitioState:
+    """Everything an interrupted run needs to continue (the checkpoint)."""
+
+    iteration: int
+    maps: torch.Tensor  # (K, n, n, n)
+    voxel_size_angstrom: float
+    step: torch.Tensor  # (K, n_pad, n_pad, n_pad // 2 + 1) complex: the momentum dS
+    curvature: torch.Tensor  # (K, n_pad, n_pad, n_pad // 2 + 1): the running mean P of W
+    class_fractions: np.ndarray
+    noise: NoiseSpectrum
+    particles: ParticleState
+    history: list[dict] = field(default_factory=list)
+
+
+def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
+    """``(minibatch size, last shell scored)`` of ``iteration`` (0-based): both linear."""
+    t = iteration / max(settings.iterations - 1, 1)
+    size = round(settings.initial_batch + (settings.final_batch - settings.initial_batch) * t)
+    first = shell_of(settings.initial_resolution_angstrom, n, voxel)
+    last = shell_of(settings.final_resolution_angstrom, n, voxel)
+    shell = round(first + (last - first) * t)
+    return size, min(max(shell, 2), n // 2 - 1)
+
+
+def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, device=None):
+    """The state before iteration 1: K seeded random-pose reconstructions (module docstring),
+    the noise from the background."""
+    settings.check()
+    table.require("ctf", "pixel_size_angstrom", "image_size", purpose="ab initio")
+    n = int(np.max(table.image_size))
+    voxel = float(np.asarray(table.pixel_size_angstrom).reshape(-1)[0])
+    if settings.final_batch > table.n:
+        raise InvalidInputError(
+            f"the minibatch grows to {settings.final_batch} particles; there are {table.n}"
+        )
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
+    noise = estimate_noise_from_background(
+        iter_batches(table, settings.batch_size, device, torch.float64, use_ctf=False), radius
+    )
+    rng = np.random.default_rng(settings.seed)
+    maps = []
+    for k in range(settings.classes):
+        rows = rng.choice(table.n, settings.initial_batch, replace=False)
+        acc = FourierAccumulator(n, 2.0, torch.float64, device, voxel)
+        poses = random_rotations(table.n, settings.seed * 1000 + k).to(device)
+        for batch in iter_batches(table, settings.batch_size, device, torch.float64, rows=rows):
+            insert_spectra(acc, batch.spectra, batch, poses[batch.indices], torch.zeros(
+                len(batch), 2, dtype=torch.float64, device=device))  # fmt: skip
+        start = invert(acc, prior_weight=float(acc.weights.mean()) * 0.01)
+        maps.append(_constrained(low_pass(start, settings.initial_resolution_angstrom, voxel),
+                                 radius))  # fmt: skip
+    maps = torch.stack(maps).to(dtype)
+    shape = (settings.classes, 2 * n, 2 * n, n + 1)
+    particles = ParticleState.start(np.tile(np.eye(3), (table.n, 1, 1)), np.zeros((table.n, 2)),
+                                    np.zeros(table.n, np.int64))  # fmt: skip
+    fractions = np.full(settings.classes, 1 / settings.classes)
+    return AbInitioState(0, maps, voxel, torch.zeros(shape, dtype=torch.complex128),
+                         torch.zeros(shape, dtype=torch.float64), fractions, noise,
+                         particles)  # fmt: skip
+
+
+def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
+                       dtype=torch.float32, device=None, progress=None) -> dict:  # fmt: skip
+    """One minibatch step; updates ``state`` in place and returns the iteration's log line."""
+    k_classes, n = state.maps.shape[0], state.maps.shape[-1]
+    voxel = state.voxel_size_angstrom
+    size, shell = schedule(settings, state.iteration, n, voxel)
+    rows = np.sort(np.random.default_rng([settings.seed, state.iteration]).choice(
+        table.n, size, replace=False))  # fmt: skip
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
+    mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
+    # an ab initio pass searches every offset about the box centre, not about a wrong guess
+    state.particles.shifts_px[rows] = 0.0
+    if settings.engine == "hps":
+        sums = _best_pose_sums(table, rows, state, settings, shell, dtype, device, progress)
+    else:
+        sums = PassSums({})
+        log_fractions = np.log(np.maximum(state.class_fractions, 1e-12))
+        refs = References(state.maps.to(device) * mask, voxel,
+                          torch.as_tensor(log_fractions, dtype=dtype, device=device))  # fmt: skip
+        sampling = Sampling(settings.healpix_order, False, settings.offset_range_px,
+                            settings.offset_step_px, shell)  # fmt: skip
+        group = torch.eye(3, dtype=torch.float64, device=device)[None]
+        expectation_pass(table, rows, np.ones(table.n, np.int64), refs, state.particles,
+                         sampling, state.noise, sums, offset_sigma_px=max(
+                             settings.offset_range_px / 2, 0.5), group=group,
+                         batch_size=settings.batch_size, dtype=dtype, device=device,
+                         progress=progress)  # fmt: skip
+    moved = []
+    for k in range(k_classes):
+        acc = sums.accumulators.get((k, 1))
+        if acc is None:  # an empty class keeps its map and momentum
+            moved.append(0.0)
+            continue
+        moved.append(_step(state, k, acc, settings, radius))
+    if settings.engine == "em":
+        mass = sums.class_mass / max(sums.class_mass.sum(), 1e-300)
+        state.class_fractions = 0.5 * state.class_fractions + 0.5 * mass
+    state.iteration += 1
+    line = {
+        "iteration": state.iteration,
+        "particles": size,
+        "max_shell": shell,
+        "resolution_angstrom": n * voxel / shell,
+        "mean_max_probability": float(state.particles.max_probability[rows].mean()),
+        "mean_log_likelihood": float(state.particles.log_likelihood[rows].mean()),
+        "relative_change": moved,
+        "class_fractions": state.class_fractions.tolist(),
+    }
+    state.history.append(line)
+    return line
+
+
+def _step(state: AbInitioState, k: int, acc: FourierAccumulator, settings, radius) -> float:
+    """The momentum step of class ``k`` (module docstring); returns ``|dV| / |V|``."""
+    device = acc.sums.device
+    current = state.maps[k].to(device, torch.float64)
+    spectrum = padded_spectrum_of_volume(current, acc.n_pad)
+    weights = acc.weights
+    curvature = state.curvature[k].to(device)
+    first = not bool(curvature.any())
+    curvature = weights if first else 0.8 * curvature + 0.2 * weights
+    regulariser = 0.01 * float(curvature.mean())
+    gradient = (acc.data - weights * spectrum) / (curvature + regulariser)
+    step = settings.momentum * state.step[k].to(device) + (
+        1 - settings.momentum) * settings.learning_rate * gradient  # fmt: skip
+    updated = _constrained(volume_from_padded_spectrum(spectrum + step, acc.n), radius)
+    change = float((updated - current).norm() / current.norm().clamp(min=1e-30))
+    state.maps[k] = updated.to(state.maps.dtype).cpu()
+    state.step[k], state.curvature[k] = step.cpu(), curvature.cpu()
+    return change
+
+
+def _constrained(volume: torch.Tensor, radius_px: float) -> torch.Tensor:
+    """``volume`` inside a soft sphere of ``radius_px`` and non-negative."""
+    n = volume.shape[-1]
+    mask = spherical_mask((n, n, n), radius_px, 3.0, dtype=volume.dtype, device=volume.device)
+    return (volume * mask).clamp(min=0)
+
+
+def _best_pose_sums(table, rows, state, settings, shell, dtype, device, progress) -> PassSums:
+    """The minibatch inserted at each image's best pose by the hierarchical search against
+    its best class (class 1 when K = 1)."""
+    n = state.maps.shape[-1]
+    sums = PassSums({})
+    base = max(2, math.ceil(shell / 2))
+    search = HierarchicalSearch(base_order=1, levels=2, keep=settings.hps_keep,
+                                offset_range_px=settings.offset_range_px,
+                                offset_step_px=settings.offset_step_px, base_shell=base,
+                                final_shell=shell)  # fmt: skip
+    voxel = state.voxel_size_angstrom
+    spectra = [prepare_volume(m.to(device, dtype), 2.0, voxel_size_angstrom=voxel)
+               for m in state.maps]  # fmt: skip
+    for batch in iter_batches(table, settings.batch_size, device, dtype, rows=rows):
+        found = [hierarchical_pose_search(batch, s, state.noise, search) for s in spectra]
+        likelihoods = torch.stack([f.log_likelihood for f in found])  # (K, B)
+        best_class = likelihoods.argmax(0)
+        pick = torch.arange(len(batch), device=batch.device)
+        rotations = torch.stack([f.rotations for f in found])[best_class, pick]
+        shifts = torch.stack([f.shifts_px for f in found])[best_class, pick]
+        index = batch.indices.cpu().numpy()
+        state.particles.rotations[index] = rotations.double().cpu().numpy()
+        state.particles.shifts_px[index] = shifts.double().cpu().numpy()
+        state.particles.classes[index] = best_class.cpu().numpy()
+        state.particles.log_likelihood[index] = likelihoods.max(0).values.double().cpu().numpy()
+        state.particles.max_probability[index] = 1.0
+        for k in range(len(spectra)):
+            chosen = (best_class == k).nonzero()[:, 0]
+            if len(chosen) == 0:
+                continue
+            key = (k, 1)
+            if key not in sums.accumulators:
+                sums.accumulators[key] = FourierAccumulator(n, 2.0, dtype, device,
+                                                            state.voxel_size_angstrom)  # fmt: skip
+            part = batch.subset(chosen)
+            insert_spectra(sums.accumulators[key], part.spectra, part, rotations[chosen],
+                           shifts[chosen])  # fmt: skip
+        if progress is not None:
+            progress(len(batch))
+    return sums
+
+
+def flip_hand(volume: torch.Tensor) -> torch.Tensor:
+    """The mirror image of ``volume (..., z, y, x)`` through its central z plane (the other
+    hand; projections cannot tell them apart)."""
+    return volume.flip(-3).roll(1 - volume.shape[-3] % 2, -3)
