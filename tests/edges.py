@@ -44,6 +44,11 @@ def invocations(tiny: dict, out: Path) -> dict[str, list[str]]:
             *("refine", star, "--reference", h1, "--max-iterations", "1", "--healpix-order"),
             *("0", "--out", str(out / "ref")),
         ],
+        "abinitio": [
+            *("abinitio", star, "--iterations", "1", "--initial-batch", "4", "--final-batch"),
+            *("8", "--healpix-order", "0", "--initial-resolution", "16", "--out"),
+            str(out / "ab"),
+        ],
         "denoise": ["denoise", star, "--out", str(out / "dn")],
         "variability": [
             *("variability", star, "--components", "1", "--iterations", "1"),

@@ -316,3 +316,69 @@ def class3d(
     title = f"3-D classes of {particles.name}"
     summary = write_class3d(table, state, out, title, force or resume)
     emit({**summary, "output": str(out)}, json, title="3-D classification")
+
+
+def abinitio(
+    particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("abinitio"),
+    classes: Annotated[int, typer.Option(help="Number of classes")] = 1,
+    iterations: Annotated[int, typer.Option(help="Minibatch iterations")] = 60,
+    initial_batch: Annotated[int, typer.Option(help="First minibatch (particles)")] = 90,
+    final_batch: Annotated[int, typer.Option(help="Last minibatch (particles)")] = 300,
+    initial_resolution: Annotated[float, typer.Option(help="First band limit (A)")] = 35.0,
+    final_resolution: Annotated[float, typer.Option(help="Last band limit (A)")] = 12.0,
+    learning_rate: Annotated[float, typer.Option(help="Step size (RELION's 0.5)")] = 0.5,
+    momentum: Annotated[float, typer.Option(help="Momentum (RELION's 0.9)")] = 0.9,
+    healpix_order: Annotated[int, typer.Option(help="HEALPix order (2: 15 deg)")] = 2,
+    offset_range: OffsetRange = 6.0,
+    offset_step: OffsetStep = 2.0,
+    particle_diameter: ParticleDiameter = None,
+    engine: Annotated[
+        str, typer.Option(help="em: poses marginalised; hps: best poses (hierarchical search)")
+    ] = "em",
+    flip_hand: Annotated[bool, typer.Option(help="Write the mirror images (other hand)")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    batch_size: BatchSize = 128,
+    device: Device = "cpu",
+    resume: Continue = False,
+    project_dir: ProjectDir = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Initial maps from particles alone: minibatch SGD on the MAP objective with poses
+    marginalised (cryoSPARC, RELION --sgd) or found by hierarchical search (cryoDRGN2), a band
+    limit rising from 35 to 12 A; maps, central slices per iteration, log, particles STAR.
+    The hand is undetermined (--flip-hand writes the other)."""
+    from rich.progress import Progress
+
+    from cryomath.devices import resolve_device
+    from cryomath.inference.abinitio import AbInitioSettings
+    from cryomath.io import read_particles
+    from cryomath.io.atomic import writable_directory
+    from cryomath.pipelines.abinitio import map_names, run_abinitio, write_abinitio
+    from cryomath.pipelines.refinement import check_outputs
+
+    device = resolve_device(device)
+    outputs = (*map_names(classes), "slices.png", "iterations.json", "particles.star")
+    check_outputs(out, force, resume, outputs)
+    table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
+    settings = AbInitioSettings(
+        classes=classes, iterations=iterations, initial_batch=initial_batch,
+        final_batch=final_batch, initial_resolution_angstrom=initial_resolution,
+        final_resolution_angstrom=final_resolution, learning_rate=learning_rate,
+        momentum=momentum, healpix_order=healpix_order, offset_range_px=offset_range,
+        offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
+        seed=seed, batch_size=batch_size,
+    )  # fmt: skip
+    settings.check()
+    writable_directory(out)
+    with Progress(disable=json, transient=True) as bar:
+        task = bar.add_task("ab initio", total=iterations)
+        state = run_abinitio(table, out, settings, resume=resume, device=device,
+                             on_iteration=lambda line: bar.update(
+                                 task, completed=line["iteration"]))  # fmt: skip
+    summary = write_abinitio(table, state, out, f"ab initio of {particles.name}",
+                             force or resume, flip_hand)  # fmt: skip
+    if not json:
+        print(f"note: {summary['hand_note']}", file=sys.stderr)
+    emit({**summary, "output": str(out)}, json, title="ab initio")

@@ -72,11 +72,15 @@ RANGES: dict[str, Range] = {
     "--dqe": _f(0, 1, low_open=True),  # detective quantum efficiency at zero frequency
     "--drift-speed": _f(0, 1000),  # pixels per frame
     "--epochs": _i(1, 100_000),
+    "--final-batch": _i(1, 1_000_000),
+    "--final-resolution": _f(0.01, 1000),  # Angstrom
     "--frames": _i(2, 10_000),  # trajectory frames between two models
     "--grid-order": _i(0, 7),  # HEALPix
     "--grid-spacing": _f(0.01, 100),  # Angstrom
     "--healpix-order": _i(0, 4),  # a global search
     "--ini-high": _f(0.01, 1000),  # Angstrom
+    "--initial-batch": _i(1, 1_000_000),
+    "--initial-resolution": _f(0.01, 1000),  # Angstrom
     "--iterations": _i(1, 10_000),
     "--learning-rate": _f(1e-8, 1),
     "--local-from-order": _i(0, 8),
@@ -87,6 +91,7 @@ RANGES: dict[str, Range] = {
     "--max-order": _i(0, 7),
     "--maxsig": _i(1, 100_000),
     "--minibatch": _i(1, 1_000_000),
+    "--momentum": _f(0, 1, high_open=True),
     "--movie-frames": _i(2, 10_000),
     "--movie-size": _i(8, 65_536),  # pixels
     "--n": _i(1, 1_000_000_000),

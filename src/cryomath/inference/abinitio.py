@@ -96,9 +96,9 @@ class AbInitioSettings:
             ("final_batch", self.final_batch >= 1),
             ("initial_resolution_angstrom",
              self.initial_resolution_angstrom >= self.final_resolution_angstrom > 0),
-            ("learning_rate", 0 < self.learning_rate <= 2),
+            ("learning_rate", 0 < self.learning_rate <= 1),
             ("momentum", 0 <= self.momentum < 1),
-            ("healpix_order", 0 <= self.healpix_order <= 3),
+            ("healpix_order", 0 <= self.healpix_order <= 4),
             ("offset_range_px", self.offset_range_px >= 0),
             ("offset_step_px", self.offset_step_px > 0),
             ("engine", self.engine in ENGINES),
@@ -125,6 +125,7 @@ class AbInitioState:
     noise: NoiseSpectrum
     particles: ParticleState
     history: list[dict] = field(default_factory=list)
+    snapshots: dict = field(default_factory=dict)  # iteration -> (K, 3, n, n) central slices
 
 
 def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
@@ -223,7 +224,17 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
         "class_fractions": state.class_fractions.tolist(),
     }
     state.history.append(line)
+    every = max(1, settings.iterations // 6)
+    if state.iteration % every == 0 or state.iteration == settings.iterations:
+        state.snapshots[state.iteration] = central_slices(state.maps)
     return line
+
+
+def central_slices(maps: torch.Tensor) -> np.ndarray:
+    """``(K, 3, n, n)``: each map's central z, y and x planes."""
+    c = maps.shape[-1] // 2
+    planes = [maps[:, c], maps[:, :, c], maps[:, :, :, c]]
+    return torch.stack(planes, 1).float().cpu().numpy()
 
 
 def _step(state: AbInitioState, k: int, acc: FourierAccumulator, settings, radius) -> float:
