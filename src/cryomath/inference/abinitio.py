@@ -49,6 +49,7 @@ from cryomath.inference.expectation import (
     ParticleState,
     PassSums,
     References,
+    check_settings,
     expectation_pass,
     particle_radius_px,
 )
@@ -105,11 +106,7 @@ class AbInitioSettings:
             ("hps_keep", self.hps_keep >= 1),
             ("batch_size", self.batch_size >= 1),
         ]  # fmt: skip
-        for name, ok in checks:
-            if not ok:
-                raise InvalidInputError(f"{name} is out of range: {getattr(self, name)}")
-        if self.particle_diameter_angstrom is not None and not self.particle_diameter_angstrom > 0:
-            raise InvalidInputError("the particle diameter must be positive")
+        check_settings(self, checks)
 
 
 @dataclass

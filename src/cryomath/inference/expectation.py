@@ -291,12 +291,13 @@ class _GlobalSearch:
         self.coarse_band = sampling.max_shell
         if sampling.oversample and sampling.coarse_shell is not None:
             self.coarse_band = min(sampling.max_shell, sampling.coarse_shell)
-        self.coarse = _project(spectrum, coarse, dtype, self.coarse_band)  # (K R, n, n // 2 + 1)
+        # (K R, n, n // 2 + 1), then the children's (K 8 R, ...)
+        self.coarse = project_references(spectrum, coarse, dtype, self.coarse_band)
         self.poses, self.fine = coarse, None
         self.hypotheses_per_image, self.own_projections_per_image = len(self.coarse), 0
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
-            self.fine = _project(spectrum, self.poses, dtype, sampling.max_shell)  # (K 8 R, ...)
+            self.fine = project_references(spectrum, self.poses, dtype, sampling.max_shell)
             self.own_projections_per_image = 8 * sampling.max_significant
             self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
 
@@ -339,7 +340,7 @@ def with_image_prior(prior: torch.Tensor, image_prior: torch.Tensor | None, per_
     return prior + image_prior.repeat_interleave(per_class, 1)
 
 
-def _project(spectrum, poses, dtype, max_shell: int):
+def project_references(spectrum, poses, dtype, max_shell: int):
     """``(K R, n, n // 2 + 1)`` projections of the K references at ``poses (R, 3, 3)``, zero
     beyond ``max_shell`` (the band scored)."""
     slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype),
@@ -414,6 +415,17 @@ def with_group(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     """``poses (R, 3, 3)``, or with a point group of more than one operator every ``A g``:
     ``(R, G, 3, 3)`` (what ``PoseSums.insert`` inserts each row at)."""
     return poses[:, None] @ group.to(poses) if len(group) > 1 else poses
+
+
+def check_settings(settings, checks: list[tuple[str, bool]]) -> None:
+    """Refuse ``settings`` (a dataclass with ``particle_diameter_angstrom``) at the first
+    ``(field name, ok)`` of ``checks`` that is not ok, or a diameter that is not positive."""
+    for name, ok in checks:
+        if not ok:
+            raise InvalidInputError(f"{name} is out of range: {getattr(settings, name)}")
+    diameter = settings.particle_diameter_angstrom
+    if diameter is not None and not diameter > 0:
+        raise InvalidInputError("the particle diameter must be positive")
 
 
 def particle_radius_px(diameter_angstrom: float | None, n: int, pixel: float) -> float:

@@ -27,12 +27,12 @@ from dataclasses import dataclass, replace
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
+from cryomath.inference.expectation import project_references
 from cryomath.inference.sampling import offset_grid
 from cryomath.inference.scores import gaussian_pose_scores
-from cryomath.projection import VolumeSpectrum, extract_central_slices_rfft_3d
+from cryomath.projection import VolumeSpectrum
 from cryomath.so3.grids import healpix_poses, healpix_poses_at
 
 _CHILD_OFFSETS = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]) / 4
@@ -96,9 +96,9 @@ class PoseEstimate:
 
 
 def _project(spectrum: VolumeSpectrum, rotations: torch.Tensor, max_shell: int, dtype):
-    slices = extract_central_slices_rfft_3d(spectrum, rotations.reshape(1, -1, 3, 3).to(
-        spectrum.data.dtype), max_shell=max_shell)  # fmt: skip
-    return slices[0].unflatten(0, rotations.shape[:-2]).to(complex_dtype(dtype))
+    """Projections ``(..., n, n // 2 + 1)`` of one map at ``rotations (..., 3, 3)``."""
+    flat = project_references(spectrum, rotations.reshape(-1, 3, 3), dtype, max_shell)
+    return flat.unflatten(0, rotations.shape[:-2])
 
 
 def hierarchical_pose_search(

@@ -45,6 +45,7 @@ from cryomath.inference.expectation import (
     ParticleState,
     PassSums,
     References,
+    check_settings,
     expectation_pass,
     merged_noise,
     offset_sigma,
@@ -93,11 +94,7 @@ class RefineSettings:
             ("tau2_fudge", self.tau2_fudge > 0),
             ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0),
         ]
-        for name, ok in checks:
-            if not ok:
-                raise InvalidInputError(f"{name} is out of range: {getattr(self, name)}")
-        if self.particle_diameter_angstrom is not None and not self.particle_diameter_angstrom > 0:
-            raise InvalidInputError("the particle diameter must be positive")
+        check_settings(self, checks)
 
 
 @dataclass
