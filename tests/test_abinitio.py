@@ -143,7 +143,8 @@ def test_abinitio_finds_the_map_from_particles_alone(particles, tmp_path, capsys
     """``cryomath abinitio`` on 1,000 particles (box 32, 3 A, CTF, offsets of 1 px sd, SNR 0.1)
     from a seeded random start: in one hand the map's FSC against the truth crosses 0.5 at
     16 A or finer (the band ends at 12 A; a sphere of the right size crosses at about 24 A),
-    and clearly finer than in the other hand; the same seed gives the same map."""
+    and clearly finer than in the other hand; the same seed gives the same map, also when the
+    run is interrupted and continued from its checkpoint."""
     from cryomath.cli import main
     from cryomath.io import read_mrc
     from cryomath.pipelines import read_volume
@@ -158,7 +159,21 @@ def test_abinitio_finds_the_map_from_particles_alone(particles, tmp_path, capsys
     assert best <= 16.0 and other > 1.3 * best, fsc
     for name in ("slices.png", "iterations.json", "particles.star"):
         assert (tmp_path / "ab" / name).stat().st_size > 0
-    for folder in ("a", "b"):
-        assert main([*run, "--iterations", "3", "--out", str(tmp_path / folder)]) == 0
-    a, b = (read_mrc(tmp_path / f / "abinitio_class001.mrc")[0] for f in ("a", "b"))
+    assert main([*run, "--iterations", "3", "--out", str(tmp_path / "a")]) == 0
+    a = read_mrc(tmp_path / "a" / "abinitio_class001.mrc")[0]
+    # the same run, interrupted after its second iteration and continued from the checkpoint
+    from cryomath.inference.abinitio import AbInitioSettings
+    from cryomath.io import read_particles
+    from cryomath.pipelines.abinitio import run_abinitio
+
+    table = read_particles(particles)
+    settings = AbInitioSettings(iterations=3, initial_batch=60, final_batch=150)
+
+    def interrupt(line):
+        if line["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_abinitio(table, tmp_path / "b", settings, on_iteration=interrupt)
+    b = run_abinitio(table, tmp_path / "b", settings, resume=True).maps[0].numpy()
     assert np.array_equal(a, b)
