@@ -41,7 +41,6 @@ from cryomath.io import read_mrc, read_particles, read_star, write_mrc, write_re
 from cryomath.pipelines import read_volume
 from cryomath.projection import prepare_volume
 from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
-from cryomath.so3.averaging import chordal_mean
 
 MODEL = "src/cryomath/data/6vyb_ndom.pdb.gz"
 
@@ -54,8 +53,7 @@ def cryomath(args: list[str]) -> int:
 
 def pose_errors(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
     """Degrees between ``found`` and ``truth`` after their best common rotation."""
-    d = torch.as_tensor(truth).transpose(1, 2) @ torch.as_tensor(found)
-    return torch.rad2deg(so3.geodesic_distance(d, chordal_mean(d).expand_as(d))).numpy()
+    return so3.pose_errors_degrees(torch.as_tensor(truth), torch.as_tensor(found)).numpy()
 
 
 def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float) -> dict:

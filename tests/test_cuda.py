@@ -2,6 +2,8 @@
 machine). Each test computes the same thing on both devices and compares the numbers: the CPU
 result is the oracle, itself tested against RELION elsewhere."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -106,8 +108,13 @@ def test_fsc_and_the_demo_on_cuda(tmp_path, capsys):
     cuda = fourier_shell_correlation(a.cuda(), b.cuda(), 1.0).fsc.cpu()
     np.testing.assert_allclose(cpu.numpy(), cuda.numpy(), atol=1e-10)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n", "2000", "--device", "cuda", "--json"]) == 0
-    assert (out / "report.md").exists() and (out / "map.mrc").exists()
+    assert main(["demo", "--out", str(out), "--device", "cuda", "--json"]) == 0
+    summary = json.loads(capsys.readouterr()[0])
+    # the de novo chain on the GPU reaches what it does on two CPU cores (6.2 A there)
+    assert (
+        summary["refined_vs_truth_fsc_05_angstrom"]
+        < 1.3 * summary["known_poses_vs_truth_fsc_05_angstrom"]
+    )
 
 
 def test_the_compiled_kernel_on_cuda_equals_the_cpu():

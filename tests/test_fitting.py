@@ -218,7 +218,7 @@ def _band_limited_noise(volume, voxel, snr, generator):
 
 
 @pytest.mark.parametrize("name", ["5me2", "6vyb_Ndom"])
-def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
+def test_self_alignment_of_10_random_poses_clean_and_at_snr_1(name):
     volume, voxel, origin = _simulated_map(name)
     centre = torch.as_tensor(origin + (volume.shape[-1] // 2) * voxel)
     # haemoglobin (a2b2) is two-fold symmetric: a fit onto its mate is as right as the truth
@@ -226,7 +226,7 @@ def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
     if name == "5me2":
         mates.append(_haemoglobin_two_fold())
     clean, noisy = [], []
-    for seed in range(20):
+    for seed in range(10):
         generator = torch.Generator().manual_seed(seed)
         rotation = so3.random_rotations(1, seed)[0]
         offset = torch.randn(3, generator=generator, dtype=torch.float64) * 5
@@ -247,10 +247,10 @@ def test_self_alignment_of_20_random_poses_clean_and_at_snr_1(name):
                 for s, t in mates
             ))  # fmt: skip
     clean, noisy = np.array(clean), np.array(noisy)
-    # measured: clean 20/20 for both (median <= 0.0005 deg, 0.002 A); SNR 1: 20/20 in the basin
-    # for both (5ME2 counted modulo its 2-fold: 4 of its 20 noisy fits land on the mate)
-    assert int(((clean[:, 0] < 2) & (clean[:, 1] < 1)).sum()) >= 19
-    assert int(((noisy[:, 0] < 30) & (noisy[:, 1] < 10)).sum()) >= 18
+    # measured with 20 poses: clean 20/20 for both (median <= 0.0005 deg, 0.002 A); SNR 1: 20/20
+    # in the basin for both (5ME2 counted modulo its 2-fold: 4 of its 20 noisy fits on the mate)
+    assert int(((clean[:, 0] < 2) & (clean[:, 1] < 1)).sum()) == 10
+    assert int(((noisy[:, 0] < 30) & (noisy[:, 1] < 10)).sum()) >= 9
 
 
 def test_symmetry_makes_mates_one_fit():

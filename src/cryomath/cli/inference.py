@@ -117,6 +117,12 @@ def refine(
     scale: Scale = True,
     dose: Dose = None,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many")] = 25,
+    auto_ignore_angles: Annotated[
+        bool, typer.Option(help="Finer sampling on the resolution alone (RELION 4)")
+    ] = False,
+    auto_resol_angles: Annotated[
+        bool, typer.Option(help="Finer sampling as the resolution needs it (RELION 4)")
+    ] = False,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -146,6 +152,7 @@ def refine(
         max_order=max_order, offset_range_px=offset_range, offset_step_px=offset_step,
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
         tau2_fudge=tau2_fudge, scale_correction=scale, dose_e_per_a2=dose,
+        ignore_angle_changes=auto_ignore_angles, resolution_based_angles=auto_resol_angles,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -355,12 +362,11 @@ def abinitio(
     from cryomath.inference.abinitio import AbInitioSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
-    from cryomath.pipelines.abinitio import map_names, run_abinitio, write_abinitio
+    from cryomath.pipelines.abinitio import output_names, run_abinitio, write_abinitio
     from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
-    outputs = (*map_names(classes), "slices.png", "iterations.json", "particles.star")
-    check_outputs(out, force, resume, outputs)
+    check_outputs(out, force, resume, output_names(classes))
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     settings = AbInitioSettings(
         classes=classes, iterations=iterations, initial_batch=initial_batch,

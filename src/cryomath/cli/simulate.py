@@ -179,18 +179,18 @@ def project(
 
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("cryomath-demo"),
-    n: Annotated[int, typer.Option("--n", help="Number of particles")] = 10000,
-    snr: Annotated[float, typer.Option(help="SNR (signal var / noise var)")] = 0.05,
+    n: Annotated[int, typer.Option("--n", help="Number of particles")] = 800,
+    snr: Annotated[float, typer.Option(help="SNR (signal var / noise var)")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     device: Device = "cpu",
     force: Force = False,
     json: Json = False,
 ) -> None:
-    """Simulate, reconstruct, measure the resolution and align back to the truth, on the
-    bundled 6VYB N-domain; writes report.md, PNG figures, maps and summary.json."""
+    """De novo on the bundled 6VYB N-domain: simulate, ab initio, refine, post-process, align
+    to the truth (hand checked); writes report.md, PNG figures per stage, maps, summary.json."""
     from rich.progress import Progress
 
-    from cryomath.demo import run_demo
+    from cryomath.demo import DemoSettings, run_demo
 
     with Progress(disable=json, transient=True) as bar:
         tasks = {}
@@ -200,7 +200,6 @@ def demo(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        summary = run_demo(
-            out, n_particles=n, snr=snr, seed=seed, force=force, progress=progress, device=device
-        )
+        settings = DemoSettings(n_particles=n, snr=snr, seed=seed)
+        summary = run_demo(out, settings, force=force, progress=progress, device=device)
     emit(summary, json, title=f"cryomath demo: {out / 'report.md'}")

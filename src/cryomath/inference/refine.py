@@ -18,7 +18,11 @@ did not improve on the best so far and the poses' mean change did not fall by mo
 below the smallest mean change at this sampling (or is under 0.4 steps: RELION's "no large
 changes of the hidden variables"), so each sampling runs until its poses settle; a stalled
 iteration makes the HEALPix order one finer (local searches from ``local_from_order``, the
-offset step halved, the offset range three steps), and at ``max_order`` ends the refinement;
+offset step halved, the offset range three steps), and at ``max_order`` ends the refinement.
+RELION 4's two faster rules are options: ``ignore_angle_changes`` (``--auto_ignore_angles``:
+every iteration counts as settled, so the resolution alone decides) and
+``resolution_based_angles`` (``--auto_resol_angles``: finer as soon as the resolution needs a
+finer step than the grid's, except into the first local order);
 the final map is the inversion of both halves' sums together, regularised by their FSC (the
 joined reconstruction).
 
@@ -80,6 +84,8 @@ class RefineSettings:
     tau2_fudge: float = 1.0  # [--tau2_fudge]: the signal power's multiplier in the prior
     scale_correction: bool = True  # [--scale]: an amplitude scale per optics group
     dose_e_per_a2: float | None = None  # Poisson scores of counting images; no --scale then
+    ignore_angle_changes: bool = False  # [--auto_ignore_angles] (RELION 4): finer on resolution
+    resolution_based_angles: bool = False  # [--auto_resol_angles] (RELION 4)
 
     def check(self) -> None:
         checks = [
@@ -210,7 +216,7 @@ def refine_iteration(
     state.offset_sigma_px = max(offset_sigma(sums), 0.5)
     state.iteration += 1
     line = _log_line(state, curve, voxel, n)
-    _update_sampling(state, settings, curve, n, voxel)
+    update_sampling(state, settings, curve, n, voxel)
     state.history.append(line)
     return line
 
@@ -271,19 +277,28 @@ def _log_line(state: RefineState, curve: FSCCurve, voxel: float, n: int) -> dict
     }
 
 
-def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float) -> None:
+def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float) -> None:
+    """The next iteration's sampling from this one's half-map FSC ``curve`` and the poses'
+    changes (the module docstring's rules); ``state.converged`` once they end."""
     s = state.sampling
     shell_143 = shell_of(resolution_angstrom(curve, 0.143), n, voxel)
     shell_05 = shell_of(resolution_angstrom(curve, 0.5), n, voxel)
     change = float(np.mean(state.particles.change_degrees))
-    settled = change >= 0.97 * state.smallest_change_degrees or change < 0.4 * s.step_degrees
+    settled = (settings.ignore_angle_changes or change >= 0.97 * state.smallest_change_degrees
+               or change < 0.4 * s.step_degrees)  # fmt: skip
     stalled = shell_143 <= state.best_shell and settled
+    # RELION 4's --auto_resol_angles: also finer once the step this resolution needs,
+    # 360 / ceil(pi D / d), is below the grid's (but the last global order runs until it stalls)
+    needed = 360 / max(1, math.ceil(math.pi * _diameter_angstrom(settings, n, voxel) * shell_143
+                                    / (n * voxel)))  # fmt: skip
+    finer = stalled or (settled and settings.resolution_based_angles and needed < s.step_degrees
+                        and s.healpix_order + 1 != settings.local_from_order)  # fmt: skip
     state.best_shell = max(state.best_shell, shell_143)
     state.smallest_change_degrees = min(state.smallest_change_degrees, change)
     order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
     if stalled and order >= settings.max_order:
         state.converged = True
-    elif stalled:
+    elif finer and order < settings.max_order:
         order += 1
         state.smallest_change_degrees = math.inf
         if order >= settings.local_from_order:
@@ -291,6 +306,10 @@ def _update_sampling(state, settings: RefineSettings, curve, n: int, voxel: floa
             offset_range = 3 * step
     state.band_shell = min(n // 2 - 1, max(shell_05 + 10, state.band_shell))
     state.sampling = sampling_for(settings, order, offset_range, step, state.band_shell, n, voxel)
+
+
+def _diameter_angstrom(settings: RefineSettings, n: int, voxel: float) -> float:
+    return 2 * particle_radius_px(settings.particle_diameter_angstrom, n, voxel) * voxel
 
 
 def sampling_for(settings: RefineSettings, order: int, offset_range: float, offset_step: float,

@@ -34,6 +34,10 @@ def map_names(classes: int) -> list[str]:
     return [f"abinitio_class{k + 1:03d}.mrc" for k in range(classes)]
 
 
+def output_names(classes: int) -> tuple[str, ...]:
+    return (*map_names(classes), "slices.png", "iterations.json", "particles.star")
+
+
 def run_abinitio(
     table, out: Path, settings: AbInitioSettings, *, resume: bool = False, device=None,
     dtype=torch.float32, progress=None, on_iteration=None,

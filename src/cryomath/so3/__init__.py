@@ -20,6 +20,7 @@ from cryomath.so3.act import (
 from cryomath.so3.averaging import (
     chordal_mean,
     karcher_mean,
+    pose_errors_degrees,
     quaternion_mean,
     synchronize,
     weiszfeld_median,
@@ -129,6 +130,7 @@ __all__ = [
     "nearest_rotation",
     "pairwise_geodesic_distance",
     "point_group",
+    "pose_errors_degrees",
     "quaternion_conjugate",
     "quaternion_distance",
     "quaternion_from_angle",

@@ -17,6 +17,7 @@ import torch
 
 from cryomath.errors import InvalidInputError
 from cryomath.so3.lie import exp_map, log_map
+from cryomath.so3.metrics import geodesic_distance
 from cryomath.so3.orthogonalize import nearest_rotation
 from cryomath.so3.quaternion import matrix_from_quaternion, quaternion_from_matrix
 
@@ -36,6 +37,14 @@ def chordal_mean(rotations: torch.Tensor, weights: torch.Tensor | None = None) -
     the rotation nearest to ``sum w R`` (Frobenius)."""
     w = _weights(rotations, weights)
     return nearest_rotation((rotations * w[..., None, None]).sum(-3), max_distance=None)
+
+
+def pose_errors_degrees(truth: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` degrees between ``found (n, 3, 3)`` and ``truth (n, 3, 3)`` after the one rotation
+    ``G`` that best aligns the sets (``truth G ~ found``, ``G`` the chordal mean of ``truth^T
+    found``): the poses of a map in another frame (ab initio, a refinement) are judged as a set."""
+    d = truth.transpose(-1, -2) @ found
+    return torch.rad2deg(geodesic_distance(d, chordal_mean(d).expand_as(d)))
 
 
 def quaternion_mean(rotations: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
