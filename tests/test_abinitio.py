@@ -99,7 +99,7 @@ def test_a_volume_and_its_padded_spectrum_are_inverses():
 
 
 def test_flip_hand_is_the_mirror_through_the_centre():
-    from cryomath.inference.abinitio import flip_hand
+    from cryomath.fitting import flip_hand
 
     v = torch.zeros(8, 8, 8)
     v[4 + 2, 4, 4] = 1.0  # two voxels above the centre (z)
@@ -113,55 +113,27 @@ def particles(tmp_path_factory):
     from cryomath.cli import main
 
     out = tmp_path_factory.mktemp("abinitio")
-    assert main(["simulate", str(_MODEL), "--n", "1000", "--box-size", "32", "--pixel-size",
+    assert main(["simulate", str(_MODEL), "--n", "400", "--box-size", "32", "--pixel-size",
                  "3", "--shift-sigma", "3", "--snr", "0.1", "--out", str(out / "sim"),
                  "--json"]) == 0  # fmt: skip
     return out / "sim" / "particles.star"
 
 
-def _fsc05(path, truth, voxel) -> dict:
-    """The FSC 0.5 resolution against ``truth`` of the map at ``path`` and of its mirror
-    image, each after the best rigid fit (``align_maps``)."""
-    from cryomath.fitting import align_maps
-    from cryomath.fitting.refine import transform_map
-    from cryomath.inference.abinitio import flip_hand
-    from cryomath.io import read_mrc
-    from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
-
-    query = torch.as_tensor(np.array(read_mrc(path)[0]), dtype=torch.float64)
-    origin = np.zeros(3)
-    result = {}
-    for hand, q in (("given", query), ("mirrored", flip_hand(query))):
-        fit = align_maps(truth, voxel, origin, q, voxel, origin, top=3)[0]
-        moved = transform_map(q, voxel, origin, fit.rotation_matrix, fit.translation_angstrom,
-                              truth.shape, voxel, origin)  # fmt: skip
-        result[hand] = resolution_angstrom(fourier_shell_correlation(moved, truth, voxel), 0.5)
-    return result
-
-
-def test_abinitio_finds_the_map_from_particles_alone(particles, tmp_path, capsys):
-    """``cryomath abinitio`` on 1,000 particles (box 32, 3 A, CTF, offsets of 1 px sd, SNR 0.1)
-    from a seeded random start: in one hand the map's FSC against the truth crosses 0.5 at
-    16 A or finer (the band ends at 12 A; a sphere of the right size crosses at about 24 A),
-    and clearly finer than in the other hand; the same seed gives the same map, also when the
-    run is interrupted and continued from its checkpoint."""
+def test_abinitio_writes_its_outputs_and_continues_exactly(particles, tmp_path, capsys):
+    """``cryomath abinitio`` on 400 particles (box 32, 3 A, CTF, offsets of 1 px sd, SNR 0.1),
+    3 iterations at HEALPix order 1: its files and summary; the same seed gives the same map,
+    also when the run is interrupted and continued from its checkpoint. (That ab initio finds
+    the map, in one hand, is tested by tests/test_demo.py: the whole de novo chain.)"""
     from cryomath.cli import main
     from cryomath.io import read_mrc
-    from cryomath.pipelines import read_volume
 
     run = ["abinitio", str(particles), "--initial-batch", "60", "--final-batch", "150", "--json"]
-    assert main([*run, "--iterations", "20", "--out", str(tmp_path / "ab")]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["iterations"] == 20 and summary["hand"] == "as found"
-    truth, voxel = read_volume(_MODEL, 32, 3.0)
-    fsc = _fsc05(tmp_path / "ab" / "abinitio_class001.mrc", truth, voxel)
-    best, other = sorted(fsc.values())
-    assert best <= 16.0 and other > 1.3 * best, fsc
-    for name in ("slices.png", "iterations.json", "particles.star"):
-        assert (tmp_path / "ab" / name).stat().st_size > 0
-    # (at HEALPix order 1: resuming does not depend on the grid, and it costs a quarter)
     assert main([*run, "--iterations", "3", "--healpix-order", "1", "--out",
                  str(tmp_path / "a")]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["iterations"] == 3 and summary["hand"] == "as found"
+    for name in ("abinitio_class001.mrc", "slices.png", "iterations.json", "particles.star"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
     a = read_mrc(tmp_path / "a" / "abinitio_class001.mrc")[0]
     # the same run, interrupted after its second iteration and continued from the checkpoint
     from cryomath.inference.abinitio import AbInitioSettings

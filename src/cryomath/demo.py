@@ -19,7 +19,6 @@ structure (de novo), on a bundled model, with a figure per stage.
 6. ``report.md`` with the numbers and PNG figures, the maps and ``summary.json``.
 """
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ BUNDLED_MODEL = Path(__file__).parent / "data" / "6vyb_ndom.pdb.gz"
 FIGURES = ("projections.png", "ctf.png", "fsc.png", "overlay.png")
 MAPS = ("truth.mrc", "known_poses.mrc", "map.mrc")
 STAGE_FIGURES = ("abinitio/slices.png", "refine/fsc_iterations.png", "refine/orientations.png")
-# the mirror through the central z plane (inference.abinitio.flip_hand) turns poses R into M R M
+# the mirror through the central z plane (fitting.flip_hand) turns poses A into M A M
 MIRROR = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
 
 
@@ -68,6 +67,7 @@ def run_demo(
 def _run_demo(out, s: DemoSettings, force, progress, device):
     from cryomath.atoms import map_from_model, read_atoms
     from cryomath.devices import resolve_device
+    from cryomath.fitting import fit_both_hands
     from cryomath.io import read_particles, write_mrc
     from cryomath.io.atomic import atomic_output, check_output_path
     from cryomath.io.results import write_json
@@ -108,22 +108,22 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     timings["refine"] = time.perf_counter() - clock
 
     report("validate", 0, 1)
-    start_hand = _hands(truth, initial.double(), voxel, origin)
-    hands = _hands(truth, refined.full.double(), voxel, origin)
-    flipped = hands[True].resolution_angstrom < hands[False].resolution_angstrom
+    start_hand = fit_both_hands(truth, initial.double(), voxel, origin)
+    hands = fit_both_hands(truth, refined.full.double(), voxel, origin)
+    flipped = hands[1].resolution_angstrom < hands[0].resolution_angstrom
     best = hands[flipped]
     if flipped:  # the map in the truth's hand, as a user would after checking it
         poses = MIRROR @ poses @ MIRROR
     errors = _pose_errors(table.rotations, poses)
     known_curve = fourier_shell_correlation(known.full, truth, voxel)
     report("validate", 1, 1)
-    maps = {"truth.mrc": truth, "known_poses.mrc": known.full, "map.mrc": best.map}
+    maps = {"truth.mrc": truth, "known_poses.mrc": known.full, "map.mrc": best.volume}
     for name, volume in maps.items():
         write_mrc(out / name, volume.float().numpy(), voxel, tuple(origin), force=force)
     curves = {
         "refined half maps": refined.fsc.fsc.cpu().numpy(),
-        "refined map vs truth": best.curve.fsc.numpy(),
-        "ab initio map vs truth": start_hand[flipped].curve.fsc.numpy(),
+        "refined map vs truth": best.fsc.fsc.numpy(),
+        "ab initio map vs truth": start_hand[flipped].fsc.fsc.numpy(),
         "known poses vs truth": known_curve.fsc.numpy(),
     }
     _figures(out, truth, best.moved, curves, known_curve, table, simulation, force)
@@ -197,34 +197,6 @@ def _refine(table, initial, voxel, folder: Path, s: DemoSettings, force, report,
     (folder / "checkpoint.pt").unlink()
     return (final_maps(state).to("cpu"), torch.from_numpy(state.particles.rotations),
             written["postprocess_bfactor_angstrom2"])  # fmt: skip
-
-
-@dataclass
-class _Hand:
-    map: torch.Tensor  # the map in this hand
-    moved: torch.Tensor  # ... aligned onto the truth's grid
-    curve: object  # FSCCurve against the truth
-    resolution_angstrom: float
-    correlation: float
-
-
-def _hands(truth, volume, voxel, origin) -> dict[bool, _Hand]:
-    """``volume`` and its mirror image (True), each aligned onto the truth and scored."""
-    from cryomath.fitting import align_maps
-    from cryomath.fitting.refine import transform_map
-    from cryomath.inference.abinitio import flip_hand
-    from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
-
-    hands = {}
-    for mirrored in (False, True):
-        v = flip_hand(volume) if mirrored else volume
-        fit = align_maps(truth, voxel, origin, v, voxel, origin, top=3)[0]
-        rotation, translation = fit.rotation_matrix.cpu(), fit.translation_angstrom.cpu()
-        moved = transform_map(v, voxel, origin, rotation, translation, truth.shape, voxel, origin)
-        curve = fourier_shell_correlation(moved, truth, voxel).to("cpu")
-        hands[mirrored] = _Hand(v, moved, curve, resolution_angstrom(curve, 0.5),
-                                float(fit.correlation or math.nan))  # fmt: skip
-    return hands
 
 
 def _pose_errors(truth: np.ndarray, found: torch.Tensor) -> np.ndarray:

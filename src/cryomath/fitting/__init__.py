@@ -2,7 +2,7 @@
 model placed into another map. Not particle alignment (that is inference on images)."""
 
 from cryomath.fitting.align import MapFit, align_maps
-from cryomath.fitting.hand import HandCheck, check_hand
+from cryomath.fitting.hand import HandCheck, HandedFit, check_hand, fit_both_hands, flip_hand
 from cryomath.fitting.preprocess import (
     automatic_threshold,
     coarse_grid,
@@ -16,6 +16,7 @@ from cryomath.fitting.search import global_search, rotate_field
 
 __all__ = [
     "HandCheck",
+    "HandedFit",
     "MapFit",
     "align_maps",
     "automatic_threshold",
@@ -23,6 +24,8 @@ __all__ = [
     "coarse_grid",
     "density_vectors",
     "fill_constant_background",
+    "fit_both_hands",
+    "flip_hand",
     "global_search",
     "refine_fits",
     "rotate_field",

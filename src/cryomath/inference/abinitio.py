@@ -27,7 +27,7 @@ The noise spectrum comes from the images' background outside the particle (it do
 depend on the map, which is wrong for most of the run) and stays.
 
 The hand cannot be known from projections (a map and its mirror image give the same images up
-to a rotation): the result has either hand; ``flip_hand`` mirrors it.
+to a rotation): the result has either hand; ``fitting.flip_hand`` mirrors it.
 """
 
 import math
@@ -301,9 +301,3 @@ def _best_pose_sums(table, rows, state, settings, shell, dtype, device, progress
         if progress is not None:
             progress(len(batch))
     return sums
-
-
-def flip_hand(volume: torch.Tensor) -> torch.Tensor:
-    """The mirror image of ``volume (..., z, y, x)`` through its central z plane (the other
-    hand; projections cannot tell them apart)."""
-    return volume.flip(-3).roll(1 - volume.shape[-3] % 2, -3)

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from cryomath.errors import InvalidInputError
+from cryomath.fitting import flip_hand
 from cryomath.inference.abinitio import (
     AbInitioSettings,
     AbInitioState,
     abinitio_iteration,
-    flip_hand,
     start_abinitio,
 )
 from cryomath.pipelines.refinement import (
