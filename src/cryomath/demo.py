@@ -76,6 +76,7 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     from cryomath.pipelines.refinement import OUTPUTS, check_outputs
     from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
     from cryomath.simulate import SimulationSettings
+    from cryomath.so3 import pose_errors_degrees
 
     device = resolve_device(device)
     for name in (*FIGURES, *MAPS, "report.md", "summary.json"):
@@ -114,7 +115,7 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     best = hands[flipped]
     if flipped:  # the map in the truth's hand, as a user would after checking it
         poses = MIRROR @ poses @ MIRROR
-    errors = _pose_errors(table.rotations, poses)
+    errors = pose_errors_degrees(torch.as_tensor(table.rotations), poses.double()).numpy()
     known_curve = fourier_shell_correlation(known.full, truth, voxel)
     report("validate", 1, 1)
     maps = {"truth.mrc": truth, "known_poses.mrc": known.full, "map.mrc": best.volume}
@@ -170,6 +171,7 @@ def _abinitio(table, folder: Path, s: DemoSettings, force, report, device) -> to
     """Stage 3: the initial map (either hand)."""
     from cryomath.inference.abinitio import AbInitioSettings
     from cryomath.pipelines.abinitio import run_abinitio, write_abinitio
+    from cryomath.pipelines.refinement import CHECKPOINT
 
     settings = AbInitioSettings(
         iterations=s.abinitio_iterations, initial_batch=min(60, table.n),
@@ -178,14 +180,14 @@ def _abinitio(table, folder: Path, s: DemoSettings, force, report, device) -> to
     state = run_abinitio(table, folder, settings, device=device, on_iteration=lambda line:
                          report("ab initio", line["iteration"], settings.iterations))  # fmt: skip
     write_abinitio(table, state, folder, "ab initio", force)
-    (folder / "checkpoint.pt").unlink()
+    (folder / CHECKPOINT).unlink()  # no --continue: the run is done
     return state.maps[0]
 
 
 def _refine(table, initial, voxel, folder: Path, s: DemoSettings, force, report, device):
     """Stage 4: the refinement's maps, poses and the post-processing's B-factor."""
     from cryomath.inference.refine import RefineSettings, final_maps
-    from cryomath.pipelines.refinement import refine_particles, write_refinement
+    from cryomath.pipelines.refinement import CHECKPOINT, refine_particles, write_refinement
 
     settings = RefineSettings(offset_range_px=3.0, max_order=s.max_healpix_order,
                               ignore_angle_changes=True, resolution_based_angles=True)  # fmt: skip
@@ -194,15 +196,9 @@ def _refine(table, initial, voxel, folder: Path, s: DemoSettings, force, report,
                                  "refine", line["iteration"], settings.max_iterations))  # fmt: skip
     report("refine", settings.max_iterations, settings.max_iterations)
     written = write_refinement(table, state, folder, "refinement", force)
-    (folder / "checkpoint.pt").unlink()
+    (folder / CHECKPOINT).unlink()  # no --continue: the run is done
     return (final_maps(state).to("cpu"), torch.from_numpy(state.particles.rotations),
             written["postprocess_bfactor_angstrom2"])  # fmt: skip
-
-
-def _pose_errors(truth: np.ndarray, found: torch.Tensor) -> np.ndarray:
-    from cryomath.so3 import pose_errors_degrees
-
-    return pose_errors_degrees(torch.as_tensor(truth), found.to(torch.float64)).numpy()
 
 
 def _figures(out, truth, moved, curves, known_curve, table, settings, force):
