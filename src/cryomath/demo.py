@@ -57,11 +57,17 @@ def run_demo(
 ) -> dict:
     """Run the demo into ``out_dir``, computing on ``device``; returns the summary.
     ``progress(stage, done, total)`` is called as work advances. The simulated particles go
-    to ``out_dir/particles``, removed again if the demo fails or is interrupted."""
+    to ``out_dir/particles``, the stages' checkpoints to ``abinitio/`` and ``refine/``: each
+    folder new to this run is removed again if the demo fails or is interrupted."""
+    from contextlib import ExitStack
+
     from cryomath.io.atomic import output_set, removed_on_failure
 
-    with output_set(), removed_on_failure(Path(out_dir) / "particles"):
-        return _run_demo(Path(out_dir), settings, force, progress, device)
+    out = Path(out_dir)
+    with output_set(), ExitStack() as stack:
+        for folder in ("particles", "abinitio", "refine"):
+            stack.enter_context(removed_on_failure(out / folder))
+        return _run_demo(out, settings, force, progress, device)
 
 
 def _run_demo(out, s: DemoSettings, force, progress, device):
