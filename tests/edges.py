@@ -109,10 +109,16 @@ class Outcome:
 
 def run(argv: list[str], seconds: float | None = None) -> Outcome:
     """``cryomath argv`` in this process; with ``seconds``, interrupted after that long as a
-    user's Ctrl-C would (a KeyboardInterrupt)."""
+    user's Ctrl-C would (a KeyboardInterrupt). Not inside an import: a user's process ends
+    there, but this one goes on, and a half-imported module would fail the next calls."""
     out, err = io.StringIO(), io.StringIO()
 
     def interrupt(signum, frame):
+        while frame is not None:
+            if frame.f_code.co_filename.startswith("<frozen importlib"):
+                signal.setitimer(signal.ITIMER_REAL, 0.01)
+                return
+            frame = frame.f_back
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt) if seconds else None

@@ -202,8 +202,9 @@ def extract_central_slices_rfft_3d(
     nb = len(spectrum.batch_shape)
     if tuple(rotations.shape[-2:]) != (3, 3):
         raise InvalidInputError(f"rotations must be (..., 3, 3), got {tuple(rotations.shape)}")
-    lead = torch.broadcast_shapes(spectrum.batch_shape, rotations.shape[:nb]) if nb else ()
-    if lead != spectrum.batch_shape:
+    lead = spectrum.batch_shape
+    given = rotations.shape[:nb] if rotations.ndim >= nb + 2 else None
+    if given is None or any(r not in (1, v) for r, v in zip(given, lead, strict=True)):
         raise InvalidInputError(
             f"rotations' leading dims {tuple(rotations.shape[:nb])} do not match the volume "
             f"batch {spectrum.batch_shape}"
