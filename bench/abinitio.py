@@ -5,6 +5,7 @@ initial model and cryoDRGN 4.3.1's ``abinit_homo_old`` (cryoDRGN2's HPS) and ``a
 
     python bench/abinitio.py --dataset b [--n 5000] [--peers relion,drgn_hps,drgn_ai]
         [--relion-timeout 1800] [--drgn-epochs 5] [--out bench-out/abinitio]
+        [--cryomath-args "--representation neural"]
 
 The datasets are the inference issue's: EMD-3488 (haemoglobin, 100^3 at 1.05 A) resampled by
 ``relion_image_handler`` to 64^3 (1.640625 A), (a) with a B-factor of 100 A^2 applied, (b) as
@@ -16,6 +17,7 @@ simulate`` STAR, the white noise's sd set for an SNR of 0.05 over the box (measu
 
 import argparse
 import json
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -88,8 +90,8 @@ def score(path: Path, truth: torch.Tensor) -> dict:
     }
 
 
-def run_cryomath(star: Path, out: Path) -> dict:
-    command = ["abinitio", str(star), "--out", str(out), "--force", "--json"]
+def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
+    command = ["abinitio", str(star), "--out", str(out), "--force", "--json", *extra]
     started = time.perf_counter()
     assert cryomath(command) == 0
     return {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
@@ -140,13 +142,15 @@ def main() -> None:
     parser.add_argument("--drgn-epochs", type=int, default=5)
     parser.add_argument("--drgn-timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=Path("bench-out/abinitio"))
+    parser.add_argument("--cryomath-args", default="", help="more options of cryomath abinitio")
     args = parser.parse_args()
     folder = args.out / args.dataset
     star, truth_path = make_dataset(folder / "data", args.dataset, args.n)
     truth, _ = read_volume(truth_path, BOX, PIXEL)
     truth = truth.double()
     results = {"dataset": args.dataset, "particles": args.n, "box": BOX, "pixel": PIXEL}
-    runs = {"cryomath": lambda: run_cryomath(star, folder / "cryomath")}
+    extra = shlex.split(args.cryomath_args)
+    runs = {"cryomath": lambda: run_cryomath(star, folder / "cryomath", extra)}
     peers = [p for p in args.peers.split(",") if p]
     if "relion" in peers:
         runs["relion"] = lambda: run_relion(star, folder / "relion", args.relion_timeout)

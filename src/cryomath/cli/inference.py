@@ -343,6 +343,12 @@ def abinitio(
     engine: Annotated[
         str, typer.Option(help="em: poses marginalised; hps: best poses (hierarchical search)")
     ] = "em",
+    representation: Annotated[
+        str, typer.Option(help="grid: voxels; neural: a neural field (cryoDRGN2's decoder)")
+    ] = "grid",
+    width: Annotated[int, typer.Option(help="Neural field: hidden units per layer")] = 128,
+    neural_steps: Annotated[int, typer.Option(help="Neural field: passes per minibatch")] = 16,
+    neural_learning_rate: Annotated[float, typer.Option(help="Neural field: Adam's rate")] = 3e-3,
     flip_hand: Annotated[bool, typer.Option(help="Write the mirror images (other hand)")] = False,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     batch_size: BatchSize = 128,
@@ -354,7 +360,8 @@ def abinitio(
 ) -> None:
     """Initial maps from particles alone: minibatch SGD on the MAP objective with poses
     marginalised (cryoSPARC, RELION --sgd) or found by hierarchical search (cryoDRGN2), a band
-    limit rising from 35 to 12 A; maps, central slices per iteration, log, particles STAR.
+    limit rising from 35 to 12 A, each map a voxel grid or a neural field; maps, central
+    slices per iteration, log, particles STAR.
     The hand is undetermined (--flip-hand writes the other)."""
     from rich.progress import Progress
 
@@ -374,7 +381,8 @@ def abinitio(
         final_resolution_angstrom=final_resolution, learning_rate=learning_rate,
         momentum=momentum, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
-        seed=seed, batch_size=batch_size,
+        representation=representation, neural_width=width, neural_steps=neural_steps,
+        neural_learning_rate=neural_learning_rate, seed=seed, batch_size=batch_size,
     )  # fmt: skip
     settings.check()
     writable_directory(out)

@@ -95,6 +95,8 @@ RANGES: dict[str, Range] = {
     "--movie-frames": _i(2, 10_000),
     "--movie-size": _i(8, 65_536),  # pixels
     "--n": _i(1, 1_000_000_000),
+    "--neural-learning-rate": _f(1e-8, 1),
+    "--neural-steps": _i(1, 1000),  # Adam passes per minibatch
     "--offset-range": _f(0, 1000),  # pixels
     "--offset-step": _f(0.01, 100),  # pixels
     "--order": _i(0, 7),

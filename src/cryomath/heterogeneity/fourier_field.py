@@ -13,10 +13,15 @@ Fourier-feature encoding of ``k`` and of the latent ``z``.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.grids import fftfreq_grid
+from cryomath.heterogeneity.projected import sample_weights
+from cryomath.imaging import NoiseSpectrum, ParticleBatch, frequency_scale
+from cryomath.projection import nyquist_samples
 
 
 class FourierField(torch.nn.Module):
@@ -52,12 +57,41 @@ class FourierField(torch.nn.Module):
         ``max_shell`` (the band the model was trained on)."""
         n = self.n
         dtype = self.frequencies.dtype
-        f = torch.fft.fftfreq(n, dtype=dtype, device=z.device)
-        fx = torch.fft.rfftfreq(n, dtype=dtype, device=z.device)
-        kz, ky, kx = torch.meshgrid(f, f, fx, indexing="ij")
-        k = torch.stack([kx, ky, kz], -1).reshape(-1, 3)
+        k = fftfreq_grid((n, n, n), rfft=True, dtype=dtype, device=z.device).reshape(-1, 3)
         values = torch.cat([self(part, z.to(dtype)) for part in k.split(chunk)])
         if max_shell is not None:
             values = torch.where(torch.linalg.vector_norm(k, dim=-1) * n <= max_shell + 0.5,
                                  values, 0)  # fmt: skip
         return ifft_nd(values.reshape(n, n, n // 2 + 1), (n, n, n), rfft=True)
+
+
+@dataclass
+class SliceSamples:
+    """What a field is compared with in a batch at its poses, ``(B, S)`` per in-band sample:
+    the central-slice frequencies ``k (B, S, 3)`` (cycles per voxel of the field's grid:
+    ``k = kx A[0] + ky A[1]``, RELION's ``A``), the spectra with the origins undone, the CTF
+    and the whitened weights ``w = m / (2 sigma2)`` (``heterogeneity.projected``)."""
+
+    k: torch.Tensor
+    spectra: torch.Tensor
+    ctf: torch.Tensor
+    weights: torch.Tensor
+
+
+def slice_samples(batch: ParticleBatch, spectra: torch.Tensor, noise: NoiseSpectrum,
+                  voxel_size_angstrom: float, max_shell: int) -> SliceSamples:  # fmt: skip
+    """:class:`SliceSamples` of ``spectra (B, n, n // 2 + 1)`` (the batch's, or its residuals)
+    at the batch's poses, up to ``max_shell``."""
+    n = batch.image_size
+    scale = frequency_scale(voxel_size_angstrom, batch)
+    k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, max_shell)
+    rows = batch.rotations.to(batch.dtype) * scale
+    coords = k[:, :1] * rows[:, None, 0] + k[:, 1:] * rows[:, None, 1]
+    ctf = batch.ctf_values()
+    ctf = torch.ones_like(spectra.real) if ctf is None else ctf
+    w = sample_weights(batch, noise, max_shell)
+    return SliceSamples(
+        coords, batch.centred(spectra).flatten(-2)[..., keep],
+        ctf.flatten(-2)[..., keep].expand(len(spectra), -1),
+        w.flatten()[keep].expand(len(spectra), -1),
+    )  # fmt: skip

@@ -42,10 +42,9 @@ import torch
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import complex_dtype, ifft_nd
 from cryomath.fourier.masks import spherical_mask
-from cryomath.heterogeneity.fourier_field import FourierField
-from cryomath.heterogeneity.projected import sample_weights
-from cryomath.imaging import NoiseSpectrum, ParticleBatch, frequency_scale, predict_spectra
-from cryomath.projection import nyquist_samples, prepare_volume
+from cryomath.heterogeneity.fourier_field import FourierField, slice_samples
+from cryomath.imaging import NoiseSpectrum, ParticleBatch, predict_spectra
+from cryomath.projection import prepare_volume
 
 
 @dataclass(frozen=True)
@@ -162,21 +161,14 @@ class NeuralModel:
         n = batch.image_size
         if n != self.n or batch.rotations is None:
             raise InvalidInputError(f"need {self.n}-pixel images with poses, got {n} pixels")
-        scale = frequency_scale(self.voxel, batch)
-        k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, self.max_shell)
-        rows = batch.rotations.to(batch.dtype) * scale
-        coords = k[:, :1] * rows[:, None, 0] + k[:, 1:] * rows[:, None, 1]  # (B, S, 3)
-        spectra = batch.centred(batch.spectra - predict_spectra(self.consensus_spectrum, batch))
-        ctf = batch.ctf_values()
-        ctf = torch.ones_like(spectra.real) if ctf is None else ctf
-        w = sample_weights(batch, self.noise, self.max_shell) * self.scale**2
+        residual = batch.spectra - predict_spectra(self.consensus_spectrum, batch)
+        seen = slice_samples(batch, residual, self.noise, self.voxel, self.max_shell)
         circle = spherical_mask((n, n), n / 2, dtype=batch.dtype, device=batch.device)
-        images = ifft_nd(spectra, (n, n), rfft=True) * circle / self.image_scale
+        images = ifft_nd(batch.centred(residual), (n, n), rfft=True) * circle / self.image_scale
         real, cplx = self.dtype, complex_dtype(self.dtype)
         return _Observed(
-            coords.to(real), (spectra.flatten(-2)[..., keep] / self.scale).to(cplx),
-            ctf.flatten(-2)[..., keep].expand(len(spectra), -1).to(real),
-            w.flatten()[keep].expand(len(spectra), -1).to(real), images.flatten(1).to(real),
+            seen.k.to(real), (seen.spectra / self.scale).to(cplx), seen.ctf.to(real),
+            (seen.weights * self.scale**2).to(real), images.flatten(1).to(real),
             batch.indices.to(self.device),
         )  # fmt: skip
 

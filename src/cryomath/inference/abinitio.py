@@ -26,17 +26,24 @@ particles at random poses, low-passed to the initial resolution: a blob of the r
 The noise spectrum comes from the images' background outside the particle (it does not
 depend on the map, which is wrong for most of the run) and stays.
 
+With ``representation="neural"`` each map is a neural field (``inference.neural_volume``,
+cryoDRGN2's decoder): after the E-step it takes ``neural_steps`` Adam passes over the minibatch
+at each image's most probable pose (a hard assignment, as cryoDRGN2's, where the grid step
+uses the marginal), and the pose search sees it rendered on the grid, masked and non-negative.
+Its start is the same random-pose blob, fitted up to the initial band.
+
 The hand cannot be known from projections (a map and its mirror image give the same images up
 to a rotation): the result has either hand; ``fitting.flip_hand`` mirrors it.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.masks import spherical_mask
 from cryomath.imaging import (
     FourierAccumulator,
@@ -54,6 +61,7 @@ from cryomath.inference.expectation import (
     particle_radius_px,
 )
 from cryomath.inference.hierarchical import HierarchicalSearch, hierarchical_pose_search
+from cryomath.inference.neural_volume import NeuralVolume
 from cryomath.inference.refine import shell_of
 from cryomath.inference.sampling import Sampling
 from cryomath.projection import prepare_volume
@@ -66,6 +74,7 @@ from cryomath.resolution import low_pass
 from cryomath.so3 import random_rotations
 
 ENGINES = ("em", "hps")
+REPRESENTATIONS = ("grid", "neural")
 
 
 @dataclass
@@ -86,6 +95,10 @@ class AbInitioSettings:
     particle_diameter_angstrom: float | None = None  # [--particle_diameter]
     engine: str = "em"  # "hps": each image at its best pose (hierarchical pose search)
     hps_keep: int = 24
+    representation: str = "grid"  # "neural": a Fourier-feature coordinate MLP (cryoDRGN2)
+    neural_width: int = 128
+    neural_steps: int = 16  # Adam passes over each minibatch (4: 32 A on the demo, 16: 11 A)
+    neural_learning_rate: float = 3e-3
     seed: int = 0  # [--random_seed]
     batch_size: int = 128  # images per expectation batch (memory, not the minibatch)
 
@@ -104,6 +117,10 @@ class AbInitioSettings:
             ("offset_step_px", self.offset_step_px > 0),
             ("engine", self.engine in ENGINES),
             ("hps_keep", self.hps_keep >= 1),
+            ("representation", self.representation in REPRESENTATIONS),
+            ("neural_width", self.neural_width >= 1),
+            ("neural_steps", self.neural_steps >= 1),
+            ("neural_learning_rate", self.neural_learning_rate > 0),
             ("batch_size", self.batch_size >= 1),
         ]  # fmt: skip
         check_settings(self, checks)
@@ -123,6 +140,7 @@ class AbInitioState:
     particles: ParticleState
     history: list[dict] = field(default_factory=list)
     snapshots: dict = field(default_factory=dict)  # iteration -> (K, 3, n, n) central slices
+    fields: list[NeuralVolume] | None = None  # representation "neural": the K maps
 
 
 def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
@@ -163,13 +181,18 @@ def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, devic
         maps.append(_constrained(low_pass(start, settings.initial_resolution_angstrom, voxel),
                                  radius))  # fmt: skip
     maps = torch.stack(maps).to(dtype)
+    fields = None
+    if settings.representation == "neural":
+        fields = _neural_start(table, maps, settings, dtype, device)
+        first = shell_of(settings.initial_resolution_angstrom, n, voxel)
+        maps = torch.stack([_constrained(f.volume(first), radius) for f in fields]).to(dtype)
     shape = (settings.classes, 2 * n, 2 * n, n + 1)
     particles = ParticleState.start(np.tile(np.eye(3), (table.n, 1, 1)), np.zeros((table.n, 2)),
                                     np.zeros(table.n, np.int64))  # fmt: skip
     fractions = np.full(settings.classes, 1 / settings.classes)
     return AbInitioState(0, maps, voxel, torch.zeros(shape, dtype=torch.complex128),
                          torch.zeros(shape, dtype=torch.float64), fractions, noise,
-                         particles)  # fmt: skip
+                         particles, fields=fields)  # fmt: skip
 
 
 def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
@@ -201,6 +224,10 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
                          progress=progress)  # fmt: skip
     moved = []
     for k in range(k_classes):
+        if state.fields is not None:
+            moved.append(_neural_step(table, rows, state, k, settings, shell, radius, dtype,
+                                      device))  # fmt: skip
+            continue
         acc = sums.accumulators.get((k, 1))
         if acc is None:  # an empty class keeps its map and momentum
             moved.append(0.0)
@@ -252,6 +279,47 @@ def _step(state: AbInitioState, k: int, acc: FourierAccumulator, settings, radiu
     state.maps[k] = updated.to(state.maps.dtype).cpu()
     state.step[k], state.curvature[k] = step.cpu(), curvature.cpu()
     return change
+
+
+def _neural_start(table, maps, settings, dtype, device) -> list[NeuralVolume]:
+    """Each class's field fitted to its start map up to the initial band, the fields' scale
+    the first minibatch's in-band spectral RMS."""
+    n, voxel = maps.shape[-1], float(np.asarray(table.pixel_size_angstrom).reshape(-1)[0])
+    first = next(iter_batches(table, settings.initial_batch, device, dtype, rows=np.arange(
+        settings.initial_batch)))  # fmt: skip
+    last = shell_of(settings.final_resolution_angstrom, n, voxel)
+    shells = torch.linalg.vector_norm(fftfreq_grid((n, n), dtype=dtype, device=device), dim=-1)
+    inside = (shells * n).round() <= last
+    scale = float(first.spectra[:, inside].abs().pow(2).mean().sqrt())
+    shell = shell_of(settings.initial_resolution_angstrom, n, voxel)
+    fields = []
+    for k, start in enumerate(maps):
+        volume = NeuralVolume(n, voxel, scale, settings.neural_width, 3,
+                              settings.neural_learning_rate, settings.seed * 1000 + k, dtype,
+                              device)  # fmt: skip
+        volume.fit_volume(start, shell, 200)
+        fields.append(volume)
+    return fields
+
+
+def _neural_step(table, rows, state, k, settings, shell, radius, dtype, device) -> float:
+    """Class ``k``'s field after ``neural_steps`` passes over its minibatch images at their
+    most probable poses; its map rendered (masked, non-negative). Returns ``|dV| / |V|``."""
+    mine = rows[state.particles.classes[rows] == k]
+    if len(mine) == 0:
+        return 0.0
+    batches = []
+    for batch in iter_batches(table, settings.batch_size, device, dtype, rows=mine):
+        index = batch.indices.cpu().numpy()
+        batches.append(replace(batch, rotations=torch.as_tensor(
+            state.particles.rotations[index], dtype=dtype, device=batch.device),
+            shifts_px=torch.as_tensor(state.particles.shifts_px[index], dtype=dtype,
+                                      device=batch.device)))  # fmt: skip
+    state.fields[k].fit_images(batches, state.noise, shell, settings.neural_steps)
+    current = state.maps[k].double()
+    updated = _constrained(state.fields[k].volume(shell), radius).cpu()
+    state.maps[k] = updated.to(state.maps.dtype)
+    return float((updated - current).norm() / current.norm().clamp(min=1e-30))
 
 
 def _constrained(volume: torch.Tensor, radius_px: float) -> torch.Tensor:
