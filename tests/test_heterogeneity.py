@@ -201,29 +201,32 @@ def _ppca(folder, pixel, components):
                                            max_shell=n // 3, mask=mask)  # fmt: skip
 
 
-def _continuous_set(folder):
+@pytest.fixture(scope="module")
+def continuous(tmp_path_factory):
     """5,000 particles at SNR 0.1 with CTF along a trajectory from the N-domain to the domain
-    without its upper half (a rank-1 change); its pixel size and true coordinates."""
+    without its upper half (a rank-1 change): their folder, pixel size and true coordinates
+    (made once for the tests of the linear and the neural model)."""
+    folder = tmp_path_factory.mktemp("continuous")
     state, pixel = _moving_domain(32)
     settings = SimulationSettings(n_particles=5000, pixel_size_angstrom=pixel, snr=0.1, seed=1,
                                   trajectory=True)  # fmt: skip
     simulate_dataset(torch.stack([state(0), state(None)]), folder, settings)
-    return pixel, read_conformations(folder).coordinate
+    return folder, pixel, read_conformations(folder).coordinate
 
 
-def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path):
-    """On the continuous set (``_continuous_set``) the first latent coordinate of PPCA, and that
+def test_the_first_principal_component_follows_a_continuous_trajectory(continuous):
+    """On the continuous set (``continuous``) the first latent coordinate of PPCA, and that
     of the covariance estimator, correlates with the true coordinate (measured 0.92 and 0.92;
     an E-step that knew the true component: 0.92)."""
     from cryomath.fourier.masks import spherical_mask
     from cryomath.heterogeneity import estimate_covariance
 
-    pixel, truth = _continuous_set(tmp_path)
-    _, result = _ppca(tmp_path, pixel, 2)
+    folder, pixel, truth = continuous
+    _, result = _ppca(folder, pixel, 2)
     correlation = latent_correlation(result.latent.numpy(), truth)
     assert correlation.dimension == 0 and correlation.best >= 0.9
     assert float(result.variances[0]) > 2 * float(result.variances[1])
-    _, batches, noise, mean = _background_noise_and_mean(tmp_path)
+    _, batches, noise, mean = _background_noise_and_mean(folder)
     mask = spherical_mask((32,) * 3, 0.35 * 32, 3.0, dtype=torch.float64)
     covariance = estimate_covariance(batches, mean, pixel, noise, 2, max_shell=32 // 3, mask=mask)
     correlation = latent_correlation(covariance.latent.numpy(), truth)
@@ -231,15 +234,15 @@ def test_the_first_principal_component_follows_a_continuous_trajectory(tmp_path)
     assert float(covariance.variances[0]) > 2 * float(covariance.variances[1])
 
 
-def test_the_neural_model_follows_the_continuous_trajectory(tmp_path):
+def test_the_neural_model_follows_the_continuous_trajectory(continuous):
     """The VAE (12 epochs of a small decoder) on the continuous set: its latents are the
     posterior means under the decoder, correlation measured 0.904 (after 8 epochs: 0.9015,
     where Laplace's modes gave 0.895 and the encoder's means 0.857), under the linear limit of
     0.92; the importance sampler's means and sds are those of the posterior by quadrature."""
     from cryomath.heterogeneity.neural import NeuralModel, NeuralSettings
 
-    pixel, truth = _continuous_set(tmp_path)
-    table, _, noise, mean = _background_noise_and_mean(tmp_path)
+    folder, pixel, truth = continuous
+    table, _, noise, mean = _background_noise_and_mean(folder)
 
     def chunks(epoch):
         order = np.random.default_rng(epoch).permutation(table.n)

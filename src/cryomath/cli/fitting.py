@@ -114,7 +114,7 @@ def align_maps(
 ) -> None:
     """Global (or local) search and refinement; ``x_ref = R x_query + T`` (Angstrom, each
     input's own coordinates, origins included). No rotation maps a structure onto its mirror
-    image: ``--check-hand`` also fits the query mirrored in x and reports ``hand: opposite``
+    image: ``--check-hand`` also fits the query's mirror image and reports ``hand: opposite``
     when that fits clearly better (the two maps were reconstructed with opposite hands)."""
     from cryomath.devices import resolve_device
     from cryomath.fitting import align_maps as align

@@ -4,7 +4,7 @@ spectrum (``fourier.fft_nd``'s units, divided by ``scale``) at frequencies ``k``
 voxel, ``(x, y, z)``, evaluated only on the central slices it is compared with.
 
 Fitted by Adam to images at given poses: the Gaussian negative log-likelihood of the imaging
-layer ``1/2 sum w |X - C V(k)|^2`` per sample (``heterogeneity.fourier_field.slice_samples``),
+layer ``1/2 sum w |X - C V(k)|^2`` per image (``heterogeneity.fourier_field.slice_samples``),
 up to a band that the caller raises. The voxel map the pose search needs is the field
 rendered on the grid (:meth:`NeuralVolume.volume`).
 """
@@ -58,20 +58,28 @@ class NeuralVolume:
             last = self._step((self.field(k, self._no_latent) - target).abs().pow(2).mean())
         return last
 
+    def negative_log_likelihood(self, batch: ParticleBatch, noise: NoiseSpectrum,
+                                max_shell: int) -> torch.Tensor:  # fmt: skip
+        """``(B,)``: each image's ``1/2 sum w |X - C V(k)|^2`` at its pose up to ``max_shell``
+        (differentiable in the field's weights). For images the model explains its mean is
+        half the band's sample count (Friedel mates counted): held-out images well above
+        that are out of the model's distribution."""
+        s = slice_samples(batch, batch.spectra, noise, self.voxel, max_shell)
+        predicted = s.ctf.to(self.dtype) * self.field(s.k.to(self.dtype), self._no_latent)
+        residual = (s.spectra / self.scale).to(predicted.dtype) - predicted
+        return 0.5 * (s.weights.to(self.dtype) * residual.abs().pow(2)).sum(-1) * self.scale**2
+
     def fit_images(self, batches: list[ParticleBatch], noise: NoiseSpectrum, max_shell: int,
                    steps: int) -> float:  # fmt: skip
         """``steps`` passes of one Adam step per batch (images at their poses, up to
-        ``max_shell``); returns the mean loss per sample of the last pass."""
-        seen = [slice_samples(b, b.spectra, noise, self.voxel, max_shell) for b in batches]
+        ``max_shell``; the loss: the mean negative log-likelihood per image); returns the
+        last pass's mean loss."""
         total = 0.0
         for _ in range(steps):
             total = 0.0
-            for s in seen:
-                predicted = s.ctf.to(self.dtype) * self.field(s.k.to(self.dtype), self._no_latent)
-                residual = (s.spectra / self.scale).to(predicted.dtype) - predicted
-                weights = s.weights.to(self.dtype) * self.scale**2
-                total += self._step(0.5 * (weights * residual.abs().pow(2)).mean())
-        return total / max(len(seen), 1)
+            for batch in batches:
+                total += self._step(self.negative_log_likelihood(batch, noise, max_shell).mean())
+        return total / max(len(batches), 1)
 
     @torch.no_grad()
     def volume(self, max_shell: int) -> torch.Tensor:
