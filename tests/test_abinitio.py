@@ -154,7 +154,7 @@ def test_abinitio_writes_its_outputs_and_continues_exactly(particles, representa
     from cryomath.io import read_mrc
 
     run = ["abinitio", str(particles), "--initial-batch", "60", "--final-batch", "150",
-           "--representation", representation, "--json"]  # fmt: skip
+           "--representation", representation, "--neural-steps", "4", "--json"]  # fmt: skip
     assert main([*run, "--iterations", "3", "--healpix-order", "1", "--out",
                  str(tmp_path / "a")]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
@@ -169,7 +169,8 @@ def test_abinitio_writes_its_outputs_and_continues_exactly(particles, representa
 
     table = read_particles(particles)
     settings = AbInitioSettings(iterations=3, initial_batch=60, final_batch=150,
-                                healpix_order=1, representation=representation)  # fmt: skip
+                                healpix_order=1, representation=representation,
+                                neural_steps=4)  # fmt: skip
 
     def interrupt(line):
         if line["iteration"] == 2:

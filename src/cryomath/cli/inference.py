@@ -349,6 +349,9 @@ def abinitio(
     width: Annotated[int, typer.Option(help="Neural field: hidden units per layer")] = 128,
     neural_steps: Annotated[int, typer.Option(help="Neural field: passes per minibatch")] = 16,
     neural_learning_rate: Annotated[float, typer.Option(help="Neural field: Adam's rate")] = 3e-3,
+    neural_replay: Annotated[
+        int, typer.Option(help="Neural field: fit the last this many minibatches")
+    ] = 1,
     flip_hand: Annotated[bool, typer.Option(help="Write the mirror images (other hand)")] = False,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     batch_size: BatchSize = 128,
@@ -382,7 +385,8 @@ def abinitio(
         momentum=momentum, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
         representation=representation, neural_width=width, neural_steps=neural_steps,
-        neural_learning_rate=neural_learning_rate, seed=seed, batch_size=batch_size,
+        neural_learning_rate=neural_learning_rate, neural_replay=neural_replay, seed=seed,
+        batch_size=batch_size,
     )  # fmt: skip
     settings.check()
     writable_directory(out)

@@ -96,6 +96,7 @@ RANGES: dict[str, Range] = {
     "--movie-size": _i(8, 65_536),  # pixels
     "--n": _i(1, 1_000_000_000),
     "--neural-learning-rate": _f(1e-8, 1),
+    "--neural-replay": _i(1, 1000),  # minibatches
     "--neural-steps": _i(1, 1000),  # Adam passes per minibatch
     "--offset-range": _f(0, 1000),  # pixels
     "--offset-step": _f(0.01, 100),  # pixels

@@ -30,6 +30,8 @@ With ``representation="neural"`` each map is a neural field (``inference.neural_
 cryoDRGN2's decoder): after the E-step it takes ``neural_steps`` Adam passes over the minibatch
 at each image's most probable pose (a hard assignment, as cryoDRGN2's, where the grid step
 uses the marginal), and the pose search sees it rendered on the grid, masked and non-negative.
+With ``neural_replay`` r > 1 it fits the last r minibatches, each image at its pose from its
+last visit (cryoDRGN2 trains on all images between searches).
 Its start is the same random-pose blob, fitted up to the initial band.
 
 The hand cannot be known from projections (a map and its mirror image give the same images up
@@ -99,6 +101,7 @@ class AbInitioSettings:
     neural_width: int = 128
     neural_steps: int = 16  # Adam passes over each minibatch (4: 32 A on the demo, 16: 11 A)
     neural_learning_rate: float = 3e-3
+    neural_replay: int = 1  # the field fits the last this many minibatches (their last poses)
     seed: int = 0  # [--random_seed]
     batch_size: int = 128  # images per expectation batch (memory, not the minibatch)
 
@@ -121,6 +124,7 @@ class AbInitioSettings:
             ("neural_width", self.neural_width >= 1),
             ("neural_steps", self.neural_steps >= 1),
             ("neural_learning_rate", self.neural_learning_rate > 0),
+            ("neural_replay", self.neural_replay >= 1),
             ("batch_size", self.batch_size >= 1),
         ]  # fmt: skip
         check_settings(self, checks)
@@ -151,6 +155,14 @@ def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
     last = shell_of(settings.final_resolution_angstrom, n, voxel)
     shell = round(first + (last - first) * t)
     return size, min(max(shell, 2), n // 2 - 1)
+
+
+def minibatch(settings: AbInitioSettings, n_particles: int, iteration: int, n: int,
+              voxel: float) -> np.ndarray:  # fmt: skip
+    """The sorted rows of ``iteration``'s minibatch: seeded by ``(seed, iteration)``."""
+    size = schedule(settings, iteration, n, voxel)[0]
+    rng = np.random.default_rng([settings.seed, iteration])
+    return np.sort(rng.choice(n_particles, size, replace=False))
 
 
 def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, device=None):
@@ -201,8 +213,7 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
     k_classes, n = state.maps.shape[0], state.maps.shape[-1]
     voxel = state.voxel_size_angstrom
     size, shell = schedule(settings, state.iteration, n, voxel)
-    rows = np.sort(np.random.default_rng([settings.seed, state.iteration]).choice(
-        table.n, size, replace=False))  # fmt: skip
+    rows = minibatch(settings, table.n, state.iteration, n, voxel)
     radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
     mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
     # an ab initio pass searches every offset about the box centre, not about a wrong guess
@@ -225,7 +236,10 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
     moved = []
     for k in range(k_classes):
         if state.fields is not None:
-            moved.append(_neural_step(table, rows, state, k, settings, shell, radius, dtype,
+            earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
+            seen = np.unique(np.concatenate(
+                [rows, *(minibatch(settings, table.n, i, n, voxel) for i in earlier)]))  # fmt: skip
+            moved.append(_neural_step(table, seen, state, k, settings, shell, radius, dtype,
                                       device))  # fmt: skip
             continue
         acc = sums.accumulators.get((k, 1))
@@ -303,8 +317,9 @@ def _neural_start(table, maps, settings, dtype, device) -> list[NeuralVolume]:
 
 
 def _neural_step(table, rows, state, k, settings, shell, radius, dtype, device) -> float:
-    """Class ``k``'s field after ``neural_steps`` passes over its minibatch images at their
-    most probable poses; its map rendered (masked, non-negative). Returns ``|dV| / |V|``."""
+    """Class ``k``'s field after ``neural_steps`` passes over the images ``rows`` (this
+    minibatch's and the replayed ones') of that class at their most probable poses; its map
+    rendered (masked, non-negative). Returns ``|dV| / |V|``."""
     mine = rows[state.particles.classes[rows] == k]
     if len(mine) == 0:
         return 0.0
