@@ -149,3 +149,21 @@ def test_heterogeneity_commands_on_cuda_follow_the_cpu(tmp_path):
             assert main(args) == 0
             latents.append(np.load(out / "latent.npy")[:, 0])
         assert abs(np.corrcoef(*latents)[0, 1]) > 0.99, command
+
+
+def test_neural_abinitio_on_cuda_follows_the_cpu(tmp_path):
+    """``abinitio --representation neural`` (3 iterations, order 1, 400 particles of box 32)
+    once per device: the two maps correlate (float32 and the argmax poses may differ a little)."""
+    from tests.test_abinitio import _MODEL
+
+    assert main(["simulate", str(_MODEL), "--n", "400", "--box-size", "32", "--pixel-size", "3",
+                 "--snr", "0.1", "--out", str(tmp_path / "sim"), "--json"]) == 0  # fmt: skip
+    maps = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        assert main(["abinitio", str(tmp_path / "sim" / "particles.star"), "--iterations", "3",
+                     "--initial-batch", "60", "--final-batch", "150", "--healpix-order", "1",
+                     "--representation", "neural", "--device", device, "--out", str(out),
+                     "--json"]) == 0  # fmt: skip
+        maps.append(read_mrc(out / "abinitio_class001.mrc")[0].ravel())
+    assert np.corrcoef(*maps)[0, 1] > 0.95

@@ -30,9 +30,9 @@ With ``representation="neural"`` each map is a neural field (``inference.neural_
 cryoDRGN2's decoder): after the E-step it takes ``neural_steps`` Adam passes over the minibatch
 at each image's most probable pose (a hard assignment, as cryoDRGN2's, where the grid step
 uses the marginal), and the pose search sees it rendered on the grid, masked and non-negative.
-With ``neural_replay`` r > 1 it fits the last r minibatches, each image at its pose from its
-last visit (cryoDRGN2 trains on all images between searches).
-Its start is the same random-pose blob, fitted up to the initial band.
+Its start is the same random-pose blob, fitted up to the initial band. With ``neural_replay``
+r > 1 it fits the last r minibatches, each image at its pose from its last visit (cryoDRGN2
+trains on all images between searches).
 
 The hand cannot be known from projections (a map and its mirror image give the same images up
 to a rotation): the result has either hand; ``fitting.flip_hand`` mirrors it.
@@ -234,11 +234,11 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
                          batch_size=settings.batch_size, dtype=dtype, device=device,
                          progress=progress)  # fmt: skip
     moved = []
+    earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
+    seen = np.unique(np.concatenate([rows, *(minibatch(settings, table.n, i, n, voxel)
+                                             for i in earlier)]))  # fmt: skip
     for k in range(k_classes):
         if state.fields is not None:
-            earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
-            seen = np.unique(np.concatenate(
-                [rows, *(minibatch(settings, table.n, i, n, voxel) for i in earlier)]))  # fmt: skip
             moved.append(_neural_step(table, seen, state, k, settings, shell, radius, dtype,
                                       device))  # fmt: skip
             continue
