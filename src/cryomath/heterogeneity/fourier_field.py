@@ -78,20 +78,21 @@ class SliceSamples:
     weights: torch.Tensor
 
 
-def slice_samples(batch: ParticleBatch, spectra: torch.Tensor, noise: NoiseSpectrum,
+def slice_samples(batch: ParticleBatch, centred: torch.Tensor, noise: NoiseSpectrum,
                   voxel_size_angstrom: float, max_shell: int) -> SliceSamples:  # fmt: skip
-    """:class:`SliceSamples` of ``spectra (B, n, n // 2 + 1)`` (the batch's, or its residuals)
-    at the batch's poses, up to ``max_shell``."""
+    """:class:`SliceSamples` of ``centred (B, n, n // 2 + 1)`` (the batch's spectra or its
+    residuals with the origins undone: ``batch.centred``) at the batch's poses, up to
+    ``max_shell``."""
     n = batch.image_size
     scale = frequency_scale(voxel_size_angstrom, batch)
     k, keep = nyquist_samples(n, scale, batch.dtype, batch.device, max_shell)
     rows = batch.rotations.to(batch.dtype) * scale
     coords = k[:, :1] * rows[:, None, 0] + k[:, 1:] * rows[:, None, 1]
     ctf = batch.ctf_values()
-    ctf = torch.ones_like(spectra.real) if ctf is None else ctf
+    ctf = torch.ones_like(centred.real) if ctf is None else ctf
     w = sample_weights(batch, noise, max_shell)
     return SliceSamples(
-        coords, batch.centred(spectra).flatten(-2)[..., keep],
-        ctf.flatten(-2)[..., keep].expand(len(spectra), -1),
-        w.flatten()[keep].expand(len(spectra), -1),
+        coords, centred.flatten(-2)[..., keep],
+        ctf.flatten(-2)[..., keep].expand(len(centred), -1),
+        w.flatten()[keep].expand(len(centred), -1),
     )  # fmt: skip

@@ -161,10 +161,10 @@ class NeuralModel:
         n = batch.image_size
         if n != self.n or batch.rotations is None:
             raise InvalidInputError(f"need {self.n}-pixel images with poses, got {n} pixels")
-        residual = batch.spectra - predict_spectra(self.consensus_spectrum, batch)
+        residual = batch.centred(batch.spectra - predict_spectra(self.consensus_spectrum, batch))
         seen = slice_samples(batch, residual, self.noise, self.voxel, self.max_shell)
         circle = spherical_mask((n, n), n / 2, dtype=batch.dtype, device=batch.device)
-        images = ifft_nd(batch.centred(residual), (n, n), rfft=True) * circle / self.image_scale
+        images = ifft_nd(residual, (n, n), rfft=True) * circle / self.image_scale
         real, cplx = self.dtype, complex_dtype(self.dtype)
         return _Observed(
             seen.k.to(real), (seen.spectra / self.scale).to(cplx), seen.ctf.to(real),

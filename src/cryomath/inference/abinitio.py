@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.masks import spherical_mask
+from cryomath.fourier.shells import shell_index
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -233,20 +233,16 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
                              settings.offset_range_px / 2, 0.5), group=group,
                          batch_size=settings.batch_size, dtype=dtype, device=device,
                          progress=progress)  # fmt: skip
-    moved = []
-    earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
-    seen = np.unique(np.concatenate([rows, *(minibatch(settings, table.n, i, n, voxel)
-                                             for i in earlier)]))  # fmt: skip
-    for k in range(k_classes):
-        if state.fields is not None:
-            moved.append(_neural_step(table, seen, state, k, settings, shell, radius, dtype,
-                                      device))  # fmt: skip
-            continue
-        acc = sums.accumulators.get((k, 1))
-        if acc is None:  # an empty class keeps its map and momentum
-            moved.append(0.0)
-            continue
-        moved.append(_step(state, k, acc, settings, radius))
+    if state.fields is not None:
+        earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
+        seen = np.unique(np.concatenate([rows, *(minibatch(settings, table.n, i, n, voxel)
+                                                 for i in earlier)]))  # fmt: skip
+        moved = [_neural_step(table, seen, state, k, settings, shell, radius, dtype, device)
+                 for k in range(k_classes)]  # fmt: skip
+    else:  # an empty class keeps its map and momentum
+        moved = [0.0 if (k, 1) not in sums.accumulators else
+                 _step(state, k, sums.accumulators[(k, 1)], settings, radius)
+                 for k in range(k_classes)]  # fmt: skip
     if settings.engine == "em":
         mass = sums.class_mass / max(sums.class_mass.sum(), 1e-300)
         state.class_fractions = 0.5 * state.class_fractions + 0.5 * mass
@@ -301,9 +297,8 @@ def _neural_start(table, maps, settings, dtype, device) -> list[NeuralVolume]:
     n, voxel = maps.shape[-1], float(np.asarray(table.pixel_size_angstrom).reshape(-1)[0])
     first = next(iter_batches(table, settings.initial_batch, device, dtype, rows=np.arange(
         settings.initial_batch)))  # fmt: skip
-    last = shell_of(settings.final_resolution_angstrom, n, voxel)
-    shells = torch.linalg.vector_norm(fftfreq_grid((n, n), dtype=dtype, device=device), dim=-1)
-    inside = (shells * n).round() <= last
+    inside = shell_index((n, n), device=device) <= shell_of(settings.final_resolution_angstrom,
+                                                            n, voxel)  # fmt: skip
     scale = float(first.spectra[:, inside].abs().pow(2).mean().sqrt())
     shell = shell_of(settings.initial_resolution_angstrom, n, voxel)
     fields = []

@@ -64,7 +64,7 @@ class NeuralVolume:
         (differentiable in the field's weights). For images the model explains its mean is
         half the band's sample count (Friedel mates counted): held-out images well above
         that are out of the model's distribution."""
-        s = slice_samples(batch, batch.spectra, noise, self.voxel, max_shell)
+        s = slice_samples(batch, batch.centred(batch.spectra), noise, self.voxel, max_shell)
         predicted = s.ctf.to(self.dtype) * self.field(s.k.to(self.dtype), self._no_latent)
         residual = (s.spectra / self.scale).to(predicted.dtype) - predicted
         return 0.5 * (s.weights.to(self.dtype) * residual.abs().pow(2)).sum(-1) * self.scale**2
