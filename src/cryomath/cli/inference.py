@@ -352,6 +352,9 @@ def abinitio(
     neural_replay: Annotated[
         int, typer.Option(help="Neural field: fit the last this many minibatches")
     ] = 1,
+    halves: Annotated[
+        bool, typer.Option(help="Two independent runs on random halves; their FSC per iteration")
+    ] = False,
     flip_hand: Annotated[bool, typer.Option(help="Write the mirror images (other hand)")] = False,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     batch_size: BatchSize = 128,
@@ -364,7 +367,8 @@ def abinitio(
     """Initial maps from particles alone: minibatch SGD on the MAP objective with poses
     marginalised (cryoSPARC, RELION --sgd) or found by hierarchical search (cryoDRGN2), a band
     limit rising from 35 to 12 A, each map a voxel grid or a neural field; maps, central
-    slices per iteration, log, particles STAR.
+    slices per iteration, log, particles STAR. --halves: two independent runs on random
+    halves and the FSC between their maps as they went.
     The hand is undetermined (--flip-hand writes the other)."""
     from rich.progress import Progress
 
@@ -376,7 +380,7 @@ def abinitio(
     from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
-    check_outputs(out, force, resume, output_names(classes))
+    check_outputs(out, force, resume, output_names(classes, halves))
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     settings = AbInitioSettings(
         classes=classes, iterations=iterations, initial_batch=initial_batch,
@@ -385,8 +389,8 @@ def abinitio(
         momentum=momentum, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
         representation=representation, neural_width=width, neural_steps=neural_steps,
-        neural_learning_rate=neural_learning_rate, neural_replay=neural_replay, seed=seed,
-        batch_size=batch_size,
+        neural_learning_rate=neural_learning_rate, neural_replay=neural_replay, halves=halves,
+        seed=seed, batch_size=batch_size,
     )  # fmt: skip
     settings.check()
     writable_directory(out)

@@ -102,6 +102,7 @@ class AbInitioSettings:
     neural_steps: int = 16  # Adam passes over each minibatch (4: 32 A on the demo, 16: 11 A)
     neural_learning_rate: float = 3e-3
     neural_replay: int = 1  # the field fits the last this many minibatches (their last poses)
+    halves: bool = False  # two independent runs on random halves (inference.abinitio_halves)
     seed: int = 0  # [--random_seed]
     batch_size: int = 128  # images per expectation batch (memory, not the minibatch)
 
@@ -128,6 +129,8 @@ class AbInitioSettings:
             ("batch_size", self.batch_size >= 1),
         ]  # fmt: skip
         check_settings(self, checks)
+        if self.halves and self.classes != 1:  # the halves' classes need not pair up
+            raise InvalidInputError("independent halves take one class (--classes 1)")
 
 
 @dataclass

@@ -4,7 +4,10 @@
 Outputs in ``out``: ``abinitio_classNNN.mrc`` (one initial map per class, at the particles'
 pixel size, ready for ``cryomath refine --reference``), ``slices.png`` (central slices of each
 class as the run went), ``iterations.json`` (the log) and ``particles.star`` (each particle's
-class and pose at its last visit, RELION's columns).
+class and pose at its last visit, RELION's columns). With ``--halves``: the first half's map as
+``abinitio_class001.mrc``, the second's as ``abinitio_half2_class001.mrc`` (as found: its own
+frame and hand, in which its particles' poses are), ``half_fsc.png`` (their FSC, the second
+aligned onto the first, as the run went) and ``rlnRandomSubset`` in ``particles.star``.
 """
 
 from pathlib import Path
@@ -19,6 +22,7 @@ from cryomath.inference.abinitio import (
     abinitio_iteration,
     start_abinitio,
 )
+from cryomath.inference.abinitio_halves import HalfRuns, half_runs_iteration, start_half_runs
 from cryomath.pipelines.refinement import (
     iterate_with_checkpoints,
     load_checkpoint,
@@ -30,58 +34,87 @@ HAND_NOTE = ("the hand is undetermined: projections of a map and of its mirror i
              "rerun with --flip-hand for the other")  # fmt: skip
 
 
+HALF2_MAP = "abinitio_half2_class001.mrc"
+
+
 def map_names(classes: int) -> list[str]:
     return [f"abinitio_class{k + 1:03d}.mrc" for k in range(classes)]
 
 
-def output_names(classes: int) -> tuple[str, ...]:
-    return (*map_names(classes), "slices.png", "iterations.json", "particles.star")
+def output_names(classes: int, halves: bool = False) -> tuple[str, ...]:
+    extra = (HALF2_MAP, "half_fsc.png") if halves else ()
+    return (*map_names(classes), *extra, "slices.png", "iterations.json", "particles.star")
 
 
 def run_abinitio(
     table, out: Path, settings: AbInitioSettings, *, resume: bool = False, device=None,
     dtype=torch.float32, progress=None, on_iteration=None,
 ) -> AbInitioState:  # fmt: skip
-    """Run (or continue) ``settings.iterations`` iterations, checkpointing after each."""
+    """Run (or continue) ``settings.iterations`` iterations, checkpointing after each;
+    ``settings.halves``: two independent runs (``inference.abinitio_halves``)."""
+    kind, start, iterate = AbInitioState, start_abinitio, abinitio_iteration
+    if settings.halves:
+        kind, start, iterate = HalfRuns, start_half_runs, half_runs_iteration
     if resume:
         state = load_checkpoint(out)
-        if not isinstance(state, AbInitioState) or len(state.particles.classes) != table.n:
+        if not isinstance(state, kind) or len(state.particles.classes) != table.n:
             raise InvalidInputError(f"{out} holds a checkpoint of another run or other particles")
-        if state.maps.shape[0] != settings.classes:
-            raise InvalidInputError(f"the checkpoint has {state.maps.shape[0]} classes")
+        classes = state.runs[0].maps.shape[0] if settings.halves else state.maps.shape[0]
+        if classes != settings.classes:
+            raise InvalidInputError(f"the checkpoint has {classes} classes")
     else:
-        state = start_abinitio(table, settings, dtype, device)
+        state = start(table, settings, dtype, device)
     return iterate_with_checkpoints(
         state, out, lambda s: s.iteration < settings.iterations,
-        lambda s: abinitio_iteration(table, s, settings, dtype, device, progress), on_iteration,
+        lambda s: iterate(table, s, settings, dtype, device, progress), on_iteration,
     )  # fmt: skip
 
 
-def write_abinitio(table, state: AbInitioState, out: Path, title: str, force: bool,
+def write_abinitio(table, state: AbInitioState | HalfRuns, out: Path, title: str, force: bool,
                    flip: bool = False) -> dict:  # fmt: skip
     """The outputs (module docstring); ``flip``: the maps mirrored (the other hand)."""
     from cryomath.io import write_mrc, write_relion_star
     from cryomath.io.atomic import output_set
     from cryomath.io.results import write_json
-    from cryomath.plots import plot_images
+    from cryomath.plots import plot_fsc, plot_images
 
-    maps = flip_hand(state.maps) if flip else state.maps
-    names = map_names(len(maps))
-    rows = {f"it {it} class {k + 1}": planes[k] for it, planes in state.snapshots.items()
+    runs = state.runs if isinstance(state, HalfRuns) else [state]
+    first = runs[0]
+    volumes = [
+        (out / name, volume)
+        for name, volume in zip(map_names(len(first.maps)), first.maps, strict=True)
+    ]
+    if len(runs) == 2:
+        volumes.append((out / HALF2_MAP, runs[1].maps[0]))
+    rows = {f"{'' if len(runs) == 1 else f'half {h} '}it {it} class {k + 1}": planes[k]
+            for h, run in enumerate(runs, 1) for it, planes in run.snapshots.items()
             for k in range(len(planes))}  # fmt: skip
     with output_set():
-        for name, volume in zip(names, maps, strict=True):
-            write_mrc(out / name, volume.float().numpy(), state.voxel_size_angstrom, force=force)
+        for path, volume in volumes:
+            volume = flip_hand(volume) if flip else volume
+            write_mrc(path, volume.float().numpy(), first.voxel_size_angstrom, force=force)
         plot_images(rows, out / "slices.png", f"{title}: central slices (z, y, x)", force)
-        write_json(out / "iterations.json", {"iterations": state.history}, force)
+        extra = {}
+        if len(runs) == 2:
+            curves = {f"it {f.iteration}": f.fsc for f in state.fsc}
+            plot_fsc(state.fsc[-1].frequency_per_angstrom, curves, out / "half_fsc.png",
+                     f"{title}: FSC between independent halves", force)  # fmt: skip
+            extra = {"half_fsc": [{"iteration": f.iteration, "fsc_05_angstrom":
+                                   f.resolution_angstrom, "mirrored": f.mirrored}
+                                  for f in state.fsc]}  # fmt: skip
+        write_json(out / "iterations.json", {"iterations": state.history, **extra}, force)
         write_relion_star(particles_table(table, state, out), out / "particles.star",
                           force=force)  # fmt: skip
-    last = state.history[-1] if state.history else {}
-    return {
+    last = first.history[-1] if first.history else {}
+    summary = {
         "iterations": state.iteration,
-        "maps": [str(out / name) for name in names],
-        "class_fractions": state.class_fractions.tolist(),
+        "maps": [str(path) for path, _ in volumes],
+        "class_fractions": first.class_fractions.tolist(),
         "final_resolution_angstrom": last.get("resolution_angstrom"),
         "hand": "flipped" if flip else "as found",
         "hand_note": HAND_NOTE,
     }
+    if len(runs) == 2:
+        summary["half_fsc_05_angstrom"] = state.fsc[-1].resolution_angstrom
+        summary["halves_in_opposite_hands"] = state.fsc[-1].mirrored
+    return summary
