@@ -340,6 +340,9 @@ def abinitio(
     offset_range: OffsetRange = 6.0,
     offset_step: OffsetStep = 2.0,
     particle_diameter: ParticleDiameter = None,
+    class_inactivity_threshold: Annotated[
+        float, typer.Option(help="Classes: restart one below this share of 1/K (RELION 4)")
+    ] = 0.1,
     engine: Annotated[
         str, typer.Option(help="em: poses marginalised; hps: best poses (hierarchical search)")
     ] = "em",
@@ -386,7 +389,8 @@ def abinitio(
         classes=classes, iterations=iterations, initial_batch=initial_batch,
         final_batch=final_batch, initial_resolution_angstrom=initial_resolution,
         final_resolution_angstrom=final_resolution, learning_rate=learning_rate,
-        momentum=momentum, healpix_order=healpix_order, offset_range_px=offset_range,
+        momentum=momentum, class_inactivity_threshold=class_inactivity_threshold,
+        healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
         representation=representation, neural_width=width, neural_steps=neural_steps,
         neural_learning_rate=neural_learning_rate, neural_replay=neural_replay, halves=halves,

@@ -61,6 +61,7 @@ RANGES: dict[str, Range] = {
     "--bfactor": _f(-2000, 2000),  # Angstrom^2
     "--box-size": _i(2, 8192),  # pixels
     "--chunk-size": _i(1, 1_000_000),
+    "--class-inactivity-threshold": _f(0, 1, high_open=True),  # a share of 1/K
     "--classes": _i(1, 10_000),
     "--components": _i(1, 100),
     "--cs": _f(0, 20),  # mm

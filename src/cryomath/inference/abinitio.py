@@ -21,6 +21,13 @@ minibatch sees; a voxel this minibatch missed is not pulled to zero):
 The map is then masked (a soft sphere of the particle's diameter) and made non-negative:
 density is positive (the images' contrast, as ``simulate`` and ``relion_project`` write it).
 
+K classes (heterogeneous starts) start from K random blobs; one that explains the images a
+little better takes most of them, and a class left with few particles barely moves. RELION
+4's rule undoes that: between the first and the last sixth of the run a class whose fraction
+falls below ``class_inactivity_threshold / K`` restarts, here from the particles the largest
+class explains worst (``_reset_inactive_class``). The grid map only: a neural map's classes
+are left as they are.
+
 The start: each class is the reconstruction of a seeded random draw of ``initial_batch``
 particles at random poses, low-passed to the initial resolution: a blob of the right scale.
 The noise spectrum comes from the images' background outside the particle (it does not
@@ -95,6 +102,7 @@ class AbInitioSettings:
     offset_range_px: float = 6.0  # [--offset_range]
     offset_step_px: float = 2.0  # [--offset_step]
     particle_diameter_angstrom: float | None = None  # [--particle_diameter]
+    class_inactivity_threshold: float = 0.1  # [--class_inactivity_threshold] (RELION 4)
     engine: str = "em"  # "hps": each image at its best pose (hierarchical pose search)
     hps_keep: int = 24
     representation: str = "grid"  # "neural": a Fourier-feature coordinate MLP (cryoDRGN2)
@@ -116,6 +124,7 @@ class AbInitioSettings:
              self.initial_resolution_angstrom >= self.final_resolution_angstrom > 0),
             ("learning_rate", 0 < self.learning_rate <= 1),
             ("momentum", 0 <= self.momentum < 1),
+            ("class_inactivity_threshold", 0 <= self.class_inactivity_threshold < 1),
             ("healpix_order", 0 <= self.healpix_order <= 4),
             ("offset_range_px", self.offset_range_px >= 0),
             ("offset_step_px", self.offset_step_px > 0),
@@ -187,14 +196,9 @@ def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, devic
     maps = []
     for k in range(settings.classes):
         rows = rng.choice(table.n, settings.initial_batch, replace=False)
-        acc = FourierAccumulator(n, 2.0, torch.float64, device, voxel)
-        poses = random_rotations(table.n, settings.seed * 1000 + k).to(device)
-        for batch in iter_batches(table, settings.batch_size, device, torch.float64, rows=rows):
-            insert_spectra(acc, batch.spectra, batch, poses[batch.indices], torch.zeros(
-                len(batch), 2, dtype=torch.float64, device=device))  # fmt: skip
-        start = invert(acc, prior_weight=float(acc.weights.mean()) * 0.01)
-        maps.append(_constrained(low_pass(start, settings.initial_resolution_angstrom, voxel),
-                                 radius))  # fmt: skip
+        poses = random_rotations(table.n, settings.seed * 1000 + k).numpy()
+        maps.append(_reconstruction(table, rows, poses, np.zeros((table.n, 2)), settings,
+                                    settings.initial_resolution_angstrom, device))  # fmt: skip
     maps = torch.stack(maps).to(dtype)
     fields = None
     if settings.representation == "neural":
@@ -246,9 +250,12 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
         moved = [0.0 if (k, 1) not in sums.accumulators else
                  _step(state, k, sums.accumulators[(k, 1)], settings, radius)
                  for k in range(k_classes)]  # fmt: skip
+    reset = None
     if settings.engine == "em":
         mass = sums.class_mass / max(sums.class_mass.sum(), 1e-300)
         state.class_fractions = 0.5 * state.class_fractions + 0.5 * mass
+        if state.fields is None:
+            reset = _reset_inactive_class(table, state, settings, n * voxel / shell, device)
     state.iteration += 1
     line = {
         "iteration": state.iteration,
@@ -258,6 +265,7 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
         "mean_max_probability": float(state.particles.max_probability[rows].mean()),
         "mean_log_likelihood": float(state.particles.log_likelihood[rows].mean()),
         "relative_change": moved,
+        "reset_class": reset,
         "class_fractions": state.class_fractions.tolist(),
     }
     state.history.append(line)
@@ -292,6 +300,57 @@ def _step(state: AbInitioState, k: int, acc: FourierAccumulator, settings, radiu
     state.maps[k] = updated.to(state.maps.dtype).cpu()
     state.step[k], state.curvature[k] = step.cpu(), curvature.cpu()
     return change
+
+
+def _reconstruction(table, rows, rotations: np.ndarray, shifts_px: np.ndarray, settings,
+                    resolution_angstrom: float, device) -> torch.Tensor:  # fmt: skip
+    """The particles ``rows`` reconstructed at ``rotations (N, 3, 3)`` and ``shifts_px (N, 2)``
+    (indexed by table row), low-passed to ``resolution_angstrom``, masked, non-negative."""
+    n = int(np.max(table.image_size))
+    voxel = float(np.asarray(table.pixel_size_angstrom).reshape(-1)[0])
+    acc = FourierAccumulator(n, 2.0, torch.float64, device, voxel)
+    for batch in iter_batches(table, settings.batch_size, device, torch.float64, rows=rows):
+        index = batch.indices.cpu().numpy()
+        insert_spectra(acc, batch.spectra, batch, torch.as_tensor(rotations[index], device=device),
+                       torch.as_tensor(shifts_px[index], device=device))  # fmt: skip
+    volume = invert(acc, prior_weight=float(acc.weights.mean()) * 0.01)
+    radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
+    return _constrained(low_pass(volume, resolution_angstrom, voxel), radius)
+
+
+def _reset_inactive_class(table, state: AbInitioState, settings: AbInitioSettings,
+                          resolution_angstrom: float, device):  # fmt: skip
+    """RELION 4's rule for K classes by gradients (mlo ``class_inactivity_threshold``): between
+    the first and the last sixth of the run (RELION 3.1's 50/200/50 phases), a class whose
+    fraction falls below ``class_inactivity_threshold / K`` restarts. RELION restarts it as a
+    copy of the class whose gradient carries the most error; two identical maps then split
+    that class's particles at random (measured: they did not part by molecule). Here it
+    restarts from what the largest class explains worst: the largest class's particles of the
+    last three minibatches with the lowest log-likelihood, one in K of them, reconstructed
+    at their poses to the current band; no momentum; the two classes share the fraction.
+    Returns ``[restarted, from]`` (1-based), or None."""
+    k_classes, n = len(state.class_fractions), state.maps.shape[-1]
+    t = state.iteration / max(settings.iterations - 1, 1)
+    if k_classes < 2 or not 1 / 6 <= t <= 5 / 6:
+        return None
+    low, high = int(np.argmin(state.class_fractions)), int(np.argmax(state.class_fractions))
+    if state.class_fractions[low] >= settings.class_inactivity_threshold / k_classes:
+        return None
+    recent = np.unique(np.concatenate([
+        minibatch(settings, table.n, i, n, state.voxel_size_angstrom)
+        for i in range(max(state.iteration - 2, 0), state.iteration + 1)]))  # fmt: skip
+    mine = recent[state.particles.classes[recent] == high]
+    worst = mine[np.argsort(state.particles.log_likelihood[mine])[: len(mine) // k_classes]]
+    if len(worst) == 0:
+        return None
+    p = state.particles
+    volume = _reconstruction(table, np.sort(worst), p.rotations, p.shifts_px, settings,
+                             resolution_angstrom, device)  # fmt: skip
+    state.maps[low] = volume.to(state.maps.dtype).cpu()
+    state.step[low], state.curvature[low] = 0, state.curvature[high]
+    state.class_fractions[[low, high]] = state.class_fractions[high] / 2
+    state.class_fractions /= state.class_fractions.sum()
+    return [low + 1, high + 1]
 
 
 def _neural_start(table, maps, settings, dtype, device) -> list[NeuralVolume]:
