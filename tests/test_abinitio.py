@@ -222,6 +222,12 @@ def test_abinitio_halves_are_two_independent_runs_and_their_fsc(particles, tmp_p
     again = run_abinitio(table, tmp_path / "c", halved, resume=True)
     assert np.array_equal(again.runs[1].maps[0].numpy(), written)
     assert [f.iteration for f in again.fsc] == [1, 2]
+    # refused in one line before any work: halves of several classes, an unknown map
+    for wrong, message in ((["--halves", "--classes", "2"], "one class"),
+                           (["--representation", "mesh"], "one of grid, neural")):  # fmt: skip
+        assert main(["abinitio", str(particles), *wrong, "--out", str(tmp_path / "x")]) == 1
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
 
 
 def test_an_inactive_class_restarts_from_what_the_largest_explains_worst(tmp_path):

@@ -128,15 +128,17 @@ class AbInitioSettings:
             ("healpix_order", 0 <= self.healpix_order <= 4),
             ("offset_range_px", self.offset_range_px >= 0),
             ("offset_step_px", self.offset_step_px > 0),
-            ("engine", self.engine in ENGINES),
             ("hps_keep", self.hps_keep >= 1),
-            ("representation", self.representation in REPRESENTATIONS),
             ("neural_width", self.neural_width >= 1),
             ("neural_steps", self.neural_steps >= 1),
             ("neural_learning_rate", self.neural_learning_rate > 0),
             ("neural_replay", self.neural_replay >= 1),
             ("batch_size", self.batch_size >= 1),
         ]  # fmt: skip
+        for name, choices in (("engine", ENGINES), ("representation", REPRESENTATIONS)):
+            if getattr(self, name) not in choices:
+                raise InvalidInputError(f"{name} must be one of {', '.join(choices)}, got "
+                                        f"{getattr(self, name)!r}")  # fmt: skip
         check_settings(self, checks)
         if self.halves and self.classes != 1:  # the halves' classes need not pair up
             raise InvalidInputError("independent halves take one class (--classes 1)")
@@ -149,7 +151,7 @@ class AbInitioState:
     iteration: int
     maps: torch.Tensor  # (K, n, n, n)
     voxel_size_angstrom: float
-    step: torch.Tensor  # (K, n_pad, n_pad, n_pad // 2 + 1) complex: the momentum dS
+    step: torch.Tensor  # (K, n_pad, n_pad, n_pad // 2 + 1) complex: the momentum dS (grid)
     curvature: torch.Tensor  # (K, n_pad, n_pad, n_pad // 2 + 1): the running mean P of W
     class_fractions: np.ndarray
     noise: NoiseSpectrum
@@ -205,7 +207,8 @@ def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, devic
         fields = _neural_start(table, maps, settings, dtype, device)
         first = shell_of(settings.initial_resolution_angstrom, n, voxel)
         maps = torch.stack([_constrained(f.volume(first), radius) for f in fields]).to(dtype)
-    shape = (settings.classes, 2 * n, 2 * n, n + 1)
+    # the grid's momentum and curvature (a neural map has Adam's moments in its field instead)
+    shape = (settings.classes, *((2 * n, 2 * n, n + 1) if fields is None else (0,)))
     particles = ParticleState.start(np.tile(np.eye(3), (table.n, 1, 1)), np.zeros((table.n, 2)),
                                     np.zeros(table.n, np.int64))  # fmt: skip
     fractions = np.full(settings.classes, 1 / settings.classes)
