@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from cryomath.errors import InvalidInputError
 from cryomath.fitting import fit_both_hands
 from cryomath.inference.abinitio import (
     AbInitioSettings,
@@ -74,6 +75,10 @@ def start_half_runs(table, settings: AbInitioSettings, dtype=torch.float32,
     """Both halves' starts (module docstring)."""
     settings.check()
     halves = half_subsets(table, settings.seed)
+    smaller = int(min((halves == 1).sum(), (halves == 2).sum()))
+    if settings.final_batch > smaller:
+        raise InvalidInputError(f"the minibatch grows to {settings.final_batch} particles; a "
+                                f"half has {smaller} (--final-batch)")  # fmt: skip
     runs = [start_abinitio(table.subset(np.flatnonzero(halves == h)),
                            replace(settings, seed=settings.seed + h - 1), dtype, device)
             for h in (1, 2)]  # fmt: skip
