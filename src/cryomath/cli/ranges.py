@@ -125,6 +125,7 @@ RANGES: dict[str, Range] = {
     "--top": _i(1, 10_000),
     "--translation-radius": _f(0, 1e4),  # Angstrom
     "--voltage": _f(10, 3000),  # kV
+    "--white-noise-sd": _f(0, 1e6, low_open=True),  # the images' units
     "--width": _i(1, 4096),  # hidden units
     "--zdim": _i(1, 64),
 }

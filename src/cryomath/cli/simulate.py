@@ -56,6 +56,9 @@ def simulate(
         int | None, typer.Option(help="Two models: interpolate their atoms into this many maps")
     ] = None,
     snr: Annotated[float | None, typer.Option(help="SNR (signal var / noise var)")] = None,
+    white_noise_sd: Annotated[
+        float | None, typer.Option(help="White noise of this sd in every image (not --snr)")
+    ] = None,
     dose: Annotated[float | None, typer.Option(help="Counting noise at e/A^2")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     movie_size: Annotated[
@@ -110,7 +113,8 @@ def simulate(
         defocus_max_angstrom=defocus_max, astigmatism_angstrom=astigmatism, voltage_kv=voltage,
         spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast,
         bfactor_angstrom2=bfactor, ctf=not no_ctf,
-        snr=snr if (snr is not None or dose is not None) else 0.1, dose_e_per_a2=dose,
+        snr=snr if (snr, white_noise_sd, dose) != (None, None, None) else 0.1,
+        white_noise_sd=white_noise_sd, dose_e_per_a2=dose,
         shard_size=shard_size, delocalisation=delocalisation, ewald=ewald,
         state_weights=weights, trajectory=trajectory or frames is not None,
     )  # fmt: skip

@@ -8,10 +8,12 @@ uniform angle; with ``delocalisation`` the CTF acts over an empty field around t
 the box is cut out of it, so what the CTF moves beyond the box is lost:
 ``simulate.delocalisation``; with ``ewald`` each image is the sum of the two single
 side-bands on curved slices, ``imaging.ewald``), then noise: white Gaussian at ``snr``
-(docs/conventions.md: per image, signal variance over noise variance over the whole box) or
-counting noise at ``dose`` (the image is scaled to an rms contrast of ``contrast_rms``, then
-Poisson counts of ``dose * pixel^2 (1 + c)``, stored minus their mean so that images stay
-protein-positive around zero).
+(docs/conventions.md: per image, signal variance over noise variance over the whole box),
+white Gaussian of one sd ``white_noise_sd`` for every image (``relion_project
+--white_noise``: the noise does not depend on the particle, so molecules of different mass
+are not told apart by their noise) or counting noise at ``dose`` (the image is scaled to an
+rms contrast of ``contrast_rms``, then Poisson counts of ``dose * pixel^2 (1 + c)``, stored
+minus their mean so that images stay protein-positive around zero).
 
 Each particle's noise depends only on ``(seed, particle index)`` (``particle_generators``),
 so a dataset is the same for any batch or shard size, order of work or device (up to rounding
@@ -27,6 +29,7 @@ from cryomath.errors import InvalidInputError
 from cryomath.imaging import Ewald, ParticleBatch, predict_images
 from cryomath.io import CTFParameters, ParticleTable
 from cryomath.noise import add_white_noise, shot_noise
+from cryomath.noise.draws import standard_normal
 from cryomath.simulate.conformations import Conformations
 from cryomath.simulate.delocalisation import ctf_over_field, field_size_px
 from cryomath.simulate.poses import sample_poses
@@ -53,7 +56,8 @@ class SimulationSettings:
     amplitude_contrast: float = 0.1
     bfactor_angstrom2: float = 0.0
     ctf: bool = True
-    snr: float | None = 0.1
+    snr: float | None = 0.1  # each image's own: noise var = that image's signal var / snr
+    white_noise_sd: float | None = None  # one sd for every image (relion_project's)
     dose_e_per_a2: float | None = None
     contrast_rms: float = 0.1
     pad_factor: float = 2.0
@@ -83,6 +87,7 @@ class SimulationSettings:
             ("voltage_kv", 10 <= self.voltage_kv <= 3000, "in [10, 3000] kV"),
             ("amplitude_contrast", 0 <= self.amplitude_contrast < 1, "in [0, 1)"),
             ("snr", self.snr is None or self.snr > 0, "positive"),
+            ("white_noise_sd", self.white_noise_sd is None or self.white_noise_sd > 0, "positive"),
             ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0, "positive"),
             ("contrast_rms", self.contrast_rms > 0, "positive"),
             ("pad_factor", 1 <= self.pad_factor <= 4, "in [1, 4]"),
@@ -93,8 +98,8 @@ class SimulationSettings:
                 raise InvalidInputError(f"{name} must be {wanted}, got {getattr(self, name)}")
         if self.ewald and (self.delocalisation or not self.ctf):
             raise InvalidInputError("ewald needs the CTF and is not modelled with delocalisation")
-        if self.snr is not None and self.dose_e_per_a2 is not None:
-            raise InvalidInputError("give an SNR or a dose, not both")
+        if sum(x is not None for x in (self.snr, self.white_noise_sd, self.dose_e_per_a2)) > 1:
+            raise InvalidInputError("give one of an SNR, a white-noise sd or a dose")
         if not 0 < self.defocus_min_angstrom <= self.defocus_max_angstrom:
             raise InvalidInputError("defocus range must be 0 < min <= max (Angstrom)")
         if self.ctf and self.defocus_min_angstrom - self.astigmatism_angstrom / 2 < 50:
@@ -200,6 +205,9 @@ def simulate_images(spectrum, batch: ParticleBatch, s: SimulationSettings, first
     generators = particle_generators(s.seed, start, start + len(batch))
     if s.snr is not None:
         noisy = add_white_noise(clean, s.snr, generator=generators)
+    elif s.white_noise_sd is not None:
+        noisy = clean + s.white_noise_sd * standard_normal(clean.shape, generators, clean.dtype,
+                                                           clean.device)  # fmt: skip
     elif s.dose_e_per_a2 is not None:
         rms = clean.flatten(-2).std(-1)[..., None, None].clamp(min=1e-30)
         contrast = clean / rms * s.contrast_rms
