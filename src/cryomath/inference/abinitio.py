@@ -179,6 +179,14 @@ def minibatch(settings: AbInitioSettings, n_particles: int, iteration: int, n: i
     return np.sort(rng.choice(n_particles, size, replace=False))
 
 
+def recent_rows(settings: AbInitioSettings, n_particles: int, iteration: int, count: int,
+                n: int, voxel: float) -> np.ndarray:  # fmt: skip
+    """The sorted rows of the minibatches of ``iteration`` and the ``count - 1`` before it."""
+    first = max(iteration - count + 1, 0)
+    return np.unique(np.concatenate([minibatch(settings, n_particles, i, n, voxel)
+                                     for i in range(first, iteration + 1)]))  # fmt: skip
+
+
 def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, device=None):
     """The state before iteration 1: K seeded random-pose reconstructions (module docstring),
     the noise from the background."""
@@ -244,9 +252,7 @@ def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,
                          batch_size=settings.batch_size, dtype=dtype, device=device,
                          progress=progress)  # fmt: skip
     if state.fields is not None:
-        earlier = range(max(state.iteration - settings.neural_replay + 1, 0), state.iteration)
-        seen = np.unique(np.concatenate([rows, *(minibatch(settings, table.n, i, n, voxel)
-                                                 for i in earlier)]))  # fmt: skip
+        seen = recent_rows(settings, table.n, state.iteration, settings.neural_replay, n, voxel)
         moved = [_neural_step(table, seen, state, k, settings, shell, radius, dtype, device)
                  for k in range(k_classes)]  # fmt: skip
     else:  # an empty class keeps its map and momentum
@@ -339,14 +345,12 @@ def _reset_inactive_class(table, state: AbInitioState, settings: AbInitioSetting
     low, high = int(np.argmin(state.class_fractions)), int(np.argmax(state.class_fractions))
     if state.class_fractions[low] >= settings.class_inactivity_threshold / k_classes:
         return None
-    recent = np.unique(np.concatenate([
-        minibatch(settings, table.n, i, n, state.voxel_size_angstrom)
-        for i in range(max(state.iteration - 2, 0), state.iteration + 1)]))  # fmt: skip
-    mine = recent[state.particles.classes[recent] == high]
-    worst = mine[np.argsort(state.particles.log_likelihood[mine])[: len(mine) // k_classes]]
+    p = state.particles
+    recent = recent_rows(settings, table.n, state.iteration, 3, n, state.voxel_size_angstrom)
+    mine = recent[p.classes[recent] == high]
+    worst = mine[np.argsort(p.log_likelihood[mine])[: len(mine) // k_classes]]
     if len(worst) == 0:
         return None
-    p = state.particles
     volume = _reconstruction(table, np.sort(worst), p.rotations, p.shifts_px, settings,
                              resolution_angstrom, device)  # fmt: skip
     state.maps[low] = volume.to(state.maps.dtype).cpu()

@@ -79,10 +79,15 @@ def start_half_runs(table, settings: AbInitioSettings, dtype=torch.float32,
     if settings.final_batch > smaller:
         raise InvalidInputError(f"the minibatch grows to {settings.final_batch} particles; a "
                                 f"half has {smaller} (--final-batch)")  # fmt: skip
-    runs = [start_abinitio(table.subset(np.flatnonzero(halves == h)),
-                           replace(settings, seed=settings.seed + h - 1), dtype, device)
-            for h in (1, 2)]  # fmt: skip
-    return HalfRuns(halves, runs)
+    state = HalfRuns(halves, [])
+    state.runs = [start_abinitio(table.subset(state.rows(h)), half_settings(settings, h), dtype,
+                                 device) for h in (1, 2)]  # fmt: skip
+    return state
+
+
+def half_settings(settings: AbInitioSettings, half: int) -> AbInitioSettings:
+    """Half ``half``'s own settings: seed ``seed + half - 1`` (its start and minibatches)."""
+    return replace(settings, seed=settings.seed + half - 1)
 
 
 def half_runs_iteration(table, state: HalfRuns, settings: AbInitioSettings, dtype=torch.float32,
@@ -91,8 +96,8 @@ def half_runs_iteration(table, state: HalfRuns, settings: AbInitioSettings, dtyp
     runs keep their slices)."""
     lines = []
     for h, run in zip((1, 2), state.runs, strict=True):
-        own = replace(settings, seed=settings.seed + h - 1)
-        lines.append(abinitio_iteration(table.subset(state.rows(h)), run, own, dtype, device,
+        lines.append(abinitio_iteration(table.subset(state.rows(h)), run,
+                                        half_settings(settings, h), dtype, device,
                                         progress))  # fmt: skip
     line = {"iteration": state.iteration, "halves": lines}
     if state.iteration in state.runs[0].snapshots:
