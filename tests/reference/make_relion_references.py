@@ -5,7 +5,8 @@ significant digits), ``relion_expand_{D2,I1}.star`` (``relion_particle_symmetry_
 --dose_weighting`` of :func:`dose_weighting_movie`: its aligned, dose-weighted sum and its
 shifts), ``polishing/movie_tracks.star`` (``relion_run_motioncorr --use_own`` then
 ``relion_motion_refine`` of :func:`polishing_movie` against the true map: RELION's track of
-each particle). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
+each particle) and ``white_noise/`` (``relion_project --white_noise``:
+:func:`relion_white_noise`). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
 
 Run: python tests/reference/make_relion_references.py  (needs RELION on PATH).
 """
@@ -192,6 +193,26 @@ def relion_polishing(folder: Path) -> None:
         shutil.copy(tmp / "Polish" / "MC" / "movie_tracks.star", folder / "movie_tracks.star")
 
 
+def relion_white_noise(folder: Path) -> None:
+    """``relion_project --add_noise --white_noise 0.5`` of a map of zeros (32^3, 3 A) at the 24
+    poses of ``shared/data/relion313_reference/poses_ctf_24.star``: RELION's white noise alone,
+    ``folder/relion_white_noise_0.5.mrcs``."""
+    import numpy as np
+
+    from cryomath.io import write_mrc
+
+    poses = (
+        Path(__file__).resolve().parents[3] / "shared/data/relion313_reference/poses_ctf_24.star"
+    )
+    folder.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_mrc(f"{tmp}/zero.mrc", np.zeros((32, 32, 32), np.float32), 3.0)
+        subprocess.run(["relion_project", "--i", f"{tmp}/zero.mrc", "--o", f"{tmp}/noise",
+                        "--angpix", "3", "--ang", str(poses), "--add_noise", "--white_noise",
+                        "0.5"], check=True, capture_output=True)  # fmt: skip
+        (folder / "relion_white_noise_0.5.mrcs").write_bytes(Path(f"{tmp}/noise.mrcs").read_bytes())
+
+
 if __name__ == "__main__":
     table = {"source": "relion_refine --sym G --print_symmetry_ops (RELION 3.1.3, Debian)"}
     table["groups"] = {g: relion_ops(g) for g in GROUPS}
@@ -213,3 +234,4 @@ if __name__ == "__main__":
         )
     relion_dose_weighting(here / "dose_weighting")
     relion_polishing(here / "polishing")
+    relion_white_noise(here / "white_noise")
