@@ -8,6 +8,7 @@ and moved once; the times are of the compute, best of ``--repeat`` after a warm-
 """
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
@@ -21,7 +22,8 @@ from cryomath.imaging import FourierAccumulator
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.resolution import fourier_shell_correlation
 
-MODEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "5me2.pdb"
+SHARED = os.environ.get("CRYOMATH_SHARED_DATA") or Path(__file__).parents[2] / "shared" / "data"
+MODEL = Path(SHARED) / "map_model" / "5me2.pdb"
 
 
 def _slices(volume, rotations, pad: float, device: torch.device, repeat: int) -> None:

@@ -1,10 +1,15 @@
+import os
 from pathlib import Path
 
 import pytest
 
 # Real data written by other packages (read-only; see its README). CI clones the project with
-# shared/ beside it; a missing folder is an error, not a skip.
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# shared/ beside it; a missing folder is an error, not a skip. CRYOMATH_SHARED_DATA points
+# elsewhere (the GPU check carries the few files its tests read: bench/gpu-check.sh).
+DATA = Path(
+    os.environ.get("CRYOMATH_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 REFERENCE = DATA.parent / "reference"
 
 
