@@ -28,7 +28,7 @@ if [ "${1:-}" = "--download" ]; then
     done
     shared=../shared/data
     for f in relion313_reference/proj_ctf_24.star relion313_reference/proj_ctf_24.mrcs \
-             map_model/5me2.pdb; do
+             map_model/5me2.pdb map_model/1uao.pdb; do
         mkdir -p "$CARRIED_DATA/$(dirname "$f")" && cp "$shared/$f" "$CARRIED_DATA/$f"
     done
     du -sh "$WHEELS" "$CARRIED_DATA"
@@ -47,7 +47,7 @@ timeout 120 "$PY" -m pip install -q --no-index --no-deps --target "$SITE" \
 export PYTHONPATH="$PWD/src:$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 if [ ! -d ../shared/data ]; then export CRYOMATH_SHARED_DATA="$PWD/$CARRIED_DATA"; fi
 echo "== tests marked cuda"
-timeout 270 "$PY" -m pytest -m cuda -rA --durations=0 -p no:cacheprovider tests/test_cuda.py
+CRYOMATH_DEBUG=1 timeout 270 "$PY" -m pytest -m cuda -rA --durations=0 -p no:cacheprovider tests/test_cuda.py
 status=$?
 echo "== bench/device.py --device cuda"
 timeout 90 "$PY" bench/device.py --device cuda --repeat 3 || echo "(device benchmark failed)"

@@ -211,3 +211,34 @@ def test_inference_commands_on_cuda_follow_the_cpu(tmp_path, capsys):
     assert np.mean(angle < 1.0) > 0.9
     same = np.mean(cpu["classes"] == cuda["classes"])
     assert max(same, 1 - same) > 0.95
+
+
+def test_every_command_that_takes_a_device_runs_on_cuda(tiny, tmp_path, monkeypatch):
+    """Each command with ``--device`` (found from the CLI itself, so a new one is covered)
+    runs its tiny valid call (tests/edges.py) with ``--device cuda`` and exits 0; every
+    failure is reported with its traceback, not only the first."""
+    import traceback
+
+    import typer
+
+    from cryomath.cli import app
+    from tests.edges import invocations
+
+    group = typer.main.get_command(app)
+    takes_device = sorted(
+        name
+        for name, command in group.commands.items()
+        if any(p.name == "device" for p in getattr(command, "params", []))
+    )
+    assert {"refine", "class2d", "abinitio", "demo", "train-vae"} <= set(takes_device)
+    monkeypatch.setenv("CRYOMATH_DEBUG", "1")  # a bug raises, with its traceback
+    calls = invocations(tiny, tmp_path)
+    failures = {}
+    for name in takes_device:
+        try:
+            code = main([*calls[name], "--device", "cuda"])
+            if code != 0:
+                failures[name] = f"exit {code}"
+        except Exception:
+            failures[name] = traceback.format_exc()
+    assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
