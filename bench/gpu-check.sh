@@ -42,21 +42,21 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
           "available", torch.cuda.is_available())'
 echo "== install (no registry: the carried wheels into /tmp, cryomath from src)"
 SITE=/tmp/cryomath-site
-timeout 120 "$PY" -m pip install -q --no-index --no-deps --target "$SITE" \
+timeout 60 "$PY" -m pip install -q --no-index --no-deps --target "$SITE" \
     --find-links "$WHEELS" "${PACKAGES[@]}"
 export PYTHONPATH="$PWD/src:$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 if [ ! -d ../shared/data ]; then export CRYOMATH_SHARED_DATA="$PWD/$CARRIED_DATA"; fi
 echo "== tests marked cuda"
-CRYOMATH_DEBUG=1 timeout 270 "$PY" -m pytest -m cuda -rA --durations=0 -p no:cacheprovider tests/test_cuda.py
+CRYOMATH_DEBUG=1 timeout 200 "$PY" -m pytest -m cuda -rA --durations=0 -p no:cacheprovider tests/test_cuda.py
 status=$?
 echo "== bench/device.py --device cuda"
-timeout 90 "$PY" bench/device.py --device cuda --repeat 3 || echo "(device benchmark failed)"
+timeout 60 "$PY" bench/device.py --device cuda --repeat 3 || echo "(device benchmark failed)"
 echo "== bench/estep.py --device cuda (E-step scores against the GPU's matmul rate)"
-timeout 45 "$PY" bench/estep.py --device cuda --images 1024 || echo "(E-step benchmark failed)"
+timeout 30 "$PY" bench/estep.py --device cuda --images 1024 || echo "(E-step benchmark failed)"
 echo "== the de novo demo on cuda at 2,000 particles, SNR 0.1 (bench/RESULTS.md: 237 s on 2 cores)"
 start=$(date +%s)
-timeout 75 "$PY" -c 'from cryomath.cli import main; raise SystemExit(main(["demo", "--n", "2000",
+timeout 120 "$PY" -c 'from cryomath.cli import main; raise SystemExit(main(["demo", "--n", "2000",
     "--snr", "0.1", "--device", "cuda", "--out", "/tmp/demo2000", "--json"]))' \
-    || echo "(demo at 2,000 particles failed or ran past 75 s)"
+    || echo "(demo at 2,000 particles failed or ran past 120 s)"
 echo "demo at 2,000 particles: $(($(date +%s) - start)) s"
 exit $status

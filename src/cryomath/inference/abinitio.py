@@ -209,12 +209,12 @@ def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, devic
         poses = random_rotations(table.n, settings.seed * 1000 + k).numpy()
         maps.append(_reconstruction(table, rows, poses, np.zeros((table.n, 2)), settings,
                                     settings.initial_resolution_angstrom, device))  # fmt: skip
-    maps = torch.stack(maps).to(dtype)
+    maps = torch.stack(maps).to(dtype).cpu()  # the state lives on the host between iterations
     fields = None
     if settings.representation == "neural":
         fields = _neural_start(table, maps, settings, dtype, device)
         first = shell_of(settings.initial_resolution_angstrom, n, voxel)
-        maps = torch.stack([_constrained(f.volume(first), radius) for f in fields]).to(dtype)
+        maps = torch.stack([_constrained(f.volume(first), radius) for f in fields]).to(dtype).cpu()
     # the grid's momentum and curvature (a neural map has Adam's moments in its field instead)
     shape = (settings.classes, *((2 * n, 2 * n, n + 1) if fields is None else (0,)))
     particles = ParticleState.start(np.tile(np.eye(3), (table.n, 1, 1)), np.zeros((table.n, 2)),

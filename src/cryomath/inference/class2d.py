@@ -107,7 +107,7 @@ class PlanarSearch:
                      averages.device)  # fmt: skip
         self.poses = planar_poses(psi_degrees)
         spectra = rotate_spectra_rfft_2d(
-            prepare_images(averages.to(dtype)), n, psi_degrees.to(dtype)
+            prepare_images(averages.to(psi_degrees.device, dtype)), n, psi_degrees.to(dtype)
         )
         self.projections = spectra.flatten(0, 1)  # (K P, n, n // 2 + 1)
         self.hypotheses_per_image, self.own_projections_per_image = count, 0
@@ -166,7 +166,7 @@ def start_class2d(table, settings: Class2DSettings, dtype=torch.float32, device=
         np.full(settings.n_classes, 1 / settings.n_classes),
         band_shell=min(settings.initial_band_shell, n // 2 - 1),
     )  # fmt: skip
-    state.averages = _averages_of_assignments(table, state, settings, dtype, device)
+    state.averages = _averages_of_assignments(table, state, settings, dtype, device).cpu()
     return state
 
 

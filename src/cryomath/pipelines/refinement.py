@@ -54,7 +54,9 @@ def load_checkpoint(out: Path):
     if not path.is_file():
         raise InvalidInputError(f"nothing to continue: {path} does not exist")
     try:
-        return torch.load(path, weights_only=False)
+        # where it was saved; on the host where there is no GPU (a GPU run goes on anywhere)
+        where = None if torch.cuda.is_available() else "cpu"
+        return torch.load(path, weights_only=False, map_location=where)
     except Exception as exc:  # a checkpoint is written atomically: this is another file
         raise InvalidInputError(f"{path} is not a cryomath checkpoint ({exc})") from None
 
