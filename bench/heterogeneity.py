@@ -6,6 +6,7 @@ adjusted Rand index of 2-means states, time; FSC-AUC of the per-state maps (dire
 of each found state's particles) against the true ones.
 
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
+        [--device cuda]
                                   [--methods ppca,covariance,vae,cryodrgn]
                                   [--vae-beta 1] [--cryodrgn-args "..."] [--cryodrgn PATH]
                                   [--out DIR]
@@ -87,7 +88,8 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
     return np.asarray(z), seconds, " && ".join(" ".join(s) for s in steps)
 
 
-def ours(folder: Path, method: str, epochs: int, beta: float) -> tuple[np.ndarray, float]:
+def ours(folder: Path, method: str, epochs: int, beta: float, device: str = "cpu"
+         ) -> tuple[np.ndarray, float]:  # fmt: skip
     """The latents of cryomath's ``method`` (``ppca``, ``covariance`` or ``vae``) and its time."""
     from cryomath.heterogeneity.neural import NeuralSettings
     from cryomath.pipelines.neural import train_neural_model
@@ -96,11 +98,12 @@ def ours(folder: Path, method: str, epochs: int, beta: float) -> tuple[np.ndarra
     out = folder / method
     start = time.perf_counter()
     if method == "vae":
-        train_neural_model(table, out, NeuralSettings(epochs=epochs, beta=beta), force=True)
+        train_neural_model(table, out, NeuralSettings(epochs=epochs, beta=beta), device=device,
+                           force=True)  # fmt: skip
     else:
         settings = VariabilitySettings(method, n_components=2,
                                        iterations=15 if method == "ppca" else None)  # fmt: skip
-        analyse_variability(table, out, settings, force=True)
+        analyse_variability(table, out, settings, device=device, force=True)
     seconds = time.perf_counter() - start
     return np.load(out / "latent.npy"), seconds
 
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--cryodrgn", type=Path, default=Path("/tmp/cryodrgn-venv/bin/cryodrgn"))
     parser.add_argument("--out", type=Path, default=Path("bench-out/heterogeneity"))
     parser.add_argument("--cases", default="continuous,discrete")
+    parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
     parser.add_argument("--methods", default="ppca,covariance,vae,cryodrgn")
     parser.add_argument(
         "--cryodrgn-args",
@@ -123,9 +127,10 @@ def main() -> None:
     methods = args.methods.split(",")
     if "cryodrgn" in methods and shutil.which(str(args.cryodrgn)) is None:
         raise SystemExit(f"{args.cryodrgn} not found: pip install cryodrgn==4.3.1 in a venv")
-    torch.set_num_threads(2)
+    if args.device == "cpu":
+        torch.set_num_threads(2)  # like for like with the peers' two cores
     result = {"particles": args.particles, "box": BOX, "snr": 0.05, "epochs": args.epochs,
-              "vae beta": args.vae_beta}  # fmt: skip
+              "vae beta": args.vae_beta, "device": args.device}  # fmt: skip
     cases = {"continuous": (range(7), True), "discrete": ((0, 6), False)}
     for name in args.cases.split(","):
         shifts, trajectory = cases[name]
@@ -143,7 +148,8 @@ def main() -> None:
                 )
                 row["cryodrgn command"] = command
             else:
-                latents[method], seconds = ours(folder, method, args.epochs, args.vae_beta)
+                latents[method], seconds = ours(folder, method, args.epochs, args.vae_beta,
+                                                args.device)  # fmt: skip
             row[f"{method} seconds"] = seconds
         if trajectory:  # the particles' nearest trajectory frames, and their own maps
             nearest = np.rint(truth.coordinate * (len(volumes) - 1)).astype(np.int64)

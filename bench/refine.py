@@ -2,7 +2,8 @@
 sections 4 and 5): the same particles, starting map, band and searches; wall time, median pose
 error, the map's FSC against the truth, and the same for the map of the true poses.
 
-    python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--relion] [--out DIR]
+    python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--relion] [--device cuda]
+                           [--out DIR]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
 SNR 0.05, offsets of 3 A sd, Haar-random poses); both programs get them without poses or
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
     parser.add_argument("--relion-timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/refine"))
+    parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
     args = parser.parse_args()
     out, pixel = args.out, args.pixel
     sim = out / "sim"
@@ -108,9 +110,9 @@ def main() -> None:
     write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
                       force=True)  # fmt: skip
     assert cryomath(["reconstruct", str(sim / "particles.star"), "--out", str(out / "truth"),
-                     "--halves", "--force", "--json"]) == 0  # fmt: skip
+                     "--halves", "--device", args.device, "--force", "--json"]) == 0  # fmt: skip
     rec = out / "truth"
-    result = {"particles": args.n, "pixel_size_angstrom": pixel,
+    result = {"particles": args.n, "pixel_size_angstrom": pixel, "device": args.device,
               "efficient_median_error_degrees": efficient_median_error(table, truth_map, pixel,
                                                                        0.05),
               "true_poses": map_scores(rec / "full.mrc", rec / "half1.mrc", rec / "half2.mrc",
@@ -118,8 +120,8 @@ def main() -> None:
     start = time.perf_counter()
     assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
                      "--particle-diameter", str(0.9 * 48 * pixel), "--max-iterations",
-                     str(args.max_iterations), "--out", str(out / "cryomath"), "--force",
-                     "--json"]) == 0  # fmt: skip
+                     str(args.max_iterations), "--out", str(out / "cryomath"), "--device",
+                     args.device, "--force", "--json"]) == 0  # fmt: skip
     seconds = time.perf_counter() - start
     ours = out / "cryomath"
     found = read_particles(ours / "particles.star", allow_unknown_columns=True)
