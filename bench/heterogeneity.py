@@ -6,8 +6,7 @@ adjusted Rand index of 2-means states, time; FSC-AUC of the per-state maps (dire
 of each found state's particles) against the true ones.
 
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
-        [--device cuda]
-                                  [--methods ppca,covariance,vae,cryodrgn]
+                                  [--methods ppca,covariance,vae,cryodrgn] [--device cuda]
                                   [--vae-beta 1] [--cryodrgn-args "..."] [--cryodrgn PATH]
                                   [--out DIR]
 
