@@ -183,6 +183,35 @@ def test_abinitio_writes_its_outputs_and_continues_exactly(particles, representa
     assert np.array_equal(a, b)
 
 
+def test_a_continued_abinitio_keeps_its_schedule_and_refuses_changed_options(particles, tmp_path,
+                                                                           capsys):  # fmt: skip
+    """A run planned for 3 iterations and continued to 5: its first 3 log lines are those of
+    the 3-iteration run (the schedule is fixed at the start, not stretched to 5), iterations 4
+    and 5 go on at the last minibatch (150) and band (the 3rd's); continuing with another
+    minibatch size is one line naming the option, and the checkpoint is untouched."""
+    from cryomath.cli import main
+
+    run = ["abinitio", str(particles), "--initial-batch", "60", "--final-batch", "150",
+           "--healpix-order", "1", "--out", str(tmp_path / "a"), "--json"]  # fmt: skip
+    assert main([*run, "--iterations", "3"]) == 0
+    first = json.loads((tmp_path / "a" / "iterations.json").read_text())["iterations"]
+    checkpoint = (tmp_path / "a" / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    changed = [*run[:2], "--initial-batch", "90", *run[4:], "--iterations", "5", "--continue",
+               "--force"]  # fmt: skip
+    assert main(changed) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--initial-batch 90 (the run's: 60)" in error, error
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == checkpoint
+    assert main([*run, "--iterations", "5", "--continue"]) == 0
+    lines = json.loads((tmp_path / "a" / "iterations.json").read_text())["iterations"]
+    keys = ("particles", "max_shell", "mean_log_likelihood")
+    assert [[line[k] for k in keys] for line in lines[:3]] == [[line[k] for k in keys]
+                                                               for line in first]  # fmt: skip
+    assert [line["particles"] for line in lines] == [60, 105, 150, 150, 150]
+    assert [line["max_shell"] for line in lines[2:]] == [first[2]["max_shell"]] * 3
+
+
 def test_abinitio_halves_are_two_independent_runs_and_their_fsc(particles, tmp_path, capsys):
     """``--halves`` on the 400 particles, 2 iterations: the file's halves (``rlnRandomSubset``,
     as refinement takes them); each half's map is exactly what a plain run on that half's

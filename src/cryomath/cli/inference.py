@@ -329,7 +329,13 @@ def abinitio(
     particles: Annotated[Path, typer.Argument(help="Particles (.star, .cs) with CTFs")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("abinitio"),
     classes: Annotated[int, typer.Option(help="Number of classes")] = 1,
-    iterations: Annotated[int, typer.Option(help="Minibatch iterations")] = 60,
+    iterations: Annotated[
+        int,
+        typer.Option(
+            help="Minibatch iterations (with --continue: where to stop; the "
+            "schedule stays the run's, its last step repeated past it)"
+        ),
+    ] = 60,
     initial_batch: Annotated[int, typer.Option(help="First minibatch (particles)")] = 90,
     final_batch: Annotated[int, typer.Option(help="Last minibatch (particles)")] = 300,
     initial_resolution: Annotated[float, typer.Option(help="First band limit (A)")] = 35.0,

@@ -159,11 +159,13 @@ class AbInitioState:
     history: list[dict] = field(default_factory=list)
     snapshots: dict = field(default_factory=dict)  # iteration -> (K, 3, n, n) central slices
     fields: list[NeuralVolume] | None = None  # representation "neural": the K maps
+    settings: AbInitioSettings | None = None  # those it started with: its schedule (--continue)
 
 
 def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
-    """``(minibatch size, last shell scored)`` of ``iteration`` (0-based): both linear."""
-    t = iteration / max(settings.iterations - 1, 1)
+    """``(minibatch size, last shell scored)`` of ``iteration`` (0-based): both linear, then
+    (a run continued past its planned ``iterations``) the last ones."""
+    t = min(iteration / max(settings.iterations - 1, 1), 1.0)
     size = round(settings.initial_batch + (settings.final_batch - settings.initial_batch) * t)
     first = shell_of(settings.initial_resolution_angstrom, n, voxel)
     last = shell_of(settings.final_resolution_angstrom, n, voxel)
@@ -222,7 +224,7 @@ def start_abinitio(table, settings: AbInitioSettings, dtype=torch.float32, devic
     fractions = np.full(settings.classes, 1 / settings.classes)
     return AbInitioState(0, maps, voxel, torch.zeros(shape, dtype=torch.complex128),
                          torch.zeros(shape, dtype=torch.float64), fractions, noise,
-                         particles, fields=fields)  # fmt: skip
+                         particles, fields=fields, settings=settings)  # fmt: skip
 
 
 def abinitio_iteration(table, state: AbInitioState, settings: AbInitioSettings,

@@ -10,6 +10,7 @@ frame and hand, in which its particles' poses are), ``half_fsc.png`` (their FSC,
 aligned onto the first, as the run went) and ``rlnRandomSubset`` in ``particles.star``.
 """
 
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -55,6 +56,7 @@ def run_abinitio(
     kind, start, iterate = AbInitioState, start_abinitio, abinitio_iteration
     if settings.halves:
         kind, start, iterate = HalfRuns, start_half_runs, half_runs_iteration
+    planned = settings
     if resume:
         state = load_checkpoint(out)
         if not isinstance(state, kind) or len(state.particles.classes) != table.n:
@@ -62,12 +64,30 @@ def run_abinitio(
         classes = state.runs[0].maps.shape[0] if settings.halves else state.maps.shape[0]
         if classes != settings.classes:
             raise InvalidInputError(f"the checkpoint has {classes} classes")
+        planned = kept_settings(state.runs[0] if settings.halves else state, settings)
     else:
         state = start(table, settings, dtype, device)
     return iterate_with_checkpoints(
         state, out, lambda s: s.iteration < settings.iterations,
-        lambda s: iterate(table, s, settings, dtype, device, progress), on_iteration,
+        lambda s: iterate(table, s, planned, dtype, device, progress), on_iteration,
     )  # fmt: skip
+
+
+def kept_settings(state: AbInitioState, settings: AbInitioSettings) -> AbInitioSettings:
+    """The settings a continued run goes on with: those it started with (its schedule of
+    minibatches and bands is fixed at the start; past its planned iterations it goes on with
+    the last), with this call's ``batch_size``; ``settings.iterations`` only says where to
+    stop. Any other option changed since the start is refused, naming it."""
+    if state.settings is None:  # a checkpoint from before the settings were kept
+        return settings
+    changed = [f"--{f.name.replace('_', '-')} {getattr(settings, f.name)} (the run's: "
+               f"{getattr(state.settings, f.name)})" for f in fields(settings)
+               if f.name not in ("iterations", "batch_size")
+               and getattr(settings, f.name) != getattr(state.settings, f.name)]  # fmt: skip
+    if changed:
+        raise InvalidInputError(f"--continue goes on with the run's settings; changed: "
+                                f"{', '.join(changed)}")  # fmt: skip
+    return replace(state.settings, batch_size=settings.batch_size)
 
 
 def write_abinitio(table, state: AbInitioState | HalfRuns, out: Path, title: str, force: bool,
