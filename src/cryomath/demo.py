@@ -21,7 +21,7 @@ structure (de novo), on a bundled model, with a figure per stage.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,12 +105,14 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     table = read_particles(out / "particles" / "particles.star")
     known = reconstruct_particles(table, device=device).to("cpu")
     timings = {"simulation": time.perf_counter() - started}
+    # what the inference sees: the images and CTFs, not the true poses or offsets
+    blind = replace(table, rotations=None, origins_angstrom=None)
 
     clock = time.perf_counter()
-    initial = _abinitio(table, out / "abinitio", s, force, report, device)
+    initial = _abinitio(blind, out / "abinitio", s, force, report, device)
     timings["abinitio"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    refined, poses, bfactor = _refine(table, initial, voxel, out / "refine", s, force, report,
+    refined, poses, bfactor = _refine(blind, initial, voxel, out / "refine", s, force, report,
                                       device)  # fmt: skip
     timings["refine"] = time.perf_counter() - clock
 
@@ -208,8 +210,6 @@ def _refine(table, initial, voxel, folder: Path, s: DemoSettings, force, report,
 
 
 def _figures(out, truth, moved, curves, known_curve, table, settings, force):
-    from dataclasses import replace
-
     from cryomath.ctf import compute_ctf, ctf_aliasing_frequency
     from cryomath.fourier.grids import fftfreq_grid
     from cryomath.imaging import iter_batches, predict_images
