@@ -201,7 +201,7 @@ def test_a_continued_abinitio_keeps_its_schedule_and_refuses_changed_options(par
                "--force"]  # fmt: skip
     assert main(changed) == 1
     error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "--initial-batch 90 (the run's: 60)" in error, error
+    assert error.count("\n") == 0 and "initial_batch 90 (the run's: 60)" in error, error
     assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == checkpoint
     assert main([*run, "--iterations", "5", "--continue"]) == 0
     lines = json.loads((tmp_path / "a" / "iterations.json").read_text())["iterations"]

@@ -80,7 +80,7 @@ def kept_settings(state: AbInitioState, settings: AbInitioSettings) -> AbInitioS
     stop. Any other option changed since the start is refused, naming it."""
     if state.settings is None:  # a checkpoint from before the settings were kept
         return settings
-    changed = [f"--{f.name.replace('_', '-')} {getattr(settings, f.name)} (the run's: "
+    changed = [f"{f.name} {getattr(settings, f.name)} (the run's: "
                f"{getattr(state.settings, f.name)})" for f in fields(settings)
                if f.name not in ("iterations", "batch_size")
                and getattr(settings, f.name) != getattr(state.settings, f.name)]  # fmt: skip
