@@ -2,8 +2,9 @@
 with known poses and CTFs; cryomath's PPCA and covariance (``cryomath variability --method``)
 and its VAE (``cryomath train-vae``), and cryoDRGN 4.3.1's VAE (``cryodrgn train_vae``, CPU,
 its own virtual environment); latent correlation with the true trajectory coordinate,
-adjusted Rand index of 2-means states, time; FSC-AUC of the per-state maps (direct inversion
-of each found state's particles) against the true ones.
+adjusted Rand index of 2-means states, time, peak resident memory (ours: this process's,
+reset before each method; cryoDRGN: its largest subprocess's); FSC-AUC of the per-state maps
+(direct inversion of each found state's particles) against the true ones.
 
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
                                   [--methods ppca,covariance,vae,cryodrgn] [--device cuda]
@@ -21,6 +22,7 @@ weights. cryoDRGN: ``parse_pose_star``, ``parse_ctf_star``, ``train_vae --zdim 1
 import argparse
 import json
 import pickle
+import resource
 import shutil
 import subprocess
 import time
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import peak_memory_mb, reset_peak_memory
 
 from cryomath.demo import BUNDLED_MODEL
 from cryomath.heterogeneity import adjusted_rand_index, fsc_auc, kmeans, latent_correlation
@@ -65,7 +68,7 @@ def latent_neighbourhoods(latent: np.ndarray, states: np.ndarray, n_states: int)
 
 
 def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
-                 extra: list[str]) -> tuple[np.ndarray, float, str]:  # fmt: skip
+                 extra: list[str]) -> tuple[np.ndarray, float, float, str]:  # fmt: skip
     star = folder / "particles.star"
     out = folder / "cryodrgn"
     shutil.rmtree(out, ignore_errors=True)
@@ -82,19 +85,23 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
     for step in steps:
         subprocess.run(step, check=True, capture_output=True)
     seconds = time.perf_counter() - start
+    # the largest child's peak (train_vae's: the parsing steps are small)
+    memory = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with open(out / "z.pkl", "rb") as handle:  # the final epoch's
         z = pickle.load(handle)
-    return np.asarray(z), seconds, " && ".join(" ".join(s) for s in steps)
+    return np.asarray(z), seconds, memory, " && ".join(" ".join(s) for s in steps)
 
 
 def ours(folder: Path, method: str, epochs: int, beta: float, device: str = "cpu"
-         ) -> tuple[np.ndarray, float]:  # fmt: skip
-    """The latents of cryomath's ``method`` (``ppca``, ``covariance`` or ``vae``) and its time."""
+         ) -> tuple[np.ndarray, float, float]:  # fmt: skip
+    """The latents of cryomath's ``method`` (``ppca``, ``covariance`` or ``vae``), its time and
+    its peak resident memory (MB; this process's, reset before it starts)."""
     from cryomath.heterogeneity.neural import NeuralSettings
     from cryomath.pipelines.neural import train_neural_model
 
     table = read_particles(folder / "particles.star")
     out = folder / method
+    reset_peak_memory()
     start = time.perf_counter()
     if method == "vae":
         train_neural_model(table, out, NeuralSettings(epochs=epochs, beta=beta), device=device,
@@ -104,7 +111,7 @@ def ours(folder: Path, method: str, epochs: int, beta: float, device: str = "cpu
                                        iterations=15 if method == "ppca" else None)  # fmt: skip
         analyse_variability(table, out, settings, device=device, force=True)
     seconds = time.perf_counter() - start
-    return np.load(out / "latent.npy"), seconds
+    return np.load(out / "latent.npy"), seconds, peak_memory_mb()
 
 
 def main() -> None:
@@ -142,14 +149,15 @@ def main() -> None:
         row, latents = {}, {}
         for method in methods:
             if method == "cryodrgn":
-                latents[method], seconds, command = run_cryodrgn(
+                latents[method], seconds, memory, command = run_cryodrgn(
                     args.cryodrgn, folder, args.epochs, args.cryodrgn_args.split()
                 )
                 row["cryodrgn command"] = command
             else:
-                latents[method], seconds = ours(folder, method, args.epochs, args.vae_beta,
-                                                args.device)  # fmt: skip
+                latents[method], seconds, memory = ours(folder, method, args.epochs,
+                                                        args.vae_beta, args.device)  # fmt: skip
             row[f"{method} seconds"] = seconds
+            row[f"{method} peak memory MB"] = memory
         if trajectory:  # the particles' nearest trajectory frames, and their own maps
             nearest = np.rint(truth.coordinate * (len(volumes) - 1)).astype(np.int64)
             oracle = maps_of(table, nearest == np.arange(len(volumes))[:, None])

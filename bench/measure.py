@@ -1,7 +1,8 @@
-"""Code shared by the benchmarks: resident-memory probes (Linux /proc) for their subprocesses,
-and the best-of-N wall time of a call on a device."""
+"""Code shared by the benchmarks: resident-memory probes (Linux /proc) for their subprocesses
+and for a stretch of this process, and the best-of-N wall time of a call on a device."""
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -15,6 +16,20 @@ def hwm_mb():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 """
+
+
+def reset_peak_memory() -> None:
+    """Linux: this process's peak resident memory (VmHWM) starts again from its current size,
+    so that :func:`peak_memory_mb` afterwards is the peak of what ran in between."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory (VmHWM, Linux) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def best_seconds(fn, device: torch.device, repeat: int) -> float:
