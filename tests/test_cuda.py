@@ -173,11 +173,11 @@ def _inference_outputs(star: str, device: str, out) -> dict[str, np.ndarray]:
     """``refine`` (2 iterations from the model), ``class2d`` (2 classes, 3 iterations) and grid
     ``abinitio`` (3 iterations) on ``device``: their maps, poses and classes."""
     from tests.test_abinitio import _MODEL
+    from tests.test_inference_em import _refine
 
     common = ["--device", device, "--json"]
-    assert main(["refine", star, "--reference", str(_MODEL), "--healpix-order", "1",
-                 "--local-from-order", "3", "--max-order", "3", "--offset-range", "2",
-                 "--max-iterations", "2", "--out", str(out / "refine"), *common]) == 0  # fmt: skip
+    assert _refine([star, "--reference", str(_MODEL), "--max-iterations", "2", "--out",
+                    str(out / "refine"), "--device", device]) == 0  # fmt: skip
     assert main(["class2d", star, "--classes", "2", "--iterations", "3",
                  "--out", str(out / "class2d"), *common]) == 0  # fmt: skip
     assert main(["abinitio", star, "--iterations", "3", "--initial-batch", "60", "--final-batch",

@@ -158,10 +158,16 @@ class AbInitioState:
     settings: AbInitioSettings | None = None  # those it started with: its schedule (--continue)
 
 
+def run_fraction(settings: AbInitioSettings, iteration: int) -> float:
+    """How far ``iteration`` (0-based) is through the planned run: 0 to 1, and 1 past it (a
+    run continued beyond its planned ``iterations``)."""
+    return min(iteration / max(settings.iterations - 1, 1), 1.0)
+
+
 def schedule(settings: AbInitioSettings, iteration: int, n: int, voxel: float):
-    """``(minibatch size, last shell scored)`` of ``iteration`` (0-based): both linear, then
-    (a run continued past its planned ``iterations``) the last ones."""
-    t = min(iteration / max(settings.iterations - 1, 1), 1.0)
+    """``(minibatch size, last shell scored)`` of ``iteration`` (0-based): both linear in
+    :func:`run_fraction`, so the last ones past the planned run."""
+    t = run_fraction(settings, iteration)
     size = round(settings.initial_batch + (settings.final_batch - settings.initial_batch) * t)
     first = shell_of(settings.initial_resolution_angstrom, n, voxel)
     last = shell_of(settings.final_resolution_angstrom, n, voxel)
@@ -301,7 +307,7 @@ def _reset_inactive_class(table, state: AbInitioState, settings: AbInitioSetting
     at their poses to the current band; no momentum; the two classes share the fraction.
     Returns ``[restarted, from]`` (1-based), or None."""
     k_classes, n = len(state.class_fractions), state.maps.shape[-1]
-    t = state.iteration / max(settings.iterations - 1, 1)
+    t = run_fraction(settings, state.iteration)
     if k_classes < 2 or not 1 / 6 <= t <= 5 / 6:
         return None
     low, high = int(np.argmin(state.class_fractions)), int(np.argmax(state.class_fractions))
