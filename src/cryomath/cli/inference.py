@@ -123,6 +123,10 @@ def refine(
     auto_resol_angles: Annotated[
         bool, typer.Option(help="Finer sampling as the resolution needs it (RELION 4)")
     ] = False,
+    leave_out_groups: Annotated[
+        int, typer.Option(help="Local searches score each image against its half's map without "
+                          "its 1/G of the half (1: RELION's own half map)")
+    ] = 8,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -153,6 +157,7 @@ def refine(
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
         tau2_fudge=tau2_fudge, scale_correction=scale, dose_e_per_a2=dose,
         ignore_angle_changes=auto_ignore_angles, resolution_based_angles=auto_resol_angles,
+        leave_out_groups=leave_out_groups,
     )  # fmt: skip
     writable_directory(out)
     with (

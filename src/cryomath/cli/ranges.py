@@ -84,6 +84,7 @@ RANGES: dict[str, Range] = {
     "--initial-resolution": _f(0.01, 1000),  # Angstrom
     "--iterations": _i(1, 10_000),
     "--learning-rate": _f(1e-8, 1),
+    "--leave-out-groups": _i(1, 1000),
     "--local-from-order": _i(0, 8),
     "--local-motion": _f(0, 1000),  # pixels
     "--mass-query": _f(1e-3, 1e7),  # kDa

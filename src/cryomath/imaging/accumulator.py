@@ -8,6 +8,7 @@ with z, y fft-shifted (``projection.prepare_volume``'s layout), for a volume of 
 every frequency of an image counts once with its Friedel mate.
 """
 
+import copy
 import math
 
 import torch
@@ -99,6 +100,18 @@ class FourierAccumulator:
         come from another device)."""
         self.sums += other.sums.to(self.sums.device)
         self.count += other.count
+
+    def subtract(self, other: "FourierAccumulator") -> None:
+        """Take another accumulator's sums out (a map without those images: a leave-out
+        reconstruction)."""
+        self.sums -= other.sums.to(self.sums.device)
+        self.count -= other.count
+
+    def copy(self) -> "FourierAccumulator":
+        """An independent copy."""
+        twin = copy.copy(self)
+        twin.sums = self.sums.clone()
+        return twin
 
     def to(self, device: str | torch.device) -> "FourierAccumulator":
         """Move the sums to ``device`` (in place; returns ``self``)."""

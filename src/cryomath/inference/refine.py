@@ -26,6 +26,16 @@ finer step than the grid's, except into the first local order);
 the final map is the inversion of both halves' sums together, regularised by their FSC (the
 joined reconstruction).
 
+Local searches score each image against its half's map *without its own group*
+(``leave_out_groups`` G, default 8; 1 gives RELION's own half map): each half's particles are
+split into G interleaved groups, each group's sums are kept apart in the M-step, and group g's
+reference is the half's sums less group g's, inverted with the same FSC prior. An image's own
+noise, inserted at its current pose, otherwise makes that pose look right and pins it there (on
+the default demo's 800 particles a local pass moves 31 % of poses against the own half map,
+87 % against the other half's); the halves stay independent, and the reference keeps
+(G - 1) / G of the half's strength. The first local iteration uses the half maps (the global
+passes keep no groups: their sums are per shared orientation).
+
 Local searches start at order 3 by default, one order before RELION's: a global order-3 pass
 with oversampling holds the projections of all 294,912 order-4 children, 15 GB and more than
 ten minutes for 2,000 particles of 48^2 (measured), while the order-2 passes before it already
@@ -86,6 +96,7 @@ class RefineSettings:
     dose_e_per_a2: float | None = None  # Poisson scores of counting images; no --scale then
     ignore_angle_changes: bool = False  # [--auto_ignore_angles] (RELION 4): finer on resolution
     resolution_based_angles: bool = False  # [--auto_resol_angles] (RELION 4)
+    leave_out_groups: int = 8  # local searches score against maps without the image's group
 
     def check(self) -> None:
         checks = [
@@ -98,6 +109,7 @@ class RefineSettings:
             ("max_significant", self.max_significant >= 1),
             ("batch_size", self.batch_size >= 1),
             ("tau2_fudge", self.tau2_fudge > 0),
+            ("leave_out_groups", self.leave_out_groups >= 1),
             ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0),
         ]
         check_settings(self, checks)
@@ -122,6 +134,7 @@ class RefineState:
     smallest_change_degrees: float = math.inf  # the poses' smallest mean change at this order
     converged: bool = False
     group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
+    left_out: torch.Tensor | None = None  # (2, G, n, n, n): each half without each group
     history: list[dict] = field(default_factory=list)
 
 
@@ -189,22 +202,37 @@ def refine_iteration(
     group = point_group(settings.symmetry, dtype=torch.float64, device=device)
     radius = particle_radius_px(settings.particle_diameter_angstrom, n, voxel)
     mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
-    sums = PassSums({})
+    groups = 1
+    if state.sampling.local:  # no more groups than either half has particles
+        groups = min(settings.leave_out_groups, *(int(np.sum(state.halves == h)) for h in (1, 2)))
+    previous = state.left_out if groups > 1 and _has_groups(state.left_out, groups) else None
+    parts: dict[tuple[int, int], PassSums] = {}
     for h in (1, 2):
-        rows = np.flatnonzero(state.halves == h)
-        refs = References(state.maps[h - 1 : h].to(device) * mask, voxel,
-                          torch.zeros(1, dtype=dtype, device=device))  # fmt: skip
-        passes(
-            table, rows, state.halves, refs, state.particles, state.sampling, state.noise, sums,
-            offset_sigma_px=state.offset_sigma_px, group=group,
-            batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
-            group_scales=state.group_scales,
-        )  # fmt: skip
+        for g, rows in enumerate(_groups(state.halves, h, groups)):
+            reference = state.maps[h - 1] if previous is None else previous[h - 1, g]
+            refs = References(reference[None].to(device) * mask, voxel,
+                              torch.zeros(1, dtype=dtype, device=device))  # fmt: skip
+            parts[h, g] = PassSums({})
+            passes(
+                table, rows, state.halves, refs, state.particles, state.sampling, state.noise,
+                parts[h, g], offset_sigma_px=state.offset_sigma_px, group=group,
+                batch_size=settings.batch_size, dtype=dtype, device=device, progress=progress,
+                group_scales=state.group_scales,
+            )  # fmt: skip
+    if {key for p in parts.values() for key in p.accumulators} != {(0, 1), (0, 2)}:
+        raise InvalidInputError("both gold-standard halves need particles")
+    left_out = _left_out_maps(parts, state.fsc, settings.tau2_fudge) if groups > 1 else None
+    sums = PassSums({})
+    for part in parts.values():
+        sums.merge(part)
     if settings.scale_correction:
         state.group_scales = sums.group_scales()
-    if set(sums.accumulators) != {(0, 1), (0, 2)}:
-        raise InvalidInputError("both gold-standard halves need particles")
     halves = half_maps(sums, state.fsc, tau2_fudge=settings.tau2_fudge)
+    if left_out is not None:  # joined at low resolution with the other half, as the halves
+        joined = (left_out + halves.flip(0)[:, None]) / 2
+        left_out = with_low_shells(left_out, joined, voxel, settings.join_below_angstrom)
+        left_out = left_out.to(state.maps.dtype).cpu()
+    state.left_out = left_out
     halves = join_low_resolution(halves, voxel, settings.join_below_angstrom)
     curve = band_limited(fourier_shell_correlation(halves[0], halves[1], voxel), state.band_shell)
     state.maps, state.fsc = halves.to(state.maps.dtype).cpu(), curve.fsc.cpu()
@@ -233,25 +261,56 @@ def half_maps(sums: PassSums, fsc: torch.Tensor | None, k: int = 0,
               tau2_fudge: float = 1.0) -> torch.Tensor:  # fmt: skip
     """Class ``k``'s two half maps ``(2, n, n, n)``, each regularised per shell by the last FSC
     (a unit prior weight at first: RELION's tau2 from the FSC, times ``tau2_fudge``)."""
+    return torch.stack([_inverted(sums.accumulators[(k, h)], fsc, tau2_fudge) for h in (1, 2)])
+
+
+def _inverted(acc, fsc: torch.Tensor | None, tau2_fudge: float) -> torch.Tensor:
+    if fsc is None:
+        return invert(acc, prior_weight=1.0)
+    return invert(acc, half_map_fsc=fsc.to(acc.weights.device), tau2_fudge=tau2_fudge)
+
+
+def _groups(halves: np.ndarray, h: int, groups: int) -> list[np.ndarray]:
+    """Half ``h``'s rows in ``groups`` interleaved groups."""
+    rows = np.flatnonzero(halves == h)
+    return [rows[g::groups] for g in range(groups)]
+
+
+def _has_groups(left_out: torch.Tensor | None, groups: int) -> bool:
+    return left_out is not None and left_out.shape[1] == groups
+
+
+def _left_out_maps(parts: dict, fsc: torch.Tensor | None, tau2_fudge: float) -> torch.Tensor:
+    """``(2, G, n, n, n)``: each half's map from its sums less each group's (``parts[(half,
+    group)]``: the groups' sums), regularised as the half maps."""
     maps = []
     for h in (1, 2):
-        acc = sums.accumulators[(k, h)]
-        if fsc is None:
-            maps.append(invert(acc, prior_weight=1.0))
-        else:
-            maps.append(invert(acc, half_map_fsc=fsc.to(acc.weights.device),
-                               tau2_fudge=tau2_fudge))  # fmt: skip
-    return torch.stack(maps)
+        own = [p.accumulators[(0, h)] for (half, _), p in sorted(parts.items()) if half == h]
+        total = own[0].copy()
+        for acc in own[1:]:
+            total.merge(acc)
+        for acc in own:
+            left = total.copy()
+            left.subtract(acc)
+            maps.append(_inverted(left, fsc, tau2_fudge))
+    return torch.stack(maps).unflatten(0, (2, -1))
 
 
 def join_low_resolution(halves: torch.Tensor, voxel: float, below_angstrom: float):
     """``halves (2, n, n, n)`` with their Fourier components below ``below_angstrom`` (shells
     up to ``n voxel / below``) replaced by the halves' mean (RELION's
     ``--low_resol_join_halves``: both halves see the same low-resolution map)."""
-    n = halves.shape[-1]
-    f = fft_nd(halves, 3, rfft=True)
-    low = shell_index((n, n, n), device=halves.device) <= shell_of(below_angstrom, n, voxel)
-    f[:, low] = f[:, low].mean(0, keepdim=True)
+    return with_low_shells(halves, halves.mean(0), voxel, below_angstrom)
+
+
+def with_low_shells(maps: torch.Tensor, source: torch.Tensor, voxel: float,
+                    below_angstrom: float) -> torch.Tensor:  # fmt: skip
+    """``maps (..., n, n, n)`` with their Fourier components below ``below_angstrom`` those of
+    ``source`` (broadcast to ``maps``)."""
+    n = maps.shape[-1]
+    f = fft_nd(maps, 3, rfft=True)
+    low = shell_index((n, n, n), device=maps.device) <= shell_of(below_angstrom, n, voxel)
+    f[..., low] = fft_nd(source, 3, rfft=True)[..., low]
     return ifft_nd(f, (n, n, n), rfft=True)
 
 
