@@ -163,10 +163,16 @@ def test_a_bad_scheduler_value_is_one_clear_error(tmp_path, capsys):
 def test_refinement_passes_on_dask_equal_the_single_process_ones(client, volume, tmp_path):
     """``refine --scheduler``: an iteration whose expectation passes run on two workers (chunks
     of one batch, their sums added in a tree) gives the poses and half maps of the in-process
-    iteration (float32 sums added in another order: 1e-4)."""
+    iteration (float32 sums added in another order: 1e-4); so do two local iterations after it,
+    with their per-group passes and leave-out maps."""
     import copy
 
-    from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
+    from cryomath.inference.refine import (
+        RefineSettings,
+        refine_iteration,
+        sampling_for,
+        start_refinement,
+    )
     from cryomath.pipelines.expectation import dask_expectation
 
     simulate_dataset(volume, tmp_path, _settings(n=128, shard=128))
@@ -181,3 +187,15 @@ def test_refinement_passes_on_dask_equal_the_single_process_ones(client, volume,
     error = float((local.maps - spread.maps).abs().max() / local.maps.abs().max())
     assert error <= 1e-4
     assert np.allclose(local.particles.log_likelihood, spread.particles.log_likelihood, rtol=1e-4)
+    # local searches, each image against its half's map without its group (the second
+    # iteration scores against the first's leave-out maps)
+    n = volume.shape[-1]
+    for state in (local, spread):
+        state.sampling = sampling_for(settings, 3, 1.0, 0.5, state.band_shell, n, 3.0)
+    for _ in range(2):
+        refine_iteration(table, local, settings)
+        refine_iteration(table, spread, settings, passes=dask_expectation(client, chunk_size=32))
+    same = np.abs(local.particles.rotations - spread.particles.rotations).max((1, 2)) < 1e-6
+    assert same.mean() >= 0.98 and local.left_out.shape == (2, 8, n, n, n)
+    scale = local.left_out.abs().max()
+    assert float((local.left_out - spread.left_out).abs().max() / scale) <= 1e-4

@@ -124,8 +124,11 @@ def refine(
         bool, typer.Option(help="Finer sampling as the resolution needs it (RELION 4)")
     ] = False,
     leave_out_groups: Annotated[
-        int, typer.Option(help="Local searches score each image against its half's map without "
-                          "its 1/G of the half (1: RELION's own half map)")
+        int,
+        typer.Option(
+            help="Local searches: each image against its half's map without its "
+            "group, 1/G of the half (1: RELION's own half map)"
+        ),
     ] = 8,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
