@@ -27,14 +27,11 @@ the final map is the inversion of both halves' sums together, regularised by the
 joined reconstruction).
 
 Local searches score each image against its half's map *without its own group*
-(``leave_out_groups`` G, default 8; 1 gives RELION's own half map): each half's particles are
-split into G interleaved groups, each group's sums are kept apart in the M-step, and group g's
-reference is the half's sums less group g's, inverted with the same FSC prior. An image's own
-noise, inserted at its current pose, otherwise makes that pose look right and pins it there (on
-the default demo's 800 particles a local pass moves 31 % of poses against the own half map,
-87 % against the other half's); the halves stay independent, and the reference keeps
-(G - 1) / G of the half's strength. The first local iteration uses the half maps (the global
-passes keep no groups: their sums are per shared orientation).
+(``leave_out_groups`` G, default 8; 1 gives RELION's own half map; ``inference.leave_out``
+says why): group g's reference is the half's sums less group g's, inverted with the same FSC
+prior and joined at low resolution with the other half. The first local iteration uses the half
+maps (the global passes keep no groups: their sums are per shared orientation); each
+iteration's log line says how many groups it used (fewer where memory is short).
 
 Local searches start at order 3 by default, one order before RELION's: a global order-3 pass
 with oversampling holds the projections of all 294,912 order-4 children, 15 GB and more than
@@ -66,6 +63,7 @@ from cryomath.inference.expectation import (
     particle_radius_px,
 )
 from cryomath.inference.greyscale import greyscale_factor
+from cryomath.inference.leave_out import affordable_groups, group_rows, left_out_maps
 from cryomath.inference.sampling import Sampling, coarse_shell
 from cryomath.reconstruction.direct import invert
 from cryomath.reconstruction.halves import HalfMaps, half_subsets
@@ -205,10 +203,13 @@ def refine_iteration(
     groups = 1
     if state.sampling.local:  # no more groups than either half has particles
         groups = min(settings.leave_out_groups, *(int(np.sum(state.halves == h)) for h in (1, 2)))
-    previous = state.left_out if groups > 1 and _has_groups(state.left_out, groups) else None
+        groups = affordable_groups(groups, n, dtype, device)
+    previous = state.left_out
+    if groups == 1 or previous is None or previous.shape[1] != groups:
+        previous = None
     parts: dict[tuple[int, int], PassSums] = {}
     for h in (1, 2):
-        for g, rows in enumerate(_groups(state.halves, h, groups)):
+        for g, rows in enumerate(group_rows(state.halves, h, groups)):
             reference = state.maps[h - 1] if previous is None else previous[h - 1, g]
             refs = References(reference[None].to(device) * mask, voxel,
                               torch.zeros(1, dtype=dtype, device=device))  # fmt: skip
@@ -221,7 +222,9 @@ def refine_iteration(
             )  # fmt: skip
     if {key for p in parts.values() for key in p.accumulators} != {(0, 1), (0, 2)}:
         raise InvalidInputError("both gold-standard halves need particles")
-    left_out = _left_out_maps(parts, state.fsc, settings.tau2_fudge) if groups > 1 else None
+    left_out = None
+    if groups > 1:
+        left_out = left_out_maps(parts, lambda acc: _inverted(acc, state.fsc, settings.tau2_fudge))
     sums = PassSums({})
     for part in parts.values():
         sums.merge(part)
@@ -243,7 +246,7 @@ def refine_iteration(
     state.noise = merged_noise(state.noise, sums.noise.result(), state.band_shell)
     state.offset_sigma_px = max(offset_sigma(sums), 0.5)
     state.iteration += 1
-    line = _log_line(state, curve, voxel, n)
+    line = _log_line(state, curve, voxel, n) | {"leave_out_groups": groups}
     update_sampling(state, settings, curve, n, voxel)
     state.history.append(line)
     return line
@@ -268,32 +271,6 @@ def _inverted(acc, fsc: torch.Tensor | None, tau2_fudge: float) -> torch.Tensor:
     if fsc is None:
         return invert(acc, prior_weight=1.0)
     return invert(acc, half_map_fsc=fsc.to(acc.weights.device), tau2_fudge=tau2_fudge)
-
-
-def _groups(halves: np.ndarray, h: int, groups: int) -> list[np.ndarray]:
-    """Half ``h``'s rows in ``groups`` interleaved groups."""
-    rows = np.flatnonzero(halves == h)
-    return [rows[g::groups] for g in range(groups)]
-
-
-def _has_groups(left_out: torch.Tensor | None, groups: int) -> bool:
-    return left_out is not None and left_out.shape[1] == groups
-
-
-def _left_out_maps(parts: dict, fsc: torch.Tensor | None, tau2_fudge: float) -> torch.Tensor:
-    """``(2, G, n, n, n)``: each half's map from its sums less each group's (``parts[(half,
-    group)]``: the groups' sums), regularised as the half maps."""
-    maps = []
-    for h in (1, 2):
-        own = [p.accumulators[(0, h)] for (half, _), p in sorted(parts.items()) if half == h]
-        total = own[0].copy()
-        for acc in own[1:]:
-            total.merge(acc)
-        for acc in own:
-            left = total.copy()
-            left.subtract(acc)
-            maps.append(_inverted(left, fsc, tau2_fudge))
-    return torch.stack(maps).unflatten(0, (2, -1))
 
 
 def join_low_resolution(halves: torch.Tensor, voxel: float, below_angstrom: float):
