@@ -13,6 +13,8 @@ import torch
 
 from cryomath import so3
 from cryomath.cli import main
+from cryomath.imaging import FourierAccumulator
+from cryomath.inference.leave_out import affordable_groups
 from cryomath.inference.refine import (
     RefineSettings,
     refine_iteration,
@@ -107,3 +109,15 @@ def test_a_groups_reference_does_not_depend_on_its_own_images(kicked, tmp_path):
     assert float((maps[0][0] - maps[1][0]).abs().max()) < 1e-5 * scale
     for g in (1, 2, 3):
         assert float((maps[0][g] - maps[1][g]).abs().max()) > 0.05 * scale
+
+
+def test_the_groups_memory_is_their_accumulators():
+    """``affordable_groups`` counts each group's sums as an accumulator allocates them (its
+    ``sums.nbytes``; 808,452,096 bytes at box 256 in float32): every group fits at box 16,
+    none at box 4,096 (3.3 TB per group)."""
+    for n in (16, 33):
+        allocated = FourierAccumulator(n, 2.0, torch.float32).sums.nbytes
+        assert FourierAccumulator.sums_bytes(n, 2.0, torch.float32) == allocated
+    assert FourierAccumulator.sums_bytes(256, 2.0, torch.float32) == 512 * 512 * 257 * 3 * 4
+    assert affordable_groups(8, 16, torch.float32, None) == 8
+    assert affordable_groups(8, 4096, torch.float32, None) == 1

@@ -9,7 +9,6 @@ every frequency of an image counts once with its Friedel mate.
 """
 
 import copy
-import math
 
 import torch
 
@@ -44,10 +43,19 @@ class FourierAccumulator:
         shape = (self.n_pad, self.n_pad, self.n_pad // 2 + 1)
         channels = 3 if with_weights else 2
         # the sums, and as much again for the inversion that divides them
-        needed = 2 * channels * math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        needed = 2 * self.sums_bytes(n, pad_factor, dtype, with_weights)
         check_memory(needed, f"a Fourier accumulator of {self.n_pad}^3", device)
         self.sums = torch.zeros((1, channels, *shape), dtype=dtype, device=device)
         self.count = 0
+
+    @staticmethod
+    def sums_bytes(n: int, pad_factor: float = 2.0, dtype=torch.float64,
+                   with_weights: bool = True) -> int:  # fmt: skip
+        """The bytes of an accumulator's sums (without the inversion's copy)."""
+        n_pad = round(n * pad_factor)
+        channels = 3 if with_weights else 2
+        item = torch.empty((), dtype=dtype).element_size()
+        return channels * n_pad * n_pad * (n_pad // 2 + 1) * item
 
     @property
     def data(self) -> torch.Tensor:

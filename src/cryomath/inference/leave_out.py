@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from cryomath.devices import available_memory_bytes
+from cryomath.imaging import FourierAccumulator
 
 
 def group_rows(halves: np.ndarray, half: int, groups: int) -> list[np.ndarray]:
@@ -27,8 +28,7 @@ def affordable_groups(groups: int, n: int, dtype, device) -> int:
     """At most ``groups``: as many as fit in free memory with their sums (2 G accumulators
     padded to ``2 n``, and three more for the totals and an inversion; 808 MB each at box 256
     in float32); 1 (no leave-out) below 2."""
-    item = torch.empty((), dtype=dtype).element_size()
-    per_sums = 3 * item * (2 * n) ** 2 * (n + 1)
+    per_sums = FourierAccumulator.sums_bytes(n, 2.0, dtype)
     fits = int((available_memory_bytes(device) / per_sums - 3) // 2)
     return groups if fits >= groups else (fits if fits >= 2 else 1)
 
