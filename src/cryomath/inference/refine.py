@@ -30,8 +30,9 @@ Local searches score each image against its half's map *without its own group*
 (``leave_out_groups`` G, default 8; 1 gives RELION's own half map; ``inference.leave_out``
 says why): group g's reference is the half's sums less group g's, inverted with the same FSC
 prior and joined at low resolution with the other half. The first local iteration uses the half
-maps (the global passes keep no groups: their sums are per shared orientation); each
-iteration's log line says how many groups it used (fewer where memory is short).
+maps: the global passes are not split (each group would project the whole grid; on 2,000
+particles that took 60 % longer for the same poses, bench/RESULTS.md); each iteration's log
+line says how many groups it used (fewer where memory is short).
 
 Local searches start at order 3 by default, one order before RELION's: a global order-3 pass
 with oversampling holds the projections of all 294,912 order-4 children, 15 GB and more than
