@@ -205,8 +205,8 @@ def refine_iteration(
     if state.sampling.local:  # no more groups than either half has particles
         groups = min(settings.leave_out_groups, *(int(np.sum(state.halves == h)) for h in (1, 2)))
         groups = affordable_groups(groups, n, dtype, device)
-    previous = state.left_out
-    if groups == 1 or previous is None or previous.shape[1] != groups:
+    previous = state.left_out  # made by G > 1 groups: of no use to another count
+    if previous is not None and previous.shape[1] != groups:
         previous = None
     parts: dict[tuple[int, int], PassSums] = {}
     for h in (1, 2):
