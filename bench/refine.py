@@ -19,6 +19,15 @@ The floor: ``efficient_median_error_degrees``, the median rotation error an effi
 estimator would reach knowing the true map, CTFs, offsets' information and noise (the
 Cramér-Rao bound of ``imaging.fisher`` per particle). No refinement can beat it on average; the
 issue's 2-degree target is below it for the bundled N-domain at SNR 0.05 (2.2 degrees).
+
+The gold-standard oracle (``oracle``): the best a gold-standard refinement could do with these
+particles. Its references are fixed: the half maps the true poses give, regularised per shell
+by their FSC as ``refine``'s are, each half's particles scored against the *other* half's map
+(independent of their own noise, as a refinement's leave-out references are). It starts from
+the refinement's end (noise, offsets, scales, band) and runs ``refine``'s schedule of passes
+(global HEALPix order 2, then local orders 3, 4, 5, 5, RELION's offsets). Its median pose
+error and the map of its final poses bound what the refinement's own, worse references can
+give.
 """
 
 import argparse
@@ -38,9 +47,12 @@ from cryomath import so3
 from cryomath.cli import main as _cryomath
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_images
 from cryomath.imaging.fisher import pose_fisher_information
+from cryomath.inference.refine import RefineSettings, refine_iteration, sampling_for
 from cryomath.io import read_mrc, read_particles, read_star, write_mrc, write_relion_star
 from cryomath.pipelines import read_volume
+from cryomath.pipelines.refinement import load_checkpoint
 from cryomath.projection import prepare_volume
+from cryomath.reconstruction.direct import accumulate_halves, invert
 from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
 
 MODEL = "src/cryomath/data/6vyb_ndom.pdb.gz"
@@ -88,6 +100,33 @@ def efficient_median_error(table, truth_map: torch.Tensor, pixel: float, snr: fl
     return float(torch.cat(draws).median())
 
 
+def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float) -> dict:
+    """The gold-standard oracle (module docstring), started from the refinement's checkpoint in
+    ``refined`` (its noise, offsets, scales, band and halves: only the references differ): per
+    pass, the median pose error and the share beyond 30 degrees; the FSC 0.5 against the truth
+    of the map of its final poses."""
+    settings = RefineSettings(particle_diameter_angstrom=0.9 * 48 * pixel, leave_out_groups=1)
+    state = load_checkpoint(refined)
+    state.left_out = None
+    sums = accumulate_halves(table, state.halves)  # the true poses, the refinement's halves
+    raw = [invert(sums[h], prior_weight=1.0) for h in (1, 2)]
+    fsc = fourier_shell_correlation(raw[0], raw[1], pixel).fsc
+    crossed = torch.stack([invert(sums[h], half_map_fsc=fsc) for h in (2, 1)]).float()
+    blind = replace(table, rotations=None, origins_angstrom=None)
+    passes, band = [], state.band_shell  # the refinement's (each iteration may widen it)
+    for order, step in [(2, 1.0), (3, 0.5), (4, 0.25), (5, 0.25), (5, 0.25)]:
+        state.maps = crossed  # half 1's particles against half 2's map, and the reverse
+        offset_range = settings.offset_range_px if order == 2 else 3 * step
+        state.sampling = sampling_for(settings, order, offset_range, step, band, 48, pixel)
+        refine_iteration(blind, state, settings)
+        errors = pose_errors(table.rotations, state.particles.rotations)
+        passes.append({"healpix_order": order, "median_pose_error_degrees":
+                       float(np.median(errors)), "share_over_30_degrees":
+                       float((errors > 30).mean())})  # fmt: skip
+    fsc = fourier_shell_correlation(state.full.double(), truth_map, pixel)
+    return {"passes": passes, "truth_fsc_05_angstrom": resolution_angstrom(fsc, 0.5)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -133,6 +172,7 @@ def main() -> None:
         "share_over_30_degrees": float((errors > 30).mean()),
         **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel),
     }  # fmt: skip
+    result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel)
     if args.relion:
         result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, args)
         result["time_ratio_relion_over_cryomath"] = result["relion"]["seconds"] / seconds

@@ -276,19 +276,23 @@ class NeuralModel:
         docstring), in the order of the batches' ``indices``."""
         rows, means, sds = [], [], []
         for batch in batches:
-            seen = self.observe(batch)
-            if self.settings.autodecoder:
-                start = self.table(seen.indices)
-            else:
-                start = self.encoder(seen.images)[0]
-            mode, precision = self.laplace(seen, start, self.settings.laplace_steps)
-            if self.settings.posterior_samples:
-                mean, covariance = self.posterior(seen, mode, precision)
-            else:
-                mean, covariance = mode, torch.linalg.inv(precision)
-            rows.append(seen.indices.cpu())
-            means.append(mean.double().cpu())
-            sds.append(covariance.diagonal(dim1=-2, dim2=-1).sqrt().double().cpu())
+            chunk = self.observe(batch)
+            # a training minibatch at a time: the decoder's (images x samples x width)
+            # activations, not the chunk's, set the peak memory
+            for part in torch.arange(len(chunk.indices)).split(self.settings.batch_size):
+                seen = chunk.take(part.to(chunk.indices.device))
+                if self.settings.autodecoder:
+                    start = self.table(seen.indices)
+                else:
+                    start = self.encoder(seen.images)[0]
+                mode, precision = self.laplace(seen, start, self.settings.laplace_steps)
+                if self.settings.posterior_samples:
+                    mean, covariance = self.posterior(seen, mode, precision)
+                else:
+                    mean, covariance = mode, torch.linalg.inv(precision)
+                rows.append(seen.indices.cpu())
+                means.append(mean.double().cpu())
+                sds.append(covariance.diagonal(dim1=-2, dim2=-1).sqrt().double().cpu())
         order = torch.cat(rows).argsort()
         return torch.cat(means)[order], torch.cat(sds)[order]
 
