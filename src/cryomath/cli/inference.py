@@ -109,7 +109,12 @@ def refine(
     local_from_order: Annotated[
         int, typer.Option(help="Local searches from this order (RELION: 4)")
     ] = 3,
-    max_order: Annotated[int, typer.Option(help="Finest HEALPix order")] = 5,
+    max_order: Annotated[
+        int,
+        typer.Option(
+            help="Finest HEALPix order (sooner where the poses' estimated accuracy needs no finer)"
+        ),
+    ] = 5,
     offset_range: OffsetRange = 5.0,
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
