@@ -107,3 +107,19 @@ def test_refine_makes_the_sampling_no_finer_than_three_quarters_of_the_accuracy(
         outcomes[accuracy] = (state.sampling.healpix_order, state.converged)
     assert outcomes[2.0] == (5, False)  # 3.75 > 0.75 x 2: finer
     assert outcomes[10.0] == (4, True)  # 3.75 < 0.75 x 10: fine enough, and stalled: done
+
+
+def test_an_optics_groups_amplitude_scale_counts_as_the_e_step_counts_it(particles):
+    """The E-step scores images divided by their group's scale ``s`` against noise ``sigma2 /
+    s^2``: as a prediction ``s`` times larger, so the accuracy with ``s = 2`` is the one with a
+    quarter of the noise."""
+    table, volume = particles
+    spectrum = prepare_volume(volume, 2.0, voxel_size_angstrom=PIXEL)
+    noise = _noise(table, volume, spectrum)
+    quarter = NoiseSpectrum(noise.groups, noise.sigma2 / 4)
+    rows = np.arange(table.n)
+    scaled = pose_accuracy(table, rows, volume, table.rotations, PIXEL, noise, BAND,
+                           group_scales={noise.groups[0]: 2.0})  # fmt: skip
+    assert scaled == pose_accuracy(table, rows, volume, table.rotations, PIXEL, quarter, BAND)
+    assert scaled.rotation_degrees < pose_accuracy(table, rows, volume, table.rotations, PIXEL,
+                                                   noise, BAND).rotation_degrees  # fmt: skip

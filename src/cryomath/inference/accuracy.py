@@ -59,12 +59,13 @@ class PoseAccuracy:
 def pose_accuracy(
     table, rows: np.ndarray, reference: torch.Tensor, rotations: np.ndarray,
     voxel_size_angstrom: float, noise: NoiseSpectrum, max_shell: int, seed: int = 0,
-    dtype=torch.float64, device=None,
+    group_scales: dict[int, float] | None = None, dtype=torch.float64, device=None,
 ) -> PoseAccuracy:  # fmt: skip
     """The accuracy (module docstring) of the particles ``rows`` of ``table`` at their poses
     ``rotations (len(rows), 3, 3)`` against ``reference (n, n, n)`` (on the images' greyscale),
-    scored in shells 1 to ``max_shell`` with ``noise``; the turns' axes and the shifts'
-    directions are drawn from ``seed``."""
+    scored in shells 1 to ``max_shell`` with ``noise`` and each optics group's amplitude scale
+    ``group_scales`` (default 1, as the E-step); the turns' axes and the shifts' directions are
+    drawn from ``seed``."""
     spectrum = prepare_volume(reference.to(device, dtype), 2.0,
                               voxel_size_angstrom=voxel_size_angstrom)  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
@@ -79,6 +80,7 @@ def pose_accuracy(
         start += b
         zero = torch.zeros(b, 2, dtype=dtype, device=device)
         predicted = predict_spectra(spectrum, batch, rotations=at, shifts_px=zero)
+        predicted = predicted * (group_scales or {}).get(batch.optics_group, 1.0)
         keep, m, sigma2 = band_samples_and_noise(batch, noise, max_shell)
         weight = m / (4 * sigma2)
         flat = predicted.flatten(-2)[..., keep]  # (B, L, K)

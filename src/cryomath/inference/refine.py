@@ -334,7 +334,7 @@ def halves_accuracy(table, state: RefineState, device=None, per_half: int = 50) 
         found.append(pose_accuracy(table, rows, state.maps[h - 1].double(),
                                    state.particles.rotations[rows], state.voxel_size_angstrom,
                                    state.noise, state.band_shell, seed=state.iteration,
-                                   device=device))  # fmt: skip
+                                   group_scales=state.group_scales, device=device))  # fmt: skip
     return PoseAccuracy(*np.mean([(a.rotation_degrees, a.offset_px) for a in found], 0))
 
 
