@@ -74,3 +74,24 @@ def test_a_search_where_every_map_fails_exits_non_zero(tiny, tmp_path):
     assert outcome.code == 1
     assert "no map could be fitted (2 failed" in outcome.stderr
     assert not (tmp_path / "search").exists()
+
+
+def test_an_interruption_as_the_temporary_is_created_leaves_no_file(tmp_path, monkeypatch):
+    """Ctrl-C at the instant the temporary beside an output is created (the file exists, the
+    call has not returned: where ``tempfile.mkstemp`` left it behind, as a fresh clone's run of
+    the test above once showed) leaves nothing."""
+    import os
+
+    from cryomath.io.atomic import atomic_output
+
+    create = os.open
+
+    def interrupted(*args, **kwargs):
+        os.close(create(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_output(tmp_path / "map.mrc"):
+        pass
+    monkeypatch.undo()
+    assert files(tmp_path) == set()

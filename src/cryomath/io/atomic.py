@@ -16,9 +16,9 @@ block out (the shards of a resumable run must appear one by one), and
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -49,12 +49,6 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def writable_directory(path: str | os.PathLike) -> Path:
@@ -93,11 +87,14 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
         writable_directory(path.parent)
         tmp = None
         try:  # from its creation to its hand-over, an interruption removes the temporary
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                            dir=path.parent)  # fmt: skip
-            tmp = Path(tmp_name)
-            os.close(fd)
-            os.chmod(tmp, 0o666 & ~_umask())
+            while tmp is None:
+                # named before it is created, so that an interruption at any instant of the
+                # creation finds it to remove (mkstemp returns the name only afterwards)
+                tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+                try:  # the umask applies, as to any file the user creates
+                    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                except FileExistsError:
+                    tmp = None  # another's file: leave it, draw another name
             yield tmp
             pending = _PENDING.get()
             if pending.immediate:
