@@ -66,7 +66,7 @@ def test_each_particles_accuracy_is_where_the_e_steps_likelihood_falls_a_hundred
     angles = []
     for i in range(table.n):
         seed = 10 + i
-        found = pose_accuracy(table, np.array([i]), volume, table.rotations[[i]], PIXEL, noise,
+        found = pose_accuracy(table, np.array([i]), volume, table.rotations, PIXEL, noise,
                               BAND, seed=seed)  # fmt: skip
         batch = next(iter_batches(table, 1, None, torch.float64, rows=np.array([i])))
         exact = replace(batch, spectra=predict_spectra(spectrum, batch, shifts_px=torch.zeros(1, 2,
@@ -123,3 +123,22 @@ def test_an_optics_groups_amplitude_scale_counts_as_the_e_step_counts_it(particl
     assert scaled == pose_accuracy(table, rows, volume, table.rotations, PIXEL, quarter, BAND)
     assert scaled.rotation_degrees < pose_accuracy(table, rows, volume, table.rotations, PIXEL,
                                                    noise, BAND).rotation_degrees  # fmt: skip
+
+
+def test_each_row_is_scored_at_its_own_pose(particles):
+    """``rotations`` are every particle's, looked up by row (batches come by optics group, not
+    in the order of ``rows``): neither the order of ``rows`` nor the poses of particles outside
+    them change the accuracy; swapping the rows' own poses does."""
+    table, volume = particles
+    noise = _noise(table, volume, prepare_volume(volume, 2.0, voxel_size_angstrom=PIXEL))
+
+    def accuracy(rows, rotations):
+        return pose_accuracy(table, np.array(rows), volume, rotations, PIXEL, noise, BAND)
+
+    first = accuracy([5, 1, 3], table.rotations)
+    assert first == accuracy([1, 3, 5], table.rotations)
+    others, swapped = table.rotations.copy(), table.rotations.copy()
+    others[[0, 2, 4]] = table.rotations[[2, 4, 0]]
+    swapped[[1, 3, 5]] = table.rotations[[3, 5, 1]]
+    assert first == accuracy([5, 1, 3], others)
+    assert first != accuracy([5, 1, 3], swapped)

@@ -35,7 +35,7 @@ def _state(settings: RefineSettings, order: int, best_shell: int, smallest: floa
 
 def _next(settings, order, best_shell, smallest, change, shell):
     state = _state(settings, order, best_shell, smallest, change)
-    update_sampling(state, settings, _curve(shell), N, VOXEL)
+    update_sampling(state, settings, _curve(shell), N, VOXEL, 0.0)  # no accuracy limit
     return state.sampling.healpix_order, state.converged
 
 

@@ -62,7 +62,8 @@ def pose_accuracy(
     group_scales: dict[int, float] | None = None, dtype=torch.float64, device=None,
 ) -> PoseAccuracy:  # fmt: skip
     """The accuracy (module docstring) of the particles ``rows`` of ``table`` at their poses
-    ``rotations (len(rows), 3, 3)`` against ``reference (n, n, n)`` (on the images' greyscale),
+    (``rotations (table.n, 3, 3)``, every particle's: batches come by optics group, not in the
+    order of ``rows``) against ``reference (n, n, n)`` (on the images' greyscale),
     scored in shells 1 to ``max_shell`` with ``noise`` and each optics group's amplitude scale
     ``group_scales`` (default 1, as the E-step); the turns' axes and the shifts' directions are
     drawn from ``seed``."""
@@ -70,14 +71,12 @@ def pose_accuracy(
                               voxel_size_angstrom=voxel_size_angstrom)  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     angles, shifts, pose = [], [], torch.as_tensor(rotations, dtype=dtype)
-    start = 0
     for batch in iter_batches(table, 128, device, dtype, read_images=False, rows=rows):
         b = len(batch)
         axes = torch.randn(b, 3, generator=generator, dtype=torch.float64)
         axes = axes / axes.norm(dim=-1, keepdim=True)
         turns = exp_map(axes[:, None, :] * torch.deg2rad(ANGLES_DEGREES)[None, :, None])
-        at = (turns.to(dtype) @ pose[start : start + b, None]).to(device)  # (B, L, 3, 3)
-        start += b
+        at = (turns.to(dtype) @ pose[batch.indices.cpu(), None]).to(device)  # (B, L, 3, 3)
         zero = torch.zeros(b, 2, dtype=dtype, device=device)
         predicted = predict_spectra(spectrum, batch, rotations=at, shifts_px=zero)
         predicted = predicted * (group_scales or {}).get(batch.optics_group, 1.0)

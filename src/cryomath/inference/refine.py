@@ -332,14 +332,14 @@ def halves_accuracy(table, state: RefineState, device=None, per_half: int = 50) 
     for h in (1, 2):
         rows = np.flatnonzero(state.halves == h)[:per_half]
         found.append(pose_accuracy(table, rows, state.maps[h - 1].double(),
-                                   state.particles.rotations[rows], state.voxel_size_angstrom,
+                                   state.particles.rotations, state.voxel_size_angstrom,
                                    state.noise, state.band_shell, seed=state.iteration,
                                    group_scales=state.group_scales, device=device))  # fmt: skip
     return PoseAccuracy(*np.mean([(a.rotation_degrees, a.offset_px) for a in found], 0))
 
 
 def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float,
-                    accuracy_degrees: float = 0.0) -> None:  # fmt: skip
+                    accuracy_degrees: float) -> None:  # fmt: skip
     """The next iteration's sampling from this one's half-map FSC ``curve``, the poses'
     changes and their estimated accuracy ``accuracy_degrees`` (the module docstring's rules);
     ``state.converged`` once they end."""
