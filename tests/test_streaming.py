@@ -1,12 +1,13 @@
 """Streaming: every stack-level command reads and writes in batches, so its peak resident memory
 does not grow with the number of particles. Each command runs in a fresh process on 512 and on
 4,096 particles of 64 x 64 (batches of 128) and the two peaks of the command itself are
-compared. Measured peaks (MB, the ~300 MB of the imports included; at 1,024 -> 8,192
-particles): simulate 447 -> 462, project 435 -> 441, reconstruct 618 -> 623, reconstruct
---method cg (pad 1) 500 -> 506, convert --stack 330 -> 340: the metadata and allocator noise.
-Holding the 3,584 extra images of 512 -> 4,096 would add 59 MB (float32), and their float64
-spectra twice that; the limit, 30 MB, is half of the smallest of these."""
+compared. Measured peaks (MB, the ~300 MB of the imports included; 512 -> 4,096 particles, the
+same to 1 MB in a second run): simulate 406 -> 407, project 415 -> 418, reconstruct 499 -> 503,
+reconstruct --method cg (pad 1) 439 -> 443, convert --stack 328 -> 333: the metadata. Holding
+the 3,584 extra images would add 59 MB (float32), and their float64 spectra twice that; the
+limit, 15 MB, is a quarter of the smallest of these."""
 
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ from cryomath.pipelines import simulate_dataset
 from cryomath.simulate import SimulationSettings
 
 COUNTS = (512, 4096)
-GROWTH_MB = 30  # the metadata (about 7 MB of STAR/.cs tables) and allocator noise
+GROWTH_MB = 15  # the metadata: about 7 MB of STAR/.cs tables
 
 
 @pytest.fixture(scope="module")
@@ -48,27 +49,23 @@ print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).g
 """
 
 
+# glibc raises its mmap threshold to the size of each big block freed, after which the batches'
+# buffers come from the heap, whose holes it keeps: the resident peak then drifted by up to 70 MB
+# between runs of the same command (reconstruct on 4,096 particles: 590-657 MB; 511-516 MB at a
+# fixed threshold). A fixed threshold makes the peak the memory the command holds.
+ALLOCATOR = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 def _peak_mb(*argv: str) -> float:
     run = subprocess.run([sys.executable, "-c", PEAK, *argv, "--json"], capture_output=True,
-                         text=True)  # fmt: skip
+                         text=True, env=ALLOCATOR)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     return int(run.stdout.split()[-1]) / 1024
 
 
 def _peaks(data, argv) -> list[float]:
-    """Peak MB of ``argv`` (``{n}`` and ``{root}`` filled in) for each particle count; where
-    the two differ by the limit or more, the lower of two runs for each (a run's peak varies by
-    up to about 35 MB beside another test process: reconstruct on 512 particles measured 582
-    and 615 MB)."""
-
-    def peak(n, *extra):
-        return _peak_mb(*(a.format(n=n, root=data) for a in argv), *extra)
-
-    runs = [[peak(n)] for n in COUNTS]
-    if runs[1][0] - runs[0][0] >= GROWTH_MB:
-        for n, peaks in zip(COUNTS, runs, strict=True):
-            peaks.append(peak(n, "--force"))  # over the first run's outputs
-    return [min(peaks) for peaks in runs]
+    """Peak MB of ``argv`` (``{n}`` and ``{root}`` filled in) for each particle count."""
+    return [_peak_mb(*(a.format(n=n, root=data) for a in argv)) for n in COUNTS]
 
 
 def _assert_flat(peaks, limit_mb=GROWTH_MB):
