@@ -64,9 +64,35 @@ def cryomath(args: list[str]) -> int:
         return _cryomath(args)
 
 
+MATES = torch.eye(3, dtype=torch.float64)[None]  # the poses that see the same map (--mates)
+
+
 def pose_errors(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Degrees between ``found`` and ``truth`` after their best common rotation."""
-    return so3.pose_errors_degrees(torch.as_tensor(truth), torch.as_tensor(found)).numpy()
+    """Degrees between ``found`` and ``truth`` after their best common rotation, each found pose
+    first replaced by its mate (``MATES``) nearest its true pose."""
+    truth, found = torch.as_tensor(truth), torch.as_tensor(found)
+    found = so3.closest_symmetric_pose(found, truth, MATES)
+    return so3.pose_errors_degrees(truth, found).numpy()
+
+
+def exact_mates(model: str, pairs: str) -> torch.Tensor:
+    """``(2, 3, 3)``: the identity and the rotation that carries the model's chains onto their
+    copies (``pairs`` "A:C,B:D"; Kabsch on the C-alpha atoms of the residues both hold), for a
+    model with an exact 2-fold such as haemoglobin: poses A and A S see the same map."""
+    import gemmi
+
+    chains = gemmi.read_structure(model)[0]
+    source, target = [], []
+    for pair in pairs.split(","):
+        one, two = (chains[name] for name in pair.split(":"))
+        ca = {r.seqid.num: r["CA"][0].pos for r in two if r.find_atom("CA", "*")}
+        for r in one:
+            if r.find_atom("CA", "*") and r.seqid.num in ca:
+                source.append(r["CA"][0].pos.tolist())
+                target.append(ca[r.seqid.num].tolist())
+    rotation, _ = so3.kabsch(torch.tensor(source, dtype=torch.float64),
+                             torch.tensor(target, dtype=torch.float64))  # fmt: skip
+    return torch.stack([torch.eye(3, dtype=torch.float64), rotation])
 
 
 def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float) -> dict:
@@ -132,6 +158,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--model", default=MODEL, help="atomic model or map of the truth")
     parser.add_argument("--pixel", type=float, default=1.5)
+    parser.add_argument("--mates", help="chain pairs of an exact 2-fold (haemoglobin: A:C,B:D): "
+                        "pose errors modulo it")  # fmt: skip
     parser.add_argument("--max-iterations", type=int, default=25)
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
     parser.add_argument("--relion-timeout", type=float, default=3600.0)
@@ -139,6 +167,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
     args = parser.parse_args()
     out, pixel = args.out, args.pixel
+    if args.mates:
+        global MATES
+        MATES = exact_mates(args.model, args.mates)
     sim = out / "sim"
     assert cryomath(["simulate", args.model, "--n", str(args.n), "--box-size", "48", "--pixel-size",
                      str(pixel), "--snr", "0.05", "--shift-sigma", "3", "--out", str(sim),

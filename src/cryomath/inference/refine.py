@@ -17,10 +17,11 @@ Sampling rules (``ml_optimiser.cpp``'s ``updateAngularSampling``, ``checkConverg
 did not improve on the best so far and the poses' mean change did not fall by more than 3 %
 below the smallest mean change at this sampling (or is under 0.4 steps: RELION's "no large
 changes of the hidden variables"), so each sampling runs until its poses settle; a stalled
-iteration makes the HEALPix order one finer (local searches from ``local_from_order``, the
-offset step halved, the offset range three steps), unless the step is already below 75 % of the
-poses' estimated accuracy (RELION's ``acc_rot``, ``inference.accuracy``: 50 particles of each
-half, logged each iteration) or the order is ``max_order``: a stalled iteration there ends the
+iteration makes the HEALPix order one finer (local searches from ``local_from_order``; the
+offsets RELION's, ``finer_offsets``: the step 75 % of their accuracy, at most 1.5 A, the range
+five times their last mean change), unless the step is already below 75 % of the poses'
+estimated accuracy (RELION's ``acc_rot``, ``inference.accuracy``: 50 particles of each half,
+logged each iteration) or the order is ``max_order``: a stalled iteration there ends the
 refinement (finer steps than the data can place poses fit noise: on 2,000 particles of SNR
 0.05 an order-5 pass lowered the map's FSC against the truth from 4.41 to 4.64 A).
 RELION 4's two faster rules are options: ``ignore_angle_changes`` (``--auto_ignore_angles``:
@@ -136,6 +137,7 @@ class RefineState:
     full: torch.Tensor | None = None  # both halves' sums inverted together
     best_shell: int = 0
     smallest_change_degrees: float = math.inf  # the poses' smallest mean change at this order
+    offset_change_px: float = 0.0  # the offsets' mean change in the last iteration
     converged: bool = False
     group_scales: dict = field(default_factory=dict)  # optics group -> amplitude scale
     left_out: torch.Tensor | None = None  # (2, G, n, n, n): each half without each group
@@ -214,6 +216,7 @@ def refine_iteration(
     if previous is not None and previous.shape[1] != groups:
         previous = None
     parts: dict[tuple[int, int], PassSums] = {}
+    shifts_before = state.particles.shifts_px.copy()
     for h in (1, 2):
         for g, rows in enumerate(group_rows(state.halves, h, groups)):
             reference = state.maps[h - 1] if previous is None else previous[h - 1, g]
@@ -252,13 +255,16 @@ def refine_iteration(
     state.noise = merged_noise(state.noise, sums.noise.result(), state.band_shell)
     state.offset_sigma_px = max(offset_sigma(sums), 0.5)
     state.iteration += 1
+    state.offset_change_px = float(np.linalg.norm(state.particles.shifts_px - shifts_before,
+                                                  axis=1).mean())  # fmt: skip
     accuracy = halves_accuracy(table, state, device)
     line = _log_line(state, curve, voxel, n) | {
         "leave_out_groups": groups,
         "accuracy_rotation_degrees": accuracy.rotation_degrees,
         "accuracy_offset_angstrom": accuracy.offset_px * voxel,
+        "mean_offset_change_angstrom": state.offset_change_px * voxel,
     }
-    update_sampling(state, settings, curve, n, voxel, accuracy.rotation_degrees)
+    update_sampling(state, settings, curve, n, voxel, accuracy)
     state.history.append(line)
     return line
 
@@ -339,9 +345,9 @@ def halves_accuracy(table, state: RefineState, device=None, per_half: int = 50) 
 
 
 def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float,
-                    accuracy_degrees: float) -> None:  # fmt: skip
+                    accuracy: PoseAccuracy) -> None:  # fmt: skip
     """The next iteration's sampling from this one's half-map FSC ``curve``, the poses'
-    changes and their estimated accuracy ``accuracy_degrees`` (the module docstring's rules);
+    changes and their estimated ``accuracy`` (the module docstring's rules);
     ``state.converged`` once they end."""
     s = state.sampling
     shell_143 = shell_of(resolution_angstrom(curve, 0.143), n, voxel)
@@ -360,17 +366,29 @@ def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float
     state.smallest_change_degrees = min(state.smallest_change_degrees, change)
     order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
     # RELION: no finer step than 75 % of the accuracy (finer ones only fit noise)
-    fine_enough = order >= settings.max_order or s.step_degrees < 0.75 * accuracy_degrees
+    fine_enough = order >= settings.max_order or s.step_degrees < 0.75 * accuracy.rotation_degrees
     if stalled and fine_enough:
         state.converged = True
     elif finer and not fine_enough:
         order += 1
         state.smallest_change_degrees = math.inf
-        if order >= settings.local_from_order:
-            step = max(step / 2, 0.25)
-            offset_range = 3 * step
+        step, offset_range = finer_offsets(offset_range, accuracy.offset_px,
+                                           state.offset_change_px, voxel)  # fmt: skip
     state.band_shell = min(n // 2 - 1, max(shell_05 + 10, state.band_shell))
     state.sampling = sampling_for(settings, order, offset_range, step, state.band_shell, n, voxel)
+
+
+def finer_offsets(offset_range_px: float, accuracy_px: float, change_px: float,
+                  voxel: float) -> tuple[float, float]:  # fmt: skip
+    """RELION's offsets for a finer angular step (``updateAngularSampling``): the step 75 % of
+    the offsets' accuracy but at most 1.5 A; the range five times the offsets' last mean change,
+    at most 1.3 times the last range, at least 1.5 steps, halved beyond 4 steps (and the step a
+    quarter of the range if that is not enough). (step, range) in pixels."""
+    step = min(1.5 / voxel, 0.75 * accuracy_px)
+    offset_range = max(min(1.3 * offset_range_px, 5 * change_px), 1.5 * step)
+    if offset_range > 4 * step:
+        offset_range /= 2
+    return max(step, offset_range / 4), offset_range
 
 
 def _diameter_angstrom(settings: RefineSettings, n: int, voxel: float) -> float:
