@@ -2,15 +2,18 @@
 sections 4 and 5): the same particles, starting map, band and searches; wall time, median pose
 error, the map's FSC against the truth, and the same for the map of the true poses.
 
-    python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--relion] [--device cuda]
-                           [--out DIR]
+    python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--sym C1] [--mates A:C,B:D]
+                           [--relion] [--device cuda] [--out DIR]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
 SNR 0.05, offsets of 3 A sd, Haar-random poses); both programs get them without poses or
 origins (``start.star``) and the noise-free truth rendered on the same grid as the starting
 map, low-passed by each to 30 A (``--ini-high`` / ``--ini_high``). Pose error: the geodesic
 angle after the one global rotation that best aligns the refined poses with the true ones
-(their chordal mean); the truth FSC is the refined map's against the rendered truth at 0.5.
+(their chordal mean), each refined pose first replaced by its symmetry mate nearest the truth
+(``--sym``, the group refine and the true poses' reconstruction impose; or ``--mates``, an
+exact 2-fold of the model that is not imposed); the truth FSC is the refined map's against the
+rendered truth at 0.5, as it is and turned into the truth's frame by that global rotation.
 RELION runs ``relion_refine_mpi --auto_refine --split_random_halves`` with three MPI ranks
 (``mpirun --oversubscribe``, two cores) and ``--firstiter_cc`` (its reference is not on the
 images' greyscale; cryomath scales its own, ``inference.greyscale``).
@@ -45,6 +48,7 @@ import torch
 
 from cryomath import so3
 from cryomath.cli import main as _cryomath
+from cryomath.fitting.refine import transform_map
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_images
 from cryomath.imaging.fisher import pose_fisher_information
 from cryomath.inference.refine import RefineSettings, refine_iteration, sampling_for
@@ -54,6 +58,7 @@ from cryomath.pipelines.refinement import load_checkpoint
 from cryomath.projection import prepare_volume
 from cryomath.reconstruction.direct import accumulate_halves, invert
 from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
+from cryomath.so3.symmetry import point_group
 
 MODEL = "src/cryomath/data/6vyb_ndom.pdb.gz"
 
@@ -95,16 +100,32 @@ def exact_mates(model: str, pairs: str) -> torch.Tensor:
     return torch.stack([torch.eye(3, dtype=torch.float64), rotation])
 
 
-def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float) -> dict:
-    """The map's FSC 0.5 against the truth and its halves' (unmasked) FSC 0.143, in A."""
+def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float,
+               poses: tuple[np.ndarray, np.ndarray] | None = None) -> dict:  # fmt: skip
+    """The map's FSC 0.5 against the truth and its halves' (unmasked) FSC 0.143, in A; with
+    ``poses`` (true, found), also the map's FSC 0.5 in the truth's frame: turned by the one
+    rotation the pose errors remove (a refinement's frame may drift from its starting map's,
+    which no data can tell)."""
     volume = torch.from_numpy(read_mrc(path)[0].astype(np.float64))
     a, b = (torch.from_numpy(read_mrc(p)[0].astype(np.float64)) for p in (half1, half2))
-    return {
+    scores = {
         "truth_fsc_05_angstrom": resolution_angstrom(
             fourier_shell_correlation(volume, truth, pixel), 0.5),
         "half_map_fsc_0143_angstrom": resolution_angstrom(
             fourier_shell_correlation(a, b, pixel), 0.143),
     }  # fmt: skip
+    if poses is not None:
+        true, found = (torch.as_tensor(r) for r in poses)
+        found = so3.closest_symmetric_pose(found, true, MATES)
+        frame = so3.chordal_mean(true.transpose(-1, -2) @ found)
+        n = volume.shape[-1]
+        origin = torch.full((3,), -(n // 2) * pixel, dtype=torch.float64)
+        turned = transform_map(volume, pixel, origin, frame, torch.zeros(3, dtype=torch.float64),
+                               volume.shape, pixel, origin)  # fmt: skip
+        scores["truth_fsc_05_angstrom_in_truth_frame"] = resolution_angstrom(
+            fourier_shell_correlation(turned, truth, pixel), 0.5
+        )
+    return scores
 
 
 def efficient_median_error(table, truth_map: torch.Tensor, pixel: float, snr: float) -> float:
@@ -126,15 +147,17 @@ def efficient_median_error(table, truth_map: torch.Tensor, pixel: float, snr: fl
     return float(torch.cat(draws).median())
 
 
-def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float) -> dict:
+def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float, sym: str = "C1") -> dict:
     """The gold-standard oracle (module docstring), started from the refinement's checkpoint in
     ``refined`` (its noise, offsets, scales, band and halves: only the references differ): per
     pass, the median pose error and the share beyond 30 degrees; the FSC 0.5 against the truth
     of the map of its final poses."""
-    settings = RefineSettings(particle_diameter_angstrom=0.9 * 48 * pixel, leave_out_groups=1)
+    settings = RefineSettings(particle_diameter_angstrom=0.9 * 48 * pixel, leave_out_groups=1,
+                              symmetry=sym)  # fmt: skip
     state = load_checkpoint(refined)
     state.left_out = None
-    sums = accumulate_halves(table, state.halves)  # the true poses, the refinement's halves
+    # the true poses, the refinement's halves
+    sums = accumulate_halves(table, state.halves, symmetry=sym)
     raw = [invert(sums[h], prior_weight=1.0) for h in (1, 2)]
     fsc = fourier_shell_correlation(raw[0], raw[1], pixel).fsc
     crossed = torch.stack([invert(sums[h], half_map_fsc=fsc) for h in (2, 1)]).float()
@@ -158,6 +181,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--model", default=MODEL, help="atomic model or map of the truth")
     parser.add_argument("--pixel", type=float, default=1.5)
+    parser.add_argument("--sym", default="C1", help="point group refine imposes (RELION's)")
     parser.add_argument("--mates", help="chain pairs of an exact 2-fold (haemoglobin: A:C,B:D): "
                         "pose errors modulo it")  # fmt: skip
     parser.add_argument("--max-iterations", type=int, default=25)
@@ -167,9 +191,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
     args = parser.parse_args()
     out, pixel = args.out, args.pixel
+    global MATES
     if args.mates:
-        global MATES
         MATES = exact_mates(args.model, args.mates)
+    if args.sym != "C1":  # the group refine imposes: its mates are the same map
+        MATES = point_group(args.sym, dtype=torch.float64)
     sim = out / "sim"
     assert cryomath(["simulate", args.model, "--n", str(args.n), "--box-size", "48", "--pixel-size",
                      str(pixel), "--snr", "0.05", "--shift-sigma", "3", "--out", str(sim),
@@ -180,7 +206,8 @@ def main() -> None:
     write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
                       force=True)  # fmt: skip
     assert cryomath(["reconstruct", str(sim / "particles.star"), "--out", str(out / "truth"),
-                     "--halves", "--device", args.device, "--force", "--json"]) == 0  # fmt: skip
+                     "--halves", "--sym", args.sym, "--device", args.device, "--force",
+                     "--json"]) == 0  # fmt: skip
     rec = out / "truth"
     result = {"particles": args.n, "pixel_size_angstrom": pixel, "device": args.device,
               "efficient_median_error_degrees": efficient_median_error(table, truth_map, pixel,
@@ -191,7 +218,7 @@ def main() -> None:
     assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
                      "--particle-diameter", str(0.9 * 48 * pixel), "--max-iterations",
                      str(args.max_iterations), "--out", str(out / "cryomath"), "--device",
-                     args.device, "--force", "--json"]) == 0  # fmt: skip
+                     args.device, "--sym", args.sym, "--force", "--json"]) == 0  # fmt: skip
     seconds = time.perf_counter() - start
     ours = out / "cryomath"
     found = read_particles(ours / "particles.star", allow_unknown_columns=True)
@@ -201,9 +228,10 @@ def main() -> None:
         "seconds": seconds, "iterations": len(iterations),
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
-        **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel),
+        **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel,
+                     (table.rotations, found.rotations)),
     }  # fmt: skip
-    result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel)
+    result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel, args.sym)
     if args.relion:
         result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, args)
         result["time_ratio_relion_over_cryomath"] = result["relion"]["seconds"] / seconds
@@ -221,7 +249,7 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) ->
                "--split_random_halves", "--particle_diameter", str(0.9 * 48 * pixel), "--ctf",
                "--zero_mask", "--flatten_solvent", "--healpix_order", "2",
                "--auto_local_healpix_order", "4", "--offset_range", "5", "--offset_step", "1",
-               "--sym", "C1", "--low_resol_join_halves", "40", "--norm", "--scale",
+               "--sym", args.sym, "--low_resol_join_halves", "40", "--norm", "--scale",
                "--oversampling", "1", "--pad", "2", "--maxsig", "64", "--j", "1", "--pool",
                "30", "--dont_combine_weights_via_disc"]  # fmt: skip
     start = time.perf_counter()
@@ -239,7 +267,7 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) ->
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
         **map_scores(folder / "run_class001.mrc", folder / "run_half1_class001_unfil.mrc",
-                     folder / "run_half2_class001_unfil.mrc", truth_map, pixel),
+                     folder / "run_half2_class001_unfil.mrc", truth_map, pixel, (truth, found)),
     }  # fmt: skip
 
 

@@ -4,8 +4,12 @@ joined below ``join_below_angstrom``, the sampling made finer by RELION's rules.
 
 Each iteration: an expectation pass per half against that half's map (``expectation_pass``),
 then the M-step: each half map by direct inversion regularised per shell from the previous
-iteration's half-map FSC (RELION's tau2 from the FSC), the halves joined at low resolution,
-the noise spectrum (within the band searched), the offset prior's sd. The band searched
+iteration's gold-standard FSC (RELION's tau2 from the FSC), the halves joined at low
+resolution, the noise spectrum (within the band searched), the offset prior's sd. The
+gold-standard FSC is RELION's: between the halves' unregularised Fourier averages
+(``reconstruction.fourier_average_fsc``), not the regularised half maps, whose shells the
+prior had shrunk to nearly zero held the leak of the shared low resolutions through the box's
+crop and mask (0.4-0.6 on independent halves), which fed back into the next prior. The band searched
 (RELION's ``current_size``): the shells up to the FSC 0.5 resolution plus 10, for the coarse
 pass too (RELION scores its coarse pass only up to the resolution the coarse step resolves,
 ``coarse_size``; at low SNR that discards the signal that tells poses apart: on 2,000 images of
@@ -73,7 +77,7 @@ from cryomath.inference.greyscale import greyscale_factor
 from cryomath.inference.leave_out import affordable_groups, group_rows, left_out_maps
 from cryomath.inference.sampling import Sampling, coarse_shell
 from cryomath.reconstruction.direct import invert
-from cryomath.reconstruction.halves import HalfMaps, half_subsets
+from cryomath.reconstruction.halves import HalfMaps, fourier_average_fsc, half_subsets
 from cryomath.resolution import FSCCurve, fourier_shell_correlation, low_pass, resolution_angstrom
 from cryomath.so3.symmetry import point_group
 
@@ -246,7 +250,8 @@ def refine_iteration(
         left_out = left_out.to(state.maps.dtype).cpu()
     state.left_out = left_out
     halves = join_low_resolution(halves, voxel, settings.join_below_angstrom)
-    curve = band_limited(fourier_shell_correlation(halves[0], halves[1], voxel), state.band_shell)
+    curve = band_limited(fourier_average_fsc(sums.accumulators[(0, 1)], sums.accumulators[(0, 2)],
+                                             voxel), state.band_shell)  # fmt: skip
     state.maps, state.fsc = halves.to(state.maps.dtype).cpu(), curve.fsc.cpu()
     joined = sums.accumulators[(0, 1)]
     joined.merge(sums.accumulators[(0, 2)])

@@ -10,7 +10,7 @@ from cryomath.reconstruction.direct import (
     reconstruct,
     volume_grid,
 )
-from cryomath.reconstruction.halves import HalfMaps, half_subsets
+from cryomath.reconstruction.halves import HalfMaps, fourier_average_fsc, half_subsets
 from cryomath.reconstruction.least_squares import (
     reconstruct_least_squares,
     reconstruct_least_squares_halves,
@@ -20,6 +20,7 @@ from cryomath.reconstruction.least_squares import (
 __all__ = [
     "HalfMaps",
     "accumulate_halves",
+    "fourier_average_fsc",
     "half_subsets",
     "insert_particles",
     "invert",
