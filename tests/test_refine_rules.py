@@ -4,12 +4,11 @@ an order finer only when the resolution stops improving and the poses settle (th
 change within 3 % of the smallest at this order, or under 40 % of the step); with RELION 4's
 ``--auto_ignore_angles`` the poses always count as settled; with ``--auto_resol_angles`` also
 when the resolution needs a finer step, 360 / ceil(pi D / d), but never into the first local
-order; at the last order a stall ends the refinement; a finer order takes RELION's offsets."""
+order; at the last order a stall ends the refinement."""
 
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from cryomath.inference.accuracy import PoseAccuracy
@@ -17,7 +16,6 @@ from cryomath.inference.expectation import ParticleState
 from cryomath.inference.refine import (
     RefineSettings,
     RefineState,
-    finer_offsets,
     sampling_for,
     update_sampling,
 )
@@ -84,26 +82,3 @@ def test_the_resolution_asks_for_a_finer_step_but_not_into_the_first_local_order
     assert _next(rules(3), 2, 16, 20.0, 20.0, 18) == (2, False)
     # ... unless local searches start later
     assert _next(rules(4), 2, 16, 20.0, 20.0, 18) == (3, False)
-
-
-def test_a_finer_order_takes_relions_offsets():
-    """``updateAngularSampling``'s offsets, by hand (VOXEL 2 A, so 1.5 A is 0.75 px): step
-    min(1.5 A, 0.75 acc_trans); range 5 x the mean change, within [1.5 steps, 1.3 x the last
-    range], halved beyond 4 steps, and then the step a quarter of the range."""
-    # accuracy 0.8 px: step min(0.75, 0.6) = 0.6; range 5 x 0.2 = 1.0 (under 1.3 x 5 and 4 x 0.6)
-    assert finer_offsets(5.0, 0.8, 0.2, VOXEL) == pytest.approx((0.6, 1.0))
-    # the step at most 1.5 A (0.75 px); a still change: the range 1.5 steps
-    assert finer_offsets(5.0, 4.0, 0.0, VOXEL) == pytest.approx((0.75, 1.125))
-    # a large change: range min(1.3 x 2, 5 x 3) = 2.6 > 4 x 0.6, halved to 1.3
-    assert finer_offsets(2.0, 0.8, 3.0, VOXEL) == pytest.approx((0.6, 1.3))
-    # range min(1.3 x 10, 15) = 13 -> 6.5 halved, still over 4 x 0.6: the step 6.5 / 4
-    assert finer_offsets(10.0, 0.8, 3.0, VOXEL) == pytest.approx((1.625, 6.5))
-    # and update_sampling uses them when it makes the order finer (state: range 5, step 1)
-    settings = RefineSettings(particle_diameter_angstrom=60.0)
-    state = _state(settings, 2, 12, 20.0, 19.5)
-    state.offset_change_px = 0.2
-    update_sampling(state, settings, _curve(12), N, VOXEL, PoseAccuracy(0.0, 0.8))
-    assert state.sampling.healpix_order == 3
-    assert (state.sampling.offset_step_px, state.sampling.offset_range_px) == pytest.approx(
-        (0.6, 1.0)
-    )

@@ -33,13 +33,13 @@ from cryomath.inference.expectation import (
 )
 from cryomath.inference.refine import (
     RefineSettings,
-    half_maps,
     sampling_for,
     shell_of,
     start_refinement,
 )
 from cryomath.reconstruction.direct import invert
-from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
+from cryomath.reconstruction.halves import fourier_average_fsc
+from cryomath.resolution import resolution_angstrom
 from cryomath.so3.symmetry import point_group
 
 
@@ -156,10 +156,10 @@ def class3d_iteration(
 
 
 def _class_map(sums: PassSums, c: int, state: Class3DState, voxel: float, tau2_fudge: float):
-    """Class ``c``'s map (both halves' sums, regularised by their FSC) and that FSC."""
-    previous = None if state.fsc is None or not state.fsc[c].any() else state.fsc[c]
-    halves = half_maps(sums, previous, c, tau2_fudge)
-    curve = fourier_shell_correlation(halves[0], halves[1], voxel).fsc.double().cpu()
+    """Class ``c``'s map (both halves' sums, regularised by their FSC) and that FSC (the
+    halves' Fourier averages', as refine's: ``reconstruction.fourier_average_fsc``)."""
+    held = sums.accumulators[(c, 1)], sums.accumulators[(c, 2)]
+    curve = fourier_average_fsc(*held, voxel).fsc.double().cpu()
     curve[state.band_shell + 1 :] = 0
     joined = sums.accumulators[(c, 1)]
     joined.merge(sums.accumulators[(c, 2)])
