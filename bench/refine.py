@@ -72,12 +72,17 @@ def cryomath(args: list[str]) -> int:
 MATES = torch.eye(3, dtype=torch.float64)[None]  # the poses that see the same map (--mates)
 
 
+def mated(truth: np.ndarray, found: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``truth`` and ``found`` as tensors, each found pose replaced by its mate (``MATES``)
+    nearest its true pose."""
+    truth = torch.as_tensor(truth)
+    return truth, so3.closest_symmetric_pose(torch.as_tensor(found), truth, MATES)
+
+
 def pose_errors(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Degrees between ``found`` and ``truth`` after their best common rotation, each found pose
-    first replaced by its mate (``MATES``) nearest its true pose."""
-    truth, found = torch.as_tensor(truth), torch.as_tensor(found)
-    found = so3.closest_symmetric_pose(found, truth, MATES)
-    return so3.pose_errors_degrees(truth, found).numpy()
+    """Degrees between ``found`` (each pose its mate nearest the truth) and ``truth`` after
+    their best common rotation."""
+    return so3.pose_errors_degrees(*mated(truth, found)).numpy()
 
 
 def exact_mates(model: str, pairs: str) -> torch.Tensor:
@@ -115,8 +120,7 @@ def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel:
             fourier_shell_correlation(a, b, pixel), 0.143),
     }  # fmt: skip
     if poses is not None:
-        true, found = (torch.as_tensor(r) for r in poses)
-        found = so3.closest_symmetric_pose(found, true, MATES)
+        true, found = mated(*poses)
         frame = so3.chordal_mean(true.transpose(-1, -2) @ found)
         n = volume.shape[-1]
         origin = torch.full((3,), -(n // 2) * pixel, dtype=torch.float64)

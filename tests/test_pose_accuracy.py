@@ -13,7 +13,7 @@ import torch
 
 from cryomath.cli import main
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_spectra
-from cryomath.inference.accuracy import ANGLES_DEGREES, SHIFTS_PX, PoseAccuracy, pose_accuracy
+from cryomath.inference.accuracy import ANGLES_DEGREES, SHIFTS_PX, pose_accuracy
 from cryomath.inference.refine import (
     RefineSettings,
     sampling_for,
@@ -103,7 +103,7 @@ def test_refine_makes_the_sampling_no_finer_than_three_quarters_of_the_accuracy(
         state = start_refinement(replace(table, rotations=None), volume.float(), PIXEL, settings)
         state.sampling = sampling_for(settings, 4, 1.5, 0.5, BAND, N, PIXEL)  # 3.75 degrees
         state.best_shell, state.smallest_change_degrees = N, 0.0
-        update_sampling(state, settings, curve, N, PIXEL, PoseAccuracy(accuracy, 1.0))
+        update_sampling(state, settings, curve, N, PIXEL, accuracy)
         outcomes[accuracy] = (state.sampling.healpix_order, state.converged)
     assert outcomes[2.0] == (5, False)  # 3.75 > 0.75 x 2: finer
     assert outcomes[10.0] == (4, True)  # 3.75 < 0.75 x 10: fine enough, and stalled: done

@@ -11,14 +11,8 @@ import math
 import numpy as np
 import torch
 
-from cryomath.inference.accuracy import PoseAccuracy
 from cryomath.inference.expectation import ParticleState
-from cryomath.inference.refine import (
-    RefineSettings,
-    RefineState,
-    sampling_for,
-    update_sampling,
-)
+from cryomath.inference.refine import RefineSettings, RefineState, sampling_for, update_sampling
 from cryomath.resolution import FSCCurve
 
 N, VOXEL = 40, 2.0  # shell k is 80 / k A
@@ -41,7 +35,7 @@ def _state(settings: RefineSettings, order: int, best_shell: int, smallest: floa
 
 def _next(settings, order, best_shell, smallest, change, shell):
     state = _state(settings, order, best_shell, smallest, change)
-    update_sampling(state, settings, _curve(shell), N, VOXEL, PoseAccuracy(0.0, 1.0))  # no limit
+    update_sampling(state, settings, _curve(shell), N, VOXEL, 0.0)  # no accuracy limit
     return state.sampling.healpix_order, state.converged
 
 

@@ -93,15 +93,21 @@ class FourierAccumulator:
         )  # fmt: skip
         self.count += weighted_spectra.shape[0]
 
+    def frequencies(self) -> torch.Tensor:
+        """The frequency ``(k_z, k_y, k_x)`` of every sample of the padded sums, in cycles per
+        voxel (``(n_pad, n_pad, n_pad // 2 + 1, 3)``, float64, on the sums' device; the first
+        two axes centred, the last rfft's); times ``n``, in samples of the ``n``-voxel box's
+        spectrum."""
+        device = self.sums.device
+        centred = torch.fft.fftshift(torch.fft.fftfreq(self.n_pad, dtype=torch.float64,
+                                                       device=device))  # fmt: skip
+        last = torch.fft.rfftfreq(self.n_pad, dtype=torch.float64, device=device)
+        return torch.stack(torch.meshgrid(centred, centred, last, indexing="ij"), -1)
+
     def shells(self) -> torch.Tensor:
         """The shell of every sample of the padded sums, in units of the ``n``-voxel box
         (``(n_pad, n_pad, n_pad // 2 + 1)``, long, on the sums' device)."""
-        centred = torch.fft.fftshift(torch.fft.fftfreq(self.n_pad, dtype=torch.float64))
-        k = torch.stack(torch.meshgrid(centred, centred,
-                                       torch.fft.rfftfreq(self.n_pad, dtype=torch.float64),
-                                       indexing="ij"), -1)  # fmt: skip
-        shells = torch.round(torch.linalg.vector_norm(k, dim=-1) * self.n).long()
-        return shells.to(self.sums.device)
+        return torch.round(torch.linalg.vector_norm(self.frequencies(), dim=-1) * self.n).long()
 
     def merge(self, other: "FourierAccumulator") -> None:
         """Add another accumulator's sums (for halves, or partial sums from workers, which may

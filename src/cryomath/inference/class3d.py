@@ -158,11 +158,10 @@ def class3d_iteration(
 def _class_map(sums: PassSums, c: int, state: Class3DState, voxel: float, tau2_fudge: float):
     """Class ``c``'s map (both halves' sums, regularised by their FSC) and that FSC (the
     halves' Fourier averages', as refine's: ``reconstruction.fourier_average_fsc``)."""
-    held = sums.accumulators[(c, 1)], sums.accumulators[(c, 2)]
-    curve = fourier_average_fsc(*held, voxel).fsc.double().cpu()
+    joined, other = sums.accumulators[(c, 1)], sums.accumulators[(c, 2)]
+    curve = fourier_average_fsc(joined, other, voxel).fsc.double().cpu()
     curve[state.band_shell + 1 :] = 0
-    joined = sums.accumulators[(c, 1)]
-    joined.merge(sums.accumulators[(c, 2)])
+    joined.merge(other)
     full = invert(joined, half_map_fsc=curve.to(joined.weights), tau2_fudge=tau2_fudge)
     return full.cpu(), curve
 

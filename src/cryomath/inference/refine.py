@@ -270,7 +270,7 @@ def refine_iteration(
         "accuracy_offset_angstrom": accuracy.offset_px * voxel,
         "mean_offset_change_angstrom": offset_change_px * voxel,
     }
-    update_sampling(state, settings, curve, n, voxel, accuracy)
+    update_sampling(state, settings, curve, n, voxel, accuracy.rotation_degrees)
     state.history.append(line)
     return line
 
@@ -351,9 +351,9 @@ def halves_accuracy(table, state: RefineState, device=None, per_half: int = 50) 
 
 
 def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float,
-                    accuracy: PoseAccuracy) -> None:  # fmt: skip
+                    accuracy_degrees: float) -> None:  # fmt: skip
     """The next iteration's sampling from this one's half-map FSC ``curve``, the poses'
-    changes and their estimated ``accuracy`` (the module docstring's rules);
+    changes and their estimated accuracy ``accuracy_degrees`` (the module docstring's rules);
     ``state.converged`` once they end."""
     s = state.sampling
     shell_143 = shell_of(resolution_angstrom(curve, 0.143), n, voxel)
@@ -372,7 +372,7 @@ def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float
     state.smallest_change_degrees = min(state.smallest_change_degrees, change)
     order, step, offset_range = s.healpix_order, s.offset_step_px, s.offset_range_px
     # RELION: no finer step than 75 % of the accuracy (finer ones only fit noise)
-    fine_enough = order >= settings.max_order or s.step_degrees < 0.75 * accuracy.rotation_degrees
+    fine_enough = order >= settings.max_order or s.step_degrees < 0.75 * accuracy_degrees
     if stalled and fine_enough:
         state.converged = True
     elif finer and not fine_enough:

@@ -65,20 +65,15 @@ def _average_on_grid(acc) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per sample of the ``n``-grid's half space (flattened, indices -n..n, -n..n, 0..n): the
     average (the sums of the padded samples nearest it, data over weights), whether anything
     was inserted there, and its shell."""
-    acc.weights  # noqa: B018 (raises for an accumulator without weights)
-    n, device = acc.n, acc.sums.device
-    centred = torch.fft.fftshift(torch.fft.fftfreq(acc.n_pad, dtype=torch.float64, device=device))
-    last = torch.fft.rfftfreq(acc.n_pad, dtype=torch.float64, device=device)
-    grids = torch.meshgrid(centred, centred, last, indexing="ij")
-    z, y, x = (torch.round(f * n).long() for f in grids)
+    n, weights = acc.n, acc.weights.flatten()
+    z, y, x = torch.round(acc.frequencies() * n).long().unbind(-1)
     side = 2 * n + 1
     index = (((z + n) * side + (y + n)) * (n + 1) + x).flatten()
-    sums = acc.sums[0].reshape(3, -1).T  # real, imaginary, weight
-    binned = torch.zeros(side * side * (n + 1), 3, dtype=sums.dtype, device=device)
-    binned.index_add_(0, index, sums)
+    values = torch.cat([torch.view_as_real(acc.data.flatten()), weights[:, None]], 1)
+    binned = values.new_zeros(side * side * (n + 1), 3).index_add_(0, index, values)
     filled = binned[:, 2] > 0
     average = torch.complex(binned[:, 0], binned[:, 1]) / torch.where(filled, binned[:, 2], 1)
-    k = torch.arange(-n, n + 1, dtype=torch.float64, device=device) ** 2
-    last_k = torch.arange(n + 1, dtype=torch.float64, device=device) ** 2
-    shells = torch.round((k[:, None, None] + k[None, :, None] + last_k).sqrt()).long().flatten()
+    k = torch.arange(-n, n + 1, dtype=torch.float64, device=weights.device) ** 2
+    last = torch.arange(n + 1, dtype=torch.float64, device=weights.device) ** 2
+    shells = torch.round((k[:, None, None] + k[None, :, None] + last).sqrt()).long().flatten()
     return average, filled, shells
