@@ -9,6 +9,7 @@ import torch
 
 from cryomath.atoms import map_from_model, read_atoms
 from cryomath.demo import BUNDLED_MODEL
+from cryomath.errors import InvalidInputError
 from cryomath.fourier import crop_or_pad
 from cryomath.imaging import FourierAccumulator, ParticleBatch
 from cryomath.projection import project_fourier
@@ -58,3 +59,11 @@ def test_shells_without_shared_signal_correlate_to_zero(halves):
     maps = [invert(acc, half_map_fsc=prior) for acc in halves]
     leaked = fourier_shell_correlation(maps[0], maps[1], PIXEL).fsc[beyond].numpy()
     assert leaked.mean() > 0.1 > 10 * abs(curve.fsc[beyond].numpy().mean())
+
+
+def test_halves_of_other_boxes_or_without_weights_are_refused(halves):
+    with pytest.raises(InvalidInputError, match="boxes of 32 and 24 voxels"):
+        fourier_average_fsc(halves[0], FourierAccumulator(24, 2.0, torch.float64), PIXEL)
+    bare = FourierAccumulator(N, 2.0, torch.float64, with_weights=False)
+    with pytest.raises(InvalidInputError, match="keeps no weights"):
+        fourier_average_fsc(halves[0], bare, PIXEL)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cryomath.errors import InvalidInputError
 from cryomath.resolution import FSCCurve
 
 
@@ -43,6 +44,8 @@ def fourier_average_fsc(half1, half2, voxel_size_angstrom: float) -> FSCCurve:
     regularisation, and no real-space crop or mask carries the shared low resolutions into
     shells the data did not fill (where a map regularised to nearly zero holds only that leak,
     its FSC was 0.4-0.6 on independent halves)."""
+    if half1.n != half2.n:
+        raise InvalidInputError(f"the halves are sums for boxes of {half1.n} and {half2.n} voxels")
     n, n_shells = half1.n, half1.n // 2 + 1
     (a, filled_a, shells), (b, filled_b, _) = (_average_on_grid(acc) for acc in (half1, half2))
     keep = filled_a & filled_b & (shells < n_shells)
