@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refine import MODEL, efficient_median_error, pose_errors
+from refine import MODEL, efficient_median_errors, pose_errors
 
 from cryomath.cli import main as _cryomath
 from cryomath.imaging import estimate_noise_from_background, iter_batches
@@ -54,7 +54,7 @@ def main() -> None:
                           "3", "--out", str(args.out), "--force", "--json"]) == 0  # fmt: skip
     table = read_particles(args.out / "particles.star")
     truth, _ = read_volume(Path(args.model), 48, args.pixel)
-    bound = efficient_median_error(table, truth, args.pixel, 0.05)
+    bound, _ = efficient_median_errors(table, truth, args.pixel, 0.05)
     result = {"particles": args.n, "model": str(args.model),
               "efficient_median_error_degrees": bound}  # fmt: skip
     noise = estimate_noise_from_background(

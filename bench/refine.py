@@ -18,10 +18,11 @@ RELION runs ``relion_refine_mpi --auto_refine --split_random_halves`` with three
 (``mpirun --oversubscribe``, two cores) and ``--firstiter_cc`` (its reference is not on the
 images' greyscale; cryomath scales its own, ``inference.greyscale``).
 
-The floor: ``efficient_median_error_degrees``, the median rotation error an efficient
-estimator would reach knowing the true map, CTFs, offsets' information and noise (the
-Cramér-Rao bound of ``imaging.fisher`` per particle). No refinement can beat it on average; the
-issue's 2-degree target is below it for the bundled N-domain at SNR 0.05 (2.2 degrees).
+The floor: ``efficient_median_error_degrees`` and ``efficient_median_offset_error_px``, the
+median rotation and offset errors an efficient estimator would reach knowing the true map,
+CTFs and noise (the Cramér-Rao bound of ``imaging.fisher`` per particle). No refinement can
+beat it on average; the issue's 2-degree target is below it for the bundled N-domain at SNR
+0.05 (2.2 degrees).
 
 The gold-standard oracle (``oracle``): the best a gold-standard refinement could do with these
 particles. Its references are fixed: the half maps the true poses give, regularised per shell
@@ -37,7 +38,9 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import replace
@@ -132,23 +135,29 @@ def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel:
     return scores
 
 
-def efficient_median_error(table, truth_map: torch.Tensor, pixel: float, snr: float) -> float:
-    """The median rotation error (degrees) of an efficient estimator: errors drawn from each
-    particle's Cramér-Rao bound (``imaging.fisher``, the truth's projections at the true poses,
-    each image's own white noise ``var(clean) / snr`` as ``simulate`` made it), 64 draws each."""
+def efficient_median_errors(table, truth_map: torch.Tensor, pixel: float,
+                            snr: float) -> tuple[float, float]:  # fmt: skip
+    """The median rotation error (degrees) and offset error (pixels) of an efficient
+    estimator: errors drawn from each particle's Cramér-Rao bound (``imaging.fisher``'s inverse,
+    its rotation and its offset block; the truth's projections at the true poses, each image's
+    own white noise ``var(clean) / snr`` as ``simulate`` made it), 64 draws each."""
     spectrum = prepare_volume(truth_map, 2.0, "cubic", voxel_size_angstrom=pixel)
     n = truth_map.shape[-1]
     unit = NoiseSpectrum((1,), torch.full((1, n), n * n / 2.0, dtype=torch.float64))
-    draws = []
+    rotations, offsets = [], []
     generator = torch.Generator().manual_seed(0)
     for batch in iter_batches(table, 250, None, torch.float64):
         variance = predict_images(spectrum, batch).var(dim=(-2, -1)) / snr
         batch = replace(batch, optics_group=1)
         fisher = pose_fisher_information(spectrum, batch, unit) / variance[:, None, None]
-        root = torch.linalg.cholesky(torch.linalg.inv(fisher)[:, :3, :3])
-        z = torch.randn(len(batch), 3, 64, generator=generator, dtype=torch.float64)
-        draws.append(torch.rad2deg((root @ z).norm(dim=1)).flatten())
-    return float(torch.cat(draws).median())
+        bound = torch.linalg.inv(fisher)
+        for block, draws in ((slice(0, 3), rotations), (slice(3, 5), offsets)):
+            root = torch.linalg.cholesky(bound[:, block, block])
+            z = torch.randn(len(batch), root.shape[-1], 64, generator=generator,
+                            dtype=torch.float64)  # fmt: skip
+            draws.append((root @ z).norm(dim=1).flatten())
+    return (float(torch.rad2deg(torch.cat(rotations)).median()),
+            float(torch.cat(offsets).median()))  # fmt: skip
 
 
 def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float, sym: str = "C1") -> dict:
@@ -213,9 +222,10 @@ def main() -> None:
                      "--halves", "--sym", args.sym, "--device", args.device, "--force",
                      "--json"]) == 0  # fmt: skip
     rec = out / "truth"
+    rotation_floor, offset_floor = efficient_median_errors(table, truth_map, pixel, 0.05)
     result = {"particles": args.n, "pixel_size_angstrom": pixel, "device": args.device,
-              "efficient_median_error_degrees": efficient_median_error(table, truth_map, pixel,
-                                                                       0.05),
+              "efficient_median_error_degrees": rotation_floor,
+              "efficient_median_offset_error_px": offset_floor,
               "true_poses": map_scores(rec / "full.mrc", rec / "half1.mrc", rec / "half2.mrc",
                                        truth_map, pixel)}  # fmt: skip
     start = time.perf_counter()
@@ -257,22 +267,46 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) ->
                "--oversampling", "1", "--pad", "2", "--maxsig", "64", "--j", "1", "--pool",
                "30", "--dont_combine_weights_via_disc"]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=sim, stdout=subprocess.DEVNULL,
-                   timeout=args.relion_timeout)  # fmt: skip
+    finished = _run_or_stop(command, sim, args.relion_timeout)
     seconds = time.perf_counter() - start
-    found = read_particles(folder / "run_data.star", allow_unknown_columns=True).rotations
-    names = read_star(folder / "run_data.star")["particles"]["rlnImageName"].tolist()
+    data = folder / "run_data.star"
+    half1, half2, full = (folder / f"run_{name}.mrc" for name in ("half1_class001_unfil",
+                          "half2_class001_unfil", "class001"))  # fmt: skip
+    if not finished:  # scored at its last iteration: the mean of its half maps
+        data = sorted(folder.glob("run_it*_data.star"))[-1]
+        prefix = data.name.removesuffix("_data.star")
+        half1, half2 = (folder / f"{prefix}_half{h}_class001.mrc" for h in (1, 2))
+        mean = (read_mrc(half1)[0].astype(np.float64) + read_mrc(half2)[0]) / 2
+        full = folder / f"{prefix}_halves_mean.mrc"
+        write_mrc(full, mean.astype(np.float32), pixel, force=True)
+    found = read_particles(data, allow_unknown_columns=True).rotations
+    names = read_star(data)["particles"]["rlnImageName"].tolist()
     order = {name: i for i, name in enumerate(
         read_star(sim / "start.star")["particles"]["rlnImageName"].tolist())}  # fmt: skip
     truth = table.rotations[[order[name] for name in names]]
     errors = pose_errors(truth, found)
     return {
-        "seconds": seconds, "command": " ".join(command),
+        "seconds": seconds, "finished": finished, "last_iteration": data.name,
+        "command": " ".join(command),
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
-        **map_scores(folder / "run_class001.mrc", folder / "run_half1_class001_unfil.mrc",
-                     folder / "run_half2_class001_unfil.mrc", truth_map, pixel, (truth, found)),
+        **map_scores(full, half1, half2, truth_map, pixel, (truth, found)),
     }  # fmt: skip
+
+
+def _run_or_stop(command: list[str], cwd: Path, timeout: float) -> bool:
+    """Run ``command`` in ``cwd``; past ``timeout`` seconds stop it and every process it
+    started (mpirun's ranks), and say so (False)."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    try:
+        if process.wait(timeout=timeout) != 0:
+            raise SystemExit(f"{command[0]} failed with exit status {process.returncode}")
+        return True
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
 
 
 if __name__ == "__main__":
