@@ -1,8 +1,9 @@
 """``cryomath demo``: from particle images to a validated map with no prior knowledge of the
-structure (de novo), on a bundled model, with a figure per stage.
+structure (de novo), on a bundled model or the user's, with a figure per stage.
 
-1. Truth: the bundled 6VYB N-domain (``data/README.md``) rendered with Peng (1996) scattering
-   factors and its B-factors, 2 A voxels (``atoms.map_from_model``).
+1. Truth: the bundled 6VYB N-domain (``data/README.md``), or ``DemoSettings.model``, rendered
+   with Peng (1996) scattering factors and its B-factors, 2 A voxels, in a box 12 A wider
+   than the model on each side (``atoms.map_from_model``).
 2. Data: ``n_particles`` images with uniform poses, shifts (sd 2 A), a CTF (300 kV, defocus
    1-2.5 um, an envelope of B = ``bfactor_angstrom2``) and white noise at ``snr``, written as
    stacks, a RELION 3.1 STAR and a cryoSPARC ``.cs`` (``pipelines.simulate_dataset``). The same
@@ -46,6 +47,7 @@ class DemoSettings:
     abinitio_iterations: int = 15
     max_healpix_order: int = 4  # 3.75 degrees: finer than this resolution needs
     seed: int = 0
+    model: Path | None = None  # an atomic model (PDB/mmCIF); None: the bundled N-domain
 
 
 def run_demo(
@@ -93,7 +95,8 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     started = time.perf_counter()
     voxel = s.voxel_size_angstrom
     report("truth map", 0, 1)
-    truth, origin = map_from_model(read_atoms(BUNDLED_MODEL), voxel, None, margin_angstrom=12.0)
+    model = BUNDLED_MODEL if s.model is None else Path(s.model)
+    truth, origin = map_from_model(read_atoms(model), voxel, None, margin_angstrom=12.0)
     report("truth map", 1, 1)
     simulation = SimulationSettings(
         n_particles=s.n_particles, pixel_size_angstrom=voxel, seed=s.seed, snr=s.snr,
@@ -137,7 +140,7 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     }
     _figures(out, truth, best.moved, curves, known_curve, table, simulation, force)
     summary = {
-        "model": "6VYB N-terminal domain (bundled)",
+        "model": "6VYB N-terminal domain (bundled)" if s.model is None else model.name,
         "particles": s.n_particles,
         "box": int(truth.shape[-1]),
         "pixel_size_angstrom": voxel,

@@ -40,6 +40,10 @@ def read_atoms(path: str | Path, model_index: int = 0, waters: bool = False) -> 
     atom and residue names (``atoms.infer_element``), with one warning."""
     import gemmi
 
+    if not Path(path).exists():  # gemmi's own errors do not name the file
+        raise FileFormatError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise FileFormatError(f"{path}: is a folder, not a PDB/mmCIF model")
     try:
         structure = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError) as exc:
