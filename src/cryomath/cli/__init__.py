@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command; every failure becomes one line on stderr (see above)."""
     from typer.exceptions import TyperException
 
+    from cryomath.devices import keep_freed_host_memory
+
+    keep_freed_host_memory()  # the command owns the process: reuse freed memory (why: there)
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
