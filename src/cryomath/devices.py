@@ -6,7 +6,8 @@ projection, reconstruction, FSC and alignment of files) take ``device=`` and mov
 there through :class:`Staging`. On CUDA it copies through one reused page-locked (pinned)
 host buffer per direction and dtype, so a host-to-device copy is a DMA that does not stall on
 paging, and no pinned buffer is allocated per batch (``cudaHostAlloc`` is slow). On the CPU
-the staging is a no-op view.
+the staging is a no-op view. Commands also set the host's allocator to keep freed memory for
+reuse (:func:`keep_freed_host_memory`).
 """
 
 import os
