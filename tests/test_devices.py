@@ -172,3 +172,19 @@ def test_cli_device_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path, 
         assert code == 1, name
         assert err.count("\n") == 1 and "sees no CUDA GPU" in err, (name, err)
     assert not any(tmp_path.rglob("*.mrc*")) and not any(tmp_path.rglob("*.star"))
+
+
+def test_the_allocator_setting_takes_on_glibc_and_yields_to_the_users_variables(monkeypatch):
+    """``keep_freed_host_memory``: glibc accepts the three ``mallopt`` options (True); any of
+    the ``MALLOC_*`` variables in the environment leaves the allocator to the user (False)."""
+    import platform
+
+    from cryomath.devices import _ALLOCATOR_VARIABLES, keep_freed_host_memory
+
+    for name in _ALLOCATOR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert keep_freed_host_memory() is (platform.libc_ver()[0] == "glibc")
+    for name in _ALLOCATOR_VARIABLES:
+        monkeypatch.setenv(name, "131072")
+        assert keep_freed_host_memory() is False
+        monkeypatch.delenv(name)
