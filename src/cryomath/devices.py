@@ -147,11 +147,10 @@ def keep_freed_host_memory() -> bool:
     of MB per batch. Under glibc's defaults many come from ``mmap`` and go back with
     ``munmap``, and the kernel zeroes their pages again at each first touch: the default demo
     spent 86 s of its 209 s of CPU time in the kernel; with these settings 22 s of 138, in
-    73 s instead of 112 (the same maps; peak memory 4.7 GB against 4.3; bench/RESULTS.md). Not
-    on other C
-    libraries, and not when the environment sets any of ``MALLOC_MMAP_THRESHOLD_``,
-    ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_`` (the user's choice wins;
-    tests/test_streaming.py measures peaks under its own)."""
+    73 s instead of 112 (the same maps; peak memory 4.7 GB against 4.3; bench/RESULTS.md).
+    Not on other C libraries, and not when the environment sets any of
+    ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_`` (the user's
+    choice wins; tests/test_streaming.py measures peaks under its own)."""
     if any(name in os.environ for name in _ALLOCATOR_VARIABLES):
         return False
     import ctypes
