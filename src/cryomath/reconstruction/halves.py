@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
+from cryomath.fourier.shells import shell_sum
 from cryomath.resolution import FSCCurve
 
 
@@ -47,27 +48,21 @@ def fourier_average_fsc(half1, half2, voxel_size_angstrom: float) -> FSCCurve:
     if half1.n != half2.n:
         raise InvalidInputError(f"the halves are sums for boxes of {half1.n} and {half2.n} voxels")
     n, n_shells = half1.n, half1.n // 2 + 1
-    (a, filled_a, shells), (b, filled_b, _) = (_average_on_grid(acc) for acc in (half1, half2))
-    keep = filled_a & filled_b & (shells < n_shells)
-    shells = shells[keep]
-
-    def per_shell(values: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(n_shells, dtype=values.dtype, device=values.device)
-        return out.index_add_(0, shells, values)
-
-    a, b = a[keep], b[keep]
-    cross = per_shell((a * b.conj()).real)
-    power = per_shell(a.abs() ** 2) * per_shell(b.abs() ** 2)
+    (a, filled_a), (b, filled_b) = (_average_on_grid(acc) for acc in (half1, half2))
+    both = filled_a & filled_b
+    a, b, shells = a[both], b[both], _grid_shells(n, a.device)[both]
+    cross = shell_sum((a * b.conj()).real, shells, n_shells)
+    power = shell_sum(a.abs() ** 2, shells, n_shells) * shell_sum(b.abs() ** 2, shells, n_shells)
     fsc = cross / power.sqrt().clamp(min=torch.finfo(cross.dtype).tiny)
     frequency = torch.arange(n_shells, dtype=cross.dtype, device=cross.device)
-    counts = per_shell(torch.ones(len(shells), dtype=cross.dtype, device=cross.device))
+    counts = shell_sum(cross.new_ones(len(shells)), shells, n_shells)
     return FSCCurve(fsc, frequency / (n * voxel_size_angstrom), counts)
 
 
-def _average_on_grid(acc) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _average_on_grid(acc) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sample of the ``n``-grid's half space (flattened, indices -n..n, -n..n, 0..n): the
-    average (the sums of the padded samples nearest it, data over weights), whether anything
-    was inserted there, and its shell."""
+    average (the sums of the padded samples nearest it, data over weights) and whether
+    anything was inserted there."""
     n, weights = acc.n, acc.weights.flatten()
     z, y, x = torch.round(acc.frequencies() * n).long().unbind(-1)
     side = 2 * n + 1
@@ -76,7 +71,11 @@ def _average_on_grid(acc) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     binned = values.new_zeros(side * side * (n + 1), 3).index_add_(0, index, values)
     filled = binned[:, 2] > 0
     average = torch.complex(binned[:, 0], binned[:, 1]) / torch.where(filled, binned[:, 2], 1)
-    k = torch.arange(-n, n + 1, dtype=torch.float64, device=weights.device) ** 2
-    last = torch.arange(n + 1, dtype=torch.float64, device=weights.device) ** 2
-    shells = torch.round((k[:, None, None] + k[None, :, None] + last).sqrt()).long().flatten()
-    return average, filled, shells
+    return average, filled
+
+
+def _grid_shells(n: int, device) -> torch.Tensor:
+    """The shell of every sample of :func:`_average_on_grid`'s layout."""
+    k = torch.arange(-n, n + 1, dtype=torch.float64, device=device) ** 2
+    last = torch.arange(n + 1, dtype=torch.float64, device=device) ** 2
+    return torch.round((k[:, None, None] + k[None, :, None] + last).sqrt()).long().flatten()
