@@ -11,9 +11,11 @@ from cryomath import so3
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import ifft_nd
+from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch, gaussian_log_likelihood, predict_spectra
 from cryomath.inference import gaussian_pose_scores
+from cryomath.inference.scores import BandProjections
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 
 
@@ -44,6 +46,14 @@ def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell):
                                      else max_shell, min_shell=1)  # fmt: skip
     assert scores.shape == (b, s, r)
     assert float((scores - direct).abs().max() / direct.abs().max()) < 1e-12
+    # the same through a table of band parts, shared and gathered per image (a global search's)
+    table = BandProjections.of(projections, 16 // 2 - 1 if max_shell is None else max_shell)
+    for hyp, expected in ((table, direct), (table[torch.tensor([[4, 0], [2, 2], [1, 3]])],
+                                            direct[..., [[4, 0], [2, 2], [1, 3]]])):  # fmt: skip
+        if expected.ndim == 4:  # each image's own rows
+            expected = expected[torch.arange(b), :, torch.arange(b)]
+        got = gaussian_pose_scores(batch, hyp, shifts, noise, max_shell)
+        assert float((got - expected).abs().max() / direct.abs().max()) < 1e-12
 
 
 def test_at_high_snr_the_scores_peak_at_the_true_pose_and_shift():
@@ -74,6 +84,20 @@ def test_bad_hypotheses_are_refused():
         gaussian_pose_scores(batch, projections[:, :8], shifts, noise)
     with pytest.raises(InvalidInputError, match="shifts_px"):
         gaussian_pose_scores(batch, projections, shifts[:, :1], noise)
+    with pytest.raises(InvalidInputError, match="band is for images of 16 px to shell 5"):
+        gaussian_pose_scores(batch, BandProjections.of(projections, 5), shifts, noise, 6)
+
+
+def test_band_projections_hold_the_scored_samples_and_nothing_else():
+    spectrum, rotations, _, _, _ = _setup()
+    projections = extract_central_slices_rfft_3d(spectrum, rotations)
+    shells = shell_index((16, 16))
+    inside = (shells >= 1) & (shells <= 5) & (hermitian_multiplicity((16, 16)) > 0)
+    restored = BandProjections.of(projections, 5).spectra()
+    assert torch.equal(restored, torch.where(inside, projections, 0))
+    # the rfft's half plane (kx >= 0) holds 53 samples with 0.5 <= |k| < 5.5 pixels^-1 n
+    lattice = sum(0.25 <= x * x + y * y < 30.25 for x in range(9) for y in range(-8, 8))
+    assert BandProjections.of(projections, 5).parts.shape == (len(rotations), 2 * lattice)
 
 
 def test_posterior_of_two_hypotheses_is_bayes_rule():

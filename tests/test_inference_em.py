@@ -118,7 +118,7 @@ def test_oversampling_keeps_the_exhaustive_fine_posterior():
     search = _GlobalSearch(refs, sampling, group, torch.float64, None)
     hyp, rows, prior = search.hypotheses(batch, shifts, torch.zeros(1, dtype=torch.float64),
                                          noise)  # fmt: skip
-    assert hyp.shape[1] == 8 * 64 < len(fine)
+    assert hyp.count == 8 * 64 < len(fine)
     pruned = posterior(gaussian_pose_scores(batch, hyp, shifts, noise), None, prior)
     best = rows[torch.arange(len(rows)), pruned.weights[:, 0].argmax(1)]
     assert best.tolist() == exhaustive.weights[:, 0].argmax(1).tolist()

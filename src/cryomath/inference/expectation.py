@@ -42,7 +42,7 @@ from cryomath.inference.sampling import (
     offset_grid,
     oversampled_orientations,
 )
-from cryomath.inference.scores import band_samples_and_noise, pose_scores
+from cryomath.inference.scores import BandProjections, band_samples_and_noise, pose_scores
 from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
@@ -208,7 +208,8 @@ def expectation_pass(
                              sampling.dose_e_per_a2)  # fmt: skip
         post = posterior(scores, prior_shift, log_prior.to(scores.dtype), sampling.mass)
         best = post.weights.flatten(1).argmax(1)
-        best_s, best_h = best // hyp.shape[-3], best % hyp.shape[-3]
+        n_hyp = scores.shape[-1]
+        best_s, best_h = best // n_hyp, best % n_hyp
         b_range = torch.arange(len(batch), device=batch.device)
         if sampling.local:
             n_poses = poses.shape[1]
@@ -220,7 +221,7 @@ def expectation_pass(
         new_shift = prev + shifts[best_s]
         change = torch.rad2deg(geodesic_distance(centres.double(), chosen.double()))
         _record(state, index, chosen, new_shift, best_class, post, change)
-        hyp_class = torch.arange(hyp.shape[-3], device=batch.device) // n_poses
+        hyp_class = torch.arange(n_hyp, device=batch.device) // n_poses
         if rows_of is not None:
             hyp_class = rows_of // n_poses
         sums.class_mass += _class_mass(post.weights, hyp_class, k_classes)
@@ -298,6 +299,8 @@ class _GlobalSearch:
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
             self.fine = project_references(spectrum, self.poses, dtype, sampling.max_shell)
+            if sampling.dose_e_per_a2 is None:  # Gaussian scores: gather only the band's parts
+                self.fine = BandProjections.of(self.fine, sampling.max_shell)
             self.own_projections_per_image = 8 * sampling.max_significant
             self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
 
@@ -367,9 +370,13 @@ def _accumulator(sums: PassSums, key, references: References, dtype, device):
 
 
 def _prediction(batch: ParticleBatch, hyp, best_r, shift):
-    """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis."""
+    """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis (``hyp``:
+    projections, or their ``BandProjections``)."""
     n = batch.image_size
-    p = hyp[torch.arange(len(batch)), best_r] if hyp.ndim == 4 else hyp[best_r]
+    per_image = (hyp.power.ndim if isinstance(hyp, BandProjections) else hyp.ndim - 1) == 3
+    p = hyp[torch.arange(len(batch)), best_r] if per_image else hyp[best_r]
+    if isinstance(p, BandProjections):
+        p = p.spectra()
     ctf = batch.ctf_values()
     p = p if ctf is None else p * ctf
     return p * phase_ramp((n, n), shift, rfft=True)
@@ -445,10 +452,11 @@ def offset_sigma(sums: PassSums) -> float:
 
 def merged_noise(old: NoiseSpectrum, new: NoiseSpectrum, max_shell: int) -> NoiseSpectrum:
     """The new estimate within the band searched, the old one beyond (RELION keeps sigma2
-    beyond ``current_size``)."""
+    beyond ``current_size``) and at the origin, which no score counts (nor RELION's) and
+    where a prediction from ``BandProjections`` is zero."""
     sigma2 = old.sigma2.clone()
     k = min(max_shell + 1, new.sigma2.shape[1], sigma2.shape[1])
     for i, g in enumerate(new.groups):
         if g in old.groups:
-            sigma2[old.groups.index(g), :k] = new.sigma2[i, :k].to(sigma2)
+            sigma2[old.groups.index(g), 1:k] = new.sigma2[i, 1:k].to(sigma2)
     return NoiseSpectrum(old.groups, sigma2)
