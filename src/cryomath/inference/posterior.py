@@ -48,14 +48,28 @@ def offset_log_prior(shifts_px: torch.Tensor, centre_px: torch.Tensor, sigma_px:
 
 
 def rank_hypotheses(weights: torch.Tensor, mass: float):
-    """``weights (B, H)`` sorted best first (``torch.sort``'s values and indices) and, per row,
-    the fewest hypotheses that hold ``mass`` of its weight ``(B,)``."""
+    """``weights (B, H)`` sorted best first (``torch.sort``'s values and indices; only the
+    leading ones where the rest cannot count) and, per row, the fewest hypotheses that hold
+    ``mass`` of its weight ``(B,)``."""
     if not 0 < mass <= 1:
         raise InvalidInputError(f"mass must be in (0, 1], got {mass}")
+    # the weights below (1 - mass) / H hold less than 1 - mass together: a sharp posterior
+    # ranks only the few others (all of them where rounding leaves a row short)
+    h = weights.shape[1]
+    k = int((weights >= (1 - mass) / h).sum(1).max()) if h else 0
+    if 0 < k < h:
+        ordered = weights.topk(k, 1)
+        held = _held(ordered.values, mass)
+        if not bool((held > k).any()):
+            return ordered, held
     ordered = weights.sort(1, descending=True)
-    # cumulative weights below ``mass`` (a little slack for rounding), plus the one reaching it
-    held = (ordered.values.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
-    return ordered, held
+    return ordered, _held(ordered.values, mass)
+
+
+def _held(ordered: torch.Tensor, mass: float) -> torch.Tensor:
+    """The cumulative weights below ``mass`` (a little slack for rounding), plus the one
+    reaching it."""
+    return (ordered.cumsum(1) < mass * (1 - 1e-12)).sum(1) + 1
 
 
 def posterior(
@@ -78,8 +92,11 @@ def posterior(
     flat = total.flatten(1)
     if not holds(~torch.isnan(flat).any()):  # -inf is a zero prior; NaN is a bug upstream
         raise InvalidInputError("the scores or priors contain NaN")
-    evidence = torch.logsumexp(flat, 1)
-    weights = torch.exp(flat - evidence[:, None])
+    top = flat.amax(1, keepdim=True)  # logsumexp by hand: one exponential, not two
+    weights = torch.exp(flat - top)
+    total = weights.sum(1)
+    evidence = top[:, 0] + torch.log(total)
+    weights /= total[:, None]
     if not count_significant:
         significant = torch.zeros(len(flat), dtype=torch.int64, device=flat.device)
         return Posterior(weights.view(scores.shape), evidence, weights.amax(1), significant,
