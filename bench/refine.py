@@ -3,10 +3,14 @@ sections 4 and 5): the same particles, starting map, band and searches; wall tim
 error, the map's FSC against the truth, and the same for the map of the true poses.
 
     python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--sym C1] [--mates A:C,B:D]
-                           [--relion] [--device cuda] [--out DIR]
+                           [--dataset a|b] [--no-oracle] [--relion] [--device cuda] [--out DIR]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
-SNR 0.05, offsets of 3 A sd, Haar-random poses); both programs get them without poses or
+SNR 0.05, offsets of 3 A sd, Haar-random poses), or with ``--dataset`` they are section 5's
+(a) or (b), made by ``relion_project`` from EMD-3488 at 64^2 (``bench/abinitio.py``'s
+``make_dataset``; ``--mates A:C,B:D`` then measures modulo the 2-fold of its model, 5ME2;
+the floor there takes each image's noise as ``var(clean) / 0.05``, where RELION added one sd to
+all). Both programs get them without poses or
 origins (``start.star``) and the noise-free truth rendered on the same grid as the starting
 map, low-passed by each to 30 A (``--ini-high`` / ``--ini_high``). Pose error: the geodesic
 angle after the one global rotation that best aligns the refined poses with the true ones
@@ -64,6 +68,7 @@ from cryomath.resolution import fourier_shell_correlation, resolution_angstrom
 from cryomath.so3.symmetry import point_group
 
 MODEL = "src/cryomath/data/6vyb_ndom.pdb.gz"
+DATASET_MODEL = Path(__file__).resolve().parents[2] / "shared/data/map_model/5me2.pdb"
 
 
 def cryomath(args: list[str]) -> int:
@@ -165,7 +170,8 @@ def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float, sym: str
     ``refined`` (its noise, offsets, scales, band and halves: only the references differ): per
     pass, the median pose error and the share beyond 30 degrees; the FSC 0.5 against the truth
     of the map of its final poses."""
-    settings = RefineSettings(particle_diameter_angstrom=0.9 * 48 * pixel, leave_out_groups=1,
+    box = truth_map.shape[-1]
+    settings = RefineSettings(particle_diameter_angstrom=0.9 * box * pixel, leave_out_groups=1,
                               symmetry=sym)  # fmt: skip
     state = load_checkpoint(refined)
     state.left_out = None
@@ -179,7 +185,7 @@ def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float, sym: str
     for order, step in [(2, 1.0), (3, 0.5), (4, 0.25), (5, 0.25), (5, 0.25)]:
         state.maps = crossed  # half 1's particles against half 2's map, and the reverse
         offset_range = settings.offset_range_px if order == 2 else 3 * step
-        state.sampling = sampling_for(settings, order, offset_range, step, band, 48, pixel)
+        state.sampling = sampling_for(settings, order, offset_range, step, band, box, pixel)
         refine_iteration(blind, state, settings)
         errors = pose_errors(table.rotations, state.particles.rotations)
         passes.append({"healpix_order": order, "median_pose_error_degrees":
@@ -197,6 +203,8 @@ def main() -> None:
     parser.add_argument("--sym", default="C1", help="point group refine imposes (RELION's)")
     parser.add_argument("--mates", help="chain pairs of an exact 2-fold (haemoglobin: A:C,B:D): "
                         "pose errors modulo it")  # fmt: skip
+    parser.add_argument("--dataset", choices=("a", "b"), help="section 5's particles (EMD-3488)")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the gold-standard oracle")
     parser.add_argument("--max-iterations", type=int, default=25)
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
     parser.add_argument("--relion-timeout", type=float, default=3600.0)
@@ -206,15 +214,23 @@ def main() -> None:
     out, pixel = args.out, args.pixel
     global MATES
     if args.mates:
-        MATES = exact_mates(args.model, args.mates)
+        MATES = exact_mates(str(DATASET_MODEL) if args.dataset else args.model, args.mates)
     if args.sym != "C1":  # the group refine imposes: its mates are the same map
         MATES = point_group(args.sym, dtype=torch.float64)
-    sim = out / "sim"
-    assert cryomath(["simulate", args.model, "--n", str(args.n), "--box-size", "48", "--pixel-size",
-                     str(pixel), "--snr", "0.05", "--shift-sigma", "3", "--out", str(sim),
-                     "--force", "--json"]) == 0  # fmt: skip
+    sim, truth_path = out / "sim", Path(args.model)
+    if args.dataset:
+        from abinitio import PIXEL, make_dataset  # this folder's
+
+        with contextlib.redirect_stdout(io.StringIO()):  # its cryomath simulate's JSON
+            _, truth_path = make_dataset(sim, args.dataset, args.n)
+        pixel = PIXEL
+    else:
+        assert cryomath(["simulate", args.model, "--n", str(args.n), "--box-size", "48",
+                         "--pixel-size", str(pixel), "--snr", "0.05", "--shift-sigma", "3",
+                         "--out", str(sim), "--force", "--json"]) == 0  # fmt: skip
     table = read_particles(sim / "particles.star")
-    truth_map, _ = read_volume(Path(args.model), 48, pixel)
+    box = int(table.image_size[0])
+    truth_map, _ = read_volume(truth_path, box, pixel)
     write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
     write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
                       force=True)  # fmt: skip
@@ -223,14 +239,15 @@ def main() -> None:
                      "--json"]) == 0  # fmt: skip
     rec = out / "truth"
     rotation_floor, offset_floor = efficient_median_errors(table, truth_map, pixel, 0.05)
-    result = {"particles": args.n, "pixel_size_angstrom": pixel, "device": args.device,
+    result = {"particles": args.n, "dataset": args.dataset, "box": box,
+              "pixel_size_angstrom": pixel, "device": args.device,
               "efficient_median_error_degrees": rotation_floor,
               "efficient_median_offset_error_px": offset_floor,
               "true_poses": map_scores(rec / "full.mrc", rec / "half1.mrc", rec / "half2.mrc",
                                        truth_map, pixel)}  # fmt: skip
     start = time.perf_counter()
     assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
-                     "--particle-diameter", str(0.9 * 48 * pixel), "--max-iterations",
+                     "--particle-diameter", str(0.9 * box * pixel), "--max-iterations",
                      str(args.max_iterations), "--out", str(out / "cryomath"), "--device",
                      args.device, "--sym", args.sym, "--force", "--json"]) == 0  # fmt: skip
     seconds = time.perf_counter() - start
@@ -245,14 +262,16 @@ def main() -> None:
         **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel,
                      (table.rotations, found.rotations)),
     }  # fmt: skip
-    result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel, args.sym)
+    if not args.no_oracle:
+        result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel, args.sym)
     if args.relion:
-        result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, args)
+        result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, box, args)
         result["time_ratio_relion_over_cryomath"] = result["relion"]["seconds"] / seconds
     print(json.dumps(result, indent=2))
 
 
-def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) -> dict:
+def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int,
+               args) -> dict:  # fmt: skip
     """RELION's auto-refine on the same start (module docstring)."""
     if shutil.which("relion_refine_mpi") is None:
         raise SystemExit("relion_refine_mpi is not on the PATH (apt-get install relion)")
@@ -260,7 +279,7 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, args) ->
     command = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "3",
                "relion_refine_mpi", "--i", "start.star", "--o", str((folder / "run").resolve()),
                "--ref", "truth.mrc", "--ini_high", "30", "--firstiter_cc", "--auto_refine",
-               "--split_random_halves", "--particle_diameter", str(0.9 * 48 * pixel), "--ctf",
+               "--split_random_halves", "--particle_diameter", str(0.9 * box * pixel), "--ctf",
                "--zero_mask", "--flatten_solvent", "--healpix_order", "2",
                "--auto_local_healpix_order", "4", "--offset_range", "5", "--offset_step", "1",
                "--sym", args.sym, "--low_resol_join_halves", "40", "--norm", "--scale",
