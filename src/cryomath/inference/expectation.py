@@ -373,10 +373,11 @@ def _prediction(batch: ParticleBatch, hyp, best_r, shift):
     """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis (``hyp``:
     projections, or their ``BandProjections``)."""
     n = batch.image_size
-    per_image = (hyp.power.ndim if isinstance(hyp, BandProjections) else hyp.ndim - 1) == 3
-    p = hyp[torch.arange(len(batch)), best_r] if per_image else hyp[best_r]
-    if isinstance(p, BandProjections):
-        p = p.spectra()
+    if isinstance(hyp, BandProjections):
+        own = hyp.power.ndim == 3
+        p = (hyp[torch.arange(len(batch)), best_r] if own else hyp[best_r]).spectra()
+    else:
+        p = hyp[torch.arange(len(batch)), best_r] if hyp.ndim == 4 else hyp[best_r]
     ctf = batch.ctf_values()
     p = p if ctf is None else p * ctf
     return p * phase_ramp((n, n), shift, rfft=True)

@@ -161,14 +161,17 @@ def _band(projections, n: int, max_shell: int, n_images: int, device) -> BandPro
 
 def pose_scores(
     batch: ParticleBatch,
-    projections: torch.Tensor,
+    projections: torch.Tensor | BandProjections,
     shifts_px: torch.Tensor,
     noise: NoiseSpectrum,
     max_shell: int | None = None,
     dose_e_per_a2: float | None = None,
 ) -> torch.Tensor:
     """:func:`gaussian_pose_scores`, or with ``dose_e_per_a2`` the Poisson scores of counting
-    images (``inference.poisson``; ``noise`` unused)."""
+    images (``inference.poisson``; ``noise`` unused; full projections only: a Poisson score
+    counts the origin)."""
     if dose_e_per_a2 is None:
         return gaussian_pose_scores(batch, projections, shifts_px, noise, max_shell)
+    if isinstance(projections, BandProjections):
+        raise InvalidInputError("Poisson scores need full projections (they count the origin)")
     return poisson_pose_scores(batch, projections, shifts_px, dose_e_per_a2, max_shell)
