@@ -136,18 +136,22 @@ def _size(n_bytes: float) -> str:
 
 
 _ALLOCATOR_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
-_KEPT = {-3: 1 << 30, -1: 2**31 - 1, -2: 256 << 20}  # mallopt: mmap threshold, trim, top pad
+# mallopt: mmap threshold, trim threshold (-1: never give the heap's top back), top pad
+_KEPT = {-3: 1 << 30, -1: -1, -2: 256 << 20}
 
 
 def keep_freed_host_memory() -> bool:
     """Ask glibc's ``malloc`` to keep freed blocks below 1 GiB for reuse (``mallopt``: mmap
-    threshold 1 GiB, trim threshold 2 GiB, top pad 256 MiB); True if it took them.
+    threshold 1 GiB, no trimming of the heap's top, top pad 256 MiB); True if it took them.
 
     Why: expectation passes and ab initio steps allocate and free tensors of tens to hundreds
     of MB per batch. Under glibc's defaults many come from ``mmap`` and go back with
     ``munmap``, and the kernel zeroes their pages again at each first touch: the default demo
     spent 86 s of its 209 s of CPU time in the kernel; with these settings 22 s of 138, in
     73 s instead of 112 (the same maps; peak memory 4.7 GB against 4.3; bench/RESULTS.md).
+    The heap's top is never given back: a trim threshold of 2 GiB (``mallopt``'s largest
+    positive value) still let a refinement at box 64 free its top and fault it in again,
+    83 s of kernel time in 122 s (25 s in 86 s without trimming, at 8 % less peak memory).
     Not on other C libraries, and not when the environment sets any of
     ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_`` (the user's
     choice wins; tests/test_streaming.py measures peaks under its own)."""
