@@ -38,7 +38,7 @@ MIRROR = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's data and schedule (defaults: about 1.5 minutes on two cores)."""
+    """The demo's data and schedule (defaults: about a minute on two cores)."""
 
     n_particles: int = 800
     snr: float = 0.2

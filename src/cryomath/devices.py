@@ -151,7 +151,7 @@ def keep_freed_host_memory() -> bool:
     73 s instead of 112 (the same maps; peak memory 4.7 GB against 4.3; bench/RESULTS.md).
     The heap's top is never given back: a trim threshold of 2 GiB (``mallopt``'s largest
     positive value) still let a refinement at box 64 free its top and fault it in again,
-    83 s of kernel time in 122 s (25 s in 86 s without trimming, at 8 % less peak memory).
+    82 s of kernel time in 118 s (25 s in 86 s without trimming, at 8 % less peak memory).
     Not on other C libraries, and not when the environment sets any of
     ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_`` (the user's
     choice wins; tests/test_streaming.py measures peaks under its own)."""
