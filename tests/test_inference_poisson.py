@@ -4,14 +4,17 @@ simulated by ``cryomath simulate --dose``, against the truth."""
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from cryomath import so3
 from cryomath.ctf import CTF
+from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import ifft_nd
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import ParticleBatch
 from cryomath.inference.poisson import poisson_pose_scores
+from cryomath.inference.scores import BandProjections, pose_scores
 from cryomath.noise import poisson_log_likelihood
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 
@@ -43,6 +46,9 @@ def test_poisson_scores_equal_every_hypothesis_evaluated_directly():
         direct = poisson_log_likelihood(counts[:, None, None], n0 + predicted)  # (B, S, R)
         assert scores.shape == (b, len(shifts), r)
         assert float((scores - direct).abs().max()) < 1e-9 * float(direct.abs().max())
+    # a band table has no origin, which a Poisson score counts: refused in one line
+    with pytest.raises(InvalidInputError, match="Poisson scores need full projections"):
+        pose_scores(batch, BandProjections.of(projections, 4), shifts, None, 4, dose)
 
 
 def test_refinement_with_the_poisson_likelihood_finds_the_poses_of_counting_images(tmp_path):
