@@ -147,8 +147,8 @@ def keep_freed_host_memory() -> bool:
     Why: expectation passes and ab initio steps allocate and free tensors of tens to hundreds
     of MB per batch. Under glibc's defaults many come from ``mmap`` and go back with
     ``munmap``, and the kernel zeroes their pages again at each first touch: the default demo
-    spent 86 s of its 209 s of CPU time in the kernel; with these settings 22 s of 138, in
-    73 s instead of 112 (the same maps; peak memory 4.7 GB against 4.3; bench/RESULTS.md).
+    spent 86 s of its 209 s of CPU time in the kernel, in 112 s; with these settings (and
+    later E-step changes) 3 s of 118, in 63 s, with the same maps (bench/RESULTS.md).
     The heap's top is never given back: a trim threshold of 2 GiB (``mallopt``'s largest
     positive value) still let a refinement at box 64 free its top and fault it in again,
     82 s of kernel time in 118 s (25 s in 86 s without trimming, at 8 % less peak memory).
