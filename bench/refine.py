@@ -231,7 +231,8 @@ def main() -> None:
     table = read_particles(sim / "particles.star")
     box = int(table.image_size[0])
     truth_map, _ = read_volume(truth_path, box, pixel)
-    write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
+    if truth_path != sim / "truth.mrc":  # the model on the particles' grid (a dataset's is there)
+        write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
     write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
                       force=True)  # fmt: skip
     assert cryomath(["reconstruct", str(sim / "particles.star"), "--out", str(out / "truth"),
