@@ -76,3 +76,13 @@ def test_the_resolution_asks_for_a_finer_step_but_not_into_the_first_local_order
     assert _next(rules(3), 2, 16, 20.0, 20.0, 18) == (2, False)
     # ... unless local searches start later
     assert _next(rules(4), 2, 16, 20.0, 20.0, 18) == (3, False)
+
+
+def test_the_coarse_pass_scores_relions_coarse_size():
+    # ml_optimiser.cpp: coarse_size = 2 ceil(ori_size pixel / (step / 360 pi D / 1.2)), worked by
+    # hand for D = 80 A in this 40-pixel box of 2 A: order 2 (15 degrees) rotates 10.47 A at
+    # D, 8.73 A after the 1.2, so 2 ceil(9.17) = 20: shell 10; order 1 (30 degrees): 2 ceil(4.58)
+    # = 10: shell 5
+    settings = RefineSettings(particle_diameter_angstrom=80.0)
+    assert sampling_for(settings, 2, 5.0, 1.0, 15, N, VOXEL).coarse_shell == 10
+    assert sampling_for(settings, 1, 5.0, 1.0, 15, N, VOXEL).coarse_shell == 5

@@ -12,10 +12,11 @@ prior had shrunk to nearly zero held the leak of the shared low resolutions thro
 crop and mask (0.4-0.6 on independent halves), which fed back into the next prior. The band searched
 (RELION's ``current_size``): the shells up to the FSC 0.5 resolution plus 10; a global
 search's coarse pass scores only the shells its step resolves (RELION's ``coarse_size``,
-``sampling.coarse_shell``: shell 8 for the 15-degree parents at box 64), its children the whole
+``sampling.coarse_shell``: shell 11 for the 15-degree parents at box 64), its children the whole
 band. (A single 7.5-degree grid scored to shell 6 put 23 % of 2,000 images of SNR 0.05 more
-than 30 degrees off, 2.5 % to shell 23; on the sharpened dataset (b) of issue 16, the coarse
-band is where the lost particles' true parents drop out of the 64 kept: bench/RESULTS.md.)
+than 30 degrees off, 2.5 % to shell 23; on the sharpened dataset (b) of issue 16, without
+RELION's keepsafe factor, shell 8 lost 20 % of the particles and gave a 4.1 A map, shell 11
+17.5 % and 3.4 A: bench/RESULTS.md.)
 The reported resolution is at FSC 0.143.
 
 Sampling rules (``ml_optimiser.cpp``'s ``updateAngularSampling``, ``checkConvergence`` and
