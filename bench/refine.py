@@ -4,6 +4,7 @@ error, the map's FSC against the truth, and the same for the map of the true pos
 
     python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--sym C1] [--mates A:C,B:D]
                            [--dataset a|b] [--no-oracle] [--relion] [--device cuda] [--out DIR]
+                           [--refine-args "--global-recheck"]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
 SNR 0.05, offsets of 3 A sd, Haar-random poses), or with ``--dataset`` they are section 5's
@@ -210,6 +211,8 @@ def main() -> None:
     parser.add_argument("--relion-timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/refine"))
     parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
+    parser.add_argument("--refine-args", default="", help="more options for cryomath refine "
+                        "(e.g. --global-recheck)")  # fmt: skip
     args = parser.parse_args()
     out, pixel = args.out, args.pixel
     global MATES
@@ -241,6 +244,7 @@ def main() -> None:
     rec = out / "truth"
     rotation_floor, offset_floor = efficient_median_errors(table, truth_map, pixel, 0.05)
     result = {"particles": args.n, "dataset": args.dataset, "box": box,
+              "refine_args": args.refine_args,
               "pixel_size_angstrom": pixel, "device": args.device,
               "efficient_median_error_degrees": rotation_floor,
               "efficient_median_offset_error_px": offset_floor,
@@ -250,7 +254,8 @@ def main() -> None:
     assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
                      "--particle-diameter", str(0.9 * box * pixel), "--max-iterations",
                      str(args.max_iterations), "--out", str(out / "cryomath"), "--device",
-                     args.device, "--sym", args.sym, "--force", "--json"]) == 0  # fmt: skip
+                     args.device, "--sym", args.sym, "--force", "--json",
+                     *args.refine_args.split()]) == 0  # fmt: skip
     seconds = time.perf_counter() - start
     ours = out / "cryomath"
     found = read_particles(ours / "particles.star", allow_unknown_columns=True)

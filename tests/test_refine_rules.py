@@ -86,3 +86,25 @@ def test_the_coarse_pass_scores_relions_coarse_size():
     settings = RefineSettings(particle_diameter_angstrom=80.0)
     assert sampling_for(settings, 2, 5.0, 1.0, 15, N, VOXEL).coarse_shell == 10
     assert sampling_for(settings, 1, 5.0, 1.0, 15, N, VOXEL).coarse_shell == 5
+
+
+def test_a_global_recheck_runs_once_after_convergence_then_local_searches_again():
+    settings = RefineSettings(particle_diameter_angstrom=80.0, global_recheck=True, max_order=4)
+    # stalled at the last order: instead of converging, the next iteration searches globally
+    state = _state(settings, 4, 16, 1.0, 1.0)
+    update_sampling(state, settings, _curve(12), N, VOXEL, 0.0)
+    s = state.sampling
+    assert not state.converged and state.recheck_iteration == 4
+    assert (s.healpix_order, s.local) == (2, False)
+    assert (s.offset_range_px, s.offset_step_px) == (5.0, 1.0)  # the settings' global search
+    # after that pass: local from local_from_order (3), its offsets as the first local order's
+    state.iteration = 4
+    update_sampling(state, settings, _curve(12), N, VOXEL, 0.0)
+    s = state.sampling
+    assert (state.converged, s.healpix_order, s.local, s.offset_step_px) == (False, 3, True, 0.5)
+    assert s.offset_range_px == 1.5
+    # stalled at the last order again: now it converges
+    state.sampling = sampling_for(settings, 4, 1.0, 0.25, 15, N, VOXEL)
+    state.iteration, state.smallest_change_degrees = 8, 1.0
+    update_sampling(state, settings, _curve(12), N, VOXEL, 0.0)
+    assert state.converged

@@ -135,6 +135,13 @@ def refine(
             "group, 1/G of the half (1: RELION's own half map)"
         ),
     ] = 8,
+    global_recheck: Annotated[
+        bool,
+        typer.Option(
+            help="Once converged, one more global search against the final half maps, then "
+            "local searches again (finds particles lost while the maps were poor)"
+        ),
+    ] = False,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -165,7 +172,7 @@ def refine(
         max_significant=maxsig, max_iterations=max_iterations, batch_size=batch_size,
         tau2_fudge=tau2_fudge, scale_correction=scale, dose_e_per_a2=dose,
         ignore_angle_changes=auto_ignore_angles, resolution_based_angles=auto_resol_angles,
-        leave_out_groups=leave_out_groups,
+        leave_out_groups=leave_out_groups, global_recheck=global_recheck,
     )  # fmt: skip
     writable_directory(out)
     with (
