@@ -11,6 +11,7 @@ import torch
 
 from cryomath import so3
 from cryomath.ctf import CTF
+from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import ifft_nd
 from cryomath.imaging import (
     FourierAccumulator,
@@ -266,6 +267,15 @@ def _refine(args: list[str]) -> int:
                  "--max-order", "3", "--offset-range", "2", "--json"])  # fmt: skip
 
 
+def _median_error_after_best_rotation(truth: np.ndarray, found: np.ndarray) -> float:
+    """Median degrees between ``found`` and ``truth`` poses after the one rotation (their
+    chordal mean) that best aligns them: a refinement's frame is free."""
+    from cryomath.so3.averaging import chordal_mean
+
+    d = torch.as_tensor(truth).transpose(1, 2) @ torch.as_tensor(found)
+    return float(torch.rad2deg(so3.geodesic_distance(d, chordal_mean(d).expand_as(d))).median())
+
+
 def test_refine_finds_poses_writes_relion_files_and_continues_exactly(tmp_path, capsys):
     """``cryomath refine`` on 300 simulated particles (box 32, 3 A, CTF, SNR 0.2) from the
     model low-passed to 30 A: the poses are far better than random (median error after the
@@ -276,7 +286,6 @@ def test_refine_finds_poses_writes_relion_files_and_continues_exactly(tmp_path, 
 
     from cryomath.cli import main
     from cryomath.io import read_mrc, read_particles
-    from cryomath.so3.averaging import chordal_mean
 
     sim = tmp_path / "sim"
     assert main(["simulate", str(_MODEL), "--n", "300", "--box-size", "32", "--pixel-size",
@@ -302,9 +311,7 @@ def test_refine_finds_poses_writes_relion_files_and_continues_exactly(tmp_path, 
         assert label in a.extra.columns
     assert set(np.unique(a.random_subset)) == {1, 2}
     truth = read_particles(sim / "particles.star")
-    d = torch.as_tensor(truth.rotations).transpose(1, 2) @ torch.as_tensor(a.rotations)
-    errors = torch.rad2deg(so3.geodesic_distance(d, chordal_mean(d).expand_as(d)))
-    assert float(errors.median()) < 25.0
+    assert _median_error_after_best_rotation(truth.rotations, a.rotations) < 25.0
     for name in ("half1.mrc", "half2.mrc", "postprocess.mrc", "fsc.png", "orientations.png",
                  "fsc_iterations.png", "iterations.json"):  # fmt: skip
         assert (once / name).stat().st_size > 0
@@ -580,10 +587,7 @@ def test_a_global_recheck_searches_globally_once_more_then_converges_again(tmp_p
     recheck = state.recheck_iteration
     assert state.converged and recheck is not None
     assert local[recheck - 2] and not local[recheck - 1] and all(local[recheck:])
-    from cryomath.so3.averaging import chordal_mean
-
-    d = torch.from_numpy(table.rotations).transpose(1, 2) @ torch.from_numpy(
-        state.particles.rotations
-    )
-    errors = torch.rad2deg(so3.geodesic_distance(d, chordal_mean(d).expand_as(d)))
-    assert float(errors.median()) < 15.0  # within the finest step (order 2)
+    # within the finest step (order 2)
+    assert _median_error_after_best_rotation(table.rotations, state.particles.rotations) < 15.0
+    with pytest.raises(InvalidInputError, match="global_recheck needs a global first order"):
+        replace(settings, local_from_order=1).check()

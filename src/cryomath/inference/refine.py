@@ -137,6 +137,11 @@ class RefineSettings:
             ("dose_e_per_a2", self.dose_e_per_a2 is None or self.dose_e_per_a2 > 0),
         ]
         check_settings(self, checks)
+        if self.global_recheck and self.local_from_order <= self.healpix_order:
+            raise InvalidInputError(
+                f"global_recheck needs a global first order: local_from_order "
+                f"({self.local_from_order}) must be above healpix_order ({self.healpix_order})"
+            )
 
 
 @dataclass
@@ -388,8 +393,8 @@ def update_sampling(state, settings: RefineSettings, curve, n: int, voxel: float
     # RELION: no finer step than 75 % of the accuracy (finer ones only fit noise)
     fine_enough = order >= settings.max_order or s.step_degrees < 0.75 * accuracy_degrees
     if state.recheck_iteration == state.iteration:  # after the recheck: local again
-        order, step = settings.local_from_order, settings.offset_step_px
-        step = max(step / 2, 0.25) if order > settings.healpix_order else step
+        order = settings.local_from_order  # above healpix_order (check): the first local offsets
+        step = max(settings.offset_step_px / 2, 0.25)
         offset_range = 3 * step
         state.smallest_change_degrees = math.inf
     elif stalled and fine_enough and settings.global_recheck and state.recheck_iteration is None:
