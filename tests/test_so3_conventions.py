@@ -22,6 +22,18 @@ def _wrapped_difference(a, b):
     return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
 
 
+def test_projection_directions_are_relions_viewing_directions():
+    # RELION's Euler_angles2direction: (sin tilt cos rot, sin tilt sin rot, cos tilt), which is
+    # the third row of RELION's own matrix in the test vectors; psi does not move it.
+    angles = torch.tensor([c["relion_in(rot,tilt,psi)"] for c in VECTORS], dtype=torch.float64)
+    found = so3.projection_directions(so3.matrix_from_relion_euler(angles))
+    np.testing.assert_allclose(found.numpy(), np.array([c[A_KEY] for c in VECTORS])[:, 2],
+                               atol=1e-8)  # fmt: skip
+    rot, tilt = np.deg2rad(angles[:, 0].numpy()), np.deg2rad(angles[:, 1].numpy())
+    expected = np.stack([np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)], -1)
+    np.testing.assert_allclose(found.numpy(), expected, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", VECTORS, ids=[str(c["relion_in(rot,tilt,psi)"]) for c in VECTORS])
 def test_relion_and_cryosparc_conventions_reproduce_reference_vectors(case):
     a_ref = np.array(case[A_KEY])

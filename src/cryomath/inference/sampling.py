@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from cryomath.errors import InvalidInputError
+from cryomath.so3.act import projection_directions
 from cryomath.so3.grids import healpix_poses
 from cryomath.so3.lie import exp_map
 from cryomath.so3.symmetry import in_asymmetric_unit
@@ -100,7 +101,7 @@ def _asymmetric(order: int, group: torch.Tensor, device) -> torch.Tensor:
     poses = healpix_poses(order, torch.float64, device)
     if len(group) == 1:
         return torch.arange(len(poses), device=device)
-    return in_asymmetric_unit(poses[:, 2], group.to(poses)).nonzero()[:, 0]
+    return in_asymmetric_unit(projection_directions(poses), group.to(poses)).nonzero()[:, 0]
 
 
 def global_orientations(order: int, group: torch.Tensor, dtype=torch.float64, device=None):

@@ -14,6 +14,7 @@ from cryomath.so3.act import (
     compose_quaternions,
     invert,
     invert_quaternion,
+    projection_directions,
     rotate_points,
     rotate_points_quaternion,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "pairwise_geodesic_distance",
     "point_group",
     "pose_errors_degrees",
+    "projection_directions",
     "quaternion_conjugate",
     "quaternion_distance",
     "quaternion_from_angle",

@@ -37,6 +37,12 @@ def invert(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.transpose(-1, -2)
 
 
+def projection_directions(matrix: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)`` unit projection (viewing) directions in the map's frame of ``(..., 3, 3)``
+    poses A: the third row of A, the map axis A carries onto the beam (docs/conventions.md)."""
+    return matrix[..., 2, :]
+
+
 def compose_quaternions(*quaternions: torch.Tensor) -> torch.Tensor:
     """``q1 q2 ... qn`` of ``(..., 4)`` quaternions ``(w, x, y, z)`` (Hamilton): apply ``qn``
     first; renormalised against drift."""
