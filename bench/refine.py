@@ -3,7 +3,8 @@ sections 4 and 5): the same particles, starting map, band and searches; wall tim
 error, the map's FSC against the truth, and the same for the map of the true poses.
 
     python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--sym C1] [--mates A:C,B:D]
-                           [--dataset a|b] [--no-oracle] [--relion] [--device cuda] [--out DIR]
+                           [--dataset a|b] [--no-oracle] [--relion] [--relion-timeout S]
+                           [--reuse-cryomath] [--device cuda] [--out DIR]
                            [--refine-args "--global-recheck"]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
@@ -21,7 +22,9 @@ exact 2-fold of the model that is not imposed); the truth FSC is the refined map
 rendered truth at 0.5, as it is and turned into the truth's frame by that global rotation.
 RELION runs ``relion_refine_mpi --auto_refine --split_random_halves`` with three MPI ranks
 (``mpirun --oversubscribe``, two cores) and ``--firstiter_cc`` (its reference is not on the
-images' greyscale; cryomath scales its own, ``inference.greyscale``).
+images' greyscale; cryomath scales its own, ``inference.greyscale``). A RELION run longer than
+one sitting: ``--relion-timeout`` stops it, and the same command with ``--reuse-cryomath``
+continues it from its last iteration (``run_relion``).
 
 The floor: ``efficient_median_error_degrees`` and ``efficient_median_offset_error_px``, the
 median rotation and offset errors an efficient estimator would reach knowing the true map,
@@ -208,7 +211,10 @@ def main() -> None:
     parser.add_argument("--no-oracle", action="store_true", help="skip the gold-standard oracle")
     parser.add_argument("--max-iterations", type=int, default=25)
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
-    parser.add_argument("--relion-timeout", type=float, default=3600.0)
+    parser.add_argument("--relion-timeout", type=float, default=3600.0,
+                        help="seconds RELION runs this time (it continues the next)")  # fmt: skip
+    parser.add_argument("--reuse-cryomath", action="store_true",
+                        help="score the refinement in --out, not run it again")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-out/refine"))
     parser.add_argument("--device", default="cpu", help="cryomath's device (cpu, cuda)")
     parser.add_argument("--refine-args", default="", help="more options for cryomath refine "
@@ -250,14 +256,21 @@ def main() -> None:
               "efficient_median_offset_error_px": offset_floor,
               "true_poses": map_scores(rec / "full.mrc", rec / "half1.mrc", rec / "half2.mrc",
                                        truth_map, pixel)}  # fmt: skip
-    start = time.perf_counter()
-    assert cryomath(["refine", str(sim / "start.star"), "--reference", str(sim / "truth.mrc"),
-                     "--particle-diameter", str(0.9 * box * pixel), "--max-iterations",
-                     str(args.max_iterations), "--out", str(out / "cryomath"), "--device",
-                     args.device, "--sym", args.sym, "--force", "--json",
-                     *args.refine_args.split()]) == 0  # fmt: skip
-    seconds = time.perf_counter() - start
     ours = out / "cryomath"
+    timing = ours / "bench-seconds.json"
+    if args.reuse_cryomath:
+        if not timing.exists():
+            raise SystemExit(f"--reuse-cryomath: no finished refinement in {ours}")
+        seconds = json.loads(timing.read_text())["seconds"]
+    else:
+        start = time.perf_counter()
+        assert cryomath(["refine", str(sim / "start.star"), "--reference",
+                         str(sim / "truth.mrc"), "--particle-diameter", str(0.9 * box * pixel),
+                         "--max-iterations", str(args.max_iterations), "--out", str(ours),
+                         "--device", args.device, "--sym", args.sym, "--force", "--json",
+                         *args.refine_args.split()]) == 0  # fmt: skip
+        seconds = time.perf_counter() - start
+        timing.write_text(json.dumps({"seconds": seconds}))
     found = read_particles(ours / "particles.star", allow_unknown_columns=True)
     errors = pose_errors(table.rotations, found.rotations)
     iterations = json.loads((ours / "iterations.json").read_text())["iterations"]
@@ -274,31 +287,49 @@ def main() -> None:
         result["relion"] = run_relion(sim, out / "relion", table, truth_map, pixel, box, args)
         result["time_ratio_relion_over_cryomath"] = result["relion"]["seconds"] / seconds
     print(json.dumps(result, indent=2))
+    (out / "result.json").write_text(json.dumps(result, indent=2))
 
 
 def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int,
                args) -> dict:  # fmt: skip
-    """RELION's auto-refine on the same start (module docstring)."""
+    """RELION's auto-refine on the same start (module docstring). A run stopped by
+    ``--relion-timeout`` (or by the end of a session) is continued from its last iteration
+    (``--continue``) the next time; its seconds are the sum of its iterations' own times (from
+    its files' times and each launch's start), so that the gaps between launches do not count."""
     if shutil.which("relion_refine_mpi") is None:
         raise SystemExit("relion_refine_mpi is not on the PATH (apt-get install relion)")
     folder.mkdir(parents=True, exist_ok=True)
-    command = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "3",
-               "relion_refine_mpi", "--i", "start.star", "--o", str((folder / "run").resolve()),
-               "--ref", "truth.mrc", "--ini_high", "30", "--firstiter_cc", "--auto_refine",
+    ranks = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "3", "relion_refine_mpi"]
+    threads = ["--j", "1", "--pool", "30", "--dont_combine_weights_via_disc"]
+    command = [*ranks, "--i", "start.star", "--o", str((folder / "run").resolve()), "--ref",
+               "truth.mrc", "--ini_high", "30", "--firstiter_cc", "--auto_refine",
                "--split_random_halves", "--particle_diameter", str(0.9 * box * pixel), "--ctf",
                "--zero_mask", "--flatten_solvent", "--healpix_order", "2",
                "--auto_local_healpix_order", "4", "--offset_range", "5", "--offset_step", "1",
                "--sym", args.sym, "--low_resol_join_halves", "40", "--norm", "--scale",
-               "--oversampling", "1", "--pad", "2", "--maxsig", "64", "--j", "1", "--pool",
-               "30", "--dont_combine_weights_via_disc"]  # fmt: skip
-    start = time.perf_counter()
-    finished = _run_or_stop(command, sim, args.relion_timeout)
-    seconds = time.perf_counter() - start
-    data = folder / "run_data.star"
-    half1, half2, full = (folder / f"run_{name}.mrc" for name in ("half1_class001_unfil",
-                          "half2_class001_unfil", "class001"))  # fmt: skip
-    if not finished:  # scored at its last iteration: the mean of its half maps
-        data = sorted(folder.glob("run_it*_data.star"))[-1]
+               "--oversampling", "1", "--pad", "2", "--maxsig", "64", *threads]  # fmt: skip
+    launches_path = folder / "launches.json"
+    launches = json.loads(launches_path.read_text()) if launches_path.exists() else []
+    final = _relion_final(folder)
+    if final is None:
+        done = _relion_iterations(folder, "optimiser")
+        if done:  # options other than these come from its optimiser file
+            root = folder.resolve() / f"run_ct{_iteration(done[-1])}"
+            launch = [*ranks, "--continue", str(done[-1].resolve()), "--o", str(root), *threads]
+        else:
+            launch = command
+        launches.append(time.time())
+        launches_path.write_text(json.dumps(launches))
+        _run_or_stop(launch, sim, args.relion_timeout)
+        final = _relion_final(folder)
+    seconds = _relion_seconds(folder, launches)
+    if final is not None:
+        data = final
+        prefix = data.name.removesuffix("_data.star")
+        maps = ("half1_class001_unfil", "half2_class001_unfil", "class001")
+        half1, half2, full = (folder / f"{prefix}_{name}.mrc" for name in maps)
+    else:  # scored at its last iteration: the mean of its half maps
+        data = _relion_iterations(folder, "data")[-1]
         prefix = data.name.removesuffix("_data.star")
         half1, half2 = (folder / f"{prefix}_half{h}_class001.mrc" for h in (1, 2))
         mean = (read_mrc(half1)[0].astype(np.float64) + read_mrc(half2)[0]) / 2
@@ -311,27 +342,57 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
     truth = table.rotations[[order[name] for name in names]]
     errors = pose_errors(truth, found)
     return {
-        "seconds": seconds, "finished": finished, "last_iteration": data.name,
-        "command": " ".join(command),
+        "seconds": seconds, "finished": final is not None, "launches": len(launches),
+        "last_iteration": data.name, "command": " ".join(command),
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
         **map_scores(full, half1, half2, truth_map, pixel, (truth, found)),
     }  # fmt: skip
 
 
-def _run_or_stop(command: list[str], cwd: Path, timeout: float) -> bool:
+def _iteration(path: Path) -> int:
+    """The iteration of RELION's ``..._itNNN_kind.star``."""
+    return int(path.name.rsplit("_it", 1)[1][:3])
+
+
+def _relion_iterations(folder: Path, kind: str) -> list[Path]:
+    """A RELION run's ``*_itNNN_{kind}.star`` files in the order of their iterations and times
+    (a run continued after iteration N is named ``run_ctN_itNNN``, and writes iteration N again
+    as it starts)."""
+    paths = folder.glob(f"run*_it[0-9][0-9][0-9]_{kind}.star")
+    return sorted(paths, key=lambda p: (_iteration(p), p.stat().st_mtime))
+
+
+def _relion_final(folder: Path) -> Path | None:
+    """The data STAR an auto-refine writes once it has converged, if it has."""
+    return next((p for p in folder.glob("run*_data.star") if "_it" not in p.name), None)
+
+
+def _relion_seconds(folder: Path, launches: list[float]) -> float:
+    """The sum of each iteration's time: from the latest event before it (its previous
+    iteration's optimiser file, or the launch that computed it) to its own optimiser file; the
+    final reconstruction after convergence likewise."""
+    ends = [p.stat().st_mtime for p in _relion_iterations(folder, "optimiser")]
+    final = _relion_final(folder)
+    if final is not None:
+        ends.append(max(p.stat().st_mtime for p in folder.glob(final.name.removesuffix(
+            "_data.star") + "_*")))  # fmt: skip
+    events = sorted(launches + ends)
+    return float(sum(end - max(e for e in events if e < end) for end in ends
+                     if any(e < end for e in events)))  # fmt: skip
+
+
+def _run_or_stop(command: list[str], cwd: Path, timeout: float) -> None:
     """Run ``command`` in ``cwd``; past ``timeout`` seconds stop it and every process it
-    started (mpirun's ranks), and say so (False)."""
+    started (mpirun's ranks)."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
     try:
         if process.wait(timeout=timeout) != 0:
             raise SystemExit(f"{command[0]} failed with exit status {process.returncode}")
-        return True
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        return False
 
 
 if __name__ == "__main__":
