@@ -29,15 +29,13 @@ threads. Needs ``relion_refine`` on the PATH.
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from refine import _run_or_stop as run_or_stop  # this folder's: RELION stopped with its ranks
 
 from cryomath import so3
 from cryomath.cli import main as cryomath
@@ -70,14 +68,18 @@ def angles_degrees(v: np.ndarray, w: np.ndarray, mates: np.ndarray) -> np.ndarra
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
+def _medoid(members: np.ndarray, v: np.ndarray, mates: np.ndarray) -> int:
+    """The index (into ``v``) of the member direction whose mean angle to the others is least."""
+    return int(members[angles_degrees(v[members], v[members], mates).mean(0).argmin()])
+
+
 def medoid_spread(classes: np.ndarray, v: np.ndarray, mates: np.ndarray) -> np.ndarray:
     """Each particle's angle (degrees) to its class's medoid: the member direction whose mean
     angle to the other members is least."""
     spread = np.empty(len(v))
     for c in np.unique(classes):
         members = np.flatnonzero(classes == c)
-        angles = angles_degrees(v[members], v[members], mates)
-        spread[members] = angles[:, angles.mean(0).argmin()]
+        spread[members] = angles_degrees(v[members], v[[_medoid(members, v, mates)]], mates)[:, 0]
     return spread
 
 
@@ -93,9 +95,7 @@ def best_possible(v: np.ndarray, k: int, mates: np.ndarray, seed: int = 0) -> np
         classes = angles_degrees(v, v[centres], mates).argmin(1)
         moved = []
         for c in range(k):
-            members = np.flatnonzero(classes == c)
-            inside = angles_degrees(v[members], v[members], mates)
-            moved.append(int(members[inside.mean(0).argmin()]))
+            moved.append(_medoid(np.flatnonzero(classes == c), v, mates))
         if moved == centres:
             break
         centres = moved
@@ -128,14 +128,7 @@ def run_relion(star: Path, out: Path, args) -> tuple[list[float], Path]:
                "--particle_diameter", str(args.diameter), "--ctf", "--zero_mask", "--j", "2",
                "--pool", "30", "--dont_combine_weights_via_disc"]  # fmt: skip
     start = time.time()
-    process = subprocess.Popen(command, cwd=star.parent, stdout=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
-    try:
-        if process.wait(timeout=args.relion_timeout) != 0:
-            raise SystemExit(f"relion_refine failed with exit status {process.returncode}")
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    run_or_stop(command, star.parent, args.relion_timeout)
     written = sorted(out.glob("run_it[0-9][0-9][0-9]_data.star"))
     if written and written[0].name == "run_it000_data.star":  # its start, images read
         start = written.pop(0).stat().st_mtime
