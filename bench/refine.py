@@ -4,7 +4,7 @@ error, the map's FSC against the truth, and the same for the map of the true pos
 
     python bench/refine.py [--n 2000] [--pixel 1.5] [--model PDB] [--sym C1] [--mates A:C,B:D]
                            [--dataset a|b] [--no-oracle] [--relion] [--relion-timeout S]
-                           [--reuse-cryomath] [--device cuda] [--out DIR]
+                           [--reuse-cryomath] [--relion-score-only] [--device cuda] [--out DIR]
                            [--refine-args "--global-recheck"]
 
 The particles are simulated by ``cryomath simulate`` (the bundled 6VYB N-domain, box 48, CTF,
@@ -24,7 +24,9 @@ RELION runs ``relion_refine_mpi --auto_refine --split_random_halves`` with three
 (``mpirun --oversubscribe``, two cores) and ``--firstiter_cc`` (its reference is not on the
 images' greyscale; cryomath scales its own, ``inference.greyscale``). A RELION run longer than
 one sitting: ``--relion-timeout`` stops it, and the same command with ``--reuse-cryomath``
-continues it from its last iteration (``run_relion``).
+continues it from its last iteration (``run_relion``); every iteration it finished is scored
+(``iterations``: its summed seconds, pose errors and maps), and ``--relion-score-only``
+scores a run as it stands without launching it.
 
 The floor: ``efficient_median_error_degrees`` and ``efficient_median_offset_error_px``, the
 median rotation and offset errors an efficient estimator would reach knowing the true map,
@@ -213,6 +215,8 @@ def main() -> None:
     parser.add_argument("--relion", action="store_true", help="also run RELION 3.1.3")
     parser.add_argument("--relion-timeout", type=float, default=3600.0,
                         help="seconds RELION runs this time (it continues the next)")  # fmt: skip
+    parser.add_argument("--relion-score-only", action="store_true",
+                        help="score the RELION run in --out as it is; launch nothing")  # fmt: skip
     parser.add_argument("--reuse-cryomath", action="store_true",
                         help="score the refinement in --out, not run it again")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-out/refine"))
@@ -311,7 +315,7 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
     launches_path = folder / "launches.json"
     launches = json.loads(launches_path.read_text()) if launches_path.exists() else []
     final = _relion_final(folder)
-    if final is None:
+    if final is None and not args.relion_score_only:
         done = _relion_iterations(folder, "optimiser")
         if done:  # options other than these come from its optimiser file
             root = folder.resolve() / f"run_ct{_iteration(done[-1])}"
@@ -322,19 +326,44 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
         launches_path.write_text(json.dumps(launches))
         _run_or_stop(launch, sim, args.relion_timeout)
         final = _relion_final(folder)
-    seconds = _relion_seconds(folder, launches)
     if final is not None:
-        data = final
-        prefix = data.name.removesuffix("_data.star")
+        prefix = final.name.removesuffix("_data.star")
         maps = ("half1_class001_unfil", "half2_class001_unfil", "class001")
-        half1, half2, full = (folder / f"{prefix}_{name}.mrc" for name in maps)
-    else:  # scored at its last iteration: the mean of its half maps
-        data = _relion_iterations(folder, "data")[-1]
-        prefix = data.name.removesuffix("_data.star")
-        half1, half2 = (folder / f"{prefix}_half{h}_class001.mrc" for h in (1, 2))
-        mean = (read_mrc(half1)[0].astype(np.float64) + read_mrc(half2)[0]) / 2
-        full = folder / f"{prefix}_halves_mean.mrc"
-        write_mrc(full, mean.astype(np.float32), pixel, force=True)
+        result = _relion_scores(final, *(folder / f"{prefix}_{name}.mrc" for name in maps),
+                                sim, table, truth_map, pixel)  # fmt: skip
+    else:  # scored at its last iteration
+        result = _relion_iteration_scores(folder, _relion_iterations(folder, "data")[-1], sim,
+                                          table, truth_map, pixel)  # fmt: skip
+    ends = {_iteration(p): p for p in _relion_iterations(folder, "data")}  # a redone one: its last
+    trajectory = [{"iteration": i, "seconds": _relion_seconds(folder, launches, p.with_name(
+        p.name.replace("_data.", "_optimiser.")).stat().st_mtime),
+        **_relion_iteration_scores(folder, p, sim, table, truth_map, pixel)}
+        for i, p in sorted(ends.items()) if i > 0]  # fmt: skip
+    return {"seconds": _relion_seconds(folder, launches), "finished": final is not None,
+            "launches": len(launches), "command": " ".join(command), **result,
+            "iterations": trajectory}  # fmt: skip
+
+
+def _relion_iteration_scores(folder: Path, data: Path, sim: Path, table, truth_map, pixel: float
+                             ) -> dict:  # fmt: skip
+    """``_relion_scores`` of an unfinished iteration: its map is the mean of its half maps; with
+    RELION's own resolution estimate of that iteration (``rlnCurrentResolution``)."""
+    prefix = data.name.removesuffix("_data.star")
+    model = read_star(folder / f"{prefix}_half1_model.star")["model_general"]
+    half1, half2 = (folder / f"{prefix}_half{h}_class001.mrc" for h in (1, 2))
+    mean = (read_mrc(half1)[0].astype(np.float64) + read_mrc(half2)[0]) / 2
+    full = folder / f"{prefix}_halves_mean.mrc"
+    write_mrc(full, mean.astype(np.float32), pixel, force=True)
+    return {
+        "relion_current_resolution_angstrom": float(model["rlnCurrentResolution"]),
+        **_relion_scores(data, half1, half2, full, sim, table, truth_map, pixel),
+    }
+
+
+def _relion_scores(data: Path, half1: Path, half2: Path, full: Path, sim: Path, table,
+                   truth_map, pixel: float) -> dict:  # fmt: skip
+    """The pose errors of RELION's particles STAR ``data`` (its rows matched to the truth by
+    image name) and ``map_scores`` of its maps."""
     found = read_particles(data, allow_unknown_columns=True).rotations
     names = read_star(data)["particles"]["rlnImageName"].tolist()
     order = {name: i for i, name in enumerate(
@@ -342,8 +371,7 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
     truth = table.rotations[[order[name] for name in names]]
     errors = pose_errors(truth, found)
     return {
-        "seconds": seconds, "finished": final is not None, "launches": len(launches),
-        "last_iteration": data.name, "command": " ".join(command),
+        "last_iteration": data.name,
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
         **map_scores(full, half1, half2, truth_map, pixel, (truth, found)),
@@ -368,10 +396,10 @@ def _relion_final(folder: Path) -> Path | None:
     return next((p for p in folder.glob("run*_data.star") if "_it" not in p.name), None)
 
 
-def _relion_seconds(folder: Path, launches: list[float]) -> float:
-    """The sum of each iteration's time: from the latest event before it (its previous
-    iteration's optimiser file, or the launch that computed it) to its own optimiser file; the
-    final reconstruction after convergence likewise."""
+def _relion_seconds(folder: Path, launches: list[float], until: float = float("inf")) -> float:
+    """The sum of each iteration's time up to the file time ``until``: from the latest event
+    before it (its previous iteration's optimiser file, or the launch that computed it) to its
+    own optimiser file; the final reconstruction after convergence likewise."""
     ends = [p.stat().st_mtime for p in _relion_iterations(folder, "optimiser")]
     final = _relion_final(folder)
     if final is not None:
@@ -379,7 +407,7 @@ def _relion_seconds(folder: Path, launches: list[float]) -> float:
             "_data.star") + "_*")))  # fmt: skip
     events = sorted(launches + ends)
     return float(sum(end - max(e for e in events if e < end) for end in ends
-                     if any(e < end for e in events)))  # fmt: skip
+                     if end <= until and any(e < end for e in events)))  # fmt: skip
 
 
 def _run_or_stop(command: list[str], cwd: Path, timeout: float) -> None:
