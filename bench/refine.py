@@ -331,6 +331,8 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
         maps = ("half1_class001_unfil", "half2_class001_unfil", "class001")
         result = _relion_scores(final, *(folder / f"{prefix}_{name}.mrc" for name in maps),
                                 sim, table, truth_map, pixel)  # fmt: skip
+    elif not _relion_iterations(folder, "data"):
+        raise SystemExit(f"no finished RELION iteration in {folder} to score")
     else:  # scored at its last iteration
         result = _relion_iteration_scores(folder, _relion_iterations(folder, "data")[-1], sim,
                                           table, truth_map, pixel)  # fmt: skip
