@@ -326,20 +326,20 @@ def run_relion(sim: Path, folder: Path, table, truth_map, pixel: float, box: int
         launches_path.write_text(json.dumps(launches))
         _run_or_stop(launch, sim, args.relion_timeout)
         final = _relion_final(folder)
+    ends = {_iteration(p): p for p in _relion_iterations(folder, "data")}  # a redone one: its last
+    if final is None and not ends:
+        raise SystemExit(f"no finished RELION iteration in {folder} to score")
+    scores = {i: _relion_iteration_scores(folder, p, sim, table, truth_map, pixel)
+              for i, p in ends.items()}  # fmt: skip
     if final is not None:
         prefix = final.name.removesuffix("_data.star")
         maps = ("half1_class001_unfil", "half2_class001_unfil", "class001")
         result = _relion_scores(final, *(folder / f"{prefix}_{name}.mrc" for name in maps),
                                 sim, table, truth_map, pixel)  # fmt: skip
-    elif not _relion_iterations(folder, "data"):
-        raise SystemExit(f"no finished RELION iteration in {folder} to score")
     else:  # scored at its last iteration
-        result = _relion_iteration_scores(folder, _relion_iterations(folder, "data")[-1], sim,
-                                          table, truth_map, pixel)  # fmt: skip
-    ends = {_iteration(p): p for p in _relion_iterations(folder, "data")}  # a redone one: its last
+        result = scores[max(ends)]
     trajectory = [{"iteration": i, "seconds": _relion_seconds(folder, launches, p.with_name(
-        p.name.replace("_data.", "_optimiser.")).stat().st_mtime),
-        **_relion_iteration_scores(folder, p, sim, table, truth_map, pixel)}
+        p.name.replace("_data.", "_optimiser.")).stat().st_mtime), **scores[i]}
         for i, p in sorted(ends.items()) if i > 0]  # fmt: skip
     return {"seconds": _relion_seconds(folder, launches), "finished": final is not None,
             "launches": len(launches), "command": " ".join(command), **result,
