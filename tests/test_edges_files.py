@@ -114,7 +114,9 @@ def test_an_all_zero_mask_is_refused(tiny, tmp_path):
     mask = _map(tmp_path / "mask.mrc", np.zeros((16, 16, 16), np.float32), 2.0)
     for argv in (["fsc", str(tiny["half1"]), str(tiny["half2"]), "--mask", str(mask)],
                  ["postprocess", str(tiny["half1"]), str(tiny["half2"]), "--mask", str(mask),
-                  "--out", str(tmp_path / "pp")]):  # fmt: skip
+                  "--out", str(tmp_path / "pp")],
+                 ["refine", str(tiny["star"]), "--reference", str(tiny["half1"]),
+                  "--solvent-mask", str(mask), "--out", str(tmp_path / "ref")]):  # fmt: skip
         assert "the mask is all zeros" in assert_one_line_failure(run(argv))
     assert files(tmp_path) == {"mask.mrc"}
 

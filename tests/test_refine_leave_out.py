@@ -1,7 +1,8 @@
 """Local searches against each half's map without the image's own group
 (``RefineSettings.leave_out_groups``): a group's reference does not depend on its own images at
 all, and against the ground truth of a simulation it moves poses further towards the truth than
-RELION's own-half reference, in which each image's noise sits at its current pose."""
+RELION's own-half reference, in which each image's noise sits at its current pose; the
+automatic mask on the references (refine's default) moves them further still."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -67,11 +68,12 @@ def test_leaving_out_each_images_group_moves_pinned_poses_towards_the_truth(kick
     yet, scores against the half maps either way): scored against the half's map without its
     own eighth in the second, the median error falls below 70 % of where it started and below
     85 % of what RELION's own-half reference gives (measured: 3.8 against 4.9-5.1 degrees for
-    three seeds of the turns)."""
+    three seeds of the turns). The references are masked by RELION's sphere: with the
+    automatic mask, much of the noise that pins the poses is gone from them."""
     table, start = kicked
     errors = {}
     for groups in (1, 8):
-        settings = RefineSettings(leave_out_groups=groups, offset_range_px=1.5)
+        settings = RefineSettings(leave_out_groups=groups, offset_range_px=1.5, auto_mask=False)
         state = _state(table, start, settings)
         before = _median_error(table, state)
         for _ in range(2):
@@ -121,3 +123,19 @@ def test_the_groups_memory_is_their_accumulators():
     assert FourierAccumulator.sums_bytes(256, 2.0, torch.float32) == 512 * 512 * 257 * 3 * 4
     assert affordable_groups(8, 16, torch.float32, None) == 8
     assert affordable_groups(8, 4096, torch.float32, None) == 1
+
+
+def test_the_automatic_mask_moves_pinned_poses_towards_the_truth(kicked):
+    """The same two local iterations against each half's own map (RELION's reference, no
+    group left out): with the references under the automatic mask (``refine``'s default) the
+    median error ends below 75 % of where RELION's soft sphere leaves it (measured: 3.1 against
+    4.9 degrees): less of the solvent's noise in the reference holds each image at its pose."""
+    table, start = kicked
+    errors = {}
+    for auto in (False, True):
+        settings = RefineSettings(leave_out_groups=1, offset_range_px=1.5, auto_mask=auto)
+        state = _state(table, start, settings)
+        for _ in range(2):
+            refine_iteration(table, state, settings)
+        errors[auto] = _median_error(table, state)
+    assert errors[True] < 0.75 * errors[False]

@@ -115,8 +115,10 @@ def test_criteria():
 def test_masks_and_phase_randomisation():
     blob = spherical_mask((48, 48, 48), 10.0, 0, dtype=torch.float64)
     mask = auto_mask(blob, 0.5, dilate_px=2, soft_edge_px=4)
-    assert float(mask[24, 24, 24]) == 1.0 and float(mask[24, 24, 24 + 12]) == 1.0
-    assert float(mask[24, 24, 24 + 18]) == 0.0 and 0 < float(mask[24, 24, 24 + 14]) < 1
+    # RELION's rules: extended to distances below 2 (to x = 11), then the cosine at d < 4
+    assert float(mask[24, 24, 24]) == 1.0 and float(mask[24, 24, 24 + 11]) == 1.0
+    assert float(mask[24, 24, 24 + 12]) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert float(mask[24, 24, 24 + 15]) == 0.0 and 0 < float(mask[24, 24, 24 + 14]) < 1
     with pytest.raises(InvalidInputError):
         auto_mask(blob, 2.0)
     g = torch.Generator().manual_seed(1)

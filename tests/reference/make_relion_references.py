@@ -5,8 +5,9 @@ significant digits), ``relion_expand_{D2,I1}.star`` (``relion_particle_symmetry_
 --dose_weighting`` of :func:`dose_weighting_movie`: its aligned, dose-weighted sum and its
 shifts), ``polishing/movie_tracks.star`` (``relion_run_motioncorr --use_own`` then
 ``relion_motion_refine`` of :func:`polishing_movie` against the true map: RELION's track of
-each particle) and ``white_noise/`` (``relion_project --white_noise``:
-:func:`relion_white_noise`). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
+each particle), ``white_noise/`` (``relion_project --white_noise``:
+:func:`relion_white_noise`) and ``mask_create/`` (``relion_mask_create``:
+:func:`relion_mask_create`). ``ewald/`` comes from ``bench/ewald.py --write-reference``.
 
 Run: python tests/reference/make_relion_references.py  (needs RELION on PATH).
 """
@@ -213,6 +214,41 @@ def relion_white_noise(folder: Path) -> None:
         (folder / "relion_white_noise_0.5.mrcs").write_bytes(Path(f"{tmp}/noise.mrcs").read_bytes())
 
 
+def mask_map():
+    """A map of 40^3 (2 A): six Gaussian blobs (sd 1.5-3 px) within 9 px of the centre, seeded,
+    as float32: the input of ``relion_mask_create`` for ``tests/test_masks_relion.py``."""
+    import torch
+
+    from cryomath.fourier.grids import real_space_grid
+
+    g = torch.Generator().manual_seed(3)
+    grid = real_space_grid((40, 40, 40), dtype=torch.float64)
+    volume = torch.zeros(40, 40, 40, dtype=torch.float64)
+    for _ in range(6):
+        centre = (torch.rand(3, generator=g, dtype=torch.float64) - 0.5) * 18
+        sd = 1.5 + 1.5 * float(torch.rand(1, generator=g, dtype=torch.float64))
+        volume += torch.exp(-((grid - centre) ** 2).sum(-1) / (2 * sd**2))
+    return volume.float()
+
+
+MASK_CASES = {"3_6": ("0.5", "3", "6"), "2.5_4.5": ("0.3", "2.5", "4.5")}  # threshold, extend, edge
+
+
+def relion_mask_create(folder: Path) -> None:
+    """``relion_mask_create --ini_threshold T --extend_inimask E --width_soft_edge W`` of
+    :func:`mask_map`, for each of ``MASK_CASES``: ``folder/mask_{case}.mrc``."""
+    from cryomath.io import write_mrc
+
+    folder.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_mrc(f"{tmp}/map.mrc", mask_map().numpy(), 2.0)
+        for case, (threshold, extend, edge) in MASK_CASES.items():
+            subprocess.run(["relion_mask_create", "--i", f"{tmp}/map.mrc", "--o",
+                            str(folder / f"mask_{case}.mrc"), "--ini_threshold", threshold,
+                            "--extend_inimask", extend, "--width_soft_edge", edge],
+                           check=True, capture_output=True)  # fmt: skip
+
+
 if __name__ == "__main__":
     table = {"source": "relion_refine --sym G --print_symmetry_ops (RELION 3.1.3, Debian)"}
     table["groups"] = {g: relion_ops(g) for g in GROUPS}
@@ -235,3 +271,4 @@ if __name__ == "__main__":
     relion_dose_weighting(here / "dose_weighting")
     relion_polishing(here / "polishing")
     relion_white_noise(here / "white_noise")
+    relion_mask_create(here / "mask_create")

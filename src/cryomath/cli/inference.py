@@ -75,6 +75,16 @@ def _references_on_grid(table, references: list[Path], json: bool):
     return pixel, torch.stack(volumes)
 
 
+def _mask_on_grid(table, path: Path, json: bool):
+    """A mask file put on the particles' grid as a reference is, clipped to [0, 1]."""
+    from cryomath.errors import InvalidInputError
+
+    mask = _references_on_grid(table, [path], json)[1][0].clamp(0, 1)
+    if float(mask.max()) <= 0:
+        raise InvalidInputError(f"{path}: the mask is all zeros (no voxel above 0)")
+    return mask
+
+
 @contextmanager
 def _iteration_progress(total: int, json: bool, describe=None):
     """A progress bar over each iteration's ``total`` particles: yields ``(progress,
@@ -142,6 +152,17 @@ def refine(
             "local searches again (finds particles lost while the maps were poor)"
         ),
     ] = False,
+    solvent_mask: Annotated[
+        Path | None,
+        typer.Option(help="Mask (.mrc, 0 to 1) on the references (RELION's --solvent_mask)"),
+    ] = None,
+    auto_mask: Annotated[
+        bool,
+        typer.Option(
+            help="Mask the references by the automatic mask of the last iteration's map "
+            "(cryoSPARC's dynamic mask; --no-auto-mask: the particle's sphere, as RELION)"
+        ),
+    ] = True,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -173,6 +194,8 @@ def refine(
         tau2_fudge=tau2_fudge, scale_correction=scale, dose_e_per_a2=dose,
         ignore_angle_changes=auto_ignore_angles, resolution_based_angles=auto_resol_angles,
         leave_out_groups=leave_out_groups, global_recheck=global_recheck,
+        solvent_mask=None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json),
+        auto_mask=auto_mask,
     )  # fmt: skip
     writable_directory(out)
     with (
