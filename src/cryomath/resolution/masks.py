@@ -5,11 +5,9 @@ and phase randomisation to correct the FSC of masked maps (Chen et al., Ultramic
 import math
 
 import torch
-import torch.nn.functional as F
 
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import fft_nd, ifft_nd
-from cryomath.fourier.grids import real_space_grid
 from cryomath.fourier.shells import shell_index
 from cryomath.noise.draws import uniform
 
@@ -20,45 +18,38 @@ def auto_mask(
     """A soft mask ``(z, y, x)`` in [0, 1] as ``relion_mask_create`` makes one (``mask.cpp``'s
     ``autoMask``): ``volume >= threshold``, extended to every voxel closer than ``dilate_px``
     to it, then ``0.5 (1 + cos(pi d / soft_edge_px))`` at the Euclidean distance ``d`` from
-    that, where ``d < soft_edge_px``. Distances are exact: for each squared distance an
-    integer grid allows, the voxels it reaches are those whose ball of that radius holds a
-    voxel of the mask (a convolution by FFT, in a box padded against wrap-around)."""
+    that, where ``d < soft_edge_px``."""
     if volume.ndim != 3:
         raise InvalidInputError("auto_mask takes one 3-D map")
     inside = volume >= threshold
     if not bool(inside.any()):
         raise InvalidInputError(f"no voxel at or above the threshold {threshold}")
-    reach = math.ceil(max(dilate_px, 0) + max(soft_edge_px, 0)) + 1
-    mask = F.pad(inside.to(volume.dtype), (reach,) * 6)
     if dilate_px > 0:
-        mask = _reached(mask, dilate_px**2, strict=True).to(volume.dtype)
-    core = torch.fft.rfftn(mask)
-    soft = mask.clone()
-    for r2 in range(1, math.ceil(soft_edge_px**2) if soft_edge_px > 0 else 1):
-        if _three_squares(r2):  # the first distance that reaches a voxel is its own
-            new = _reached(mask, r2, strict=False, transform=core) & (soft == 0)
-            soft[new] = 0.5 * (1 + math.cos(math.pi * math.sqrt(r2) / soft_edge_px))
-    n = volume.shape
-    return soft[reach : reach + n[0], reach : reach + n[1], reach : reach + n[2]]
+        inside = _squared_distance(inside, math.ceil(dilate_px), volume.dtype) < dilate_px**2
+    mask = inside.to(volume.dtype)
+    if soft_edge_px > 0:
+        d2 = _squared_distance(inside, math.ceil(soft_edge_px), volume.dtype)
+        edge = (d2 > 0) & (d2 < soft_edge_px**2)
+        mask[edge] = 0.5 * (1 + torch.cos(math.pi * d2[edge].sqrt() / soft_edge_px))
+    return mask
 
 
-def _three_squares(k: int) -> bool:
-    """Whether ``k`` is a sum of three squares (Legendre: unless ``4^a (8b + 7)``)."""
-    while k % 4 == 0:
-        k //= 4
-    return k % 8 != 7
-
-
-def _reached(binary: torch.Tensor, r2: float, strict: bool, transform=None) -> torch.Tensor:
-    """The voxels with a voxel of ``binary`` (0/1) at a squared distance below ``r2`` (or at
-    most, with ``strict`` off): its convolution with that ball counts them, by FFT
-    (``transform``: ``binary``'s rfft, when known)."""
-    shape = tuple(binary.shape)
-    grid = real_space_grid(shape, dtype=binary.dtype, device=binary.device)
-    d2 = (grid**2).sum(-1)  # integers: exact
-    ball = torch.fft.ifftshift(((d2 < r2) if strict else (d2 <= r2)).to(binary.dtype))
-    transform = torch.fft.rfftn(binary) if transform is None else transform
-    return torch.fft.irfftn(transform * torch.fft.rfftn(ball), s=shape) > 0.5
+def _squared_distance(inside: torch.Tensor, reach: int, dtype: torch.dtype) -> torch.Tensor:
+    """The squared Euclidean distance of every voxel to the nearest voxel of ``inside``, exact
+    up to ``reach`` voxels (beyond: larger, or inf): ``dz^2 + dy^2 + dx^2`` is minimised one
+    axis at a time, each a minimum over the shifts ``-reach..reach`` (no wrap-around)."""
+    d2 = torch.where(inside, 0.0, math.inf).to(dtype)
+    for axis in range(3):
+        n = d2.shape[axis]
+        best = d2.clone()
+        for step in range(1, min(reach, n - 1) + 1):
+            ahead, behind = d2.narrow(axis, step, n - step), d2.narrow(axis, 0, n - step)
+            near = best.narrow(axis, 0, n - step)  # a voxel and the one ``step`` after it
+            torch.minimum(near, ahead + step**2, out=near)
+            far = best.narrow(axis, step, n - step)
+            torch.minimum(far, behind + step**2, out=far)
+        d2 = best
+    return d2
 
 
 def randomize_phases(
