@@ -55,9 +55,8 @@ error went from 1.65 to 1.37 degrees, in 9 iterations instead of 14 and half the
 degrees), but its map against the truth is 4 % worse (3.56 against 3.43 A, for reasons not
 known): there ``--no-auto-mask`` gives the better map. Leaving out the image's group still
 helps under the mask (5.5 against 5.6 degrees, 4.11 against 4.18 A with RELION's own half
-map). ``auto_mask`` off
-(``--no-auto-mask``) gives RELION's soft sphere; ``solvent_mask`` (``--solvent-mask``,
-RELION's ``--solvent_mask``) a mask of the user's.
+map). ``auto_mask`` off (``--no-auto-mask``) gives RELION's soft sphere; ``solvent_mask``
+(``--solvent-mask``, RELION's ``--solvent_mask``) a mask of the user's.
 
 ``global_recheck`` (``--global-recheck``; RELION has no such rule, cryoSPARC searches globally
 every iteration): where the refinement would converge, one more global pass at
