@@ -63,6 +63,7 @@ import torch
 from cryomath import so3
 from cryomath.cli import main as _cryomath
 from cryomath.fitting.refine import transform_map
+from cryomath.fourier import shift_3d
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_images
 from cryomath.imaging.fisher import pose_fisher_information
 from cryomath.inference.refine import RefineSettings, refine_iteration, sampling_for
@@ -121,11 +122,14 @@ def exact_mates(model: str, pairs: str) -> torch.Tensor:
 
 
 def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel: float,
-               poses: tuple[np.ndarray, np.ndarray] | None = None) -> dict:  # fmt: skip
+               poses: tuple[np.ndarray, np.ndarray] | None = None,
+               origins: tuple[np.ndarray, np.ndarray] | None = None) -> dict:  # fmt: skip
     """The map's FSC 0.5 against the truth and its halves' (unmasked) FSC 0.143, in A; with
     ``poses`` (true, found), also the map's FSC 0.5 in the truth's frame: turned by the one
     rotation the pose errors remove (a refinement's frame may drift from its starting map's,
-    which no data can tell)."""
+    which no data can tell); with ``origins`` (true, found; ``(n, 2)`` A) as well, also after
+    the map's one 3-D translation that the offsets' errors show (``common_translation``): the
+    same freedom for the map's origin."""
     volume = torch.from_numpy(read_mrc(path)[0].astype(np.float64))
     a, b = (torch.from_numpy(read_mrc(p)[0].astype(np.float64)) for p in (half1, half2))
     scores = {
@@ -144,7 +148,38 @@ def map_scores(path: Path, half1: Path, half2: Path, truth: torch.Tensor, pixel:
         scores["truth_fsc_05_angstrom_in_truth_frame"] = resolution_angstrom(
             fourier_shell_correlation(turned, truth, pixel), 0.5
         )
+        if origins is not None:
+            shift = common_translation(true, found, *origins)
+            moved = shift_3d(volume, -shift / pixel)
+            turned = transform_map(moved, pixel, origin, frame, torch.zeros(3, dtype=torch.float64),
+                                   volume.shape, pixel, origin)  # fmt: skip
+            scores["map_translation_angstrom"] = shift.tolist()
+            scores["truth_fsc_05_angstrom_in_truth_frame_and_origin"] = resolution_angstrom(
+                fourier_shell_correlation(turned, truth, pixel), 0.5
+            )
     return scores
+
+
+def common_translation(
+    true: torch.Tensor,
+    found: torch.Tensor,
+    true_origins: np.ndarray,
+    found_origins: np.ndarray,
+    within_degrees: float = 10.0,
+) -> torch.Tensor:
+    """``(x, y, z)`` A: the one translation ``d`` of the refined map that best explains its
+    offsets' errors, ``found - true = (A d)_xy`` for each found pose ``A`` (mated, within
+    ``within_degrees`` of the truth after the common rotation; least squares). Moving all
+    offsets and the map together leaves every image's likelihood unchanged (only the offsets'
+    prior sees it), so the map's origin, like its frame, can drift (on dataset (b) by 0.8 A
+    along z); the map is then compared with the truth after moving it back by ``d``."""
+    errors = so3.pose_errors_degrees(true, found)
+    good = torch.as_tensor(errors < within_degrees)
+    if int(good.sum()) < 3:
+        return torch.zeros(3, dtype=torch.float64)
+    delta = torch.as_tensor(found_origins - true_origins, dtype=torch.float64)[good]
+    rows = found[good][:, :2, :].to(torch.float64).reshape(-1, 3)
+    return torch.linalg.lstsq(rows, delta.reshape(-1, 1)).solution[:, 0]
 
 
 def efficient_median_errors(table, truth_map: torch.Tensor, pixel: float,
@@ -284,7 +319,8 @@ def main() -> None:
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
         **map_scores(ours / "map.mrc", ours / "half1.mrc", ours / "half2.mrc", truth_map, pixel,
-                     (table.rotations, found.rotations)),
+                     (table.rotations, found.rotations),
+                     (table.origins_angstrom, found.origins_angstrom)),
     }  # fmt: skip
     if not args.no_oracle:
         result["gold_standard_oracle"] = oracle(table, ours, truth_map, pixel, args.sym)
@@ -367,17 +403,20 @@ def _relion_scores(data: Path, half1: Path, half2: Path, full: Path, sim: Path, 
                    truth_map, pixel: float) -> dict:  # fmt: skip
     """The pose errors of RELION's particles STAR ``data`` (its rows matched to the truth by
     image name) and ``map_scores`` of its maps."""
-    found = read_particles(data, allow_unknown_columns=True).rotations
+    particles = read_particles(data, allow_unknown_columns=True)
+    found = particles.rotations
     names = read_star(data)["particles"]["rlnImageName"].tolist()
     order = {name: i for i, name in enumerate(
         read_star(sim / "start.star")["particles"]["rlnImageName"].tolist())}  # fmt: skip
-    truth = table.rotations[[order[name] for name in names]]
+    rows = [order[name] for name in names]
+    truth = table.rotations[rows]
     errors = pose_errors(truth, found)
     return {
         "last_iteration": data.name,
         "median_pose_error_degrees": float(np.median(errors)),
         "share_over_30_degrees": float((errors > 30).mean()),
-        **map_scores(full, half1, half2, truth_map, pixel, (truth, found)),
+        **map_scores(full, half1, half2, truth_map, pixel, (truth, found),
+                     (table.origins_angstrom[rows], particles.origins_angstrom)),
     }  # fmt: skip
 
 

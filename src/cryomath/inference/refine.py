@@ -52,8 +52,8 @@ mask 46 % of the sphere's volume) the median pose error went from 7.1 to 5.5 deg
 map against the truth from 4.47 to 4.11 A; on issue 16's dataset (a) (5,000 particles) the
 error went from 1.65 to 1.37 degrees, in 9 iterations instead of 14 and half the time
 (bench/RESULTS.md). On the sharpened dataset (b) it also lowers the error (1.68 to 1.37
-degrees), but its map against the truth is 4 % worse (3.56 against 3.43 A, for reasons not
-known): there ``--no-auto-mask`` gives the better map. Leaving out the image's group still
+degrees) and gives the same map (3.35 against 3.34 A against the truth once each map's frame
+and origin, which no data fix, are the truth's). Leaving out the image's group still
 helps under the mask (5.5 against 5.6 degrees, 4.11 against 4.18 A with RELION's own half
 map). ``auto_mask`` off (``--no-auto-mask``) gives RELION's soft sphere; ``solvent_mask``
 (``--solvent-mask``, RELION's ``--solvent_mask``) a mask of the user's.
