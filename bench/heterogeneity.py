@@ -9,14 +9,18 @@ reset before each method; cryoDRGN: its largest subprocess's); FSC-AUC of the pe
     python bench/heterogeneity.py [--particles 5000] [--epochs 20] [--cases continuous,discrete]
                                   [--methods ppca,covariance,vae,cryodrgn] [--device cuda]
                                   [--vae-beta 1] [--cryodrgn-args "..."] [--cryodrgn PATH]
-                                  [--out DIR]
+                                  [--resume-cryodrgn] [--out DIR]
 
 Particles: the bundled N-domain at a 64 box of 1.125 A, its upper half (z >= 32) moved along x;
 SNR 0.05, CTF (defocus 1-2.5 um). Continuous: a trajectory through 7 frames moved by 0..6
 voxels (a motion, not a linear change). Discrete: two states moved by 0 and 6 voxels, equal
 weights. cryoDRGN: ``parse_pose_star``, ``parse_ctf_star``, ``train_vae --zdim 1
 --uninvert-data --no-analysis`` (our images are RELION's protein-positive ones),
-``-n EPOCHS``, the final ``z.pkl`` (its encoder's means).
+``-n EPOCHS``, the final ``z.pkl`` (its encoder's means); every epoch's ``z.N.pkl`` is scored
+too (``cryodrgn per epoch``). A cryoDRGN run longer than one sitting: the same command with
+``--resume-cryodrgn`` continues it from its last ``weights.N.pkl`` (``--load``), and its time
+is then the sum of its epochs' own times from its ``run.log`` (the gaps between sittings do
+not count).
 """
 
 import argparse
@@ -67,11 +71,13 @@ def latent_neighbourhoods(latent: np.ndarray, states: np.ndarray, n_states: int)
     return picks
 
 
-def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
-                 extra: list[str]) -> tuple[np.ndarray, float, float, str]:  # fmt: skip
+def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int, extra: list[str],
+                 resume: bool = False) -> tuple[np.ndarray, float, float, str]:  # fmt: skip
     star = folder / "particles.star"
     out = folder / "cryodrgn"
-    shutil.rmtree(out, ignore_errors=True)
+    last = max(epochs_written(out, "weights"), default=0) if resume else 0
+    if not last:
+        shutil.rmtree(out, ignore_errors=True)
     steps = [
         [str(cryodrgn), "parse_pose_star", str(star), "-o", str(folder / "pose.pkl"), "-D",
          str(BOX), "--Apix", str(PIXEL)],
@@ -81,15 +87,52 @@ def run_cryodrgn(cryodrgn: Path, folder: Path, epochs: int,
          str(folder / "pose.pkl"), "--ctf", str(folder / "ctf.pkl"), "--zdim", "1",
          "--uninvert-data", "-n", str(epochs), "--no-analysis", *extra, "-o", str(out)],
     ]  # fmt: skip
+    if last:  # its parsed poses and CTFs are there
+        steps = [[*steps[2], "--load", str(out / f"weights.{last}.pkl")]]
     start = time.perf_counter()
     for step in steps:
         subprocess.run(step, check=True, capture_output=True)
-    seconds = time.perf_counter() - start
+    seconds = epoch_seconds(out) if last else time.perf_counter() - start
     # the largest child's peak (train_vae's: the parsing steps are small)
     memory = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    with open(out / "z.pkl", "rb") as handle:  # the final epoch's
-        z = pickle.load(handle)
-    return np.asarray(z), seconds, memory, " && ".join(" ".join(s) for s in steps)
+    return cryodrgn_latent(out), seconds, memory, " && ".join(" ".join(s) for s in steps)
+
+
+def cryodrgn_latent(out: Path, epoch: int | None = None) -> np.ndarray:
+    """cryoDRGN's latent means: the final epoch's ``z.pkl``, or epoch ``epoch``'s ``z.N.pkl``."""
+    with open(out / ("z.pkl" if epoch is None else f"z.{epoch}.pkl"), "rb") as handle:
+        return np.asarray(pickle.load(handle))
+
+
+def epochs_written(out: Path, kind: str) -> list[int]:
+    """The epochs of cryoDRGN's ``kind.N.pkl`` files in ``out`` (``weights`` or ``z``), sorted."""
+    return sorted(int(p.name.split(".")[1]) for p in out.glob(f"{kind}.*.pkl"))
+
+
+def epoch_seconds(out: Path) -> float:
+    """The sum of the epochs' own times in cryoDRGN's ``run.log`` ("Finished in H:MM:SS")."""
+    total = 0.0
+    for line in (out / "run.log").read_text().splitlines():
+        if "Epoch:" in line and "Finished in" in line:
+            hours, minutes, seconds = line.rsplit("Finished in", 1)[1].strip().split(":")
+            total += 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+    return total
+
+
+def latent_scores(values: np.ndarray, table, truth, volumes: torch.Tensor,
+                  nearest: np.ndarray | None) -> dict:  # fmt: skip
+    """A latent's metrics: with a trajectory (``nearest``, each particle's nearest frame) its
+    correlation with the true coordinate and the per-state FSC-AUC of its neighbourhoods; for
+    discrete states the adjusted Rand index of its 2-means states and their maps' FSC-AUC."""
+    if nearest is not None:
+        maps = maps_of(table, latent_neighbourhoods(values, nearest, len(volumes)))
+        return {"latent correlation": latent_correlation(values, truth.coordinate).best,
+                "per-state FSC-AUC": float(fsc_auc(maps, volumes).mean())}  # fmt: skip
+    labels = kmeans(torch.from_numpy(values[:, :1].copy()), 2).labels.numpy()
+    maps = maps_of(table, labels == np.arange(2)[:, None])
+    auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
+    return {"adjusted Rand index": adjusted_rand_index(truth.state, labels),
+            "per-state FSC-AUC": float(auc)}  # fmt: skip
 
 
 def ours(folder: Path, method: str, epochs: int, beta: float, device: str = "cpu"
@@ -129,6 +172,8 @@ def main() -> None:
         default="",
         help='extra train_vae options, e.g. "--enc-dim 256 --dec-dim 256"',
     )
+    parser.add_argument("--resume-cryodrgn", action="store_true",
+                        help="continue cryoDRGN from its last weights.N.pkl in --out")  # fmt: skip
     args = parser.parse_args()
     methods = args.methods.split(",")
     if "cryodrgn" in methods and shutil.which(str(args.cryodrgn)) is None:
@@ -150,14 +195,15 @@ def main() -> None:
         for method in methods:
             if method == "cryodrgn":
                 latents[method], seconds, memory, command = run_cryodrgn(
-                    args.cryodrgn, folder, args.epochs, args.cryodrgn_args.split()
-                )
+                    args.cryodrgn, folder, args.epochs, args.cryodrgn_args.split(),
+                    args.resume_cryodrgn)  # fmt: skip
                 row["cryodrgn command"] = command
             else:
                 latents[method], seconds, memory = ours(folder, method, args.epochs,
                                                         args.vae_beta, args.device)  # fmt: skip
             row[f"{method} seconds"] = seconds
             row[f"{method} peak memory MB"] = memory
+        nearest = None
         if trajectory:  # the particles' nearest trajectory frames, and their own maps
             nearest = np.rint(truth.coordinate * (len(volumes) - 1)).astype(np.int64)
             oracle = maps_of(table, nearest == np.arange(len(volumes))[:, None])
@@ -165,16 +211,14 @@ def main() -> None:
         # the metrics' floor: a latent that knows nothing (seeded)
         latents["random latent"] = np.random.default_rng(0).normal(size=(table.n, 1))
         for who, values in latents.items():
-            if trajectory:
-                row[f"{who} latent correlation"] = latent_correlation(values, truth.coordinate).best
-                maps = maps_of(table, latent_neighbourhoods(values, nearest, len(volumes)))
-                row[f"{who} per-state FSC-AUC"] = float(fsc_auc(maps, volumes).mean())
-            else:
-                labels = kmeans(torch.from_numpy(values[:, :1].copy()), 2).labels.numpy()
-                row[f"{who} adjusted Rand index"] = adjusted_rand_index(truth.state, labels)
-                maps = maps_of(table, labels == np.arange(2)[:, None])
-                auc = max(fsc_auc(maps, volumes).mean(), fsc_auc(maps.flip(0), volumes).mean())
-                row[f"{who} per-state FSC-AUC"] = float(auc)
+            for metric, value in latent_scores(values, table, truth, volumes, nearest).items():
+                row[f"{who} {metric}"] = value
+        if "cryodrgn" in methods:  # how its latent learned
+            out = folder / "cryodrgn"
+            row["cryodrgn per epoch"] = {
+                epoch: latent_scores(cryodrgn_latent(out, epoch), table, truth, volumes, nearest)
+                for epoch in epochs_written(out, "z")
+            }
         result[name] = row
         print(name, json.dumps({k: v for k, v in row.items() if "command" not in k}))
     (args.out / f"heterogeneity-{'-'.join(methods)}.json").write_text(json.dumps(result, indent=1))
