@@ -41,6 +41,10 @@ Dose = Annotated[
 Tau2Fudge = Annotated[
     float, typer.Option(help="RELION's T: the signal power's multiplier (GUI: 2 in 2-D, 4 in 3-D)")
 ]
+SolventMask = Annotated[
+    Path | None,
+    typer.Option(help="Mask (.mrc, 0 to 1) on the references (RELION's --solvent_mask)"),
+]
 
 
 def _grid_note(reference: Path, box: int, pixel: float) -> str | None:
@@ -152,10 +156,7 @@ def refine(
             "local searches again (finds particles lost while the maps were poor)"
         ),
     ] = False,
-    solvent_mask: Annotated[
-        Path | None,
-        typer.Option(help="Mask (.mrc, 0 to 1) on the references (RELION's --solvent_mask)"),
-    ] = None,
+    solvent_mask: SolventMask = None,
     auto_mask: Annotated[
         bool,
         typer.Option(
@@ -311,6 +312,15 @@ def class3d(
     symmetry: Symmetry = "C1",
     healpix_order: Annotated[int, typer.Option(help="HEALPix order (2: 15 deg)")] = 2,
     local: Annotated[bool, typer.Option("--local", help="Local searches around the poses")] = False,
+    skip_align: Annotated[
+        bool,
+        typer.Option(
+            "--skip-align",
+            help="Keep each particle's pose and offset, find its class only (RELION's "
+            "--skip_align; with --solvent-mask: focused classification)",
+        ),
+    ] = False,
+    solvent_mask: SolventMask = None,
     offset_range: OffsetRange = 5.0,
     offset_step: OffsetStep = 1.0,
     maxsig: Annotated[int, typer.Option(help="Orientations oversampled per image")] = 64,
@@ -353,7 +363,9 @@ def class3d(
         max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge, scale_correction=scale,
         dose_e_per_a2=dose,
     )  # fmt: skip
-    settings = Class3DSettings(classes, iterations, local, seed, search)
+    mask = None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json)
+    settings = Class3DSettings(classes, iterations, local, seed, search, skip_align, mask)
+    settings.check()  # before the output folder is made
     writable_directory(out)
     with (
         _iteration_progress(table.n, json) as (progress, on_iteration),

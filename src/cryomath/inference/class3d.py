@@ -5,8 +5,11 @@ Start: one initial map per class (RELION's ``--ref`` with K maps), or K copies o
 low-passed and put on the images' greyscale (``refine.start_refinement``). From copies, the
 first iteration scores each particle against one random class only (RELION's random assignment
 of a first iteration: identical references would otherwise stay identical). Each iteration: one
-expectation pass against all K maps (global HEALPix search with oversampling, or local around
-the previous poses), then per class the M-step of ``refine``: its particles' two random halves
+expectation pass against all K maps (global HEALPix search with oversampling, local around
+the previous poses, or none: each particle's own pose and offset, RELION's ``--skip_align``),
+the maps under the particle's soft sphere or the user's solvent mask (with ``--skip_align``,
+RELION's focused classification), then per class the M-step of ``refine``: its particles' two
+random halves
 inverted with the class's previous FSC as the prior, their FSC, and the class map from both
 halves' sums. A class that lost all its particles keeps its map. The band is the shells up to
 the best class's FSC 0.5 resolution plus 10; the class fractions, the noise and the offset sd
@@ -46,17 +49,24 @@ from cryomath.so3.symmetry import point_group
 @dataclass
 class Class3DSettings:
     """K, the iterations, whether searches are local, and the rest as ``RefineSettings``
-    (``healpix_order`` is the fixed sampling)."""
+    (``healpix_order`` is the fixed sampling). ``skip_align`` (RELION's ``--skip_align``):
+    each particle keeps its pose and offset, only its class is found. ``solvent_mask`` (RELION's
+    ``--solvent_mask``, ``(n, n, n)`` in [0, 1]) multiplies the references instead of the
+    particle's sphere: with ``skip_align``, focused classification of the region it covers."""
 
     n_classes: int
     iterations: int = 25
     local: bool = False
     seed: int = 0
     search: RefineSettings = field(default_factory=RefineSettings)
+    skip_align: bool = False
+    solvent_mask: torch.Tensor | None = None
 
     def check(self) -> None:
         if self.n_classes < 1 or self.iterations < 1:
             raise InvalidInputError("classes and iterations must be at least 1")
+        if self.local and self.skip_align:
+            raise InvalidInputError("--local searches poses; --skip-align keeps them: not both")
         self.search.check()
 
 
@@ -86,8 +96,9 @@ def start_class3d(
     """The prepared initial maps ``references (K or 1, n, n, n)`` and the particles' starting
     state (local searches start from the particles' poses, e.g. a refinement's)."""
     settings.check()
-    if settings.local:
-        table.require("rotations", purpose="3-D classification with local searches")
+    if settings.local or settings.skip_align:
+        purpose = "local searches" if settings.local else "--skip-align"
+        table.require("rotations", purpose=f"3-D classification with {purpose}")
     k = settings.n_classes
     references = references.reshape(-1, *references.shape[-3:])
     if len(references) not in (1, k):
@@ -96,7 +107,7 @@ def start_class3d(
               for r in references]  # fmt: skip
     maps = torch.stack([s.maps[0] for s in starts]).expand(k, -1, -1, -1).clone()
     first = starts[0]
-    if settings.local:
+    if settings.local or settings.skip_align:
         first.particles.rotations[:] = table.rotations
     return Class3DState(
         0, maps, voxel_size_angstrom, first.particles, first.halves, first.noise,
@@ -113,13 +124,18 @@ def class3d_iteration(
     version with its signature)."""
     k, n = settings.n_classes, state.maps.shape[-1]
     voxel, search = state.voxel_size_angstrom, settings.search
-    radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
-    mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
+    if settings.solvent_mask is not None:
+        mask = settings.solvent_mask.to(device=device, dtype=state.maps.dtype)
+    else:
+        radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
+        mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
     prior = torch.log(torch.as_tensor(state.fractions, dtype=dtype, device=device).clamp(1e-30))
     refs = References(state.maps.to(device) * mask, voxel, prior)
     sampling = sampling_for(search, search.healpix_order, search.offset_range_px,
                             search.offset_step_px, state.band_shell, n, voxel)  # fmt: skip
     sampling = replace(sampling, local=settings.local)
+    if settings.skip_align:
+        sampling = replace(sampling, local=True, align=False, offset_range_px=0.0)
     first = None
     if state.iteration == 0 and k > 1 and state.copies:  # each against one random class
         chosen = np.random.default_rng(settings.seed).integers(0, k, table.n)

@@ -35,10 +35,10 @@ from cryomath.imaging import (
 )
 from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
-    LOCAL_POSES,
     Sampling,
     global_orientations,
     local_orientations,
+    local_steps,
     offset_grid,
     oversampled_orientations,
 )
@@ -193,7 +193,8 @@ def expectation_pass(
         if image_class_prior is not None:
             image_prior = torch.as_tensor(image_class_prior[index], dtype=dtype, device=device)
         if sampling.local:
-            poses, log_angle = local_orientations(centres, sampling.step_degrees)
+            poses, log_angle = local_orientations(centres, sampling.step_degrees,
+                                                  sampling.local_radius_steps)  # fmt: skip
             at = poses.flatten(0, 1)[None].expand(k_classes, -1, 3, 3).to(spectrum.data.dtype)
             hyp = extract_central_slices_rfft_3d(spectrum, at, max_shell=sampling.max_shell)
             hyp = hyp.unflatten(1, poses.shape[:2]).transpose(0, 1).flatten(1, 2)
@@ -262,7 +263,7 @@ def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search
     n = int(np.max(table.image_size)) if table.image_size is not None else 0
     b = min(batch_size, table.n)
     if sampling.local:
-        hypotheses, own = LOCAL_POSES * k_classes, LOCAL_POSES * k_classes
+        hypotheses = own = len(local_steps(sampling.local_radius_steps)) * k_classes
     else:
         hypotheses, own = search.hypotheses_per_image, search.own_projections_per_image
     item = torch.empty((), dtype=dtype).element_size()

@@ -33,8 +33,7 @@ from cryomath.so3.grids import healpix_poses
 from cryomath.so3.lie import exp_map
 from cryomath.so3.symmetry import in_asymmetric_unit
 
-LOCAL_RADIUS_STEPS = 2.0
-LOCAL_POSES = 33  # the lattice points within LOCAL_RADIUS_STEPS
+LOCAL_RADIUS_STEPS = 2.0  # 33 lattice points
 # RELION's keepsafe factor for 3-D coarse passes (ml_optimiser.cpp; 1.5 in 2-D): without it
 # the coarse pass dropped 42 % of the true parents of dataset (b)'s lost particles, with it 14 %
 COARSE_KEEPSAFE = 1.2
@@ -46,7 +45,8 @@ class Sampling:
     particle's previous pose; offsets within ``offset_range_px`` of the previous offset every
     ``offset_step_px``; scores over the shells up to ``max_shell``; a global search
     ``oversample`` s (module docstring); Gaussian scores, or Poisson ones of counting images
-    at ``dose_e_per_a2``."""
+    at ``dose_e_per_a2``. ``align=False`` (RELION's ``--skip_align``): each image's previous
+    pose and offset only, a local search of one pose with ``offset_range_px`` 0."""
 
     healpix_order: int
     local: bool
@@ -58,6 +58,12 @@ class Sampling:
     mass: float = 0.999
     coarse_shell: int | None = None
     dose_e_per_a2: float | None = None  # Poisson scores of counting images (inference.poisson)
+    align: bool = True
+
+    @property
+    def local_radius_steps(self) -> float:
+        """How far a local search reaches from the previous pose, in steps."""
+        return LOCAL_RADIUS_STEPS if self.align else 0.0
 
     @property
     def step_degrees(self) -> float:
@@ -80,6 +86,8 @@ class Sampling:
             raise InvalidInputError(f"the dose must be positive, got {self.dose_e_per_a2}")
         if self.max_significant < 1 or not 0 < self.mass <= 1:
             raise InvalidInputError("max_significant must be >= 1 and mass in (0, 1]")
+        if not self.align and (not self.local or self.offset_range_px != 0):
+            raise InvalidInputError("without alignment the search is local with no offsets")
 
 
 def offset_grid(range_px: float, step_px: float, dtype=torch.float64, device=None):
@@ -122,12 +130,20 @@ def oversampled_orientations(order: int, group: torch.Tensor, dtype=torch.float6
     return healpix_poses(order + 1, dtype, device)[child.reshape(-1)]
 
 
-def local_orientations(centres: torch.Tensor, step_degrees: float):
-    """``(B, J, 3, 3)`` poses around ``centres (B, 3, 3)`` and the ``(J,)`` log prior of their
-    angles (a Gaussian of two steps)."""
-    axis = torch.arange(-2, 3, dtype=centres.dtype, device=centres.device)
+def local_steps(radius_steps: float = LOCAL_RADIUS_STEPS, dtype=torch.float64, device=None):
+    """``(J, 3)``: the rotation vectors of a local search in steps, the integer lattice points
+    within ``radius_steps`` (33 at 2, the origin alone at 0)."""
+    reach = math.floor(radius_steps)
+    axis = torch.arange(-reach, reach + 1, dtype=dtype, device=device)
     v = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    v = v[torch.linalg.vector_norm(v, dim=-1) <= LOCAL_RADIUS_STEPS]
+    return v[torch.linalg.vector_norm(v, dim=-1) <= radius_steps]
+
+
+def local_orientations(centres: torch.Tensor, step_degrees: float,
+                       radius_steps: float = LOCAL_RADIUS_STEPS):  # fmt: skip
+    """``(B, J, 3, 3)`` poses around ``centres (B, 3, 3)`` (:func:`local_steps` of
+    ``radius_steps``) and the ``(J,)`` log prior of their angles (a Gaussian of two steps)."""
+    v = local_steps(radius_steps, centres.dtype, centres.device)
     log_prior = -0.5 * (v * v).sum(-1) / 4  # |v| in steps; the prior's sd is two steps
     return centres[:, None] @ exp_map(v * math.radians(step_degrees)), log_prior
 
