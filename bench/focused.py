@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import relion_iteration_seconds
 from refine import _run_or_stop as run_or_stop  # this folder's: RELION stopped with its ranks
 
 from cryomath.cli import main as cryomath
@@ -80,13 +81,7 @@ def run_relion(sim: Path, out: Path, iterations: int, timeout: float) -> tuple[l
                "--random_seed", "1"]  # fmt: skip
     started = time.time()
     run_or_stop(command, sim, timeout)
-    written = sorted(out.glob("run_it[0-9][0-9][0-9]_data.star"))
-    if written and written[0].name == "run_it000_data.star":  # its start, images read
-        started = written.pop(0).stat().st_mtime
-    if not written:
-        raise SystemExit("RELION finished no iteration within --relion-timeout")
-    times = [started] + [path.stat().st_mtime for path in written]
-    return list(np.diff(times)), written[-1], " ".join(command)
+    return (*relion_iteration_seconds(out, started), " ".join(command))
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import relion_iteration_seconds
 from refine import _run_or_stop as run_or_stop  # this folder's: RELION stopped with its ranks
 
 from cryomath import so3
@@ -129,13 +130,7 @@ def run_relion(star: Path, out: Path, args) -> tuple[list[float], Path]:
                "--pool", "30", "--dont_combine_weights_via_disc"]  # fmt: skip
     start = time.time()
     run_or_stop(command, star.parent, args.relion_timeout)
-    written = sorted(out.glob("run_it[0-9][0-9][0-9]_data.star"))
-    if written and written[0].name == "run_it000_data.star":  # its start, images read
-        start = written.pop(0).stat().st_mtime
-    if not written:
-        raise SystemExit("RELION finished no iteration within --relion-timeout")
-    times = [start] + [path.stat().st_mtime for path in written]
-    return list(np.diff(times)), written[-1]
+    return relion_iteration_seconds(out, start)
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """Code shared by the benchmarks: resident-memory probes (Linux /proc) for their subprocesses
-and for a stretch of this process, and the best-of-N wall time of a call on a device."""
+and for a stretch of this process, the best-of-N wall time of a call on a device, and the
+seconds of each iteration a RELION run wrote."""
 
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 MEMORY_PROBES = """
@@ -46,3 +48,17 @@ def best_seconds(fn, device: torch.device, repeat: int) -> float:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def relion_iteration_seconds(out: Path, started: float) -> tuple[list[float], Path]:
+    """The seconds of each iteration a ``relion_refine`` run started at ``started`` (epoch
+    seconds) wrote into ``out`` as ``run_itNNN_data.star``, from its files' times (from
+    iteration 0's when it wrote one, so that its start-up does not count), and its last data
+    STAR."""
+    written = sorted(out.glob("run_it[0-9][0-9][0-9]_data.star"))
+    if written and written[0].name == "run_it000_data.star":  # its start, images read
+        started = written.pop(0).stat().st_mtime
+    if not written:
+        raise SystemExit("RELION finished no iteration within --relion-timeout")
+    times = [started] + [path.stat().st_mtime for path in written]
+    return [float(t) for t in np.diff(times)], written[-1]

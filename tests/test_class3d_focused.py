@@ -3,6 +3,7 @@
 only, and ``--solvent-mask`` decides which part of the references the classes see."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,52 +12,24 @@ import torch
 
 from cryomath import so3
 from cryomath.cli import main
-from cryomath.ctf import CTF
-from cryomath.imaging import ParticleBatch, predict_images
-from cryomath.io import ParticleTable, read_particles, write_mrc, write_relion_star
-from cryomath.io.particles import CTFParameters
-from cryomath.pipelines import read_volume
-from cryomath.projection import prepare_volume
+from cryomath.io import read_particles, write_mrc, write_relion_star
 from cryomath.resolution import auto_mask
+from tests.conformations import two_conformations
 
-MODEL = Path(__file__).resolve().parents[1] / "src/cryomath/data/6vyb_ndom.pdb.gz"
 N, COUNT, VOXEL = 32, 300, 3.0
 
 
 @pytest.fixture(scope="module")
-def two_conformations(tmp_path_factory):
+def two_conformations_posed(tmp_path_factory):
     """300 particles (box 32, 3 A, CTF, SNR 0.2) of the 6VYB N-domain, whole or with the part
-    at x >= 18 px removed (the truth per particle), at Haar-random poses and offsets of 1.5 px
-    sd, written with those poses and offsets; the whole map; masks on the removed part and on
-    the rest."""
+    at x >= 18 px removed (the truth per particle; ``tests.conformations``), at Haar-random
+    poses and offsets of 1.5 px sd, written with those poses and offsets; the whole map; masks
+    on the removed part and on the rest."""
     folder = tmp_path_factory.mktemp("focused")
-    full, voxel = read_volume(MODEL, N, VOXEL)
-    cut = full.clone()
-    cut[:, :, N // 2 + 2 :] = 0
-    g = torch.Generator().manual_seed(3)
-    truth = torch.randint(0, 2, (COUNT,), generator=g)
-    poses = so3.random_rotations(COUNT, g)
-    shifts = 1.5 * torch.randn(COUNT, 2, generator=g, dtype=torch.float64)
-    defocus = (10000 + 15000 * torch.rand(COUNT, generator=g, dtype=torch.float64)).numpy()
-    ones, zeros = np.ones(COUNT), np.zeros(COUNT)
-    ctf = CTFParameters(defocus, defocus, zeros, 300 * ones, 2.7 * ones, 0.1 * ones, zeros,
-                        zeros, ones)  # fmt: skip
-    images = torch.zeros(COUNT, N, N, dtype=torch.float64)
-    for k, volume in enumerate((full, cut)):
-        pick = truth == k
-        model = CTF.from_parameters(ctf.subset(pick.numpy()), dtype=torch.float64)
-        batch = ParticleBatch.from_tensors(None, poses[pick], voxel, shifts[pick], model, N)
-        images[pick] = predict_images(prepare_volume(volume, 2.0, voxel_size_angstrom=voxel),
-                                      batch)  # fmt: skip
-    noise = torch.randn(images.shape, generator=g, dtype=torch.float64)
-    write_mrc(folder / "stack.mrcs", (images + noise * (images.var() / 0.2).sqrt()).numpy(),
-              voxel)  # fmt: skip
-    table = ParticleTable(
-        n=COUNT, ctf=ctf, pixel_size_angstrom=voxel * ones, image_size=np.full(COUNT, N),
-        image_paths=np.full(COUNT, "stack.mrcs", dtype=object), image_indices=np.arange(COUNT),
-        optics_group=np.ones(COUNT, np.int64), root=folder, rotations=poses.numpy(),
-        origins_angstrom=-shifts.numpy() * voxel,
-    )  # fmt: skip
+    table, truth, full, cut, poses, shifts = two_conformations(folder, COUNT, N, VOXEL, 3, 0.2,
+                                                               1.5)  # fmt: skip
+    voxel = float(table.pixel_size_angstrom[0])
+    table = replace(table, rotations=poses.numpy(), origins_angstrom=-shifts.numpy() * voxel)
     write_relion_star(table, folder / "particles.star")
     write_mrc(folder / "full.mrc", full.numpy(), voxel)
     removed = full - cut
@@ -64,7 +37,7 @@ def two_conformations(tmp_path_factory):
     write_mrc(folder / "focus.mrc", focus.numpy(), voxel)
     rest = auto_mask(cut, 0.1 * float(cut.max()), 0.0, 3.0) * (1 - focus)
     write_mrc(folder / "rest.mrc", rest.numpy(), voxel)
-    return folder, table, truth.numpy()
+    return folder, table, truth
 
 
 def _classify(folder: Path, mask: str, out: Path, capsys) -> np.ndarray:
@@ -81,13 +54,13 @@ def _classify(folder: Path, mask: str, out: Path, capsys) -> np.ndarray:
 
 
 def test_focused_classification_keeps_poses_and_separates_the_masked_part(
-    two_conformations, tmp_path, capsys
+    two_conformations_posed, tmp_path, capsys
 ):
     """Under a mask on the part that only one conformation has, at least 95 % of particles end
     in the class of their conformation (ground truth of the simulation; measured 96.7 %, 96.3 %
     after 12 iterations, 76 % after 4), and every pose and offset is the one given (to the STAR
     file's precision)."""
-    folder, table, truth = two_conformations
+    folder, table, truth = two_conformations_posed
     found, classes = _classify(folder, "focus.mrc", tmp_path / "focus", capsys)
     accuracy = max((classes == truth).mean(), (classes != truth).mean())
     assert accuracy >= 0.95
@@ -97,24 +70,22 @@ def test_focused_classification_keeps_poses_and_separates_the_masked_part(
 
 
 def test_a_mask_on_what_the_conformations_share_cannot_tell_them_apart(
-    two_conformations, tmp_path, capsys
+    two_conformations_posed, tmp_path, capsys
 ):
     """Under a mask on the part both conformations share (the focus mask's complement), the
     classes are no better than chance (measured 51 %, one class holding 291 of 300; the focus
     mask: 96.7 %): the references are compared only where the mask lets them be."""
-    folder, _, truth = two_conformations
+    folder, _, truth = two_conformations_posed
     _, classes = _classify(folder, "rest.mrc", tmp_path / "rest", capsys)
     assert max((classes == truth).mean(), (classes != truth).mean()) <= 0.75
 
 
 def test_skip_align_refuses_local_searches_and_particles_without_poses(
-    two_conformations, tmp_path, capsys
+    two_conformations_posed, tmp_path, capsys
 ):
     """``--skip-align --local`` (keep the poses, and search them) and ``--skip-align`` on
     particles without poses are refused in one line each, and write nothing."""
-    from dataclasses import replace
-
-    folder, table, _ = two_conformations
+    folder, table, _ = two_conformations_posed
     common = ["--reference", str(folder / "full.mrc"), "--classes", "2", "--skip-align"]
     out = tmp_path / "both"
     assert main(["class3d", str(folder / "particles.star"), *common, "--local",

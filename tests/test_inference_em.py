@@ -326,36 +326,12 @@ def test_class3d_separates_two_conformations(tmp_path, capsys):
     import json
 
     from cryomath.cli import main
-    from cryomath.io import ParticleTable, read_particles, write_mrc, write_relion_star
-    from cryomath.io.particles import CTFParameters
-    from cryomath.pipelines import read_volume
+    from cryomath.io import read_particles, write_mrc, write_relion_star
+    from tests.conformations import two_conformations
 
-    n, count = 32, 300
-    full, voxel = read_volume(_MODEL, n, 3.0)
-    cut = full.clone()
-    cut[:, :, n // 2 + 2 :] = 0
-    g = torch.Generator().manual_seed(0)
-    truth = torch.randint(0, 2, (count,), generator=g)
-    poses = so3.random_rotations(count, g)
-    defocus = (10000 + 15000 * torch.rand(count, generator=g, dtype=torch.float64)).numpy()
-    ones, zeros = np.ones(count), np.zeros(count)
-    ctf = CTFParameters(defocus, defocus, zeros, 300 * ones, 2.7 * ones, 0.1 * ones, zeros,
-                        zeros, ones)  # fmt: skip
-    images = torch.zeros(count, n, n, dtype=torch.float64)
-    for k, volume in enumerate((full, cut)):
-        pick = truth == k
-        model = CTF.from_parameters(ctf.subset(pick.numpy()), dtype=torch.float64)
-        batch = ParticleBatch.from_tensors(None, poses[pick], voxel, None, model, n)
-        images[pick] = predict_images(prepare_volume(volume, 2.0, voxel_size_angstrom=voxel),
-                                      batch)  # fmt: skip
-    noise = torch.randn(images.shape, generator=g, dtype=torch.float64)
-    write_mrc(tmp_path / "stack.mrcs", (images + noise * (images.var() / 0.2).sqrt()).numpy(),
-              voxel)  # fmt: skip
-    table = ParticleTable(
-        n=count, ctf=ctf, pixel_size_angstrom=voxel * ones, image_size=np.full(count, n),
-        image_paths=np.full(count, "stack.mrcs", dtype=object), image_indices=np.arange(count),
-        optics_group=np.ones(count, np.int64), root=tmp_path,
-    )  # fmt: skip
+    count = 300
+    table, truth, full, cut, poses, _ = two_conformations(tmp_path, count, 32, 3.0, 0, 0.2)
+    voxel = float(table.pixel_size_angstrom[0])
     write_relion_star(table, tmp_path / "particles.star")
     for name, volume in (("a.mrc", full), ("b.mrc", cut)):
         write_mrc(tmp_path / name, volume.numpy(), voxel)
@@ -369,7 +345,7 @@ def test_class3d_separates_two_conformations(tmp_path, capsys):
     assert sum(summary["class_counts"]) == count
     classes = read_particles(out / "particles.star", allow_unknown_columns=True).extra[
         "rlnClassNumber"].to_numpy() - 1  # fmt: skip
-    assert (classes == truth.numpy()).mean() >= 0.95
+    assert (classes == truth).mean() >= 0.95
     assert (out / "class001.mrc").is_file() and (out / "classes.png").stat().st_size > 0
     # --local starts from the particles' poses (here the true ones): they stay within a step
     write_relion_star(replace(table, rotations=poses.numpy()), tmp_path / "posed.star")
@@ -383,7 +359,7 @@ def test_class3d_separates_two_conformations(tmp_path, capsys):
     error = torch.rad2deg(so3.geodesic_distance(torch.as_tensor(posed.rotations), poses))
     assert float(error.max()) <= 2 * 7.5 + 1e-6  # the local grid: 2 steps of 7.5 degrees
     # one iteration from maps low-passed to 60 A: better than chance (0.5), measured 0.78
-    assert (posed.extra["rlnClassNumber"].to_numpy() - 1 == truth.numpy()).mean() >= 0.7
+    assert (posed.extra["rlnClassNumber"].to_numpy() - 1 == truth).mean() >= 0.7
     # without poses, a local search is refused in one line
     assert main(["class3d", star, "--reference", str(tmp_path / "a.mrc"), "--classes", "2",
                  "--local", "--out", str(tmp_path / "x")]) == 1  # fmt: skip
