@@ -9,11 +9,10 @@ expectation pass against all K maps (global HEALPix search with oversampling, lo
 the previous poses, or none: each particle's own pose and offset, RELION's ``--skip_align``),
 the maps under the particle's soft sphere or the user's solvent mask (with ``--skip_align``,
 RELION's focused classification), then per class the M-step of ``refine``: its particles' two
-random halves
-inverted with the class's previous FSC as the prior, their FSC, and the class map from both
-halves' sums. A class that lost all its particles keeps its map. The band is the shells up to
-the best class's FSC 0.5 resolution plus 10; the class fractions, the noise and the offset sd
-are updated.
+random halves inverted with the class's previous FSC as the prior, their FSC, and the class map
+from both halves' sums. A class that lost all its particles keeps its map. The band is the
+shells up to the best class's FSC 0.5 resolution plus 10; the class fractions, the noise and
+the offset sd are updated.
 """
 
 import math
