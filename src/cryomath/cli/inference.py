@@ -362,9 +362,9 @@ def class3d(
         offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
         max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge, scale_correction=scale,
         dose_e_per_a2=dose,
+        solvent_mask=None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json),
     )  # fmt: skip
-    mask = None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json)
-    settings = Class3DSettings(classes, iterations, local, seed, search, skip_align, mask)
+    settings = Class3DSettings(classes, iterations, local, seed, search, skip_align)
     settings.check()  # before the output folder is made
     writable_directory(out)
     with (

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.masks import spherical_mask
 from cryomath.imaging import NoiseSpectrum
 from cryomath.inference.expectation import (
     ParticleState,
@@ -37,6 +36,7 @@ from cryomath.inference.refine import (
     RefineSettings,
     sampling_for,
     shell_of,
+    solvent_mask_or_sphere,
     start_refinement,
 )
 from cryomath.reconstruction.direct import invert
@@ -48,10 +48,11 @@ from cryomath.so3.symmetry import point_group
 @dataclass
 class Class3DSettings:
     """K, the iterations, whether searches are local, and the rest as ``RefineSettings``
-    (``healpix_order`` is the fixed sampling). ``skip_align`` (RELION's ``--skip_align``):
-    each particle keeps its pose and offset, only its class is found. ``solvent_mask`` (RELION's
-    ``--solvent_mask``, ``(n, n, n)`` in [0, 1]) multiplies the references instead of the
-    particle's sphere: with ``skip_align``, focused classification of the region it covers."""
+    (``healpix_order`` is the fixed sampling; its ``solvent_mask``, RELION's
+    ``--solvent_mask``, multiplies the references instead of the particle's sphere; its
+    ``auto_mask`` is refine's only). ``skip_align`` (RELION's ``--skip_align``): each particle
+    keeps its pose and offset, only its class is found; with a solvent mask, focused
+    classification of the region it covers."""
 
     n_classes: int
     iterations: int = 25
@@ -59,7 +60,6 @@ class Class3DSettings:
     seed: int = 0
     search: RefineSettings = field(default_factory=RefineSettings)
     skip_align: bool = False
-    solvent_mask: torch.Tensor | None = None
 
     def check(self) -> None:
         if self.n_classes < 1 or self.iterations < 1:
@@ -123,11 +123,8 @@ def class3d_iteration(
     version with its signature)."""
     k, n = settings.n_classes, state.maps.shape[-1]
     voxel, search = state.voxel_size_angstrom, settings.search
-    if settings.solvent_mask is not None:
-        mask = settings.solvent_mask.to(device=device, dtype=state.maps.dtype)
-    else:
-        radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
-        mask = spherical_mask((n, n, n), radius, 3.0, dtype=state.maps.dtype, device=device)
+    radius = particle_radius_px(search.particle_diameter_angstrom, n, voxel)
+    mask = solvent_mask_or_sphere(search, n, radius, state.maps.dtype, device)
     prior = torch.log(torch.as_tensor(state.fractions, dtype=dtype, device=device).clamp(1e-30))
     refs = References(state.maps.to(device) * mask, voxel, prior)
     sampling = sampling_for(search, search.healpix_order, search.offset_range_px,

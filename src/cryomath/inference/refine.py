@@ -327,13 +327,20 @@ def reference_mask(state: RefineState, settings: RefineSettings, radius_px: floa
     the last joined map, or of the start, within the particle's sphere (cryoSPARC's dynamic
     mask); else the particle's soft sphere."""
     n, dtype = state.maps.shape[-1], state.maps.dtype
+    fixed = solvent_mask_or_sphere(settings, n, radius_px, dtype, device)
+    if settings.solvent_mask is not None or not settings.auto_mask:
+        return fixed
+    last = state.full if state.full is not None else state.maps.mean(0)
+    return automatic_mask(last.to(device), state.voxel_size_angstrom).to(dtype) * fixed
+
+
+def solvent_mask_or_sphere(settings: RefineSettings, n: int, radius_px: float, dtype,
+                           device=None) -> torch.Tensor:  # fmt: skip
+    """``(n, n, n)``: the user's solvent mask (``settings.solvent_mask``), else the particle's
+    soft sphere of ``radius_px`` (RELION's masks on the references)."""
     if settings.solvent_mask is not None:
         return settings.solvent_mask.to(device=device, dtype=dtype)
-    sphere = spherical_mask((n, n, n), radius_px, 3.0, dtype=dtype, device=device)
-    if not settings.auto_mask:
-        return sphere
-    last = state.full if state.full is not None else state.maps.mean(0)
-    return automatic_mask(last.to(device), state.voxel_size_angstrom).to(dtype) * sphere
+    return spherical_mask((n, n, n), radius_px, 3.0, dtype=dtype, device=device)
 
 
 def band_limited(curve: FSCCurve, max_shell: int) -> FSCCurve:
