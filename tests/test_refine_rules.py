@@ -51,6 +51,14 @@ def test_an_order_is_finer_only_when_the_resolution_and_the_poses_stall():
     assert _next(rules, 2, 12, 20.0, 2.9, 12) == (3, False)
     # at the last order a stall ends the refinement
     assert _next(rules, 5, 12, 1.0, 0.5, 12) == (5, True)
+    # RELION's accuracy rule: no finer step than 75 % of the accuracy (20 degrees here), so a
+    # stall at a local order ends the refinement; a global one moves on to local searches
+    for order, local, step in ((2, False, 1.0), (3, True, 0.5)):
+        state = _state(rules, order, 12, 20.0, 19.5)
+        state.sampling = sampling_for(rules, order, 3 * step, step, 15, N, VOXEL)
+        assert state.sampling.local == local
+        update_sampling(state, rules, _curve(12), N, VOXEL, 20.0)
+        assert state.converged == local and state.sampling.healpix_order == 3
     # RELION 4's --auto_ignore_angles: the resolution alone decides
     ignore = RefineSettings(particle_diameter_angstrom=60.0, ignore_angle_changes=True)
     assert _next(ignore, 2, 12, 20.0, 10.0, 12) == (3, False)
