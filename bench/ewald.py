@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import require_relion
 
 from cryomath.imaging import Ewald
 from cryomath.io import read_mrc, read_particles
@@ -84,8 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out/ewald"))
     parser.add_argument("--write-reference", type=Path, default=None)
     args = parser.parse_args()
-    if shutil.which("relion_reconstruct") is None:
-        raise SystemExit("relion_reconstruct is not on the PATH (apt-get install relion)")
+    require_relion("relion_reconstruct")
     torch.set_num_threads(2)
     truth = truth_map(args.box)
     mask = args.mask_diameter or round(0.9 * args.box * args.voxel, 2)

@@ -19,13 +19,12 @@ the iterations (its start-up counted). Needs ``relion_refine`` on the PATH.
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from measure import relion_iteration_seconds
+from measure import relion_iteration_seconds, require_relion
 from refine import _run_or_stop as run_or_stop  # this folder's: RELION stopped with its ranks
 
 from cryomath.cli import main as cryomath
@@ -92,8 +91,7 @@ def main() -> None:
     parser.add_argument("--relion-timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/focused"))
     args = parser.parse_args()
-    if shutil.which("relion_refine") is None:
-        raise SystemExit("relion_refine is not on the PATH (apt-get install relion)")
+    require_relion("relion_refine")
     sim = args.out / "sim"
     truth = make_dataset(sim, args.n, args.snr)
     ours = run_cryomath(sim, args.out / "cryomath", args.iterations)

@@ -1,7 +1,8 @@
 """Code shared by the benchmarks: resident-memory probes (Linux /proc) for their subprocesses
-and for a stretch of this process, the best-of-N wall time of a call on a device, and the
-seconds of each iteration a RELION run wrote."""
+and for a stretch of this process, the best-of-N wall time of a call on a device, the
+seconds of each iteration a RELION run wrote, and the check that RELION's programs are there."""
 
+import shutil
 import time
 from pathlib import Path
 
@@ -62,3 +63,10 @@ def relion_iteration_seconds(out: Path, started: float) -> tuple[list[float], Pa
         raise SystemExit("RELION finished no iteration within --relion-timeout")
     times = [started] + [path.stat().st_mtime for path in written]
     return [float(t) for t in np.diff(times)], written[-1]
+
+
+def require_relion(*programs: str) -> None:
+    """Stop the benchmark in one line when one of RELION's ``programs`` is not on the PATH."""
+    for program in programs:
+        if shutil.which(program) is None:
+            raise SystemExit(f"{program} is not on the PATH (apt-get install relion)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import require_relion
 
 from cryomath.fourier.fft import fft_nd, ifft_nd
 from cryomath.fourier.shift import phase_ramp
@@ -45,8 +46,7 @@ def main() -> None:
     parser.add_argument("--dose", type=float, default=1.2)
     parser.add_argument("--out", type=Path, default=Path("bench-out/motion"))
     args = parser.parse_args()
-    if shutil.which("relion_run_motioncorr") is None:
-        raise SystemExit("relion_run_motioncorr is not on the PATH (apt-get install relion)")
+    require_relion("relion_run_motioncorr")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     n = args.size

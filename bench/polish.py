@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from measure import require_relion
 
 from cryomath.atoms import map_from_model, read_atoms
 from cryomath.ctf import CTF
@@ -92,9 +93,7 @@ def main() -> None:
     parser.add_argument("--reference-resolution", type=float, default=4.5)
     parser.add_argument("--out", type=Path, default=Path("bench-out/polish"))
     args = parser.parse_args()
-    for tool in ("relion_run_motioncorr", "relion_motion_refine"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not on the PATH (apt-get install relion)")
+    require_relion("relion_run_motioncorr", "relion_motion_refine")
     out, n = args.out, args.size
     out.mkdir(parents=True, exist_ok=True)
     volume, _ = map_from_model(read_atoms(BUNDLED_MODEL), PIXEL, None, margin_angstrom=12.0)
