@@ -51,6 +51,55 @@ def test_insertion_is_the_exact_adjoint_of_extraction(n):
     assert float((lhs - rhs).abs() / lhs.abs()) < 1e-12
 
 
+@pytest.mark.parametrize(
+    ("n", "pad", "scale", "max_shell", "dtype"),
+    [(15, 1.0, 1.0, None, torch.float64), (16, 2.0, 1.3, 5, torch.float64),
+     (12, 2.0, 0.8, None, torch.float32)],
+)  # fmt: skip
+def test_the_compiled_insertion_is_the_grid_sampler_adjoint(n, pad, scale, max_shell, dtype):
+    """The compiled kernels (the CPU's default) against torch's ``grid_sample`` adjoint
+    (``compiled=False``), to rounding: three channels, an odd padded box, another frequency
+    scale, a band limit, a single slice, and poses that put samples on and past the array's
+    last plane (corners outside it are dropped, as ``grid_sample``'s zero padding drops
+    them), into channel-first and channel-last sums; the same sums, bit for bit, with one
+    thread and with two."""
+    from cryomath.projection import accumulate_central_slices_rfft_3d
+
+    # a fresh start: torch compiles a function a few times at most (then the eager kernel
+    # runs, whose sums depend on the thread count), and this worker may have used them up
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(2)
+    half_turn_x = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    quarter_turn_x = torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=torch.float64)
+    rotations = torch.cat([half_turn_x[None], quarter_turn_x[None], so3.random_rotations(40, 3)])
+    slices = torch.complex(*torch.randn(2, 42, 2, n, n // 2 + 1, generator=g, dtype=dtype))
+    weights = torch.rand(42, 1, n, n // 2 + 1, generator=g, dtype=dtype)
+    n_pad = round(pad * n)
+
+    def inserted(compiled, count=42, threads=None, channel_last=False):
+        out = torch.zeros((1, 5, n_pad, n_pad, n_pad // 2 + 1), dtype=dtype)
+        if channel_last:  # as FourierAccumulator keeps its sums: the scatter adds in place
+            out = torch.zeros((1, n_pad, n_pad, n_pad // 2 + 1, 5), dtype=dtype)
+            out = out.permute(0, 4, 1, 2, 3)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
+        try:
+            accumulate_central_slices_rfft_3d(out, slices[:count], rotations[:count].to(dtype),
+                                              weights[:count], chunk_size=16,
+                                              frequency_scale=scale, max_shell=max_shell,
+                                              compiled=compiled)  # fmt: skip
+        finally:
+            torch.set_num_threads(before)
+        return out
+
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    for count in (42, 1):
+        eager = inserted(False, count)
+        for fused in (inserted(True, count), inserted(True, count, channel_last=True)):
+            assert float((fused - eager).abs().max() / eager.abs().max()) < tolerance
+    assert torch.equal(inserted(True, threads=1), inserted(True, threads=2))
+
+
 def _nyquist_fraction(curve, fraction):
     n_shells = len(curve.fsc) - 1
     return curve.fsc[1 : int(fraction * n_shells) + 1]

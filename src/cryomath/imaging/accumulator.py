@@ -23,8 +23,8 @@ class FourierAccumulator:
     """Running sums for direct Fourier inversion into an ``n``-voxel volume padded by
     ``pad_factor``; ``with_weights=False`` keeps only ``data`` (an adjoint, as least squares
     needs). The sums live in one real array ``sums (1, C, n_pad, n_pad, n_pad // 2 + 1)``
-    (channels: real and imaginary parts of ``data``, then ``weights``), which insertion adds
-    to in place."""
+    (channels: real and imaginary parts of ``data``, then ``weights``; channel-last in memory),
+    which insertion adds to in place."""
 
     def __init__(
         self,
@@ -45,7 +45,9 @@ class FourierAccumulator:
         # the sums, and as much again for the inversion that divides them
         needed = 2 * self.sums_bytes(n, pad_factor, dtype, with_weights)
         check_memory(needed, f"a Fourier accumulator of {self.n_pad}^3", device)
-        self.sums = torch.zeros((1, channels, *shape), dtype=dtype, device=device)
+        # channel-last in memory, so that insertion's compiled scatter adds to it in place
+        last = torch.zeros((1, *shape, channels), dtype=dtype, device=device)
+        self.sums = last.permute(0, 4, 1, 2, 3)
         self.count = 0
 
     @staticmethod
