@@ -57,8 +57,8 @@ def test_insertion_is_the_exact_adjoint_of_extraction(n):
      (12, 2.0, 0.8, None, torch.float32)],
 )  # fmt: skip
 def test_the_compiled_insertion_is_the_grid_sampler_adjoint(n, pad, scale, max_shell, dtype):
-    """The compiled kernels (the CPU's default) against torch's ``grid_sample`` adjoint
-    (``compiled=False``), to rounding: three channels, an odd padded box, another frequency
+    """The compiled kernels (``compiled=True``) against torch's ``grid_sample`` adjoint (the
+    default), to rounding: three channels, an odd padded box, another frequency
     scale, a band limit, a single slice, and poses that put samples on and past the array's
     last plane (corners outside it are dropped, as ``grid_sample``'s zero padding drops
     them), into channel-first and channel-last sums; the same sums, bit for bit, with one
@@ -78,7 +78,7 @@ def test_the_compiled_insertion_is_the_grid_sampler_adjoint(n, pad, scale, max_s
 
     def inserted(compiled, count=42, threads=None, channel_last=False):
         out = torch.zeros((1, 5, n_pad, n_pad, n_pad // 2 + 1), dtype=dtype)
-        if channel_last:  # as FourierAccumulator keeps its sums: the scatter adds in place
+        if channel_last:  # as a compiled FourierAccumulator keeps its sums
             out = torch.zeros((1, n_pad, n_pad, n_pad // 2 + 1, 5), dtype=dtype)
             out = out.permute(0, 4, 1, 2, 3)
         before = torch.get_num_threads()

@@ -23,8 +23,10 @@ class FourierAccumulator:
     """Running sums for direct Fourier inversion into an ``n``-voxel volume padded by
     ``pad_factor``; ``with_weights=False`` keeps only ``data`` (an adjoint, as least squares
     needs). The sums live in one real array ``sums (1, C, n_pad, n_pad, n_pad // 2 + 1)``
-    (channels: real and imaginary parts of ``data``, then ``weights``; channel-last in memory),
-    which insertion adds to in place."""
+    (channels: real and imaginary parts of ``data``, then ``weights``), which insertion adds
+    to in place. ``compiled``: insert through the compiled kernels on the CPU
+    (``projection.accumulate_central_slices_rfft_3d``); the sums are then channel-last in
+    memory, so that their scatter adds to them in place."""
 
     def __init__(
         self,
@@ -34,6 +36,7 @@ class FourierAccumulator:
         device=None,
         voxel_size_angstrom: float | None = None,
         with_weights: bool = True,
+        compiled: bool = False,
     ):
         self.n, self.n_pad = n, round(n * pad_factor)
         self.voxel_size_angstrom = voxel_size_angstrom
@@ -45,9 +48,12 @@ class FourierAccumulator:
         # the sums, and as much again for the inversion that divides them
         needed = 2 * self.sums_bytes(n, pad_factor, dtype, with_weights)
         check_memory(needed, f"a Fourier accumulator of {self.n_pad}^3", device)
-        # channel-last in memory, so that insertion's compiled scatter adds to it in place
-        last = torch.zeros((1, *shape, channels), dtype=dtype, device=device)
-        self.sums = last.permute(0, 4, 1, 2, 3)
+        self.compiled = compiled
+        if compiled:
+            last = torch.zeros((1, *shape, channels), dtype=dtype, device=device)
+            self.sums = last.permute(0, 4, 1, 2, 3)
+        else:
+            self.sums = torch.zeros((1, channels, *shape), dtype=dtype, device=device)
         self.count = 0
 
     @staticmethod
@@ -92,6 +98,7 @@ class FourierAccumulator:
             self.sums, weighted_spectra.to(complex_dtype(real)) * multiplicity, rotations.to(real),
             weights.to(real) * multiplicity if self.with_weights else None,
             frequency_scale=frequency_scale, max_shell=max_shell, ewald_curvature=ewald_curvature,
+            compiled=self.compiled,
         )  # fmt: skip
         self.count += weighted_spectra.shape[0]
 

@@ -2,15 +2,16 @@
 
 torch's ``grid_sampler_3d_backward`` (the eager insertion) spends most of its time per sample
 on work a scatter does not need. Here two short functions that ``torch.compile`` turns into
-C++ loops do the job (bench/RESULTS.md, "Insertion as compiled kernels"):
+C++ loops do the job (opt-in, ``compiled=True``: each process compiles them once, 4-16 s;
+bench/RESULTS.md, "Insertion as compiled kernels"):
 
 1. :func:`_corners`, per sample: its array index ``A^T k``, the Friedel flip, the flat
    index of the lowest of its eight corners, its linear weights along x, y and z (zero for a
    corner outside the array, as ``grid_sample``'s zero padding) and its values with the
    flip's sign on the imaginary channels;
 2. :func:`_scatter`: every (sample, corner) adds ``w v`` to a channel-last ``(voxels, C)``
-   array in place (``FourierAccumulator``'s sums are one in memory; for other arrays
-   insertion spreads into a channel-last copy and adds it once per call).
+   array in place (a compiled ``FourierAccumulator``'s sums are one in memory; for other
+   arrays insertion spreads into a channel-last copy and adds it once per call).
 
 Both are compiled for any number of poses and samples, so one compilation per dtype and
 channel count serves every chunk and band (and a second one every array size): the first call

@@ -1,11 +1,11 @@
 """Insertion (back-projection) of central slices into a padded rfft volume: the exact adjoint
 of :func:`~cryomath.projection.extract_central_slices_rfft_3d` (same trilinear kernel, same
 Friedel flip, same Nyquist mask), one chunk of slices at a time: memory is the volume plus
-one chunk, whatever the number of slices. On the CPU by two compiled kernels
-(``projection.compiled_insertion``), which add to a channel-last array (the volume itself
-when it is one in memory, as ``FourierAccumulator``'s sums are, else a copy); elsewhere, or
-with ``compiled=False``, by the adjoint kernel of ``grid_sample``
-(``fourier.grid_sample_3d_adjoint``).
+one chunk, whatever the number of slices. By the adjoint kernel of ``grid_sample``
+(``fourier.grid_sample_3d_adjoint``), or with ``compiled=True`` on the CPU by two compiled
+kernels (``projection.compiled_insertion``), which add to a channel-last array (the volume
+itself when it is one in memory, as a compiled ``FourierAccumulator``'s sums are, else a
+copy).
 
 The volume is ``(n_pad, n_pad, n_pad // 2 + 1)`` with z, y fft-shifted (``prepare_volume``'s
 layout).
@@ -29,7 +29,7 @@ def accumulate_central_slices_rfft_3d(
     frequency_scale: float = 1.0,
     max_shell: int | None = None,
     ewald_curvature: float = 0.0,
-    compiled: bool = True,
+    compiled: bool = False,
 ) -> None:
     """Add the insertion of ``slices (P, n, n // 2 + 1)`` complex at ``rotations (P, 3, 3)`` to
     ``out (1, C, n_pad, n_pad, n_pad // 2 + 1)`` real: channels 0 and 1 the real and imaginary
@@ -38,12 +38,12 @@ def accumulate_central_slices_rfft_3d(
     fill channels ``2l, 2l + 1`` and ``2L + w``. Only the samples inside the Nyquist circle are
     spread (the rest are zero: a fifth of the rfft), and with ``max_shell`` only those up to
     that shell (slices known to be zero beyond it). ``ewald_curvature``: onto curved slices
-    (the adjoint of extraction with that curvature). ``compiled`` (on the CPU): through the
-    compiled kernels of :mod:`~cryomath.projection.compiled_insertion`, the same sums to
-    rounding, 1.2-2.2x faster (bench/RESULTS.md); the first call in a process compiles them
-    (seconds); the eager kernel (torch's ``grid_sample`` adjoint, differentiable) with
-    ``compiled=False``, with ``ewald_curvature``, off the CPU, when a gradient is needed, or
-    where they cannot be compiled."""
+    (the adjoint of extraction with that curvature). ``compiled`` (opt-in, on the CPU):
+    through the compiled kernels of :mod:`~cryomath.projection.compiled_insertion`, the same
+    sums to rounding, 1.2-2.2x faster (bench/RESULTS.md), but the first call in a process
+    compiles them (4 s with torch's disk cache warm, 16 s cold); the eager kernel (torch's
+    ``grid_sample`` adjoint, differentiable) otherwise, and with ``ewald_curvature``, off the
+    CPU, when a gradient is needed, or where they cannot be compiled."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.ndim == 3:
@@ -103,7 +103,7 @@ def insert_central_slices_rfft_3d(
     slice_weights: torch.Tensor | None = None,
     chunk_size: int = 512,
     frequency_scale: float = 1.0,
-    compiled: bool = True,
+    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Adjoint of slice extraction for ``slices (P, n, n // 2 + 1)`` complex at ``rotations
     (P, 3, 3)``: returns the complex ``(n_pad, n_pad, n_pad // 2 + 1)`` sum, and the same
