@@ -59,16 +59,19 @@ def accumulate_central_slices_rfft_3d(
     k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
-    imaginary = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
-    imaginary[1 : 2 * slices.shape[1] : 2] = True  # the channels the Friedel flip negates
+    imag = slice(1, 2 * slices.shape[1], 2)  # the channels the Friedel flip negates
     grad = torch.is_grad_enabled() and _needs_grad(slices, slice_weights, rotations)
     fused = compiled and not (ewald_curvature or grad) and out.device.type == "cpu"
     fused = fused and min(shape) >= 2
-    # the compiled scatter adds to a channel-last array: ``out`` itself when it is one in
-    # memory (``FourierAccumulator``'s sums are), else a copy added to ``out`` at the end
-    last = out[0].permute(1, 2, 3, 0)
-    direct = fused and out.shape[0] == 1 and last.is_contiguous()
-    spread = last if direct else out.new_zeros((*shape, out.shape[1])) if fused else None
+    if fused:
+        imaginary = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
+        imaginary[imag] = True
+        # the scatter adds to a channel-last array: ``out`` itself when it is one in memory
+        # (a compiled ``FourierAccumulator``'s sums are), else a copy added at the end
+        spread = out[0].permute(1, 2, 3, 0)
+        direct = spread.is_contiguous()
+        if not direct:
+            spread = out.new_zeros(spread.shape)
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
         s = slices[chunk].flatten(-2)[..., keep]  # (Pc, L, K)
@@ -83,7 +86,7 @@ def accumulate_central_slices_rfft_3d(
         index, sign = slice_coordinates(
             rotation, k, shape[0], ewald_curvature, frequency_scale=frequency_scale
         )  # (Pc, K, 3), (Pc, K)
-        parts = torch.where(imaginary[:, None], parts * sign[:, None], parts)
+        parts[:, imag] *= sign[:, None]
         values = parts.movedim(1, 0).reshape(1, parts.shape[1], -1, 1, 1)  # (1, C, Pc K, 1, 1)
         grid = grid_sample_coordinates(index.reshape(1, -1, 1, 1, 3), shape)
         out += grid_sample_3d_adjoint(values, shape, grid)
