@@ -12,6 +12,7 @@ import typer
 
 from cryomath.cli.output import (
     BatchSize,
+    Compile,
     Device,
     Force,
     Json,
@@ -164,6 +165,7 @@ def refine(
             "(cryoSPARC's dynamic mask; --no-auto-mask: the particle's sphere, as RELION)"
         ),
     ] = True,
+    compile_insertion: Compile = False,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -196,7 +198,7 @@ def refine(
         ignore_angle_changes=auto_ignore_angles, resolution_based_angles=auto_resol_angles,
         leave_out_groups=leave_out_groups, global_recheck=global_recheck,
         solvent_mask=None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json),
-        auto_mask=auto_mask,
+        auto_mask=auto_mask, compiled_insertion=compile_insertion,
     )  # fmt: skip
     writable_directory(out)
     with (
@@ -328,6 +330,7 @@ def class3d(
     scale: Scale = True,
     dose: Dose = None,
     seed: Annotated[int, typer.Option(help="Random seed of the first classes")] = 0,
+    compile_insertion: Compile = False,
     batch_size: BatchSize = 256,
     device: Device = "cpu",
     scheduler: Scheduler = None,
@@ -361,7 +364,7 @@ def class3d(
         symmetry=symmetry, healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, max_significant=maxsig, batch_size=batch_size,
         max_order=max(healpix_order, 5), tau2_fudge=tau2_fudge, scale_correction=scale,
-        dose_e_per_a2=dose,
+        dose_e_per_a2=dose, compiled_insertion=compile_insertion,
         solvent_mask=None if solvent_mask is None else _mask_on_grid(table, solvent_mask, json),
     )  # fmt: skip
     settings = Class3DSettings(classes, iterations, local, seed, search, skip_align)

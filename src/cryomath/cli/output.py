@@ -23,6 +23,14 @@ ParticleDiameter = Annotated[
 Symmetry = Annotated[
     str, typer.Option("--symmetry", "--sym", help="Point group, RELION's setting (C1, D7, O, I2)")
 ]
+Compile = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Insert into the maps through kernels compiled for this CPU (faster on long "
+        "runs; compiling takes seconds at the start)",
+    ),
+]
 ProjectDir = Annotated[
     Path | None,
     typer.Option(help="Folder the particle file's image paths start from (default: its own)"),

@@ -137,7 +137,7 @@ def class3d_iteration(
         chosen = np.random.default_rng(settings.seed).integers(0, k, table.n)
         first = np.full((table.n, k), -np.inf)
         first[np.arange(table.n), chosen] = 0.0
-    sums = PassSums({})
+    sums = PassSums({}, compiled=search.compiled_insertion)
     passes(
         table, np.arange(table.n), state.halves, refs, state.particles, sampling, state.noise,
         sums, offset_sigma_px=state.offset_sigma_px,

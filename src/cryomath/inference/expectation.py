@@ -92,6 +92,7 @@ class PassSums:
     offset_square_sum: float = 0.0
     count: int = 0
     scale_sums: dict = field(default_factory=dict)  # group -> [X.CP / s2, |CP|^2 / s2, images]
+    compiled: bool = False  # new accumulators insert through the compiled CPU kernels
 
     def merge(self, other: "PassSums") -> None:
         """Add the sums of another pass over other particles (a worker's chunk)."""
@@ -369,7 +370,7 @@ def _accumulator(sums: PassSums, key, references: References, dtype, device):
     if key not in sums.accumulators:
         n = references.maps.shape[-1]
         sums.accumulators[key] = FourierAccumulator(
-            n, 2.0, dtype, device, references.voxel_size_angstrom
+            n, 2.0, dtype, device, references.voxel_size_angstrom, compiled=sums.compiled
         )
     return sums.accumulators[key]
 

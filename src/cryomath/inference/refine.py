@@ -151,6 +151,7 @@ class RefineSettings:
     global_recheck: bool = False  # once converged: one more global pass, then local again
     solvent_mask: torch.Tensor | None = None  # [--solvent_mask]: (n, n, n) in [0, 1]
     auto_mask: bool = True  # the references masked by the last map's automatic mask; off: RELION
+    compiled_insertion: bool = False  # M-step insertion through compiled CPU kernels (--compile)
 
     def check(self) -> None:
         checks = [
@@ -276,7 +277,7 @@ def refine_iteration(
             reference = state.maps[h - 1] if previous is None else previous[h - 1, g]
             refs = References(reference[None].to(device) * mask, voxel,
                               torch.zeros(1, dtype=dtype, device=device))  # fmt: skip
-            parts[h, g] = PassSums({})
+            parts[h, g] = PassSums({}, compiled=settings.compiled_insertion)
             passes(
                 table, rows, state.halves, refs, state.particles, state.sampling, state.noise,
                 parts[h, g], offset_sigma_px=state.offset_sigma_px, group=group,
