@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError, holds
-from cryomath.fourier.fft import fft_nd, ifft_nd
+from cryomath.fourier.fft import complex_dtype, fft_nd, ifft_nd
 from cryomath.fourier.grids import fftfreq_grid, grid_sample_3d, grid_sample_coordinates
 from cryomath.projection.compiled import padded_spectrum, sample_slices
 from cryomath.so3.checks import check_rotation_matrices
@@ -216,18 +216,18 @@ def extract_central_slices_rfft_3d(
     pose_shape = rotations.shape[nb:-2]
     r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
     k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device, max_shell)
-    out = []
     fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
     padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
+    # filled chunk by chunk: a global search's table (up to GBs) is held once, not twice
+    slices = torch.zeros((r.shape[0], r.shape[1], n * (n // 2 + 1)), device=r.device,
+                         dtype=complex_dtype(spectrum.data.dtype))  # fmt: skip
     for start in range(0, r.shape[1], chunk_size):
         chunk = r[:, start : start + chunk_size]
         if fused:
             inside = _compiled_chunk(padded, chunk, k, n_pad, frequency_scale, chunk_size)
         else:
             inside = _sampled_chunk(spectrum, chunk, k, ewald_curvature, frequency_scale)
-        full = inside.new_zeros((*inside.shape[:-1], n * (n // 2 + 1)))
-        out.append(full.index_copy(-1, keep, inside).unflatten(-1, (n, n // 2 + 1)))
-    slices = torch.cat(out, 1) if out else spectrum.data.new_zeros((r.shape[0], 0, n, n // 2 + 1))
+        slices[:, start : start + chunk.shape[1]].index_copy_(-1, keep, inside.to(slices.dtype))
     return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
 
 
