@@ -410,6 +410,9 @@ def abinitio(
     engine: Annotated[
         str, typer.Option(help="em: poses marginalised; hps: best poses (hierarchical search)")
     ] = "em",
+    hps_keep: Annotated[
+        int, typer.Option(help="hps: hypotheses kept per image and level (cryoDRGN2: 8)")
+    ] = 24,
     representation: Annotated[
         str, typer.Option(help="grid: voxels; neural: a neural field (cryoDRGN2's decoder)")
     ] = "grid",
@@ -456,6 +459,7 @@ def abinitio(
         momentum=momentum, class_inactivity_threshold=class_inactivity_threshold,
         healpix_order=healpix_order, offset_range_px=offset_range,
         offset_step_px=offset_step, particle_diameter_angstrom=particle_diameter, engine=engine,
+        hps_keep=hps_keep,
         representation=representation, neural_width=width, neural_steps=neural_steps,
         neural_learning_rate=neural_learning_rate, neural_replay=neural_replay, halves=halves,
         seed=seed, batch_size=batch_size,

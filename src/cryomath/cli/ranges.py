@@ -79,6 +79,7 @@ RANGES: dict[str, Range] = {
     "--grid-order": _i(0, 7),  # HEALPix
     "--grid-spacing": _f(0.01, 100),  # Angstrom
     "--healpix-order": _i(0, 4),  # a global search
+    "--hps-keep": _i(1, 100_000),  # hypotheses per image and level
     "--ini-high": _f(0.01, 1000),  # Angstrom
     "--initial-batch": _i(1, 1_000_000),
     "--initial-resolution": _f(0.01, 1000),  # Angstrom
