@@ -219,7 +219,7 @@ def extract_central_slices_rfft_3d(
     fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
     padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
     # filled chunk by chunk: a global search's table (up to GBs) is held once, not twice
-    slices = torch.zeros((r.shape[0], r.shape[1], n * (n // 2 + 1)), device=r.device,
+    slices = torch.zeros((r.shape[0], r.shape[1], n * (n // 2 + 1)), device=spectrum.data.device,
                          dtype=complex_dtype(spectrum.data.dtype))  # fmt: skip
     for start in range(0, r.shape[1], chunk_size):
         chunk = r[:, start : start + chunk_size]
