@@ -310,3 +310,38 @@ def test_an_inactive_class_restarts_from_what_the_largest_explains_worst(tmp_pat
     restarted = state.maps[1].flatten()
     r = [float(torch.corrcoef(torch.stack([restarted, t.flatten()]))[0, 1]) for t in truth]
     assert r[0] > 0.6 and r[0] > r[1] + 0.3, (n_domain.mean(), r)
+
+
+def test_the_hierarchical_engine_inserts_each_image_at_its_true_pose(tmp_path):
+    """One ab initio step of ``engine="hps"`` (a base of HEALPix order 1 refined two levels to
+    order 3, 7.5 degrees; offsets to a quarter pixel) from the true map, on 100 particles at
+    SNR 10 (box 32, 3 A, CTF, offsets of 1 px sd), the band at 8 A: each image found at its
+    simulated pose (measured: median 3.5, 95 % within 6.0, at most 7.8 degrees) and offset
+    (at most 0.27 px), and the step with no momentum and a learning rate of 1, which is the
+    reconstruction from those poses, gives back the truth in the band (FSC 0.97 or more)."""
+    from cryomath.cli import main
+    from cryomath.inference.abinitio import AbInitioSettings, abinitio_iteration, start_abinitio
+    from cryomath.io import read_particles
+    from cryomath.pipelines import read_volume
+    from cryomath.resolution import fourier_shell_correlation
+
+    sim = tmp_path / "sim"
+    assert main(["simulate", str(_MODEL), "--n", "100", "--box-size", "32", "--pixel-size", "3",
+                 "--shift-sigma", "1", "--snr", "10", "--out", str(sim)]) == 0  # fmt: skip
+    table = read_particles(sim / "particles.star")
+    truth = read_volume(_MODEL, 32, 3.0)[0]
+    settings = AbInitioSettings(iterations=1, initial_batch=100, final_batch=100,
+                                initial_resolution_angstrom=8.0, final_resolution_angstrom=8.0,
+                                engine="hps", offset_range_px=3, offset_step_px=1, momentum=0.0,
+                                learning_rate=1.0)  # fmt: skip
+    state = start_abinitio(table, settings)
+    state.maps[0] = truth.float()
+    shell = abinitio_iteration(table, state, settings)["max_shell"]
+    p = state.particles
+    errors = torch.rad2deg(so3.geodesic_distance(torch.from_numpy(table.rotations),
+                                                 torch.from_numpy(p.rotations)))  # fmt: skip
+    assert float(errors.median()) < 5.0 and float(errors.quantile(0.95)) < 7.5, errors
+    offsets = np.linalg.norm(p.shifts_px + table.origins_angstrom / 3.0, axis=1)
+    assert offsets.max() < 0.5, offsets
+    fsc = fourier_shell_correlation(state.maps[0].double(), truth.double(), 3.0).fsc
+    assert shell == 12 and float(fsc[1 : shell + 1].min()) > 0.9, fsc

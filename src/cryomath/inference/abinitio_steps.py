@@ -140,13 +140,9 @@ def best_pose_sums(table, rows, state, settings, shell, dtype, device, progress)
             chosen = (best_class == k).nonzero()[:, 0]
             if len(chosen) == 0:
                 continue
-            key = (k, 1)
-            if key not in sums.accumulators:
-                sums.accumulators[key] = FourierAccumulator(n, 2.0, dtype, device,
-                                                            state.voxel_size_angstrom)  # fmt: skip
             part = batch.subset(chosen)
-            insert_spectra(sums.accumulators[key], part.spectra, part, rotations[chosen],
-                           shifts[chosen])  # fmt: skip
+            insert_spectra(sums.accumulator((k, 1), n, voxel, dtype, device), part.spectra, part,
+                           rotations[chosen], shifts[chosen])  # fmt: skip
         if progress is not None:
             progress(len(batch))
     return sums

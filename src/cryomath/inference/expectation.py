@@ -94,6 +94,14 @@ class PassSums:
     scale_sums: dict = field(default_factory=dict)  # group -> [X.CP / s2, |CP|^2 / s2, images]
     compiled: bool = False  # new accumulators insert through the compiled CPU kernels
 
+    def accumulator(self, key, n: int, voxel_size_angstrom: float, dtype, device):
+        """The accumulator of ``key`` ``(class, half)``, made (padding 2) on first use."""
+        if key not in self.accumulators:
+            self.accumulators[key] = FourierAccumulator(n, 2.0, dtype, device,
+                                                        voxel_size_angstrom,
+                                                        compiled=self.compiled)  # fmt: skip
+        return self.accumulators[key]
+
     def merge(self, other: "PassSums") -> None:
         """Add the sums of another pass over other particles (a worker's chunk)."""
         for key, acc in other.accumulators.items():
@@ -245,8 +253,10 @@ def expectation_pass(
                 for k in range(k_classes):
                     local_sums = PoseSums(own.numel(), n, sampling.max_shell, dtype, device)
                     local_sums.add(part, w[..., k * n_poses : (k + 1) * n_poses], shifts, own)
-                    local_sums.insert(_accumulator(sums, (k, h), references, dtype, device),
-                                      with_group(poses[pick].flatten(0, 1), group))  # fmt: skip
+                    acc = sums.accumulator(
+                        (k, h), references.maps.shape[-1], references.voxel_size_angstrom, dtype,
+                        device)  # fmt: skip
+                    local_sums.insert(acc, with_group(poses[pick].flatten(0, 1), group))
                 continue
             if h not in pose_sums:
                 pose_sums[h] = PoseSums(k_classes * n_poses, n, sampling.max_shell, dtype, device)
@@ -315,7 +325,9 @@ class _GlobalSearch:
         poses = self.poses
         rotations = with_group(poses, self.group)
         for k in range(self.n_classes):
-            acc = _accumulator(sums, (k, half), self.references, self.dtype, self.device)
+            refs = self.references
+            acc = sums.accumulator((k, half), refs.maps.shape[-1], refs.voxel_size_angstrom,
+                                   self.dtype, self.device)  # fmt: skip
             pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
 
     def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
@@ -364,15 +376,6 @@ def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) ->
     mass = torch.zeros(k_classes, dtype=torch.float64, device=weights.device)
     mass.index_add_(0, classes.expand_as(per_hyp).reshape(-1), per_hyp.reshape(-1).double())
     return mass.cpu().numpy()
-
-
-def _accumulator(sums: PassSums, key, references: References, dtype, device):
-    if key not in sums.accumulators:
-        n = references.maps.shape[-1]
-        sums.accumulators[key] = FourierAccumulator(
-            n, 2.0, dtype, device, references.voxel_size_angstrom, compiled=sums.compiled
-        )
-    return sums.accumulators[key]
 
 
 def _prediction(batch: ParticleBatch, hyp, best_r, shift):
