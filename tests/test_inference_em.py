@@ -88,6 +88,21 @@ def test_oversampled_children_are_the_next_grid_cut_by_parent():
     assert float(distance.median()) < 20.0 and float(distance.max()) < 45.0
 
 
+def test_the_band_table_made_in_chunks_is_the_whole_tables_band():
+    """The fine table of a global search, made 1,000 poses at a time (``band_projections``),
+    equals the band of the whole table of both classes' projections, row for row."""
+    from cryomath.inference.expectation import band_projections, project_references
+    from cryomath.inference.scores import BandProjections
+
+    maps = torch.rand(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    spectrum = prepare_volume(maps, 2.0, voxel_size_angstrom=2.0)
+    poses = oversampled_orientations(1, torch.eye(3, dtype=torch.float64)[None])  # 4,608
+    whole = BandProjections.of(project_references(spectrum, poses, torch.float32, 5), 5)
+    chunked = band_projections(spectrum, poses, torch.float32, 5, chunk=1000)
+    assert chunked.parts.shape == whole.parts.shape == (2 * 4608, 2 * whole.power.shape[-1])
+    assert torch.equal(chunked.parts, whole.parts) and torch.equal(chunked.power, whole.power)
+
+
 def test_oversampling_keeps_the_exhaustive_fine_posterior():
     """The adaptive pass (coarse order 1 scored to shell 2, the children of each image's 64
     best coarse orientations at order 2) finds the best pose of scoring the whole order-2 grid
