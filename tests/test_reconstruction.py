@@ -241,3 +241,39 @@ def test_least_squares_halves_measure_the_maps_they_write_and_the_full_map_start
     truth_curve = fourier_shell_correlation(result.full, small_map)
     assert float(_nyquist_fraction(truth_curve, 0.5).min()) >= 0.9
     assert float(_nyquist_fraction(result.fsc, 0.5).min()) >= 0.9
+
+
+def test_without_a_compiler_the_compiled_insertion_warns_once_and_inserts_eagerly(tmp_path):
+    """In a process whose inductor has no working C++ compiler (``cpp.cxx`` a path that does
+    not exist, and an empty kernel cache), ``compiled=True`` warns once with torch's reason
+    and gives the eager sums exactly; a second call does not warn again."""
+    import subprocess
+    import sys
+
+    child = """
+import warnings, torch
+import torch._inductor.config as config
+config.cpp.cxx = ("/nonexistent/c++",)
+from cryomath import so3
+from cryomath.projection import accumulate_central_slices_rfft_3d
+g = torch.Generator().manual_seed(0)
+slices = torch.complex(*torch.randn(2, 5, 2, 12, 7, generator=g, dtype=torch.float64))
+weights = torch.rand(5, 1, 12, 7, generator=g, dtype=torch.float64)
+rotations = so3.random_rotations(5, 1)
+def inserted(compiled):
+    out = torch.zeros((1, 5, 24, 24, 13), dtype=torch.float64)
+    accumulate_central_slices_rfft_3d(out, slices, rotations, weights, compiled=compiled)
+    return out
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    same = [torch.equal(inserted(True), inserted(False)) for _ in range(2)]
+ours = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+print(same, len(ours), ours[0])
+"""
+    env = {**__import__("os").environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                            env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("[True, True] 1 compiled insertion is unavailable here"), last
+    assert "No working C++ compiler" in last, last

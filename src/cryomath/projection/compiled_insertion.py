@@ -21,8 +21,10 @@ here and in no fixed order), and the per-sample work is elementwise (inductor co
 without contracting products into fused multiply-adds, and a BLAS product of ``A^T k`` could
 round by thread count), so a result does not depend on the thread count. Without a working
 C++ compiler ``torch.compile`` fails: :func:`spread_slices` then returns ``False`` and the
-caller inserts eagerly.
+caller inserts eagerly, and the first such failure warns with its reason.
 """
+
+import warnings
 
 import torch
 
@@ -103,6 +105,8 @@ def spread_slices(out, rotations, frequencies, values, imaginary, scale: float) 
         return False
     except torch._dynamo.exc.BackendCompilerFailed as error:  # no C++ compiler, for one
         _UNAVAILABLE.append(str(error).splitlines()[0])
+        warnings.warn(f"compiled insertion is unavailable here, inserting eagerly: "
+                      f"{_UNAVAILABLE[0]}", RuntimeWarning, stacklevel=2)  # fmt: skip
         return False
     return True
 
