@@ -5,7 +5,7 @@ initial model and cryoDRGN 4.3.1's ``abinit_homo_old`` (cryoDRGN2's HPS) and ``a
 
     python bench/abinitio.py --dataset b [--n 5000] [--peers relion,drgn_hps,drgn_ai]
         [--relion-timeout 1800] [--drgn-epochs 5] [--out bench-out/abinitio]
-        [--cryomath-args "--representation neural"]
+        [--cryomath-args "--representation neural"] [--then-refine]
 
 The datasets are the inference issue's: EMD-3488 (haemoglobin, 100^3 at 1.05 A) resampled by
 ``relion_image_handler`` to 64^3 (1.640625 A), (a) with a B-factor of 100 A^2 applied, (b) as
@@ -13,6 +13,10 @@ deposited (sharpened); 5,000 images made by ``relion_project --ctf --add_noise``
 Haar-random poses, offsets (2 px sd) and CTFs (defocus 1-2.5 um, 300 kV) of a ``cryomath
 simulate`` STAR, the white noise's sd set for an SNR of 0.05 over the box (measured on
 ``relion_project``'s noiseless images first). Everything gets two cores.
+
+``--then-refine`` also runs ``cryomath refine`` from cryomath's map (the particles without
+their poses and offsets, ``--ini-high 30``) and scores its map the same way: the chain from
+particles to a refined map, its time the sum of both.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import json
 import shlex
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +32,7 @@ import torch
 
 from cryomath.cli import main as cryomath
 from cryomath.fitting import fit_both_hands
-from cryomath.io import read_mrc
+from cryomath.io import read_mrc, read_particles, write_relion_star
 from cryomath.pipelines import read_volume
 
 MAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "map_model" / "emd_3488.mrc"
@@ -98,6 +103,21 @@ def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
             "map": out / "abinitio_class001.mrc"}  # fmt: skip
 
 
+def run_refine(star: Path, reference: Path, out: Path) -> dict:
+    """``cryomath refine`` from ``reference`` on the particles of ``star`` without their poses
+    and offsets (``start.star`` beside it)."""
+    start = star.with_name("start.star")
+    if not start.exists():
+        table = read_particles(star)
+        write_relion_star(replace(table, rotations=None, origins_angstrom=None), start)
+    command = ["refine", str(start), "--reference", str(reference), "--ini-high", "30", "--out",
+               str(out), "--force", "--json"]  # fmt: skip
+    started = time.perf_counter()
+    assert cryomath(command) == 0
+    return {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
+            "map": out / "map.mrc"}  # fmt: skip
+
+
 def run_relion(star: Path, out: Path, timeout: float) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     command = [
@@ -143,6 +163,8 @@ def main() -> None:
     parser.add_argument("--drgn-timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=Path("bench-out/abinitio"))
     parser.add_argument("--cryomath-args", default="", help="more options of cryomath abinitio")
+    parser.add_argument("--then-refine", action="store_true",
+                        help="then cryomath refine from its map (module docstring)")  # fmt: skip
     args = parser.parse_args()
     folder = args.out / args.dataset
     star, truth_path = make_dataset(folder / "data", args.dataset, args.n)
@@ -151,6 +173,10 @@ def main() -> None:
     results = {"dataset": args.dataset, "particles": args.n, "box": BOX, "pixel": PIXEL}
     extra = shlex.split(args.cryomath_args)
     runs = {"cryomath": lambda: run_cryomath(star, folder / "cryomath", extra)}
+    if args.then_refine:
+        runs["cryomath_refine"] = lambda: run_refine(
+            star, folder / "cryomath" / "abinitio_class001.mrc", folder / "cryomath_refine"
+        )
     peers = [p for p in args.peers.split(",") if p]
     if "relion" in peers:
         runs["relion"] = lambda: run_relion(star, folder / "relion", args.relion_timeout)
@@ -166,8 +192,11 @@ def main() -> None:
         results[name] = result
         print(json.dumps({name: result}, default=str), flush=True)
     ours = results["cryomath"]
+    if args.then_refine:
+        chain = results["cryomath_refine"]
+        chain["seconds_with_abinitio"] = chain["seconds"] + ours["seconds"]
     for name in runs:
-        if name != "cryomath" and results[name].get("fsc05_best_hand_angstrom"):
+        if not name.startswith("cryomath") and results[name].get("fsc05_best_hand_angstrom"):
             results[name]["time_ratio_vs_cryomath"] = results[name]["seconds"] / ours["seconds"]
     (folder / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(json.dumps(results, indent=1, default=str))
