@@ -16,7 +16,9 @@ simulate`` STAR, the white noise's sd set for an SNR of 0.05 over the box (measu
 
 ``--then-refine`` also runs ``cryomath refine`` from cryomath's map (the particles without
 their poses and offsets, ``--ini-high 30``) and scores its map the same way: the chain from
-particles to a refined map, its time the sum of both.
+particles to a refined map, its time the sum of both. With ``--refine-iterations N`` in
+``--cryomath-args`` the scored map is ab initio's last stage's (``refine/map.mrc``), and the
+map before it is scored too (``sgd_fsc05_best_hand_angstrom``).
 """
 
 import argparse
@@ -99,8 +101,13 @@ def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
     command = ["abinitio", str(star), "--out", str(out), "--force", "--json", *extra]
     started = time.perf_counter()
     assert cryomath(command) == 0
-    return {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
-            "map": out / "abinitio_class001.mrc"}  # fmt: skip
+    seconds = time.perf_counter() - started
+    sgd = out / "abinitio_class001.mrc"
+    refined = out / "refine" / "map.mrc"  # --refine-iterations: the last stage's map
+    if "--refine-iterations" in " ".join(extra):
+        return {"command": "cryomath " + " ".join(command), "seconds": seconds, "map": refined,
+                "sgd_map": sgd}  # fmt: skip
+    return {"command": "cryomath " + " ".join(command), "seconds": seconds, "map": sgd}
 
 
 def run_refine(star: Path, reference: Path, out: Path) -> dict:
@@ -189,6 +196,9 @@ def main() -> None:
         if result["map"] is not None:
             result.update(score(result["map"], truth))
             result["map"] = str(result["map"])
+        if "sgd_map" in result:  # the map before --refine-iterations' stage
+            sgd = score(result.pop("sgd_map"), truth)
+            result["sgd_fsc05_best_hand_angstrom"] = sgd["fsc05_best_hand_angstrom"]
         results[name] = result
         print(json.dumps({name: result}, default=str), flush=True)
     ours = results["cryomath"]

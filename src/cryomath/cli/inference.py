@@ -426,6 +426,13 @@ def abinitio(
         bool, typer.Option(help="Two independent runs on random halves; their FSC per iteration")
     ] = False,
     flip_hand: Annotated[bool, typer.Option(help="Write the mirror images (other hand)")] = False,
+    refine_iterations: Annotated[
+        int,
+        typer.Option(
+            help="Then this many iterations of refine from the map, all particles (in "
+            "OUT/refine; low SNR: a blob becomes the structure)"
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     batch_size: BatchSize = 128,
     device: Device = "cpu",
@@ -438,7 +445,8 @@ def abinitio(
     marginalised (cryoSPARC, RELION --sgd) or found by hierarchical search (cryoDRGN2), a band
     limit rising from 35 to 12 A, each map a voxel grid or a neural field; maps, central
     slices per iteration, log, particles STAR. --halves: two independent runs on random
-    halves and the FSC between their maps as they went.
+    halves and the FSC between their maps as they went. --refine-iterations: then that many
+    iterations of refine from the map (in OUT/refine).
     The hand is undetermined (--flip-hand writes the other)."""
     from rich.progress import Progress
 
@@ -446,11 +454,17 @@ def abinitio(
     from cryomath.inference.abinitio import AbInitioSettings
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
-    from cryomath.pipelines.abinitio import output_names, run_abinitio, write_abinitio
+    from cryomath.pipelines.abinitio import (
+        check_refine_stage,
+        output_names,
+        refine_abinitio,
+        run_abinitio,
+        write_abinitio,
+    )
     from cryomath.pipelines.refinement import check_outputs
 
     device = resolve_device(device)
-    check_outputs(out, force, resume, output_names(classes, halves))
+    check_outputs(out, force, resume, output_names(classes, halves, refine_iterations > 0))
     table = read_particles(particles, allow_unknown_columns=True, project_dir=project_dir)
     settings = AbInitioSettings(
         classes=classes, iterations=iterations, initial_batch=initial_batch,
@@ -465,6 +479,7 @@ def abinitio(
         seed=seed, batch_size=batch_size,
     )  # fmt: skip
     settings.check()
+    check_refine_stage(settings, refine_iterations)
     writable_directory(out)
     with Progress(disable=json, transient=True) as bar:
         task = bar.add_task("ab initio", total=iterations)
@@ -473,6 +488,12 @@ def abinitio(
                                  task, completed=line["iteration"]))  # fmt: skip
     summary = write_abinitio(table, state, out, f"ab initio of {particles.name}",
                              force or resume, flip_hand)  # fmt: skip
+    if refine_iterations:
+        with _iteration_progress(table.n, json, _describe_refinement) as (progress, next_line):
+            summary["refine"] = refine_abinitio(
+                table, state, out, settings, refine_iterations, flip=flip_hand, resume=resume,
+                device=device, force=force, progress=progress, on_iteration=next_line,
+            )  # fmt: skip
     if not json:
         print(f"note: {summary['hand_note']}", file=sys.stderr)
     emit({**summary, "output": str(out)}, json, title="ab initio")

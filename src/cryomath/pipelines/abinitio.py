@@ -8,6 +8,14 @@ class and pose at its last visit, RELION's columns). With ``--halves``: the firs
 ``abinitio_class001.mrc``, the second's as ``abinitio_half2_class001.mrc`` (as found: its own
 frame and hand, in which its particles' poses are), ``half_fsc.png`` (their FSC, the second
 aligned onto the first, as the run went) and ``rlnRandomSubset`` in ``particles.star``.
+
+``--refine-iterations N`` (one class, no halves): a last stage of N iterations of the
+auto-refinement (``inference.refine``: gold-standard halves on all the particles, a global
+search from HEALPix order 2, RELION's rules) from the ab initio map low-passed to 30 A and the
+particles without the file's poses and offsets (as ab initio takes them), with its own outputs
+and checkpoint in ``out/refine`` (``pipelines.refinement``). Why: at low SNR
+the minibatch objective up to 12 A barely tells a structure from a blob (dataset (b) of
+bench/RESULTS.md: 0.5 nats per image), while the whole data up to the FSC's band do.
 """
 
 from dataclasses import fields, replace
@@ -24,10 +32,15 @@ from cryomath.inference.abinitio import (
     start_abinitio,
 )
 from cryomath.inference.abinitio_halves import HalfRuns, half_runs_iteration, start_half_runs
+from cryomath.inference.refine import RefineSettings
 from cryomath.pipelines.refinement import (
+    CHECKPOINT,
+    OUTPUTS,
     iterate_with_checkpoints,
     load_checkpoint,
     particles_table,
+    refine_particles,
+    write_refinement,
 )
 
 HAND_NOTE = ("the hand is undetermined: projections of a map and of its mirror image are the "
@@ -36,15 +49,51 @@ HAND_NOTE = ("the hand is undetermined: projections of a map and of its mirror i
 
 
 HALF2_MAP = "abinitio_half2_class001.mrc"
+REFINE_FOLDER = "refine"
 
 
 def map_names(classes: int) -> list[str]:
     return [f"abinitio_class{k + 1:03d}.mrc" for k in range(classes)]
 
 
-def output_names(classes: int, halves: bool = False) -> tuple[str, ...]:
+def output_names(classes: int, halves: bool = False, refine: bool = False) -> tuple[str, ...]:
     extra = (HALF2_MAP, "half_fsc.png") if halves else ()
-    return (*map_names(classes), *extra, "slices.png", "iterations.json", "particles.star")
+    refined = tuple(f"{REFINE_FOLDER}/{name}" for name in (*OUTPUTS, CHECKPOINT)) if refine else ()
+    return (*map_names(classes), *extra, "slices.png", "iterations.json", "particles.star",
+            *refined)  # fmt: skip
+
+
+def check_refine_stage(settings: AbInitioSettings, iterations: int) -> None:
+    """The last stage refines one map with gold-standard halves of all the particles."""
+    if iterations < 0:
+        raise InvalidInputError(f"refine iterations must be 0 or more, got {iterations}")
+    if iterations and (settings.classes != 1 or settings.halves):
+        raise InvalidInputError("--refine-iterations refines one map: --classes 1 without "
+                                "--halves (refine a class with cryomath refine)")  # fmt: skip
+
+
+def refine_abinitio(
+    table, state: AbInitioState, out: Path, settings: AbInitioSettings, iterations: int, *,
+    flip: bool = False, resume: bool = False, device=None, dtype=torch.float32,
+    force: bool = False, progress=None, on_iteration=None,
+) -> dict:  # fmt: skip
+    """The last stage (module docstring): ``iterations`` of the auto-refinement from the ab
+    initio map (mirrored when ``flip``, as written) in ``out/refine``, continued from its own
+    checkpoint when ``resume`` finds one; writes its outputs, returns their summary."""
+    folder = out / REFINE_FOLDER
+    start = flip_hand(state.maps[0]) if flip else state.maps[0]
+    # from the particles alone, as ab initio: offsets in the file are not a start
+    table = replace(table, rotations=None, origins_angstrom=None)
+    refine = RefineSettings(particle_diameter_angstrom=settings.particle_diameter_angstrom,
+                            max_iterations=iterations)  # fmt: skip
+    refined = refine_particles(table, start, state.voxel_size_angstrom, folder, refine,
+                               resume=resume and (folder / CHECKPOINT).is_file(),
+                               device=device, dtype=dtype, progress=progress,
+                               on_iteration=on_iteration)  # fmt: skip
+    summary = write_refinement(table, refined, folder, "refinement of the ab initio map",
+                               force or resume)  # fmt: skip
+    keys = ("iterations", "resolution_0143_angstrom", "resolution_05_angstrom")
+    return {"map": str(folder / "map.mrc"), **{key: summary[key] for key in keys}}
 
 
 def run_abinitio(
