@@ -109,6 +109,7 @@ RANGES: dict[str, Range] = {
     "--pixel-size": _f(0.01, 100),  # Angstrom
     "--posterior-samples": _i(0, 10_000),  # even: checked by heterogeneity.neural
     "--pre-exposure": _f(0, 1e4),  # e/A^2
+    "--refine-iterations": _i(0, 1000),  # refine iterations after ab initio
     "--s-acc": _f(1e-6, 1e4),  # Angstrom per e/A^2 (Bayesian polishing)
     "--s-div": _f(1e-3, 1e7),  # Angstrom
     "--s-vel": _f(1e-6, 1e4),  # Angstrom per e/A^2
