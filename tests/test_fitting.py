@@ -50,6 +50,17 @@ def test_density_vectors_point_to_the_maximum_of_a_gaussian():
     assert int((values > t).sum()) == pytest.approx(1000 / 0.81, abs=1)
 
 
+def test_the_automatic_threshold_is_mean_plus_two_sd_and_refuses_one_voxel():
+    """mean + 2 sd (unbiased) of 0, 1, 2, 3: 1.5 + 2 * 1.2910 = 4.0820; one voxel has no
+    spread: one clear error, not a NaN threshold (found by tests/test_edges_property.py)."""
+    from cryomath.fitting.preprocess import automatic_threshold
+
+    volume = torch.arange(4.0).reshape(1, 2, 2)
+    assert automatic_threshold(volume) == pytest.approx(1.5 + 2 * math.sqrt(5 / 3))
+    with pytest.raises(InvalidInputError, match="no automatic threshold"):
+        automatic_threshold(torch.ones(1, 1, 1))
+
+
 def test_fit_of_a_moved_map_is_recovered_to_sub_degree_and_sub_angstrom():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

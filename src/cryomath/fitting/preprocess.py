@@ -58,6 +58,9 @@ def threshold_for_mass(volume: torch.Tensor, voxel_size_angstrom: float, mass_kd
 
 def automatic_threshold(volume: torch.Tensor) -> float:
     """Documented automatic rule: mean + 2 standard deviations of a ``(z, y, x)`` map."""
+    if volume.numel() < 2:  # one voxel has no spread
+        raise InvalidInputError(f"a map of {volume.numel()} voxel has no automatic threshold "
+                                "(mean + 2 sd): give one")  # fmt: skip
     return float(volume.mean() + 2 * volume.std())
 
 
