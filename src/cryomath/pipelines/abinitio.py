@@ -13,9 +13,9 @@ aligned onto the first, as the run went) and ``rlnRandomSubset`` in ``particles.
 auto-refinement (``inference.refine``: gold-standard halves on all the particles, a global
 search from HEALPix order 2, RELION's rules) from the ab initio map low-passed to 30 A and the
 particles without the file's poses and offsets (as ab initio takes them), with its own outputs
-and checkpoint in ``out/refine`` (``pipelines.refinement``). Why: at low SNR
-the minibatch objective up to 12 A barely tells a structure from a blob (dataset (b) of
-bench/RESULTS.md: 0.5 nats per image), while the whole data up to the FSC's band do.
+and checkpoint in ``out/refine`` (``pipelines.refinement``). Why: at low SNR the minibatch
+objective up to 12 A barely tells a structure from a blob (dataset (b) of bench/RESULTS.md:
+0.5 nats per image), while all the particles up to the half maps' band do.
 """
 
 from dataclasses import fields, replace
