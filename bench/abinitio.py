@@ -26,7 +26,6 @@ import json
 import shlex
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +115,7 @@ def run_refine(star: Path, reference: Path, out: Path) -> dict:
     start = star.with_name("start.star")
     if not start.exists():
         table = read_particles(star)
-        write_relion_star(replace(table, rotations=None, origins_angstrom=None), start)
+        write_relion_star(table.without_poses(), start)
     command = ["refine", str(start), "--reference", str(reference), "--ini-high", "30", "--out",
                str(out), "--force", "--json"]  # fmt: skip
     started = time.perf_counter()

@@ -41,7 +41,7 @@ def refound_offsets(table, state, spectra, rotations: np.ndarray) -> np.ndarray:
     centre = state.particles.shifts_px
     found = centre.copy()
     n, band = state.maps.shape[-1], state.band_shell
-    blind = replace(table, rotations=None, origins_angstrom=None)
+    blind = table.without_poses()
     for batch in iter_batches(blind, 250, None, torch.float64):
         index = batch.indices.numpy()
         ramp = phase_ramp((n, n), -torch.as_tensor(centre[index]), rfft=True)

@@ -222,7 +222,7 @@ def oracle(table, refined: Path, truth_map: torch.Tensor, pixel: float, sym: str
     raw = [invert(sums[h], prior_weight=1.0) for h in (1, 2)]
     fsc = fourier_shell_correlation(raw[0], raw[1], pixel).fsc
     crossed = torch.stack([invert(sums[h], half_map_fsc=fsc) for h in (2, 1)]).float()
-    blind = replace(table, rotations=None, origins_angstrom=None)
+    blind = table.without_poses()
     passes, band = [], state.band_shell  # the refinement's (each iteration may widen it)
     for order, step in [(2, 1.0), (3, 0.5), (4, 0.25), (5, 0.25), (5, 0.25)]:
         state.maps = crossed  # half 1's particles against half 2's map, and the reverse
@@ -282,7 +282,7 @@ def main() -> None:
     truth_map, _ = read_volume(truth_path, box, pixel)
     if truth_path != sim / "truth.mrc":  # the model on the particles' grid (a dataset's is there)
         write_mrc(sim / "truth.mrc", truth_map.float().numpy(), pixel, force=True)
-    write_relion_star(replace(table, rotations=None, origins_angstrom=None), sim / "start.star",
+    write_relion_star(table.without_poses(), sim / "start.star",
                       force=True)  # fmt: skip
     assert cryomath(["reconstruct", str(sim / "particles.star"), "--out", str(out / "truth"),
                      "--halves", "--sym", args.sym, "--device", args.device, "--force",

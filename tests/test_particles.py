@@ -95,6 +95,18 @@ def test_empiar_10076_star_and_cs_give_the_same_ctf():
     np.testing.assert_array_equal(star.read_images([0, 6]), cs.read_images([0, 6]))
 
 
+def test_a_table_without_poses_keeps_everything_else_of_a_relion_star():
+    """``without_poses``: RELION's own refinement STAR (PfCRT, via cryoDRGN) loses its poses
+    and origins and keeps the rest: the same defoci, pixel sizes and image names."""
+    star = read_relion_star(PFCRT)
+    assert star.rotations is not None and star.origins_angstrom is not None
+    blind = star.without_poses()
+    assert blind.rotations is None and blind.origins_angstrom is None and blind.n == star.n
+    np.testing.assert_array_equal(blind.ctf.defocus_u_angstrom, star.ctf.defocus_u_angstrom)
+    np.testing.assert_array_equal(blind.pixel_size_angstrom, star.pixel_size_angstrom)
+    assert list(blind.image_paths) == list(star.image_paths)
+
+
 def test_relion31_optics_groups_are_merged_onto_particles():
     path = DATA / "cryodrgn_relion" / "relion31.6opticsgroups.star"
     table = read_relion_star(path)

@@ -109,7 +109,7 @@ def _run_demo(out, s: DemoSettings, force, progress, device):
     known = reconstruct_particles(table, device=device).to("cpu")
     timings = {"simulation": time.perf_counter() - started}
     # what the inference sees: the images and CTFs, not the true poses or offsets
-    blind = replace(table, rotations=None, origins_angstrom=None)
+    blind = table.without_poses()
 
     clock = time.perf_counter()
     initial = _abinitio(blind, out / "abinitio", s, force, report, device)

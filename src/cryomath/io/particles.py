@@ -154,6 +154,11 @@ class ParticleTable:
                 f"{purpose} needs {', '.join(missing)}, which the source lacks"
             )
 
+    def without_poses(self) -> "ParticleTable":
+        """The same particles without their poses and origins: what inference from the images
+        alone (ab initio, a refinement's blind start, a benchmark) may see."""
+        return replace(self, rotations=None, origins_angstrom=None)
+
     def subset(self, index) -> "ParticleTable":
         """The particles selected by a boolean mask or an index array."""
         index = np.asarray(index)

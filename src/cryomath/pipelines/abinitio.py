@@ -83,7 +83,7 @@ def refine_abinitio(
     folder = out / REFINE_FOLDER
     start = flip_hand(state.maps[0]) if flip else state.maps[0]
     # from the particles alone, as ab initio: offsets in the file are not a start
-    table = replace(table, rotations=None, origins_angstrom=None)
+    table = table.without_poses()
     refine = RefineSettings(particle_diameter_angstrom=settings.particle_diameter_angstrom,
                             max_iterations=iterations)  # fmt: skip
     refined = refine_particles(table, start, state.voxel_size_angstrom, folder, refine,
