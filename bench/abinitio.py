@@ -100,13 +100,19 @@ def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
     command = ["abinitio", str(star), "--out", str(out), "--force", "--json", *extra]
     started = time.perf_counter()
     assert cryomath(command) == 0
-    seconds = time.perf_counter() - started
-    sgd = out / "abinitio_class001.mrc"
-    refined = out / "refine" / "map.mrc"  # --refine-iterations: the last stage's map
-    if "--refine-iterations" in " ".join(extra):
-        return {"command": "cryomath " + " ".join(command), "seconds": seconds, "map": refined,
-                "sgd_map": sgd}  # fmt: skip
-    return {"command": "cryomath " + " ".join(command), "seconds": seconds, "map": sgd}
+    result = {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
+              "map": out / "abinitio_class001.mrc"}  # fmt: skip
+    if refine_stage(extra):  # the scored map is the last stage's
+        result.update(map=out / "refine" / "map.mrc", sgd_map=result["map"])
+    return result
+
+
+def refine_stage(extra: list[str]) -> bool:
+    """Whether ``extra`` asks ab initio for a last stage of refinement (N > 0)."""
+    for i, arg in enumerate(extra):
+        if arg.startswith("--refine-iterations"):
+            return int(arg.split("=", 1)[1] if "=" in arg else extra[i + 1]) > 0
+    return False
 
 
 def run_refine(star: Path, reference: Path, out: Path) -> dict:
