@@ -96,12 +96,17 @@ def score(path: Path, truth: torch.Tensor) -> dict:
     }
 
 
-def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
-    command = ["abinitio", str(star), "--out", str(out), "--force", "--json", *extra]
+def run_ours(command: list[str], result_map: Path) -> dict:
+    """``cryomath COMMAND`` in this process: the command line, its wall time and its map."""
     started = time.perf_counter()
     assert cryomath(command) == 0
-    result = {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
-              "map": out / "abinitio_class001.mrc"}  # fmt: skip
+    return {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
+            "map": result_map}  # fmt: skip
+
+
+def run_cryomath(star: Path, out: Path, extra: list[str]) -> dict:
+    command = ["abinitio", str(star), "--out", str(out), "--force", "--json", *extra]
+    result = run_ours(command, out / "abinitio_class001.mrc")
     if refine_stage(extra):  # the scored map is the last stage's
         result.update(map=out / "refine" / "map.mrc", sgd_map=result["map"])
     return result
@@ -124,10 +129,7 @@ def run_refine(star: Path, reference: Path, out: Path) -> dict:
         write_relion_star(table.without_poses(), start)
     command = ["refine", str(start), "--reference", str(reference), "--ini-high", "30", "--out",
                str(out), "--force", "--json"]  # fmt: skip
-    started = time.perf_counter()
-    assert cryomath(command) == 0
-    return {"command": "cryomath " + " ".join(command), "seconds": time.perf_counter() - started,
-            "map": out / "map.mrc"}  # fmt: skip
+    return run_ours(command, out / "map.mrc")
 
 
 def run_relion(star: Path, out: Path, timeout: float) -> dict:
