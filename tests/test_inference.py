@@ -15,7 +15,7 @@ from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch, gaussian_log_likelihood, predict_spectra
 from cryomath.inference import gaussian_pose_scores
-from cryomath.inference.scores import BandProjections
+from cryomath.inference.band import BandProjections, OwnRows
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 
 
@@ -33,7 +33,7 @@ def _setup(n=16, b=3, r=5, seed=0):
 
 
 @pytest.mark.parametrize("max_shell", [None, 5])
-def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell):
+def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell, monkeypatch):
     spectrum, rotations, batch, noise, g = _setup()
     shifts = torch.randn(4, 2, generator=g, dtype=torch.float64) * 2
     projections = extract_central_slices_rfft_3d(spectrum, rotations)
@@ -46,14 +46,16 @@ def test_batched_scores_equal_every_hypothesis_evaluated_directly(max_shell):
                                      else max_shell, min_shell=1)  # fmt: skip
     assert scores.shape == (b, s, r)
     assert float((scores - direct).abs().max() / direct.abs().max()) < 1e-12
-    # the same through a table of band parts, shared and gathered per image (a global search's)
+    # the same through a table of band parts, shared and gathered per image (a global search's),
+    # and each image's own rows of it gathered in the score: all at once, then image by image
     table = BandProjections.of(projections, 16 // 2 - 1 if max_shell is None else max_shell)
-    for hyp, expected in ((table, direct), (table[torch.tensor([[4, 0], [2, 2], [1, 3]])],
-                                            direct[..., [[4, 0], [2, 2], [1, 3]]])):  # fmt: skip
-        if expected.ndim == 4:  # each image's own rows
-            expected = expected[torch.arange(b), :, torch.arange(b)]
-        got = gaussian_pose_scores(batch, hyp, shifts, noise, max_shell)
-        assert float((got - expected).abs().max() / direct.abs().max()) < 1e-12
+    rows = torch.tensor([[4, 0], [2, 2], [1, 3]])
+    own = direct[torch.arange(b)[:, None], :, rows].transpose(1, 2)
+    for gather_bytes in (2**24, 1):
+        monkeypatch.setattr("cryomath.inference.scores._GATHER_BYTES", gather_bytes)
+        for hyp, expected in ((table, direct), (table[rows], own), (OwnRows(table, rows), own)):
+            got = gaussian_pose_scores(batch, hyp, shifts, noise, max_shell)
+            assert float((got - expected).abs().max() / direct.abs().max()) < 1e-12
 
 
 def test_at_high_snr_the_scores_peak_at_the_true_pose_and_shift():
@@ -214,7 +216,8 @@ def test_posterior_refuses_nan_and_takes_a_zero_prior():
     scores = torch.zeros(1, 1, 3, dtype=torch.float64)
     prior = torch.log(torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64))  # -inf: excluded
     assert posterior(scores, None, prior).weights.flatten().tolist() == [0.0, 0.5, 0.5]
-    with pytest.raises(InvalidInputError, match="NaN"):
-        posterior(scores * float("nan"))
+    for bad in (scores * float("nan"), scores.index_fill(-1, torch.tensor([1]), float("nan"))):
+        with pytest.raises(InvalidInputError, match="NaN"):  # every score, or one of them
+            posterior(bad)
     with pytest.raises(InvalidInputError, match="mass"):
         posterior(scores, mass=0.0)

@@ -91,8 +91,8 @@ def test_oversampled_children_are_the_next_grid_cut_by_parent():
 def test_the_band_table_made_in_chunks_is_the_whole_tables_band():
     """The fine table of a global search, made 1,000 poses at a time (``band_projections``),
     equals the band of the whole table of both classes' projections, row for row."""
+    from cryomath.inference.band import BandProjections
     from cryomath.inference.expectation import band_projections, project_references
-    from cryomath.inference.scores import BandProjections
 
     maps = torch.rand(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
     spectrum = prepare_volume(maps, 2.0, voxel_size_angstrom=2.0)

@@ -13,8 +13,9 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import ifft_nd
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import ParticleBatch
+from cryomath.inference.band import BandProjections
 from cryomath.inference.poisson import poisson_pose_scores
-from cryomath.inference.scores import BandProjections, pose_scores
+from cryomath.inference.scores import pose_scores
 from cryomath.noise import poisson_log_likelihood
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 

@@ -33,6 +33,7 @@ from cryomath.imaging import (
     ParticleBatch,
     iter_batches,
 )
+from cryomath.inference.band import BandProjections, OwnRows, scored_samples
 from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
     Sampling,
@@ -42,12 +43,7 @@ from cryomath.inference.sampling import (
     offset_grid,
     oversampled_orientations,
 )
-from cryomath.inference.scores import (
-    BandProjections,
-    band_samples_and_noise,
-    pose_scores,
-    scored_samples,
-)
+from cryomath.inference.scores import band_samples_and_noise, pose_scores
 from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
@@ -360,6 +356,8 @@ class _GlobalSearch:
         prior = log_class_prior[rows // (8 * n_coarse)]
         if image_prior is not None:
             prior = prior + torch.gather(image_prior, 1, rows // (8 * n_coarse))
+        if isinstance(self.fine, BandProjections):
+            return OwnRows(self.fine, rows), rows, prior
         return self.fine[rows], rows, prior
 
 
@@ -409,9 +407,11 @@ def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) ->
 
 def _prediction(batch: ParticleBatch, hyp, best_r, shift):
     """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis (``hyp``:
-    projections, or their ``BandProjections``)."""
+    projections, or their ``BandProjections`` or ``OwnRows``)."""
     n = batch.image_size
-    if isinstance(hyp, BandProjections):
+    if isinstance(hyp, OwnRows):
+        p = hyp[torch.arange(len(batch)), best_r].spectra()
+    elif isinstance(hyp, BandProjections):
         own = hyp.power.ndim == 3
         p = (hyp[torch.arange(len(batch)), best_r] if own else hyp[best_r]).spectra()
     else:

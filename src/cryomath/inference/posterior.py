@@ -90,10 +90,11 @@ def posterior(
         prior = log_prior_references
         total = total + (prior[:, None] if prior.ndim == 2 else prior)
     flat = total.flatten(1)
-    if not holds(~torch.isnan(flat).any()):  # -inf is a zero prior; NaN is a bug upstream
-        raise InvalidInputError("the scores or priors contain NaN")
     top = flat.amax(1, keepdim=True)  # logsumexp by hand: one exponential, not two
-    weights = torch.exp(flat - top)
+    # amax propagates NaN: checked on (B,) values, not on every score (-inf: a zero prior)
+    if not holds(~torch.isnan(top).any()):
+        raise InvalidInputError("the scores or priors contain NaN")
+    weights = torch.sub(flat, top).exp_()
     total = weights.sum(1)
     evidence = top[:, 0] + torch.log(total)
     weights /= total[:, None]

@@ -18,30 +18,23 @@ The origin does not count (as in RELION): images are normalised to a zero backgr
 noise has no power there and a ``1 / sigma2`` weight would swamp every other frequency.
 Projections of each image's own hypotheses ``(B, R, ...)`` (local searches) make both
 products batched over the images. A table of projections kept for many batches (a global
-search's) is best held as :class:`BandProjections`, the two right factors themselves: each
-image's rows are then gathered at half the bytes of the full rfft and scored without a copy.
+search's) is best held as :class:`BandProjections` (``inference.band``), the two right factors
+themselves; each image's own rows of it (:class:`OwnRows`) are gathered a few images at a time
+into one buffer and scored there.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
+from cryomath.inference.band import BandProjections, OwnRows, scored_samples
 from cryomath.inference.poisson import poisson_pose_scores
 
-
-def scored_samples(n: int, max_shell: int, device=None, dtype=torch.float32):
-    """``(keep, m, shells)``, each ``(K,)``: the flat indices into an ``(n, n // 2 + 1)`` rfft
-    of the samples in shells 1 to ``max_shell`` (the ones a score counts), their Hermitian
-    multiplicity and their shell."""
-    shells = shell_index((n, n), device=device).reshape(-1)
-    m = hermitian_multiplicity((n, n), device=device, dtype=dtype).reshape(-1)
-    keep = ((shells <= max_shell) & (shells >= 1) & (m > 0)).nonzero()[:, 0]
-    return keep, m[keep], shells[keep]
+# bytes of each image's own rows gathered at once (OwnRows): a few images, in cache
+_GATHER_BYTES = 16 * 2**20
 
 
 def band_samples_and_noise(batch: ParticleBatch, noise: NoiseSpectrum, max_shell: int):
@@ -56,48 +49,9 @@ def band_samples_and_noise(batch: ParticleBatch, noise: NoiseSpectrum, max_shell
     return keep, m, sigma2[shells]
 
 
-@dataclass
-class BandProjections:
-    """Projections ``([B,] R, n, n // 2 + 1)`` at the samples a score counts
-    (:func:`scored_samples` of ``image_size`` and ``max_shell``): ``parts ([B,] R, 2K)`` real,
-    ``[Re P, Im P]`` (the cross term's right factor), and ``power ([B,] R, K)``, ``|P|^2``.
-    Indexing takes rows: ``table[rows]`` with ``rows (B, J)`` is each image's own ``J``."""
-
-    parts: torch.Tensor
-    power: torch.Tensor
-    image_size: int
-    max_shell: int
-
-    @classmethod
-    def of(cls, projections: torch.Tensor, max_shell: int) -> "BandProjections":
-        """The band of complex ``projections (..., R, n, n // 2 + 1)``."""
-        n = projections.shape[-2]
-        keep = scored_samples(n, max_shell, projections.device)[0]
-        p = projections.flatten(-2)[..., keep]
-        return cls(torch.cat([p.real, p.imag], -1), p.real**2 + p.imag**2, n, max_shell)
-
-    @property
-    def count(self) -> int:
-        """``R``: the projections of the table, or of each image."""
-        return self.power.shape[-2]
-
-    def __getitem__(self, rows) -> "BandProjections":
-        return BandProjections(self.parts[rows], self.power[rows], self.image_size,
-                               self.max_shell)  # fmt: skip
-
-    def spectra(self) -> torch.Tensor:
-        """The complex ``(..., n, n // 2 + 1)`` projections, zero outside the band."""
-        n, k = self.image_size, self.power.shape[-1]
-        keep = scored_samples(n, self.max_shell, self.parts.device)[0]
-        values = torch.complex(self.parts[..., :k], self.parts[..., k:])
-        out = values.new_zeros((*values.shape[:-1], n * (n // 2 + 1)))
-        out[..., keep] = values
-        return out.unflatten(-1, (n, n // 2 + 1))
-
-
 def gaussian_pose_scores(
     batch: ParticleBatch,
-    projections: torch.Tensor | BandProjections,
+    projections: torch.Tensor | BandProjections | OwnRows,
     shifts_px: torch.Tensor,
     noise: NoiseSpectrum,
     max_shell: int | None = None,
@@ -105,7 +59,8 @@ def gaussian_pose_scores(
     """``(B, S, R)`` log-likelihoods of the batch's images for every shift ``shifts_px (S, 2)``
     and every reference projection ``projections (R, n, n // 2 + 1)`` (complex rfft central
     slices, e.g. ``projection.extract_central_slices_rfft_3d``; ``(B, R, n, n // 2 + 1)``: each
-    image's own; or their :class:`BandProjections` at the same ``max_shell``), equal to
+    image's own; or their :class:`BandProjections` at the same ``max_shell``, or
+    :class:`OwnRows` of such a table), equal to
     ``imaging.gaussian_log_likelihood`` of the predictions ``C P_r ramp(t_s)`` with the same
     ``max_shell`` (default and maximum: ``n // 2 - 1``)."""
     n = batch.image_size
@@ -116,8 +71,10 @@ def gaussian_pose_scores(
     limit = n // 2 - 1 if max_shell is None else int(max_shell)
     if not 0 <= limit <= n // 2 - 1:
         raise InvalidInputError(f"max_shell must be in [0, {n // 2 - 1}], got {max_shell}")
-    band = _band(projections, n, limit, len(batch), batch.device)
-    per_image = band.power.ndim == 3
+    own = projections if isinstance(projections, OwnRows) else None
+    band = _band(projections if own is None else own.table, n, limit, len(batch), batch.device)
+    if own is not None and (band.power.ndim != 2 or own.rows.shape[0] != len(batch)):
+        raise InvalidInputError(f"own rows must be ({len(batch)}, J) of a shared table")
     device, dtype = batch.device, batch.dtype
     keep, m, s2 = band_samples_and_noise(batch, noise, limit)
     w = m / (4 * s2)
@@ -128,15 +85,39 @@ def gaussian_pose_scores(
     image = (w * x.real**2 + w * x.imag**2).sum(-1)  # (B,)
     a = (w * c * x.conj())[:, None, :] * ramp[:, keep][None]  # (B, S, K): w C conj(X')
     a = torch.cat([a.real, -a.imag], -1)
-    if per_image:
+    if own is not None:
+        cross, power = _own_rows_terms(a, w * c * c, own)
+    elif band.power.ndim == 3:  # each image's own projections
         power = torch.einsum("bk,brk->br", w * c * c, band.power)
         cross = torch.bmm(a, band.parts.transpose(1, 2))  # (B, S, R)
     else:
         power = (w * c * c) @ band.power.T  # (B, R)
         cross = (a.flatten(0, 1) @ band.parts.T).view(len(batch), len(shifts_px), -1)
     constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
-    log_p = 2 * cross - power[:, None, :]
-    return log_p - image[:, None, None] - constant
+    # in place on the product (its backward does not need it): one pass, no (B, S, R) copies
+    return cross.mul_(2).sub_((power + image[:, None] + constant)[:, None, :])
+
+
+def _own_rows_terms(a: torch.Tensor, wcc: torch.Tensor, own: OwnRows):
+    """The cross ``(B, S, J)`` and power ``(B, J)`` terms against each image's own rows,
+    gathered into one buffer a few images at a time."""
+    table, rows = own.table, own.rows
+    b, j = rows.shape
+    width = table.parts.shape[-1] + table.power.shape[-1]
+    step = max(1, _GATHER_BYTES // max(1, j * width * table.parts.element_size()))
+    cross = a.new_empty((b, a.shape[1], j))
+    power = wcc.new_empty((b, j))
+    parts = table.parts.new_empty((min(step, b) * j, table.parts.shape[-1]))
+    powers = table.power.new_empty((min(step, b) * j, table.power.shape[-1]))
+    for start in range(0, b, step):
+        chunk = rows[start : start + step]
+        count = len(chunk) * j
+        index = chunk.reshape(-1)
+        got = torch.index_select(table.parts, 0, index, out=parts[:count]).view(len(chunk), j, -1)
+        torch.bmm(a[start : start + step], got.transpose(1, 2), out=cross[start : start + step])
+        got = torch.index_select(table.power, 0, index, out=powers[:count]).view(len(chunk), j, -1)
+        power[start : start + step] = torch.bmm(got, wcc[start : start + step, :, None])[..., 0]
+    return cross, power
 
 
 def _band(projections, n: int, max_shell: int, n_images: int, device) -> BandProjections:
@@ -161,7 +142,7 @@ def _band(projections, n: int, max_shell: int, n_images: int, device) -> BandPro
 
 def pose_scores(
     batch: ParticleBatch,
-    projections: torch.Tensor | BandProjections,
+    projections: torch.Tensor | BandProjections | OwnRows,
     shifts_px: torch.Tensor,
     noise: NoiseSpectrum,
     max_shell: int | None = None,
@@ -172,6 +153,6 @@ def pose_scores(
     counts the origin)."""
     if dose_e_per_a2 is None:
         return gaussian_pose_scores(batch, projections, shifts_px, noise, max_shell)
-    if isinstance(projections, BandProjections):
+    if isinstance(projections, BandProjections | OwnRows):
         raise InvalidInputError("Poisson scores need full projections (they count the origin)")
     return poisson_pose_scores(batch, projections, shifts_px, dose_e_per_a2, max_shell)
