@@ -264,9 +264,10 @@ def test_the_refine_stage_turns_a_blob_into_the_structure_and_continues(particle
     """``--refine-iterations`` after 3 minibatch iterations on the 400 particles (SNR 0.1),
     run as 1 refine iteration, then continued (``--continue``) to 1 (nothing to do: the
     stage's checkpoint is not rewritten) and to 2: the second iteration goes on from the
-    first (its log line kept). The ab initio map is a blob (its FSC against the truth, better
-    hand, crosses 0.5 at 22.5-23.0 A by thread count), the refined one the structure
-    (12.3-12.8 A, uninterrupted). More than one class is refused in one line."""
+    first (its log line kept); each says it stopped before RELION's rules ended it. The ab
+    initio map is a blob (its FSC against the truth, better hand, crosses 0.5 at 22.5-23.0 A
+    by thread count), the refined one the structure (12.3-12.8 A, uninterrupted). More than
+    one class is refused in one line."""
     from cryomath.cli import main
     from cryomath.fitting import fit_both_hands
     from cryomath.io import read_mrc, read_particles
@@ -278,11 +279,15 @@ def test_the_refine_stage_turns_a_blob_into_the_structure_and_continues(particle
     assert main([*run, "--refine-iterations", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)["refine"]
     assert summary["iterations"] == 1 and summary["map"] == str(out / "refine" / "map.mrc")
+    assert summary["converged"] is False and summary["mean_pose_change_degrees"] > 0
     first = json.loads((out / "refine" / "iterations.json").read_text())["iterations"]
     stamp = (out / "refine" / "checkpoint.pt").stat().st_mtime_ns
     assert main([*run, "--refine-iterations", "1", "--continue"]) == 0
     assert (out / "refine" / "checkpoint.pt").stat().st_mtime_ns == stamp
-    assert main([*run, "--refine-iterations", "2", "--continue"]) == 0
+    capsys.readouterr()
+    assert main([*run[:-1], "--refine-iterations", "2", "--continue"]) == 0  # not --json
+    note = capsys.readouterr().err
+    assert "after 2 iterations, not converged" in note and "--refine-iterations" in note, note
     lines = json.loads((out / "refine" / "iterations.json").read_text())["iterations"]
     assert [line["iteration"] for line in lines] == [1, 2] and lines[0] == first[0]
     truth, voxel = read_volume(_MODEL, 32, 3.0)

@@ -182,7 +182,12 @@ def refine(
     from cryomath.io import read_particles
     from cryomath.io.atomic import writable_directory
     from cryomath.pipelines.distributed import dask_client
-    from cryomath.pipelines.refinement import check_outputs, refine_particles, write_refinement
+    from cryomath.pipelines.refinement import (
+        check_outputs,
+        convergence_note,
+        refine_particles,
+        write_refinement,
+    )
 
     device = resolve_device(device)
     check_outputs(out, force, resume)
@@ -214,6 +219,8 @@ def refine(
         table, state, out, f"refinement of {particles.name}", force or resume
     )
     brief = {k: v for k, v in summary.items() if not hasattr(v, "__len__")}
+    if not json and (note := convergence_note(summary, "--max-iterations")):
+        print(f"note: {note}", file=sys.stderr)
     emit({**summary, "output": str(out)} if json else {**brief, "output": str(out)}, json,
          title="refinement")  # fmt: skip
 
@@ -461,7 +468,7 @@ def abinitio(
         run_abinitio,
         write_abinitio,
     )
-    from cryomath.pipelines.refinement import check_outputs
+    from cryomath.pipelines.refinement import check_outputs, convergence_note
 
     device = resolve_device(device)
     check_outputs(out, force, resume, output_names(classes, halves, refine_iterations > 0))
@@ -496,4 +503,7 @@ def abinitio(
             )  # fmt: skip
     if not json:
         print(f"note: {summary['hand_note']}", file=sys.stderr)
+        if refine_iterations and (note := convergence_note(summary["refine"],
+                                                           "--refine-iterations")):  # fmt: skip
+            print(f"note: {note}", file=sys.stderr)
     emit({**summary, "output": str(out)}, json, title="ab initio")

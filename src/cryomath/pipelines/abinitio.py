@@ -92,7 +92,13 @@ def refine_abinitio(
                                on_iteration=on_iteration)  # fmt: skip
     summary = write_refinement(table, refined, folder, "refinement of the ab initio map",
                                force or resume)  # fmt: skip
-    keys = ("iterations", "resolution_0143_angstrom", "resolution_05_angstrom")
+    keys = (
+        "iterations",
+        "converged",
+        "mean_pose_change_degrees",
+        "resolution_0143_angstrom",
+        "resolution_05_angstrom",
+    )
     return {"map": str(folder / "map.mrc"), **{key: summary[key] for key in keys}}
 
 

@@ -165,5 +165,20 @@ def write_refinement(table, state: RefineState, out: Path, title: str, force: bo
                           force=force)  # fmt: skip
         plot_directions(angles[:, :2], out / "orientations.png", f"{title}: directions", force)
         write_json(out / "iterations.json", {"iterations": state.history}, force)
+    last = state.history[-1] if state.history else {}
     return {**summary, "postprocess_bfactor_angstrom2": post.bfactor_angstrom2,
-            "iterations": state.iteration}  # fmt: skip
+            "iterations": state.iteration, "converged": state.converged,
+            "mean_pose_change_degrees": last.get("mean_change_degrees")}  # fmt: skip
+
+
+def convergence_note(summary: dict, option: str) -> str | None:
+    """A line for a refinement that stopped at its iteration cap before RELION's rules ended
+    it (``option``: the command's cap), or None."""
+    if summary["converged"]:
+        return None
+    change = summary["mean_pose_change_degrees"]
+    moving = "" if change is None else f" (the poses moved {change:.1f} degrees on average)"
+    return (
+        f"the refinement stopped after {summary['iterations']} iterations, not converged"
+        f"{moving}: a larger {option} with --continue goes on"
+    )
