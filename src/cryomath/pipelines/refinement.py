@@ -178,7 +178,6 @@ def convergence_note(summary: dict, option: str) -> str | None:
         return None
     change = summary["mean_pose_change_degrees"]
     moving = "" if change is None else f" (the poses moved {change:.1f} degrees on average)"
-    return (
-        f"the refinement stopped after {summary['iterations']} iterations, not converged"
-        f"{moving}: a larger {option} with --continue goes on"
-    )
+    n = summary["iterations"]
+    return (f"the refinement stopped after {n} iteration{'s' * (n != 1)}, not converged"
+            f"{moving}: a larger {option} with --continue goes on")  # fmt: skip
