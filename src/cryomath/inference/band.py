@@ -70,7 +70,8 @@ class OwnRows:
     them a few images at a time into one small buffer: gathered whole, 256 images x 512 rows
     of a 20-shell band of a 42 px box are 0.66 GB, written once and read once by a product
     that takes as long as the copy (3 times less when freshly mapped memory must be zeroed).
-    ``own[b, j]`` (index tensors) is the table's rows ``rows[b, j]``."""
+    ``own[b, j]`` (index tensors) is the table's rows ``rows[b, j]``. For the E-step: scores
+    of own rows carry no gradient (their products write into preallocated outputs)."""
 
     table: BandProjections
     rows: torch.Tensor
