@@ -328,10 +328,9 @@ class _GlobalSearch:
 
     def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
         """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
-        poses = self.poses
+        poses, refs = self.poses, self.references
         rotations = with_group(poses, self.group)
         for k in range(self.n_classes):
-            refs = self.references
             acc = sums.accumulator((k, half), refs.maps.shape[-1], refs.voxel_size_angstrom,
                                    self.dtype, self.device)  # fmt: skip
             pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
