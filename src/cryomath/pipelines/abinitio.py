@@ -84,8 +84,9 @@ def refine_abinitio(
     start = flip_hand(state.maps[0]) if flip else state.maps[0]
     # from the particles alone, as ab initio: offsets in the file are not a start
     table = table.without_poses()
+    # the user's batch size (memory) holds for the stage too; refine's other defaults
     refine = RefineSettings(particle_diameter_angstrom=settings.particle_diameter_angstrom,
-                            max_iterations=iterations)  # fmt: skip
+                            max_iterations=iterations, batch_size=settings.batch_size)  # fmt: skip
     refined = refine_particles(table, start, state.voxel_size_angstrom, folder, refine,
                                resume=resume and (folder / CHECKPOINT).is_file(),
                                device=device, dtype=dtype, progress=progress,
