@@ -1,7 +1,6 @@
 """From images to a validated map (issue 17 §2): ``cryomath demo`` simulates particles of the
 bundled model, runs ab initio from their images and CTFs alone, refines, and scores the result
-against its own truth. (Collected early on purpose: the suite's longest test, so that the
-other worker runs the rest beside it.)"""
+against its own truth. The suite's longest test (about 3 minutes at one thread)."""
 
 import json
 
