@@ -92,7 +92,7 @@ def test_the_band_table_made_in_chunks_is_the_whole_tables_band():
     """The fine table of a global search, made 1,000 poses at a time (``band_projections``),
     equals the band of the whole table of both classes' projections, row for row."""
     from cryomath.inference.band import BandProjections
-    from cryomath.inference.expectation import band_projections, project_references
+    from cryomath.inference.global_search import band_projections, project_references
 
     maps = torch.rand(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
     spectrum = prepare_volume(maps, 2.0, voxel_size_angstrom=2.0)
@@ -108,7 +108,8 @@ def test_oversampling_keeps_the_exhaustive_fine_posterior():
     best coarse orientations at order 2) finds the best pose of scoring the whole order-2 grid
     for every image, and its evidence is within 0.01 of the exhaustive marginal (the pruned
     hypotheses hold almost no mass)."""
-    from cryomath.inference.expectation import References, _GlobalSearch
+    from cryomath.inference.expectation import References
+    from cryomath.inference.global_search import GlobalSearch
     from cryomath.inference.sampling import Sampling
 
     g = torch.Generator().manual_seed(4)
@@ -131,7 +132,7 @@ def test_oversampling_keeps_the_exhaustive_fine_posterior():
     exhaustive = posterior(gaussian_pose_scores(batch, projections, shifts, noise))
     refs = References(volume[None], 1.0, torch.zeros(1, dtype=torch.float64))
     sampling = Sampling(1, False, 0.0, 1.0, n // 2 - 1, max_significant=64, coarse_shell=2)
-    search = _GlobalSearch(refs, sampling, group, torch.float64, None)
+    search = GlobalSearch(refs, sampling, group, torch.float64, None)
     hyp, rows, prior = search.hypotheses(batch, shifts, torch.zeros(1, dtype=torch.float64),
                                          noise)  # fmt: skip
     assert hyp.count == 8 * 64 < len(fine)

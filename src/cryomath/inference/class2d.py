@@ -31,8 +31,8 @@ from cryomath.inference.expectation import (
     merged_noise,
     offset_sigma,
     particle_radius_px,
-    with_image_prior,
 )
+from cryomath.inference.global_search import with_image_prior
 from cryomath.inference.sampling import Sampling
 from cryomath.inference.sums import PoseSums
 from cryomath.projection.planar import (
@@ -95,7 +95,7 @@ class Class2DState:
 class PlanarSearch:
     """``expectation_pass``'s shared hypotheses for 2-D classes: every average at every
     in-plane angle; the M-step's sums go back through the adjoint rotation. (The interface of
-    ``expectation._GlobalSearch``: ``n_classes``, ``log_class_prior``, the sizes
+    ``global_search.GlobalSearch``: ``n_classes``, ``log_class_prior``, the sizes
     ``hypotheses_per_image`` and ``own_projections_per_image``, ``hypotheses``, ``insert``.)"""
 
     def __init__(self, averages: torch.Tensor, psi_degrees: torch.Tensor, fractions, dtype):

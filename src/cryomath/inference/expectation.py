@@ -33,15 +33,14 @@ from cryomath.imaging import (
     ParticleBatch,
     iter_batches,
 )
-from cryomath.inference.band import BandProjections, OwnRows, scored_samples
+from cryomath.inference.band import BandProjections, OwnRows
+from cryomath.inference.global_search import GlobalSearch, with_group, with_image_prior
 from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
     Sampling,
-    global_orientations,
     local_orientations,
     local_steps,
     offset_grid,
-    oversampled_orientations,
 )
 from cryomath.inference.scores import band_samples_and_noise, pose_scores
 from cryomath.inference.sums import PoseSums
@@ -171,13 +170,13 @@ def expectation_pass(
     add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
     point group (a global search covers its asymmetric unit; insertion uses every ``A g``).
     ``search``: another shared set of hypotheses than the 3-D references' (2-D classification's
-    in-plane rotations of class averages), with ``_GlobalSearch``'s methods.
+    in-plane rotations of class averages), with ``global_search.GlobalSearch``'s methods.
     ``image_class_prior (table.n, K)``: a log prior on each particle's class on top of the
     class fractions (``-inf``: not that class; RELION's random classes of a first iteration).
     ``group_scales``: each optics group's amplitude scale (default 1; module docstring)."""
     sampling.check()
     if search is None and not sampling.local:
-        search = _GlobalSearch(references, sampling, group, dtype, device)
+        search = GlobalSearch(references, sampling, group, dtype, device)
     if sampling.local:
         spectrum = references.spectra()
         k_classes, log_class_prior = references.maps.shape[0], references.log_class_prior
@@ -288,113 +287,6 @@ def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search
                  "(lower --batch-size, --maxsig or the offset search)", device)  # fmt: skip
 
 
-class _GlobalSearch:
-    """A global search's projections (made once per pass) and, with oversampling, each image's
-    children of its significant coarse orientations (``sampling``)."""
-
-    def __init__(self, references: References, sampling: Sampling, group, dtype, device):
-        self.sampling, self.references, self.group = sampling, references, group
-        self.n_classes = references.maps.shape[0]
-        self.log_class_prior = references.log_class_prior
-        self.dtype, self.device = dtype, device
-        order = sampling.healpix_order
-        coarse = global_orientations(order, group, torch.float64, device)
-        n = references.maps.shape[-1]
-        item = torch.empty((), dtype=dtype).element_size()
-        # complex projections of the coarse orientations; of the fine, the band's 3 reals
-        # ([Re, Im] and |P|^2) per sample with Gaussian scores
-        fine = 8 * len(coarse) * sampling.oversample
-        band = len(scored_samples(n, sampling.max_shell)[0])
-        per_fine = 3 * band if sampling.dose_e_per_a2 is None else 2 * n * (n // 2 + 1)
-        needed = item * self.n_classes * (len(coarse) * 2 * n * (n // 2 + 1) + fine * per_fine)
-        check_memory(needed, f"projections of {self.n_classes} maps at {len(coarse) + fine} "
-                     "orientations (a lower --healpix-order)", device)  # fmt: skip
-        spectrum = references.spectra()
-        self.coarse_band = sampling.max_shell
-        if sampling.oversample and sampling.coarse_shell is not None:
-            self.coarse_band = min(sampling.max_shell, sampling.coarse_shell)
-        # (K R, n, n // 2 + 1), then the children's (K 8 R, ...)
-        self.coarse = project_references(spectrum, coarse, dtype, self.coarse_band)
-        self.poses, self.fine = coarse, None
-        self.hypotheses_per_image, self.own_projections_per_image = len(self.coarse), 0
-        if sampling.oversample:
-            self.poses = oversampled_orientations(order, group, torch.float64, device)
-            if sampling.dose_e_per_a2 is None:  # Gaussian scores: only the band's parts
-                self.fine = band_projections(spectrum, self.poses, dtype, sampling.max_shell)
-            else:
-                self.fine = project_references(spectrum, self.poses, dtype, sampling.max_shell)
-            self.own_projections_per_image = 8 * sampling.max_significant
-            self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
-
-    def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
-        """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
-        poses, refs = self.poses, self.references
-        rotations = with_group(poses, self.group)
-        for k in range(self.n_classes):
-            acc = sums.accumulator((k, half), refs.maps.shape[-1], refs.voxel_size_angstrom,
-                                   self.dtype, self.device)  # fmt: skip
-            pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
-
-    def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
-        """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)
-        or each image's children ``(B, J, ...)`` with their rows in ``self.poses``' table;
-        ``image_prior (B, K)``: each image's extra log prior on the classes."""
-        log_class_prior = self.log_class_prior
-        n_coarse = len(self.coarse) // len(log_class_prior)
-        coarse_prior = with_image_prior(log_class_prior.repeat_interleave(n_coarse), image_prior,
-                                        n_coarse)  # fmt: skip
-        if self.fine is None:
-            return self.coarse, None, coarse_prior
-        s = self.sampling
-        scores = pose_scores(batch, self.coarse, shifts, noise, self.coarse_band,
-                             s.dose_e_per_a2)  # fmt: skip
-        coarse = posterior(scores, prior_shift, coarse_prior.to(scores.dtype), s.mass, False)
-        marginal = coarse.weights.sum(1)  # (B, K R): each orientation's mass over the shifts
-        top = marginal.topk(min(s.max_significant, marginal.shape[1]), 1).indices  # (B, k)
-        rows = (top[..., None] * 8 + torch.arange(8, device=top.device)).flatten(1)
-        prior = log_class_prior[rows // (8 * n_coarse)]
-        if image_prior is not None:
-            prior = prior + torch.gather(image_prior, 1, rows // (8 * n_coarse))
-        if isinstance(self.fine, BandProjections):
-            return OwnRows(self.fine, rows), rows, prior
-        return self.fine[rows], rows, prior
-
-
-def with_image_prior(prior: torch.Tensor, image_prior: torch.Tensor | None, per_class: int):
-    """``prior (K H,)`` plus each image's class prior ``(B, K)`` on its ``per_class``
-    hypotheses: ``(B, K H)`` (``prior`` itself without one)."""
-    if image_prior is None:
-        return prior
-    return prior + image_prior.repeat_interleave(per_class, 1)
-
-
-def project_references(spectrum, poses, dtype, max_shell: int):
-    """``(K R, n, n // 2 + 1)`` projections of the K references at ``poses (R, 3, 3)``, zero
-    beyond ``max_shell`` (the band scored)."""
-    slices = extract_central_slices_rfft_3d(spectrum, poses[None].to(spectrum.data.dtype),
-                                            max_shell=max_shell)  # fmt: skip
-    return slices.flatten(0, 1).to(complex_dtype(dtype))
-
-
-def band_projections(spectrum, poses, dtype, max_shell: int,
-                     chunk: int = 4096) -> BandProjections:  # fmt: skip
-    """:func:`project_references`' band (``BandProjections`` of ``K R`` rows), made ``chunk``
-    poses at a time: the whole complex table is never held (HEALPix order 3 oversampled,
-    294,912 poses of a 64 box in float32: 5.0 GB; its band of 12 shells: 0.9 GB)."""
-    parts = power = None
-    for start in range(0, len(poses), chunk):
-        part = BandProjections.of(project_references(spectrum, poses[start : start + chunk],
-                                                     dtype, max_shell), max_shell)  # fmt: skip
-        count = min(chunk, len(poses) - start)
-        k = part.power.shape[0] // count
-        if parts is None:
-            parts = part.parts.new_empty((k, len(poses), part.parts.shape[-1]))
-            power = part.power.new_empty((k, len(poses), part.power.shape[-1]))
-        parts[:, start : start + count] = part.parts.view(k, count, -1)
-        power[:, start : start + count] = part.power.view(k, count, -1)
-    return BandProjections(parts.flatten(0, 1), power.flatten(0, 1), part.image_size, max_shell)
-
-
 def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) -> np.ndarray:
     """The posterior mass of each class summed over the batch (``classes``: each hypothesis'
     class, ``(H,)`` or ``(B, H)``)."""
@@ -454,12 +346,6 @@ def _record(state: ParticleState, index, chosen, new_shift, best_class, post, ch
     state.log_likelihood[index] = post.log_evidence.double().cpu().numpy()
     state.significant[index] = post.significant.cpu().numpy()
     state.change_degrees[index] = change.cpu().numpy()
-
-
-def with_group(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    """``poses (R, 3, 3)``, or with a point group of more than one operator every ``A g``:
-    ``(R, G, 3, 3)`` (what ``PoseSums.insert`` inserts each row at)."""
-    return poses[:, None] @ group.to(poses) if len(group) > 1 else poses
 
 
 def check_settings(settings, checks: list[tuple[str, bool]]) -> None:

@@ -29,7 +29,7 @@ import torch
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
-from cryomath.inference.expectation import project_references
+from cryomath.inference.global_search import project_references
 from cryomath.inference.sampling import offset_grid
 from cryomath.inference.scores import gaussian_pose_scores
 from cryomath.projection import VolumeSpectrum
