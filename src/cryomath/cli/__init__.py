@@ -16,6 +16,7 @@ import sys
 import typer
 
 from cryomath.cli import (
+    abinitio,
     convert,
     denoise,
     fitting,
@@ -54,7 +55,7 @@ app.command("class2d")(inference.class2d)
 app.command("class3d")(inference.class3d)
 app.command("select")(inference.select)
 app.command("refine")(inference.refine)
-app.command("abinitio")(inference.abinitio)
+app.command("abinitio")(abinitio.abinitio)
 app.command("variability")(heterogeneity.variability)
 app.command("train-vae")(heterogeneity.train_vae)
 app.command("analyze")(heterogeneity.analyze)
