@@ -66,7 +66,8 @@ from cryomath.fitting.refine import transform_map
 from cryomath.fourier import shift_3d
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_images
 from cryomath.imaging.fisher import pose_fisher_information
-from cryomath.inference.refine import RefineSettings, refine_iteration, sampling_for
+from cryomath.inference.refine import RefineSettings, refine_iteration
+from cryomath.inference.refine_rules import sampling_for
 from cryomath.io import read_mrc, read_particles, read_star, write_mrc, write_relion_star
 from cryomath.pipelines import read_volume
 from cryomath.pipelines.refinement import load_checkpoint

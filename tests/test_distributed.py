@@ -167,12 +167,8 @@ def test_refinement_passes_on_dask_equal_the_single_process_ones(client, volume,
     with their per-group passes and leave-out maps."""
     import copy
 
-    from cryomath.inference.refine import (
-        RefineSettings,
-        refine_iteration,
-        sampling_for,
-        start_refinement,
-    )
+    from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
+    from cryomath.inference.refine_rules import sampling_for
     from cryomath.pipelines.expectation import dask_expectation
 
     simulate_dataset(volume, tmp_path, _settings(n=128, shard=128))

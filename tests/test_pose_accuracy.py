@@ -14,12 +14,8 @@ import torch
 from cryomath.cli import main
 from cryomath.imaging import NoiseSpectrum, iter_batches, predict_spectra
 from cryomath.inference.accuracy import ANGLES_DEGREES, SHIFTS_PX, pose_accuracy
-from cryomath.inference.refine import (
-    RefineSettings,
-    sampling_for,
-    start_refinement,
-    update_sampling,
-)
+from cryomath.inference.refine import RefineSettings, start_refinement
+from cryomath.inference.refine_rules import sampling_for, update_sampling
 from cryomath.inference.scores import gaussian_pose_scores
 from cryomath.io import read_particles
 from cryomath.pipelines import read_volume

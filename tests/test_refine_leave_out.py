@@ -16,12 +16,8 @@ from cryomath import so3
 from cryomath.cli import main
 from cryomath.imaging import FourierAccumulator
 from cryomath.inference.leave_out import affordable_groups
-from cryomath.inference.refine import (
-    RefineSettings,
-    refine_iteration,
-    sampling_for,
-    start_refinement,
-)
+from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
+from cryomath.inference.refine_rules import sampling_for
 from cryomath.io import read_particles
 from cryomath.pipelines import read_volume
 from cryomath.reconstruction.direct import accumulate_halves, invert

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from cryomath.inference.expectation import ParticleState
-from cryomath.inference.refine import RefineSettings, RefineState, sampling_for, update_sampling
+from cryomath.inference.refine import RefineSettings, RefineState
+from cryomath.inference.refine_rules import sampling_for, update_sampling
 from cryomath.resolution import FSCCurve
 
 N, VOXEL = 40, 2.0  # shell k is 80 / k A

@@ -74,7 +74,7 @@ from cryomath.inference.expectation import (
     particle_radius_px,
 )
 from cryomath.inference.neural_volume import NeuralVolume
-from cryomath.inference.refine import shell_of
+from cryomath.inference.refine_rules import shell_of
 from cryomath.inference.sampling import Sampling
 from cryomath.so3 import random_rotations
 

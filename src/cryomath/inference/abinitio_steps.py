@@ -16,7 +16,7 @@ from cryomath.imaging import FourierAccumulator, insert_spectra, iter_batches
 from cryomath.inference.expectation import PassSums, particle_radius_px
 from cryomath.inference.hierarchical import HierarchicalSearch, hierarchical_pose_search
 from cryomath.inference.neural_volume import NeuralVolume
-from cryomath.inference.refine import shell_of
+from cryomath.inference.refine_rules import shell_of
 from cryomath.projection import prepare_volume
 from cryomath.reconstruction.direct import (
     invert,

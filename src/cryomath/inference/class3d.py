@@ -32,13 +32,8 @@ from cryomath.inference.expectation import (
     offset_sigma,
     particle_radius_px,
 )
-from cryomath.inference.refine import (
-    RefineSettings,
-    sampling_for,
-    shell_of,
-    solvent_mask_or_sphere,
-    start_refinement,
-)
+from cryomath.inference.refine import RefineSettings, solvent_mask_or_sphere, start_refinement
+from cryomath.inference.refine_rules import sampling_for, shell_of
 from cryomath.reconstruction.direct import invert
 from cryomath.reconstruction.halves import fourier_average_fsc
 from cryomath.resolution import resolution_angstrom
