@@ -33,7 +33,7 @@ from cryomath.imaging import (
     ParticleBatch,
     iter_batches,
 )
-from cryomath.inference.band import BandProjections, OwnRows
+from cryomath.inference.band import OwnRows
 from cryomath.inference.global_search import GlobalSearch, with_group, with_image_prior
 from cryomath.inference.posterior import offset_log_prior, posterior
 from cryomath.inference.sampling import (
@@ -297,15 +297,12 @@ def _class_mass(weights: torch.Tensor, classes: torch.Tensor, k_classes: int) ->
 
 
 def _prediction(batch: ParticleBatch, hyp, best_r, shift):
-    """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis (``hyp``:
-    projections, or their ``BandProjections`` or ``OwnRows``)."""
+    """The predicted spectra ``C P ramp(t)`` at each image's best hypothesis (``hyp``: what
+    the search's ``hypotheses`` gave, complex projections or ``OwnRows``)."""
     n = batch.image_size
-    if isinstance(hyp, OwnRows):
+    if isinstance(hyp, OwnRows):  # an oversampled global search's children: band rows
         p = hyp[torch.arange(len(batch)), best_r].spectra()
-    elif isinstance(hyp, BandProjections):
-        own = hyp.power.ndim == 3
-        p = (hyp[torch.arange(len(batch)), best_r] if own else hyp[best_r]).spectra()
-    else:
+    else:  # shared (R, ...) or each image's own (B, R, ...)
         p = hyp[torch.arange(len(batch)), best_r] if hyp.ndim == 4 else hyp[best_r]
     ctf = batch.ctf_values()
     p = p if ctf is None else p * ctf

@@ -74,7 +74,8 @@ class GlobalSearch:
 
     def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
         """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)
-        or each image's children ``(B, J, ...)`` with their rows in ``self.poses``' table;
+        or each image's children with their rows ``(B, J)`` in ``self.poses``' table (Gaussian
+        scores: ``OwnRows`` of the band table; Poisson: complex ``(B, J, ...)``);
         ``image_prior (B, K)``: each image's extra log prior on the classes."""
         log_class_prior = self.log_class_prior
         n_coarse = len(self.coarse) // len(log_class_prior)
