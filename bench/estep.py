@@ -26,7 +26,8 @@ from cryomath.ctf import CTF
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.imaging import NoiseSpectrum, ParticleBatch
 from cryomath.inference import gaussian_pose_scores
-from cryomath.inference.band import BandProjections, OwnRows
+from cryomath.inference.band import OwnRows
+from cryomath.inference.global_search import band_projections
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 
 
@@ -85,8 +86,8 @@ def own_rows(args, batch, shifts, noise, volume, k: int, g) -> dict:
     the cross term's shapes (the data already gathered) in the same run."""
     device, dtype, n = volume.device, volume.dtype, volume.shape[-1]
     rotations = so3.random_rotations(args.table, 3).to(device, dtype)
-    table = BandProjections.of(extract_central_slices_rfft_3d(prepare_volume(volume, 2.0),
-                                                              rotations), n // 2 - 1)  # fmt: skip
+    # as a global search makes it, chunk by chunk (the whole complex table never held)
+    table = band_projections(prepare_volume(volume[None], 2.0), rotations, dtype, n // 2 - 1)
     b, s, j = args.images, len(shifts), args.own_rows
     rows = torch.randint(args.table, (b, j), generator=g).to(device)
     seconds = best_seconds(
