@@ -16,7 +16,7 @@ from scipy import stats
 from cryomath import so3
 from cryomath.ctf import CTF
 from cryomath.errors import InvalidInputError
-from cryomath.fourier import fft_nd, grid_sample_3d_adjoint, ifft_nd, shell_index
+from cryomath.fourier import fft_nd, grid_sample_3d_adjoint, ifft_nd, shell_index, spread_trilinear_
 from cryomath.imaging import (
     FourierAccumulator,
     NoiseSpectrum,
@@ -63,6 +63,58 @@ def test_the_private_grid_sampler_adjoint_is_autograds():
     got = grid_sample_3d_adjoint(values, (7, 8, 5), grid)
     assert got.shape == expected.shape
     assert float((got - expected).abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_index_add_spread_is_autograds_grid_sampler_adjoint(dtype):
+    """``fourier.spread_trilinear_`` (insertion's CPU path) against autograd of ``grid_sample``
+    (``align_corners=True``, zero padding) at samples inside, on the faces and corners of the
+    array, and outside it (within one voxel and beyond), added to what ``out`` holds."""
+    g = torch.Generator().manual_seed(3)
+    shape = (7, 8, 5)  # (z, y, x)
+    size = torch.tensor(shape[::-1], dtype=torch.float64) - 1
+    inside = torch.rand(200, 3, generator=g, dtype=torch.float64) * (size + 3) - 1.5
+    edges = torch.cartesian_prod(*[torch.tensor([-1.0, -0.5, 0.0, 0.25, s - 0.5, s, s + 0.5])
+                                   for s in size.tolist()])  # fmt: skip
+    index = torch.cat([inside, edges])  # (M, 3) array indices (x, y, z)
+    values = torch.randn(2, len(index), generator=g, dtype=torch.float64)
+    volume = torch.zeros(1, 2, *shape, dtype=torch.float64, requires_grad=True)
+    grid = (index * 2 / size - 1).reshape(1, -1, 1, 1, 3)
+    sampled = F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    (expected,) = torch.autograd.grad(sampled, volume, values.reshape(1, 2, -1, 1, 1))
+    start = torch.randn(2, *shape, generator=g, dtype=torch.float64)
+    out = start.clone().to(dtype)
+    spread_trilinear_(out, index.to(dtype), values.to(dtype))
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert float((out.double() - start - expected[0]).abs().max()) < tolerance
+
+
+@pytest.mark.parametrize(("m", "max_shell", "scale"), [(16, 5, 1.0), (15, 7, 1.0), (18, 8, 1.2)])
+def test_a_bands_samples_insert_as_their_full_grids(m, max_shell, scale):
+    """``FourierAccumulator.add_samples`` (the M-step's band, no full grids) against ``add`` of
+    the same spectra on their full rfft grids, zero beyond the band: the same sums, with
+    images of an odd box, and with a coarser volume whose Nyquist circle cuts the band."""
+    from cryomath.fourier.shells import shell_index
+
+    g = torch.Generator().manual_seed(4)
+    p = 7
+    samples = (shell_index((m, m)) <= max_shell).reshape(-1).nonzero()[:, 0]
+    data = torch.randn(p, 2, len(samples), generator=g, dtype=torch.float64)
+    weights = torch.rand(p, len(samples), generator=g, dtype=torch.float64)
+    rotations = so3.random_rotations(p, 5)
+    grid = torch.zeros(p, m * (m // 2 + 1), dtype=torch.complex128)
+    grid[:, samples] = torch.complex(data[:, 0], data[:, 1])
+    full_weights = torch.zeros(p, m * (m // 2 + 1), dtype=torch.float64)
+    full_weights[:, samples] = weights
+    expected = FourierAccumulator(12, 2.0, torch.float64)
+    expected.add(grid.unflatten(1, (m, m // 2 + 1)), full_weights.unflatten(1, (m, m // 2 + 1)),
+                 rotations, scale)  # fmt: skip
+    got = FourierAccumulator(12, 2.0, torch.float64)
+    got.add_samples(data, weights, rotations, m, samples, scale)
+    assert got.count == expected.count == p
+    assert float((got.sums - expected.sums).abs().max()) < 1e-12 * float(expected.sums.abs().max())
+    with pytest.raises(InvalidInputError):
+        got.add_samples(data[:, :1], weights, rotations, m, samples)
 
 
 @pytest.mark.parametrize(("n", "image_size", "pixel"), [(16, 16, 1.0), (15, 18, 1.1)])

@@ -24,6 +24,7 @@ from cryomath.fourier.grids import (
     grid_sample_3d_adjoint,
     grid_sample_coordinates,
     real_space_grid,
+    spread_trilinear_,
 )
 from cryomath.fourier.masks import cylindrical_mask, spherical_mask
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index, shell_sum
@@ -57,4 +58,5 @@ __all__ = [
     "shift_3d",
     "shift_nd",
     "spherical_mask",
+    "spread_trilinear_",
 ]

@@ -131,6 +131,42 @@ def grid_sample_3d(
     return out.movedim(0, 1).flatten(1, 2)[None, :, :p]
 
 
+def spread_trilinear_(out: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> None:
+    """Add the adjoint of trilinear sampling to ``out (C, Z, Y, X)`` (contiguous, each axis at
+    least 2), in place: each of ``values (C, M)`` at array index ``index (M, 3)`` (x, y, z) is
+    spread onto the eight voxels around it with its trilinear weights; a corner outside the
+    array receives nothing (``grid_sample``'s zero padding, ``align_corners=True``), so this is
+    :func:`grid_sample_3d_adjoint` without the ``[-1, 1]`` coordinates.
+
+    By ``index_add_`` into one flat channel per corner: on the CPU a serial loop in the
+    samples' order (one result whatever the thread count), about twice as fast as torch's
+    ``grid_sampler_3d_backward``, whose CPU kernel does a sampler's per-sample work
+    (bench/RESULTS.md, "Insertion by index_add_"). For sums that need no gradient (insertion
+    uses :func:`grid_sample_3d_adjoint` when one must flow back)."""
+    c, z, y, x = out.shape
+    flat = out.view(c, -1)
+    low = index.floor()
+    t = index - low
+    top = index.new_tensor([x - 2, y - 2, z - 2])
+    base = torch.minimum(low.clamp(min=0.0), top)  # the cell inside the array that holds it
+    # its corners base and base + 1 carry the weights of the sample's corners low, low + 1
+    # (zero where a sample's corner is outside the array)
+    lower = torch.where(low == base, 1 - t, torch.where(low + 1 == base, t, 0.0))
+    upper = torch.where(low == base, t, torch.where(low == base + 1, 1 - t, 0.0))
+    corner = base.long()
+    start = (corner[:, 2] * y + corner[:, 1]) * x + corner[:, 0]
+    # one buffer each for the corner's flat index, weight and weighted values, reused
+    at, wzy, weight, spread = torch.empty_like(start), *t.new_empty((3, len(t)))
+    for dz, wz in enumerate((lower[:, 2], upper[:, 2])):
+        for dy, wy in enumerate((lower[:, 1], upper[:, 1])):
+            torch.mul(wz, wy, out=wzy)
+            for dx, wx in enumerate((lower[:, 0], upper[:, 0])):
+                torch.add(start, (dz * y + dy) * x + dx, out=at)
+                torch.mul(wzy, wx, out=weight)
+                for channel in range(c):
+                    flat[channel].index_add_(0, at, torch.mul(weight, values[channel], out=spread))
+
+
 def grid_sample_3d_adjoint(
     values: torch.Tensor, spatial_shape: Sequence[int], grid: torch.Tensor
 ) -> torch.Tensor:

@@ -15,8 +15,13 @@ import torch
 from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import complex_dtype
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shells import hermitian_multiplicity
-from cryomath.projection.insertion import accumulate_central_slices_rfft_3d
+from cryomath.projection.fourier_slice import inside_nyquist
+from cryomath.projection.insertion import (
+    accumulate_central_slices_rfft_3d,
+    accumulate_samples_rfft_3d,
+)
 
 
 class FourierAccumulator:
@@ -101,6 +106,38 @@ class FourierAccumulator:
             compiled=self.compiled,
         )  # fmt: skip
         self.count += weighted_spectra.shape[0]
+
+    def add_samples(
+        self,
+        data: torch.Tensor,
+        weights: torch.Tensor,
+        rotations: torch.Tensor,
+        image_size: int,
+        samples: torch.Tensor,
+        frequency_scale: float = 1.0,
+    ) -> None:
+        """:meth:`add` for spectra known only at some samples (a band; zero elsewhere): ``data
+        (P, 2, K)`` the real and imaginary parts of ``w CTF X`` and ``weights (P, K)`` the
+        ``w CTF^2`` at the flat indices ``samples (K,)`` of ``image_size``'s ``(m, m // 2 +
+        1)`` rfft, without the full grids :meth:`add` takes."""
+        m, real = image_size, self.sums.dtype
+        if data.shape[1:] != (2, len(samples)) or weights.shape[1:] != (len(samples),):
+            raise InvalidInputError(f"need data (P, 2, {len(samples)}) and weights (P, "
+                                    f"{len(samples)}); got {tuple(data.shape)} and "
+                                    f"{tuple(weights.shape)}")  # fmt: skip
+        device = self.sums.device
+        grid = fftfreq_grid((m, m), rfft=True, dtype=torch.float64, device=device)
+        k = grid.reshape(-1, 2)[samples]
+        multiplicity = hermitian_multiplicity((m, m), dtype=real, device=device).reshape(-1)
+        values = torch.cat([data.to(real), weights.to(real)[:, None]], 1)[:, : self.sums.shape[1]]
+        values = values * multiplicity[samples]
+        inside = inside_nyquist(k, frequency_scale)
+        if not bool(inside.all()):
+            k, values = k[inside], values[..., inside]
+        accumulate_samples_rfft_3d(self.sums, values, rotations.to(real), k.to(real),
+                                   frequency_scale=frequency_scale,
+                                   compiled=self.compiled)  # fmt: skip
+        self.count += data.shape[0]
 
     def frequencies(self) -> torch.Tensor:
         """The frequency ``(k_z, k_y, k_x)`` of every sample of the padded sums, in cycles per

@@ -91,16 +91,16 @@ class PoseSums:
         if self.pixel_size_angstrom is None:
             return
         pixel = self.pixel_size_angstrom
-        used = (self.weights[rows] > 0).any(1).nonzero()[:, 0]  # orientations no image chose
-        data, weights = self.spectra(rows)
-        data, weights, rotations = data[used], weights[used], rotations[used]
-        copies = rotations.shape[1] if rotations.ndim == 4 else 1
+        weights = self.weights[rows]
+        used = (weights > 0).any(1).nonzero()[:, 0]  # orientations no image chose
+        data = self.data[rows][used].unflatten(1, (2, -1))  # (R, 2, K): real, imaginary
+        weights, rotations = weights[used], rotations[used]
+        if rotations.ndim == 4:  # every copy of a row at its own A g
+            copies = rotations.shape[1]
+            data, weights = data.repeat_interleave(copies, 0), weights.repeat_interleave(copies, 0)
         scale = (accumulator.voxel_size_angstrom or pixel) / pixel
-        accumulator.add(
-            data.repeat_interleave(copies, 0),
-            weights.repeat_interleave(copies, 0),
-            rotations.reshape(-1, 3, 3), scale, self.max_shell,
-        )  # fmt: skip
+        accumulator.add_samples(data, weights, rotations.reshape(-1, 3, 3), self.n, self.keep,
+                                scale)  # fmt: skip
 
     def spectra(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         """The sums' ``rows`` on the full rfft grid: complex data and real weights, each

@@ -7,6 +7,7 @@ from cryomath.projection.fourier_slice import (
     edge_mean,
     extract_central_slices_rfft_3d,
     gridding_correction,
+    inside_nyquist,
     nyquist_samples,
     prepare_volume,
     project_fourier,
@@ -14,6 +15,7 @@ from cryomath.projection.fourier_slice import (
 )
 from cryomath.projection.insertion import (
     accumulate_central_slices_rfft_3d,
+    accumulate_samples_rfft_3d,
     insert_central_slices_rfft_3d,
 )
 from cryomath.projection.real_space import project_real_space
@@ -22,10 +24,12 @@ from cryomath.projection.voxel_basis import project_fourier_voxel_basis
 __all__ = [
     "VolumeSpectrum",
     "accumulate_central_slices_rfft_3d",
+    "accumulate_samples_rfft_3d",
     "edge_mean",
     "extract_central_slices_rfft_3d",
     "gridding_correction",
     "insert_central_slices_rfft_3d",
+    "inside_nyquist",
     "nyquist_samples",
     "prepare_volume",
     "project_fourier",

@@ -260,6 +260,13 @@ def _compiled_chunk(padded, rotations, k, n_pad, frequency_scale, chunk_size) ->
     return torch.view_as_complex(values.contiguous())
 
 
+def inside_nyquist(frequencies: torch.Tensor, frequency_scale: float = 1.0) -> torch.Tensor:
+    """Whether each image frequency ``(..., 2)`` ``(kx, ky)`` (cycles per pixel) is inside both
+    the image's Nyquist circle and the volume's (``frequency_scale`` = volume voxel size /
+    image pixel size)."""
+    return (frequencies * frequencies).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)
+
+
 def nyquist_samples(
     n: int, frequency_scale: float, dtype: torch.dtype, device, max_shell: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +277,7 @@ def nyquist_samples(
     search needs no more). Found on the host (the set depends only on ``n``), returned on
     ``device``."""
     k = fftfreq_grid((n, n), rfft=True, dtype=torch.float64).reshape(-1, 2)
-    inside = (k * k).sum(-1) <= 0.25 * min(1.0, frequency_scale**-2)
+    inside = inside_nyquist(k, frequency_scale)
     if max_shell is not None:
         inside &= torch.round(torch.linalg.vector_norm(k, dim=-1) * n) <= max_shell
     keep = inside.nonzero()[:, 0]

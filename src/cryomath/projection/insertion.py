@@ -2,7 +2,8 @@
 of :func:`~cryomath.projection.extract_central_slices_rfft_3d` (same trilinear kernel, same
 Friedel flip, same Nyquist mask), one chunk of slices at a time: memory is the volume plus
 one chunk, whatever the number of slices. By the adjoint kernel of ``grid_sample``
-(``fourier.grid_sample_3d_adjoint``), or with ``compiled=True`` on the CPU by two compiled
+(``fourier.grid_sample_3d_adjoint``; on the CPU without a gradient its equal by ``index_add_``,
+``fourier.spread_trilinear_``), or with ``compiled=True`` on the CPU by two compiled
 kernels (``projection.compiled_insertion``), which add to a channel-last array (the volume
 itself when it is one in memory, as a compiled ``FourierAccumulator``'s sums are, else a
 copy).
@@ -14,7 +15,11 @@ layout).
 import torch
 
 from cryomath.errors import InvalidInputError
-from cryomath.fourier.grids import grid_sample_3d_adjoint, grid_sample_coordinates
+from cryomath.fourier.grids import (
+    grid_sample_3d_adjoint,
+    grid_sample_coordinates,
+    spread_trilinear_,
+)
 from cryomath.projection.compiled_insertion import spread_slices
 from cryomath.projection.fourier_slice import nyquist_samples, slice_coordinates
 from cryomath.so3.checks import check_rotation_matrices
@@ -37,13 +42,8 @@ def accumulate_central_slices_rfft_3d(
     in one pass: ``slices (P, L, n, n // 2 + 1)`` and ``slice_weights (P, W, n, n // 2 + 1)``
     fill channels ``2l, 2l + 1`` and ``2L + w``. Only the samples inside the Nyquist circle are
     spread (the rest are zero: a fifth of the rfft), and with ``max_shell`` only those up to
-    that shell (slices known to be zero beyond it). ``ewald_curvature``: onto curved slices
-    (the adjoint of extraction with that curvature). ``compiled`` (opt-in, on the CPU):
-    through the compiled kernels of :mod:`~cryomath.projection.compiled_insertion`, the same
-    sums to rounding, 1.2-2.2x faster (bench/RESULTS.md), but the first call in a process
-    compiles them (4 s with torch's disk cache warm, 16 s cold); the eager kernel (torch's
-    ``grid_sample`` adjoint, differentiable) otherwise, and with ``ewald_curvature``, off the
-    CPU, when a gradient is needed, or where they cannot be compiled."""
+    that shell (slices known to be zero beyond it). ``ewald_curvature`` and ``compiled`` as in
+    :func:`accumulate_samples_rfft_3d`, which spreads each chunk's samples."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.ndim == 3:
@@ -55,23 +55,11 @@ def accumulate_central_slices_rfft_3d(
             f"need slices (P, [L,] n, n//2+1) and rotations (P, 3, 3); got "
             f"{tuple(slices.shape)} and {tuple(rotations.shape)}"
         )
-    real, shape = out.dtype, tuple(out.shape[-3:])
-    k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
-    imag = slice(1, 2 * slices.shape[1], 2)  # the channels the Friedel flip negates
-    grad = torch.is_grad_enabled() and _needs_grad(slices, slice_weights, rotations)
-    fused = compiled and not (ewald_curvature or grad) and out.device.type == "cpu"
-    fused = fused and min(shape) >= 2
-    if fused:
-        imaginary = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
-        imaginary[imag] = True
-        # the scatter adds to a channel-last array: ``out`` itself when it is one in memory
-        # (a compiled ``FourierAccumulator``'s sums are), else a copy added at the end
-        spread = out[0].permute(1, 2, 3, 0)
-        direct = spread.is_contiguous()
-        if not direct:
-            spread = out.new_zeros(spread.shape)
+    real = out.dtype
+    k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
+    imaginary = slice(1, 2 * slices.shape[1], 2)
     for start in range(0, p, chunk_size):
         chunk = slice(start, start + chunk_size)
         s = slices[chunk].flatten(-2)[..., keep]  # (Pc, L, K)
@@ -79,19 +67,87 @@ def accumulate_central_slices_rfft_3d(
         if slice_weights is not None:
             weights = slice_weights[chunk].flatten(-2)[..., keep].to(real)
             parts = torch.cat([parts, weights], 1)
-        rotation = rotations[chunk].to(real)
-        if fused and spread_slices(spread, rotation, k, parts.transpose(1, 2), imaginary,
+        accumulate_samples_rfft_3d(out, parts, rotations[chunk], k, imaginary, chunk_size,
+                                   frequency_scale, ewald_curvature, compiled)  # fmt: skip
+
+
+def accumulate_samples_rfft_3d(
+    out: torch.Tensor,
+    values: torch.Tensor,
+    rotations: torch.Tensor,
+    frequencies: torch.Tensor,
+    imaginary: slice = slice(1, 2),
+    chunk_size: int = 512,
+    frequency_scale: float = 1.0,
+    ewald_curvature: float = 0.0,
+    compiled: bool = False,
+) -> None:
+    """Add the insertion of real ``values (P, C, K)`` at ``rotations (P, 3, 3)`` to ``out (1,
+    C, n_pad, n_pad, n_pad // 2 + 1)``: channel ``c`` of image ``p`` at the rfft frequencies
+    ``frequencies (K, 2)`` ``(kx, ky)`` in cycles per image pixel (inside both Nyquist circles:
+    :func:`~cryomath.projection.fourier_slice.nyquist_samples`; a band's samples need no zeros
+    around them), the channels ``imaginary`` being imaginary parts (the Friedel flip negates
+    them). ``frequency_scale`` = volume voxel size / image pixel size; ``ewald_curvature``:
+    onto curved slices (the adjoint of extraction with that curvature).
+
+    How: on the CPU without a gradient, by ``index_add_`` (``fourier.spread_trilinear_``, 2x
+    torch's ``grid_sample`` adjoint), or with ``compiled=True`` (opt-in) through the compiled
+    kernels of :mod:`~cryomath.projection.compiled_insertion`, the same sums to rounding and
+    faster again on small volumes (bench/RESULTS.md), but the first call in a process compiles
+    them (4 s with torch's disk cache warm, 16 s cold); otherwise (a gradient, another device)
+    by torch's ``grid_sample`` adjoint, which autograd differentiates."""
+    check_rotation_matrices(rotations)
+    p, c = values.shape[0], values.shape[1]
+    if values.ndim != 3 or rotations.shape != (p, 3, 3) or frequencies.shape != (
+        values.shape[2], 2):  # fmt: skip
+        raise InvalidInputError(
+            f"need values (P, C, K), rotations (P, 3, 3) and frequencies (K, 2); got "
+            f"{tuple(values.shape)}, {tuple(rotations.shape)} and {tuple(frequencies.shape)}"
+        )
+    if out.ndim != 5 or out.shape[1] != c:
+        raise InvalidInputError(f"need out (1, {c}, z, y, x) for {c} channels of values; "
+                                f"got {tuple(out.shape)}")  # fmt: skip
+    real, shape = out.dtype, tuple(out.shape[-3:])
+    k = frequencies.to(real)
+    grad = torch.is_grad_enabled() and _needs_grad(values, rotations)
+    cpu = out.device.type == "cpu" and min(shape) >= 2
+    fused = compiled and not (ewald_curvature or grad) and cpu
+    # without a gradient, the CPU spreads by index_add_ into ``out`` itself when each channel
+    # is one in memory, else into a copy added at the end
+    scatter = cpu and not grad
+    target = out[0] if scatter and out[0].is_contiguous() else None
+    copied = False
+    if fused:
+        flipped = torch.zeros(c, dtype=torch.bool, device=out.device)
+        flipped[imaginary] = True
+        # the compiled scatter adds to a channel-last array: ``out`` itself when it is one in
+        # memory (a compiled ``FourierAccumulator``'s sums are), else a copy added at the end
+        spread = out[0].permute(1, 2, 3, 0)
+        direct = spread.is_contiguous()
+        if not direct:
+            spread = out.new_zeros(spread.shape)
+    for start in range(0, p, chunk_size):
+        chunk = slice(start, start + chunk_size)
+        parts, rotation = values[chunk].to(real), rotations[chunk].to(real)
+        if fused and spread_slices(spread, rotation, k, parts.transpose(1, 2), flipped,
                                    shape[0] * frequency_scale):  # fmt: skip
             continue
         index, sign = slice_coordinates(
             rotation, k, shape[0], ewald_curvature, frequency_scale=frequency_scale
         )  # (Pc, K, 3), (Pc, K)
-        parts[:, imag] *= sign[:, None]
-        values = parts.movedim(1, 0).reshape(1, parts.shape[1], -1, 1, 1)  # (1, C, Pc K, 1, 1)
+        parts = parts.clone()  # the caller's values stay as they are
+        parts[:, imaginary] *= sign[:, None]
+        if scatter:
+            if target is None:
+                target, copied = out.new_zeros(out.shape[1:]), True
+            spread_trilinear_(target, index.reshape(-1, 3), parts.movedim(1, 0).flatten(1))
+            continue
         grid = grid_sample_coordinates(index.reshape(1, -1, 1, 1, 3), shape)
-        out += grid_sample_3d_adjoint(values, shape, grid)
+        out += grid_sample_3d_adjoint(parts.movedim(1, 0).reshape(1, c, -1, 1, 1), shape, grid)
     if fused and not direct:
         out += spread.permute(3, 0, 1, 2)
+    if copied:
+        out[0] += target
 
 
 def _needs_grad(*tensors) -> bool:
