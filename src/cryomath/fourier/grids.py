@@ -143,20 +143,29 @@ def spread_trilinear_(out: torch.Tensor, index: torch.Tensor, values: torch.Tens
     ``grid_sampler_3d_backward``, whose CPU kernel does a sampler's per-sample work
     (bench/RESULTS.md, "Insertion by index_add_"). For sums that need no gradient (insertion
     uses :func:`grid_sample_3d_adjoint` when one must flow back)."""
-    c, z, y, x = out.shape
-    flat = out.view(c, -1)
-    low = index.floor()
-    t = index - low
-    top = index.new_tensor([x - 2, y - 2, z - 2])
-    base = torch.minimum(low.clamp(min=0.0), top)  # the cell inside the array that holds it
-    # its corners base and base + 1 carry the weights of the sample's corners low, low + 1
-    # (zero where a sample's corner is outside the array)
-    lower = torch.where(low == base, 1 - t, torch.where(low + 1 == base, t, 0.0))
-    upper = torch.where(low == base, t, torch.where(low == base + 1, 1 - t, 0.0))
+    for start in range(0, len(index), _SPREAD_BLOCK):
+        block = slice(start, start + _SPREAD_BLOCK)
+        _spread_block(out.view(out.shape[0], -1), out.shape[1:], index[block], values[:, block])
+
+
+_SPREAD_BLOCK = 2**16  # samples per pass: each pass's buffers stay in cache
+
+
+def _spread_block(flat, shape, index, values) -> None:
+    """:func:`spread_trilinear_` of one block of samples into the flat channels ``(C, Z Y X)``
+    of an array of ``shape (Z, Y, X)``."""
+    c, (z, y, x) = flat.shape[0], shape
+    # the array's cell that holds the sample (or the nearest one: a sample within a voxel
+    # outside still reaches the edge); a corner's trilinear weight is the tent max(0, 1 - |r|)
+    # of the sample's distance r from it, zero for a corner more than a voxel away
+    base = index.floor().clamp_(min=index.new_zeros(3), max=index.new_tensor([x, y, z]) - 2)
+    r = index - base
+    lower = r.abs().neg_().add_(1).clamp_(min=0)
+    upper = r.sub_(1).abs_().neg_().add_(1).clamp_(min=0)
     corner = base.long()
     start = (corner[:, 2] * y + corner[:, 1]) * x + corner[:, 0]
     # one buffer each for the corner's flat index, weight and weighted values, reused
-    at, wzy, weight, spread = torch.empty_like(start), *t.new_empty((3, len(t)))
+    at, wzy, weight, spread = torch.empty_like(start), *index.new_empty((3, len(index)))
     for dz, wz in enumerate((lower[:, 2], upper[:, 2])):
         for dy, wy in enumerate((lower[:, 1], upper[:, 1])):
             torch.mul(wz, wy, out=wzy)

@@ -130,7 +130,7 @@ class FourierAccumulator:
         k = grid.reshape(-1, 2)[samples]
         multiplicity = hermitian_multiplicity((m, m), dtype=real, device=device).reshape(-1)
         values = torch.cat([data.to(real), weights.to(real)[:, None]], 1)[:, : self.sums.shape[1]]
-        values = values * multiplicity[samples]
+        values.mul_(multiplicity[samples])  # the one copy of the band this call makes
         inside = inside_nyquist(k, frequency_scale)
         if not bool(inside.all()):
             k, values = k[inside], values[..., inside]
