@@ -114,6 +114,27 @@ def test_posterior_of_two_hypotheses_is_bayes_rule():
     assert int(result.significant[0]) == 2
 
 
+def test_a_float32_posterior_over_a_wide_range_of_scores_keeps_its_precision():
+    """Scores spread over thousands (most weights far below exp(-88), where float32 underflows
+    and torch's exp is slow: the posterior works in base 2): the weights and the evidence of a
+    float32 posterior agree with a float64 evaluation by ``torch.softmax`` to float32 rounding,
+    and the hypotheses with a zero prior get exactly zero."""
+    from cryomath.inference import posterior
+
+    g = torch.Generator().manual_seed(5)
+    scores = torch.randn(4, 6, 50, generator=g, dtype=torch.float64) * 1000
+    scores[:, 0, :3] = scores.amax((1, 2))[:, None] - torch.tensor([0.0, 1.0, 5.0])  # a peak
+    prior_r = torch.zeros(50, dtype=torch.float64)
+    prior_r[-1] = -math.inf
+    result = posterior(scores.float(), None, prior_r.float())
+    joint = (scores.float().double() + prior_r).flatten(1)
+    expected = torch.softmax(joint, 1).view(scores.shape)
+    assert float((result.weights.double() - expected).abs().max()) < 1e-6
+    evidence = torch.logsumexp(joint, 1)
+    assert float(((result.log_evidence.double() - evidence) / evidence).abs().max()) < 1e-6
+    assert bool((result.weights[..., -1] == 0).all())
+
+
 @pytest.mark.parametrize(("spread", "mass"), [(3, 0.9), (0.01, 0.9), (30, 0.999), (3, 1.0)])
 def test_posterior_summaries_equal_a_direct_evaluation(spread, mass):
     """Flat and sharp posteriors: the ranking may skip the weights that cannot count."""

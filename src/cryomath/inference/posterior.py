@@ -17,6 +17,8 @@ import torch
 
 from cryomath.errors import InvalidInputError, holds
 
+_LOG2_E = 1 / math.log(2)
+
 
 @dataclass
 class Posterior:
@@ -83,18 +85,20 @@ def posterior(
     ``count_significant=False`` skips the ranking (``significant`` is then 0)."""
     if scores.ndim != 3:
         raise InvalidInputError(f"scores must be (B, S, R), got {tuple(scores.shape)}")
-    total = scores
-    if log_prior_shifts is not None:
-        total = total + log_prior_shifts.expand(scores.shape[:2])[..., None]
+    total = scores.clone() if log_prior_shifts is None else (
+        scores + log_prior_shifts.expand(scores.shape[:2])[..., None])  # fmt: skip
     if log_prior_references is not None:  # (R,), or (B, R) for each image's own hypotheses
         prior = log_prior_references
-        total = total + (prior[:, None] if prior.ndim == 2 else prior)
+        total += prior[:, None] if prior.ndim == 2 else prior
     flat = total.flatten(1)
     top = flat.amax(1, keepdim=True)  # logsumexp by hand: one exponential, not two
     # amax propagates NaN: checked on (B,) values, not on every score (-inf: a zero prior)
     if not holds(~torch.isnan(top).any()):
         raise InvalidInputError("the scores or priors contain NaN")
-    weights = torch.sub(flat, top).exp_()
+    # exp(x) as exp2(x log2 e), after the difference from the top (exact where it matters):
+    # torch's exp takes a slow path below about -88, where most of a posterior's arguments lie
+    # (15-25x slower on the CPU), its exp2 does not
+    weights = flat.sub_(top).mul_(_LOG2_E).exp2_()
     total = weights.sum(1)
     evidence = top[:, 0] + torch.log(total)
     weights /= total[:, None]

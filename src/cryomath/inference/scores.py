@@ -11,7 +11,7 @@ orientation) and shift ``t_s`` (pixels, replacing the image's own), the predicti
 - const``.
 
 The cross term of all ``(b, s)`` against all ``r`` is one real matrix product
-``[Re A, -Im A] @ [Re P, Im P]^T`` of ``(B S, 2K)`` by ``(2K, R)``, with ``A = w C conj(X')``;
+``[Re A, -Im A] @ [Re P, Im P]^T`` of ``(B S, 2K)`` by ``(2K, R)``, with ``A = 2 w C conj(X')``;
 the power term is another, ``(w C^2) @ |P|^2^T``, ``(B, K)`` by ``(K, R)``. ``K``: the rfft
 samples of the shells 1 to ``max_shell`` (a band limit below Nyquist, ``n // 2 - 1`` at most).
 The origin does not count (as in RELION): images are normalised to a zero background, so their
@@ -83,7 +83,7 @@ def gaussian_pose_scores(
     c = torch.ones_like(x.real) if ctf is None else ctf.reshape(len(batch), -1)[:, keep]
     ramp = phase_ramp((n, n), shifts_px.to(device, dtype), rfft=True).reshape(len(shifts_px), -1)
     image = (w * x.real**2 + w * x.imag**2).sum(-1)  # (B,)
-    a = (w * c * x.conj())[:, None, :] * ramp[:, keep][None]  # (B, S, K): w C conj(X')
+    a = (2 * w * c * x.conj())[:, None, :] * ramp[:, keep][None]  # (B, S, K): 2 w C conj(X')
     a = torch.cat([a.real, -a.imag], -1)
     if own is not None:
         cross, power = _own_rows_terms(a, w * c * c, own)
@@ -95,7 +95,7 @@ def gaussian_pose_scores(
         cross = (a.flatten(0, 1) @ band.parts.T).view(len(batch), len(shifts_px), -1)
     constant = (m / 2 * torch.log(4 * math.pi * s2 / n**2)).sum()
     # in place on the product (its backward does not need it): one pass, no (B, S, R) copies
-    return cross.mul_(2).sub_((power + image[:, None] + constant)[:, None, :])
+    return cross.sub_((power + image[:, None] + constant)[:, None, :])
 
 
 def _own_rows_terms(a: torch.Tensor, wcc: torch.Tensor, own: OwnRows):
