@@ -117,6 +117,36 @@ def test_a_bands_samples_insert_as_their_full_grids(m, max_shell, scale):
         got.add_samples(data[:, :1], weights, rotations, m, samples)
 
 
+def test_a_slices_samples_are_its_grid_values_and_the_adjoint_of_their_insertion():
+    """``extract_samples_rfft_3d`` at some of a slice's rfft frequencies gives the values
+    ``extract_central_slices_rfft_3d`` puts there (two volumes, a coarser voxel), and is the
+    adjoint of ``accumulate_samples_rfft_3d``: <S V, Y> = <V, S^T Y> (real inner products,
+    the imaginary channel flipped with Friedel's sign in both)."""
+    from cryomath.projection import (
+        accumulate_samples_rfft_3d,
+        extract_central_slices_rfft_3d,
+        extract_samples_rfft_3d,
+        nyquist_samples,
+    )
+
+    g = torch.Generator().manual_seed(6)
+    spectrum = prepare_volume(torch.randn(2, 12, 12, 12, generator=g, dtype=torch.float64), 2.0)
+    rotations = so3.random_rotations(2 * 5, 6).reshape(2, 5, 3, 3)
+    frequencies, keep = nyquist_samples(12, 1.3, torch.float64, None, max_shell=4)
+    got = extract_samples_rfft_3d(spectrum, rotations, frequencies, frequency_scale=1.3,
+                                  chunk_size=2)  # fmt: skip
+    slices = extract_central_slices_rfft_3d(spectrum, rotations, frequency_scale=1.3)
+    assert got.shape == (2, 5, len(keep))
+    assert torch.equal(got, slices.flatten(-2)[..., keep])
+    y = torch.randn(5, 2, len(keep), generator=g, dtype=torch.float64)
+    adjoint = torch.zeros((1, *spectrum.data.shape[1:]), dtype=torch.float64)
+    accumulate_samples_rfft_3d(adjoint, y, rotations[0], frequencies, frequency_scale=1.3)
+    forward = float((got[0].real * y[:, 0]).sum() + (got[0].imag * y[:, 1]).sum())
+    assert forward == pytest.approx(float((spectrum.data[0] * adjoint[0]).sum()), rel=1e-12)
+    with pytest.raises(InvalidInputError):
+        extract_samples_rfft_3d(spectrum, rotations, frequencies[:, :1])
+
+
 @pytest.mark.parametrize(("n", "image_size", "pixel"), [(16, 16, 1.0), (15, 18, 1.1)])
 def test_insertion_is_the_exact_adjoint_of_the_forward_model(n, image_size, pixel):
     """<F V, Y> = <V, F^T Y> with CTF, shifts, pose hypotheses, per-(image, pose) weights, and

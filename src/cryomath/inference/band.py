@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cryomath.fourier.grids import fftfreq_grid
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 
 
@@ -23,6 +24,13 @@ def scored_samples(n: int, max_shell: int, device=None, dtype=torch.float32):
     m = hermitian_multiplicity((n, n), device=device, dtype=dtype).reshape(-1)
     keep = ((shells <= max_shell) & (shells >= 1) & (m > 0)).nonzero()[:, 0]
     return keep, m[keep], shells[keep]
+
+
+def scored_frequencies(n: int, max_shell: int, device=None, dtype=torch.float32):
+    """``(K, 2)``: the frequencies ``(kx, ky)`` (cycles per pixel) of :func:`scored_samples`,
+    where ``projection.extract_samples_rfft_3d`` makes a table's band."""
+    keep = scored_samples(n, max_shell, device)[0]
+    return fftfreq_grid((n, n), rfft=True, dtype=dtype, device=device).reshape(-1, 2)[keep]
 
 
 @dataclass
@@ -42,8 +50,13 @@ class BandProjections:
         """The band of complex ``projections (..., R, n, n // 2 + 1)``."""
         n = projections.shape[-2]
         keep = scored_samples(n, max_shell, projections.device)[0]
-        p = projections.flatten(-2)[..., keep]
-        return cls(torch.cat([p.real, p.imag], -1), p.real**2 + p.imag**2, n, max_shell)
+        return cls.of_samples(projections.flatten(-2)[..., keep], n, max_shell)
+
+    @classmethod
+    def of_samples(cls, p: torch.Tensor, image_size: int, max_shell: int) -> "BandProjections":
+        """The band from its complex samples ``p (..., R, K)`` (at :func:`scored_frequencies`
+        of ``image_size`` and ``max_shell``)."""
+        return cls(torch.cat([p.real, p.imag], -1), p.real**2 + p.imag**2, image_size, max_shell)
 
     @property
     def count(self) -> int:

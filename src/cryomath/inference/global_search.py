@@ -14,12 +14,17 @@ import torch
 
 from cryomath.devices import check_memory
 from cryomath.fourier.fft import complex_dtype
-from cryomath.inference.band import BandProjections, OwnRows, scored_samples
+from cryomath.inference.band import (
+    BandProjections,
+    OwnRows,
+    scored_frequencies,
+    scored_samples,
+)
 from cryomath.inference.posterior import posterior
 from cryomath.inference.sampling import Sampling, global_orientations, oversampled_orientations
 from cryomath.inference.scores import pose_scores
 from cryomath.inference.sums import PoseSums
-from cryomath.projection import extract_central_slices_rfft_3d
+from cryomath.projection import extract_central_slices_rfft_3d, extract_samples_rfft_3d
 
 if TYPE_CHECKING:  # annotations only: expectation imports this module
     from cryomath.inference.expectation import PassSums, References
@@ -50,10 +55,16 @@ class GlobalSearch:
         self.coarse_band = sampling.max_shell
         if sampling.oversample and sampling.coarse_shell is not None:
             self.coarse_band = min(sampling.max_shell, sampling.coarse_shell)
-        # (K R, n, n // 2 + 1), then the children's (K 8 R, ...)
-        self.coarse = project_references(spectrum, coarse, dtype, self.coarse_band)
+        # the coarse (K R) projections: an adaptive pass with Gaussian scores scores them here
+        # alone, at its band (as the children's K 8 R); otherwise they are the hypotheses
+        if sampling.oversample and sampling.dose_e_per_a2 is None:
+            self.coarse = band_projections(spectrum, coarse, dtype, self.coarse_band)
+        else:
+            self.coarse = project_references(spectrum, coarse, dtype, self.coarse_band)
+        self.n_coarse = len(coarse)  # per class
         self.poses, self.fine = coarse, None
-        self.hypotheses_per_image, self.own_projections_per_image = len(self.coarse), 0
+        self.hypotheses_per_image = self.n_classes * self.n_coarse
+        self.own_projections_per_image = 0
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
             if sampling.dose_e_per_a2 is None:  # Gaussian scores: only the band's parts
@@ -61,7 +72,8 @@ class GlobalSearch:
             else:
                 self.fine = project_references(spectrum, self.poses, dtype, sampling.max_shell)
             self.own_projections_per_image = 8 * sampling.max_significant
-            self.hypotheses_per_image = max(len(self.coarse), self.own_projections_per_image)
+            self.hypotheses_per_image = max(self.hypotheses_per_image,
+                                            self.own_projections_per_image)  # fmt: skip
 
     def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
         """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
@@ -77,8 +89,7 @@ class GlobalSearch:
         or each image's children with their rows ``(B, J)`` in ``self.poses``' table (Gaussian
         scores: ``OwnRows`` of the band table; Poisson: complex ``(B, J, ...)``);
         ``image_prior (B, K)``: each image's extra log prior on the classes."""
-        log_class_prior = self.log_class_prior
-        n_coarse = len(self.coarse) // len(log_class_prior)
+        log_class_prior, n_coarse = self.log_class_prior, self.n_coarse
         coarse_prior = with_image_prior(log_class_prior.repeat_interleave(n_coarse), image_prior,
                                         n_coarse)  # fmt: skip
         if self.fine is None:
@@ -116,21 +127,25 @@ def project_references(spectrum, poses, dtype, max_shell: int):
 
 def band_projections(spectrum, poses, dtype, max_shell: int,
                      chunk: int = 4096) -> BandProjections:  # fmt: skip
-    """:func:`project_references`' band (``BandProjections`` of ``K R`` rows), made ``chunk``
-    poses at a time: the whole complex table is never held (HEALPix order 3 oversampled,
-    294,912 poses of a 64 box in float32: 5.0 GB; its band of 12 shells: 0.9 GB)."""
+    """:func:`project_references`' band (``BandProjections`` of ``K R`` rows), sampled there
+    alone (``projection.extract_samples_rfft_3d``) ``chunk`` poses at a time: no complex rfft
+    grids, and the parts and powers filled as they come (HEALPix order 3 oversampled, 294,912
+    poses of a 64 box in float32: 5.0 GB as complex grids; its band of 12 shells: 0.9 GB)."""
+    n = spectrum.n
+    frequencies = scored_frequencies(n, max_shell, spectrum.data.device, torch.float64)
     parts = power = None
     for start in range(0, len(poses), chunk):
-        part = BandProjections.of(project_references(spectrum, poses[start : start + chunk],
-                                                     dtype, max_shell), max_shell)  # fmt: skip
         count = min(chunk, len(poses) - start)
-        k = part.power.shape[0] // count
+        samples = extract_samples_rfft_3d(spectrum, poses[None, start : start + count].to(
+            spectrum.data.dtype), frequencies)  # fmt: skip
+        part = BandProjections.of_samples(samples.to(complex_dtype(dtype)), n, max_shell)
+        k = part.power.shape[0]
         if parts is None:
             parts = part.parts.new_empty((k, len(poses), part.parts.shape[-1]))
             power = part.power.new_empty((k, len(poses), part.power.shape[-1]))
-        parts[:, start : start + count] = part.parts.view(k, count, -1)
-        power[:, start : start + count] = part.power.view(k, count, -1)
-    return BandProjections(parts.flatten(0, 1), power.flatten(0, 1), part.image_size, max_shell)
+        parts[:, start : start + count] = part.parts
+        power[:, start : start + count] = part.power
+    return BandProjections(parts.flatten(0, 1), power.flatten(0, 1), n, max_shell)
 
 
 def with_group(poses: torch.Tensor, group: torch.Tensor) -> torch.Tensor:

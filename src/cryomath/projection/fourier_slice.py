@@ -198,7 +198,48 @@ def extract_central_slices_rfft_3d(
     kernel (:mod:`cryomath.projection.compiled`: faster once compiled; the first call for a
     shape compiles for seconds). ``max_shell``: the samples beyond that shell are left zero
     (a band-limited search: less to interpolate)."""
-    n, n_pad = image_size or spectrum.n, spectrum.n_pad
+    n = image_size or spectrum.n
+    r, pose_shape = _poses(spectrum, rotations, chunk_size)
+    k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device, max_shell)
+    sample = _chunk_sampler(spectrum, k, ewald_curvature, frequency_scale, compiled, chunk_size)
+    # filled chunk by chunk: a global search's table (up to GBs) is held once, not twice
+    slices = torch.zeros((r.shape[0], r.shape[1], n * (n // 2 + 1)), device=spectrum.data.device,
+                         dtype=complex_dtype(spectrum.data.dtype))  # fmt: skip
+    for start in range(0, r.shape[1], chunk_size):
+        chunk = r[:, start : start + chunk_size]
+        slices[:, start : start + chunk.shape[1]].index_copy_(-1, keep, sample(chunk))
+    return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
+
+
+def extract_samples_rfft_3d(
+    spectrum: VolumeSpectrum,
+    rotations: torch.Tensor,
+    frequencies: torch.Tensor,
+    ewald_curvature: float = 0.0,
+    chunk_size: int = 128,
+    frequency_scale: float = 1.0,
+    compiled: bool = False,
+) -> torch.Tensor:
+    """The complex values ``(*batch, P..., K)`` of :func:`extract_central_slices_rfft_3d`'s
+    slices at the image frequencies ``frequencies (K, 2)`` ``(kx, ky)`` in cycles per image
+    pixel (inside both Nyquist circles, e.g. a band's), without the rest of the rfft grid: the
+    adjoint of :func:`~cryomath.projection.accumulate_samples_rfft_3d`. Arguments as there."""
+    r, pose_shape = _poses(spectrum, rotations, chunk_size)
+    if frequencies.ndim != 2 or frequencies.shape[-1] != 2:
+        raise InvalidInputError(f"frequencies must be (K, 2), got {tuple(frequencies.shape)}")
+    k = frequencies.to(r.device, r.dtype)
+    sample = _chunk_sampler(spectrum, k, ewald_curvature, frequency_scale, compiled, chunk_size)
+    out = torch.empty((r.shape[0], r.shape[1], len(k)), device=spectrum.data.device,
+                      dtype=complex_dtype(spectrum.data.dtype))  # fmt: skip
+    for start in range(0, r.shape[1], chunk_size):
+        chunk = r[:, start : start + chunk_size]
+        out[:, start : start + chunk.shape[1]] = sample(chunk)
+    return out.reshape(*spectrum.batch_shape, *pose_shape, len(k))
+
+
+def _poses(spectrum: VolumeSpectrum, rotations: torch.Tensor, chunk_size: int):
+    """``rotations`` checked against the volume batch and flattened to ``(B, P, 3, 3)`` in
+    the volume's dtype, and their pose shape ``P...``."""
     nb = len(spectrum.batch_shape)
     if tuple(rotations.shape[-2:]) != (3, 3):
         raise InvalidInputError(f"rotations must be (..., 3, 3), got {tuple(rotations.shape)}")
@@ -213,22 +254,17 @@ def extract_central_slices_rfft_3d(
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     check_rotation_matrices(rotations)
     rotations = rotations.expand(*lead, *rotations.shape[nb:]).to(spectrum.data.dtype)
-    pose_shape = rotations.shape[nb:-2]
-    r = rotations.reshape(spectrum.data.shape[0], -1, 3, 3)
-    k, keep = nyquist_samples(n, frequency_scale, r.dtype, r.device, max_shell)
-    fused = compiled and spectrum.interpolation == "trilinear" and not ewald_curvature
-    padded = [padded_spectrum(d) for d in spectrum.data] if fused else None
-    # filled chunk by chunk: a global search's table (up to GBs) is held once, not twice
-    slices = torch.zeros((r.shape[0], r.shape[1], n * (n // 2 + 1)), device=spectrum.data.device,
-                         dtype=complex_dtype(spectrum.data.dtype))  # fmt: skip
-    for start in range(0, r.shape[1], chunk_size):
-        chunk = r[:, start : start + chunk_size]
-        if fused:
-            inside = _compiled_chunk(padded, chunk, k, n_pad, frequency_scale, chunk_size)
-        else:
-            inside = _sampled_chunk(spectrum, chunk, k, ewald_curvature, frequency_scale)
-        slices[:, start : start + chunk.shape[1]].index_copy_(-1, keep, inside.to(slices.dtype))
-    return slices.reshape(*spectrum.batch_shape, *pose_shape, n, n // 2 + 1)
+    return rotations.reshape(spectrum.data.shape[0], -1, 3, 3), rotations.shape[nb:-2]
+
+
+def _chunk_sampler(spectrum, k, ewald_curvature, frequency_scale, compiled, chunk_size):
+    """The function from a chunk of rotations ``(B, Pc, 3, 3)`` to its complex samples ``(B,
+    Pc, K)`` at the frequencies ``k``: the compiled kernel or ``grid_sample``."""
+    if compiled and spectrum.interpolation == "trilinear" and not ewald_curvature:
+        padded = [padded_spectrum(d) for d in spectrum.data]
+        return lambda chunk: _compiled_chunk(padded, chunk, k, spectrum.n_pad, frequency_scale,
+                                             chunk_size)  # fmt: skip
+    return lambda chunk: _sampled_chunk(spectrum, chunk, k, ewald_curvature, frequency_scale)
 
 
 def _sampled_chunk(spectrum, rotations, k, ewald_curvature, frequency_scale) -> torch.Tensor:
