@@ -61,7 +61,8 @@ def project_components(
     whose padded spectra are ``spectra`` (``projection.prepare_volume``)."""
     w = sample_weights(batch, noise, max_shell)
     residual = batch.spectra - predict_spectra(mean_spectrum, batch)
-    a = torch.stack([predict_spectra(s, batch) for s in spectra], 1)  # (B, K, n, m)
+    # the components count only where w does: predicted there alone
+    a = torch.stack([predict_spectra(s, batch, max_shell=max_shell) for s in spectra], 1)
     weighted = a * w
     gram = torch.einsum("bkyx,blyx->bkl", weighted.conj(), a).real
     b = torch.einsum("bkyx,byx->bk", weighted.conj(), residual).real

@@ -77,10 +77,12 @@ def predict_spectra(
     shifts_px: torch.Tensor | None = None,
     ctf_sign: str = "relion",
     ewald: Ewald | None = None,
+    max_shell: int | None = None,
 ) -> torch.Tensor:
     """Predicted rfft spectra ``(B, *H, n, n // 2 + 1)`` of the batch's images (module
     docstring); ``rotations (B, *H, 3, 3)`` and ``shifts_px (B, [*H,] 2)`` replace the batch's
-    own poses and shifts (pose hypotheses); ``ewald``: curved slices (module docstring)."""
+    own poses and shifts (pose hypotheses); ``ewald``: curved slices (module docstring);
+    ``max_shell``: zero beyond that shell (only the band is sampled)."""
     rotations = _poses(batch, rotations)
     n_hyp = rotations.ndim - 3
     n = batch.image_size
@@ -90,13 +92,14 @@ def predict_spectra(
         h = _per_hypothesis(h, n_hyp, 2)
         plus, minus = (
             extract_central_slices_rfft_3d(spectrum, rotations, side * c, image_size=n,
-                                           frequency_scale=scale)
+                                           frequency_scale=scale, max_shell=max_shell)
             for side in (1, -1)
         )  # fmt: skip
         slices = h * plus + h.conj() * minus
     else:
-        slices = extract_central_slices_rfft_3d(spectrum, rotations, image_size=n,
-                                                frequency_scale=scale)  # fmt: skip
+        slices = extract_central_slices_rfft_3d(
+            spectrum, rotations, image_size=n, frequency_scale=scale, max_shell=max_shell
+        )
         ctf = batch.ctf_values(ctf_sign)
         if ctf is not None:
             slices = slices * _per_hypothesis(ctf, n_hyp, 2).to(slices.real.dtype)
