@@ -21,8 +21,9 @@ from cryomath.errors import InvalidInputError
 from cryomath.fourier.shift import phase_ramp
 from cryomath.imaging import FourierAccumulator, ParticleBatch
 
-# below this fraction of non-zero weights, the sums go through sparse products (CPU): 0.8x the
-# dense product's time at 0.25, 3-4x faster at 0.1 and 9-13x at 0.03 (bench/RESULTS.md)
+# below this fraction of non-zero weights, the sums go through sparse products (CPU; one
+# thread, bench/pose_sums.py: 7-8x faster at 1.5-3 %, 4x at 10 %, 2.7x at 15 %, 1.15x at 25 %,
+# 0.6x at 50 %)
 _SPARSE_BELOW = 0.15
 
 
