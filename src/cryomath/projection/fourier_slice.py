@@ -223,7 +223,8 @@ def extract_samples_rfft_3d(
     """The complex values ``(*batch, P..., K)`` of :func:`extract_central_slices_rfft_3d`'s
     slices at the image frequencies ``frequencies (K, 2)`` ``(kx, ky)`` in cycles per image
     pixel (inside both Nyquist circles, e.g. a band's), without the rest of the rfft grid: the
-    adjoint of :func:`~cryomath.projection.accumulate_samples_rfft_3d`. Arguments as there."""
+    adjoint of :func:`~cryomath.projection.accumulate_samples_rfft_3d`. The other arguments as
+    in :func:`extract_central_slices_rfft_3d`."""
     r, pose_shape = _poses(spectrum, rotations, chunk_size)
     if frequencies.ndim != 2 or frequencies.shape[-1] != 2:
         raise InvalidInputError(f"frequencies must be (K, 2), got {tuple(frequencies.shape)}")
