@@ -10,9 +10,9 @@ padded 84^3 up to shell 20, as the demo's chain inserts) and the inference boxes
 """
 
 import argparse
-import time
 
 import torch
+from measure import interleaved_best
 
 from cryomath import so3
 from cryomath.fourier import grid_sample_3d_adjoint, grid_sample_coordinates
@@ -51,25 +51,23 @@ def compare(n: int, slices_count: int, max_shell: int | None, dtype, repeat: int
         "compiled=True": lambda o: accumulate_central_slices_rfft_3d(
             o, slices, rotations, weights, max_shell=max_shell, compiled=True),
     }  # fmt: skip
-    sums, times = {}, {name: [] for name in runs}
-    for name, run in runs.items():  # warm-up (the compiled kernels compile here)
-        sums[name] = torch.zeros(out_shape, dtype=dtype)
-        run(sums[name])
-    for _ in range(repeat):
-        for name, run in runs.items():
-            out = torch.zeros(out_shape, dtype=dtype)
-            start = time.perf_counter()
+
+    def inserted(run):  # (prepare, call) for interleaved_best: a fresh volume, filled
+        def call(out):
             run(out)
-            times[name].append(time.perf_counter() - start)
+            return out
+
+        return lambda: torch.zeros(out_shape, dtype=dtype), call
+
+    best, sums = interleaved_best({name: inserted(run) for name, run in runs.items()}, repeat)
     reference = sums["grid_sampler_3d_backward"]
     scale = float(reference.abs().max())
-    base = min(times["grid_sampler_3d_backward"])
+    base = best["grid_sampler_3d_backward"]
     band = "full band" if max_shell is None else f"shell {max_shell}"
     print(f"{slices_count} slices of {n}^2 into {2 * n}^3, {band}:")
     for name in runs:
-        best = min(times[name])
         error = float((sums[name] - reference).abs().max()) / scale
-        print(f"  {name:26s} {best:.3f} s  {base / best:.2f}x  "
+        print(f"  {name:26s} {best[name]:.3f} s  {base / best[name]:.2f}x  "
               f"(largest difference {error:.1e} of the largest sum)")  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """Code shared by the benchmarks: resident-memory probes (Linux /proc) for their subprocesses
-and for a stretch of this process, the best-of-N wall time of a call on a device, the
-seconds of each iteration a RELION run wrote, and the check that RELION's programs are there."""
+and for a stretch of this process, the best-of-N wall time of a call on a device or of
+several calls taken in turn, the seconds of each iteration a RELION run wrote, and the check
+that RELION's programs are there."""
 
 import shutil
 import time
@@ -49,6 +50,23 @@ def best_seconds(fn, device: torch.device, repeat: int) -> float:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved_best(runs: dict, repeat: int) -> tuple[dict[str, float], dict]:
+    """The fastest of ``repeat`` timed rounds of each of ``runs`` (name -> ``(prepare,
+    call)``: ``call(prepare())`` is timed, ``prepare`` not), after one warm-up round, the runs
+    taken in turn within each round so that the machine's drift falls on all of them alike;
+    and what each run's last ``call`` returned. CPU timings (no device synchronisation)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    results = {}
+    for attempt in range(repeat + 1):
+        for name, (prepare, call) in runs.items():
+            argument = prepare()
+            start = time.perf_counter()
+            results[name] = call(argument)
+            if attempt:
+                times[name].append(time.perf_counter() - start)
+    return {name: min(seconds) for name, seconds in times.items()}, results
 
 
 def relion_iteration_seconds(out: Path, started: float) -> tuple[list[float], Path]:

@@ -11,9 +11,9 @@ Best of ``--repeat`` after a warm-up, interleaved.
 """
 
 import argparse
-import time
 
 import torch
+from measure import interleaved_best
 
 from cryomath import so3
 from cryomath.ctf import CTF
@@ -43,20 +43,22 @@ def _inputs(fraction: float, g: torch.Generator):
 def compare(fraction: float, repeat: int) -> None:
     """Time the dense and the sparse sums at one fraction of non-zero weights and print them."""
     batch, weights, shifts, rows = _inputs(fraction, torch.Generator().manual_seed(0))
-    runs = {"dense": 0.0, "sparse": 2.0}  # the _SPARSE_BELOW that picks each way
-    sums, times = {}, {name: [] for name in runs}
-    for attempt in range(repeat + 1):  # the first is a warm-up
-        for name, below in runs.items():
+
+    def added(below):  # (prepare, call): empty sums with the _SPARSE_BELOW that picks a way
+        def prepare():
             sums_module._SPARSE_BELOW = below
-            s = PoseSums(ROWS, SIZE, SHELL, torch.float32, None)
-            start = time.perf_counter()
-            s.add(batch, weights, shifts, rows)
-            if attempt:
-                times[name].append(time.perf_counter() - start)
-            sums[name] = s
+            return PoseSums(ROWS, SIZE, SHELL, torch.float32, None)
+
+        def call(sums):
+            sums.add(batch, weights, shifts, rows)
+            return sums
+
+        return prepare, call
+
+    best, sums = interleaved_best({"dense": added(0.0), "sparse": added(2.0)}, repeat)
     scale = float(sums["dense"].data.abs().max())
     error = float((sums["sparse"].data - sums["dense"].data).abs().max()) / scale
-    dense, sparse = min(times["dense"]), min(times["sparse"])
+    dense, sparse = best["dense"], best["sparse"]
     print(
         f"{fraction:6.1%} non-zero: dense {dense:.3f} s, sparse {sparse:.3f} s, "
         f"{dense / sparse:5.2f}x (largest difference {error:.1e} of the largest sum)"

@@ -8,9 +8,9 @@ takes a slow path) and narrowly (all within a few units). Best of ``--repeat``, 
 """
 
 import argparse
-import time
 
 import torch
+from measure import interleaved_best
 
 from cryomath.inference import offset_log_prior, posterior
 
@@ -32,21 +32,15 @@ def compare(spread: float, repeat: int) -> None:
     shifts = torch.randn(29, 2, generator=g)
     prior_s = offset_log_prior(shifts, torch.randn(256, 2, generator=g), 2.0)
     prior_r = torch.full((4608,), -8.4)
-    runs = {
-        "torch.exp": lambda: with_exp(scores, prior_s, prior_r),
-        "exp2 (default)": lambda: posterior(scores, prior_s, prior_r, count_significant=False),
-    }
-    times = {name: [] for name in runs}
-    for attempt in range(repeat + 1):  # the first is a warm-up
-        for name, run in runs.items():
-            start = time.perf_counter()
-            result = run()
-            if attempt:
-                times[name].append(time.perf_counter() - start)
-    weights, evidence = with_exp(scores, prior_s, prior_r)
+    best, results = interleaved_best({
+        "torch.exp": (lambda: None, lambda _: with_exp(scores, prior_s, prior_r)),
+        "exp2 (default)": (lambda: None, lambda _: posterior(scores, prior_s, prior_r,
+                                                             count_significant=False)),
+    }, repeat)  # fmt: skip
+    (weights, evidence), result = results["torch.exp"], results["exp2 (default)"]
     error = float((result.weights.flatten(1) - weights).abs().max())
     evidence_error = float((result.log_evidence - evidence).abs().max())
-    old, new = min(times["torch.exp"]), min(times["exp2 (default)"])
+    old, new = best["torch.exp"], best["exp2 (default)"]
     print(f"scores of sd {spread:g}: torch.exp {old:.3f} s, exp2 {new:.3f} s, {old / new:.2f}x "
           f"(weights differ by {error:.1e} at most, log evidence by "
           f"{evidence_error:.1e})")  # fmt: skip
