@@ -43,7 +43,7 @@ def accumulate_central_slices_rfft_3d(
     fill channels ``2l, 2l + 1`` and ``2L + w``. Only the samples inside the Nyquist circle are
     spread (the rest are zero: a fifth of the rfft), and with ``max_shell`` only those up to
     that shell (slices known to be zero beyond it). ``ewald_curvature`` and ``compiled`` as in
-    :func:`accumulate_samples_rfft_3d`, which spreads each chunk's samples."""
+    :func:`accumulate_samples_rfft_3d`, whose spreading loop spreads each chunk's samples."""
     check_rotation_matrices(rotations)
     p, n = slices.shape[0], slices.shape[-2]
     if slices.ndim == 3:
@@ -57,18 +57,24 @@ def accumulate_central_slices_rfft_3d(
         )
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
+    channels = 2 * slices.shape[1] + (0 if slice_weights is None else slice_weights.shape[1])
+    _check_out(out, channels)
     real = out.dtype
     k, keep = nyquist_samples(n, frequency_scale, real, out.device, max_shell)
-    imaginary = slice(1, 2 * slices.shape[1], 2)
-    for start in range(0, p, chunk_size):
-        chunk = slice(start, start + chunk_size)
-        s = slices[chunk].flatten(-2)[..., keep]  # (Pc, L, K)
-        parts = torch.stack([s.real, s.imag], 2).flatten(1, 2)  # (Pc, 2L, K)
-        if slice_weights is not None:
-            weights = slice_weights[chunk].flatten(-2)[..., keep].to(real)
-            parts = torch.cat([parts, weights], 1)
-        accumulate_samples_rfft_3d(out, parts, rotations[chunk], k, imaginary, chunk_size,
-                                   frequency_scale, ewald_curvature, compiled)  # fmt: skip
+
+    def chunks():  # (Pc, C, K) real parts of a chunk's samples inside the band, its rotations
+        for start in range(0, p, chunk_size):
+            chunk = slice(start, start + chunk_size)
+            s = slices[chunk].flatten(-2)[..., keep]  # (Pc, L, K)
+            parts = torch.stack([s.real, s.imag], 2).flatten(1, 2)  # (Pc, 2L, K)
+            if slice_weights is not None:
+                weights = slice_weights[chunk].flatten(-2)[..., keep].to(real)
+                parts = torch.cat([parts, weights], 1)
+            yield parts, rotations[chunk]
+
+    grad = _needs_grad(slices, slice_weights, rotations)
+    _spread_chunks(out, chunks(), k, slice(1, 2 * slices.shape[1], 2), frequency_scale,
+                   ewald_curvature, compiled, grad)  # fmt: skip
 
 
 def accumulate_samples_rfft_3d(
@@ -104,12 +110,30 @@ def accumulate_samples_rfft_3d(
             f"need values (P, C, K), rotations (P, 3, 3) and frequencies (K, 2); got "
             f"{tuple(values.shape)}, {tuple(rotations.shape)} and {tuple(frequencies.shape)}"
         )
-    if out.ndim != 5 or out.shape[1] != c:
-        raise InvalidInputError(f"need out (1, {c}, z, y, x) for {c} channels of values; "
-                                f"got {tuple(out.shape)}")  # fmt: skip
-    real, shape = out.dtype, tuple(out.shape[-3:])
-    k = frequencies.to(real)
-    grad = torch.is_grad_enabled() and _needs_grad(values, rotations)
+    _check_out(out, c)
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
+    chunks = ((values[start : start + chunk_size], rotations[start : start + chunk_size])
+              for start in range(0, p, chunk_size))  # fmt: skip
+    _spread_chunks(out, chunks, frequencies.to(out.dtype), imaginary, frequency_scale,
+                   ewald_curvature, compiled, _needs_grad(values, rotations))  # fmt: skip
+
+
+def _check_out(out: torch.Tensor, channels: int) -> None:
+    """Refuse an ``out`` that is not ``(1, channels, z, y, x)``, before anything is added."""
+    if out.ndim != 5 or out.shape[1] != channels:
+        raise InvalidInputError(f"need out (1, {channels}, z, y, x) for {channels} channels of "
+                                f"values; got {tuple(out.shape)}")  # fmt: skip
+
+
+def _spread_chunks(out, chunks, k, imaginary, frequency_scale, ewald_curvature, compiled,
+                   grad) -> None:  # fmt: skip
+    """Add each chunk of ``chunks`` (real parts ``(Pc, C, K)`` at the frequencies ``k (K, 2)``,
+    and their rotations ``(Pc, 3, 3)``) into ``out``, the way chosen once for all of them
+    (:func:`accumulate_samples_rfft_3d`'s "How"); ``grad``: whether a gradient must flow back
+    to the parts or rotations."""
+    c, real, shape = out.shape[1], out.dtype, tuple(out.shape[-3:])
+    grad = grad and torch.is_grad_enabled()
     cpu = out.device.type == "cpu" and min(shape) >= 2
     fused = compiled and not (ewald_curvature or grad) and cpu
     # without a gradient, the CPU spreads by index_add_ into ``out`` itself when each channel
@@ -126,9 +150,8 @@ def accumulate_samples_rfft_3d(
         direct = spread.is_contiguous()
         if not direct:
             spread = out.new_zeros(spread.shape)
-    for start in range(0, p, chunk_size):
-        chunk = slice(start, start + chunk_size)
-        parts, rotation = values[chunk].to(real), rotations[chunk].to(real)
+    for parts, rotation in chunks:
+        parts, rotation = parts.to(real), rotation.to(real)
         if fused and spread_slices(spread, rotation, k, parts.transpose(1, 2), flipped,
                                    shape[0] * frequency_scale):  # fmt: skip
             continue
