@@ -26,8 +26,9 @@ images' greyscale; cryomath scales its own, ``inference.greyscale``). A RELION r
 one sitting: ``--relion-timeout`` stops it, and the same command with ``--reuse-cryomath``
 continues it from its last iteration (``run_relion``); every iteration it finished is scored
 (``iterations``: its summed seconds, pose errors and maps), and ``--relion-score-only``
-scores a run as it stands without launching it. ``bench/pause_relion.sh`` stops a running
-RELION to free the cores for another job; its pauses do not count.
+scores a run as it stands without launching it. ``bench/long_runs.sh`` runs it to the end
+across sittings, and ``bench/pause.sh`` stops it to free the cores for another job; its
+pauses do not count.
 
 The floor: ``efficient_median_error_degrees`` and ``efficient_median_offset_error_px``, the
 median rotation and offset errors an efficient estimator would reach knowing the true map,
@@ -442,8 +443,8 @@ def _relion_final(folder: Path) -> Path | None:
 def _relion_seconds(folder: Path, launches: list[float], until: float = float("inf")) -> float:
     """The sum of each iteration's time up to the file time ``until``: from the latest event
     before it (its previous iteration's optimiser file, or the launch that computed it) to its
-    own optimiser file, less the pauses in it (``pauses.json``, written by
-    ``bench/pause_relion.sh``); the final reconstruction after convergence likewise."""
+    own optimiser file, less the pauses in it (``pauses.json``, written by ``bench/pause.sh``);
+    the final reconstruction after convergence likewise."""
     ends = [p.stat().st_mtime for p in _relion_iterations(folder, "optimiser")]
     final = _relion_final(folder)
     if final is not None:
