@@ -14,9 +14,11 @@ if [ -z "$pids" ]; then exec "$@"; fi  # nothing running: nothing to pause
 start=$(date +%s.%N)
 resume() {
     kill -CONT $pids 2>/dev/null || true
-    for log in "$out/pauses.json" "$out"/*/relion/pauses.json; do
-        [ -d "$(dirname "$log")" ] || continue
-        python3 - "$log" "$start" "$(date +%s.%N)" <<'PY'
+    local end
+    end=$(date +%s.%N)
+    for folder in "$out" "$out"/*/relion; do
+        [ -d "$folder" ] || continue
+        python3 - "$folder/pauses.json" "$start" "$end" <<'PY'
 import json, pathlib, sys
 path = pathlib.Path(sys.argv[1])
 pauses = json.loads(path.read_text()) if path.exists() else []
