@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Free the two cores of the runs bench/long_runs.sh keeps going in OUT for another job (a timing,
-# the test suite): every process of its session is stopped (SIGSTOP), COMMAND runs, they go on
+# the test suite): every process of the queue is stopped (SIGSTOP), COMMAND runs, they go on
 # (SIGCONT, also when COMMAND fails or is interrupted). The pause is appended to OUT/pauses.json
 # and to each RELION folder's pauses.json, which bench/refine.py subtracts from RELION's seconds.
 # cryoDRGN's own epoch times ("Finished in") still count it.
@@ -9,8 +9,14 @@ set -euo pipefail
 out=/tmp/dev/long
 if [ $# -gt 1 ] && [ -e "$1/queue.sid" ]; then out=$1; shift; fi
 [ $# -gt 0 ] || { echo "usage: bash bench/pause.sh [OUT] COMMAND [ARGS...]" >&2; exit 2; }
+# the queue's session and every process below it (RELION's mpirun runs in a session of its own)
 pids=$(pgrep -s "$(cat "$out/queue.sid")" -d ' ' || true)
-if [ -z "$pids" ]; then exec "$@"; fi  # nothing running: nothing to pause
+next=$pids
+while [ -n "$next" ]; do
+    next=$(for p in $next; do pgrep -P "$p" -d ' ' || true; done | xargs)
+    pids="$pids $next"
+done
+if [ -z "${pids// /}" ]; then exec "$@"; fi  # nothing running: nothing to pause
 start=$(date +%s.%N)
 resume() {
     kill -CONT $pids 2>/dev/null || true
