@@ -21,6 +21,7 @@ import torch
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.shells import hermitian_multiplicity, shell_index
 from cryomath.imaging import NoiseSpectrum, iter_batches
+from cryomath.inference.refine_rules import shell_of
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3 import random_rotations
 
@@ -35,9 +36,8 @@ def greyscale_factor(
     (default: the first 1,000) of ``table``, from the shells to ``max_shell`` and to 20 A
     (module docstring)."""
     rows = np.arange(min(table.n, 1000)) if rows is None else rows
-    n_box = reference.shape[-1]
-    max_shell = max(1, min(max_shell, int(n_box * voxel_size_angstrom
-                                          / LOWEST_RESOLUTION_ANGSTROM)))  # fmt: skip
+    lowest = shell_of(LOWEST_RESOLUTION_ANGSTROM, reference.shape[-1], voxel_size_angstrom)
+    max_shell = max(1, min(max_shell, lowest))
     spectrum = prepare_volume(reference.double().to(device), 2.0,
                               voxel_size_angstrom=voxel_size_angstrom)  # fmt: skip
     signal = model = 0.0
