@@ -7,8 +7,12 @@
 #     bash bench/pause.sh [OUT] COMMAND [ARGS...]     (OUT: default /tmp/dev/long)
 set -euo pipefail
 out=/tmp/dev/long
-if [ $# -gt 1 ] && [ -e "$1/queue.sid" ]; then out=$1; shift; fi
+if [ $# -gt 1 ] && [ -d "$1" ]; then
+    [ -e "$1/queue.sid" ] || { echo "pause.sh: $1 holds no queue (no queue.sid)" >&2; exit 2; }
+    out=$1; shift
+fi
 [ $# -gt 0 ] || { echo "usage: bash bench/pause.sh [OUT] COMMAND [ARGS...]" >&2; exit 2; }
+[ -e "$out/queue.sid" ] || exec "$@"  # no queue was ever started here: nothing to pause
 # the queue's session and every process below it (RELION's mpirun runs in a session of its own)
 pids=$(pgrep -s "$(cat "$out/queue.sid")" -d ' ' || true)
 next=$pids
