@@ -344,8 +344,10 @@ def test_refine_finds_poses_writes_relion_files_and_continues_exactly(tmp_path, 
 def test_class3d_separates_two_conformations(tmp_path, capsys):
     """``cryomath class3d`` with one initial map per class (both low-passed to 60 A) on 300
     particles (box 32, 3 A, CTF, SNR 0.2) of two conformations of the 6VYB N-domain (one with
-    a third of it removed), at Haar-random poses: at least 95 % of particles end in the class
-    of their conformation, and the outputs name each class's map, count and resolution."""
+    a third of it removed), at Haar-random poses: after 6 iterations at least 95 % of particles
+    end in the class of their conformation (measured 98.7 %; 95.3-99.0 % on seeds 1-3, and
+    100 % with the true poses and maps; 3 iterations gave 89-95 %, their poses not yet found),
+    and the outputs name each class's map, count and resolution."""
     import json
 
     from cryomath.cli import main
@@ -361,7 +363,7 @@ def test_class3d_separates_two_conformations(tmp_path, capsys):
     out = tmp_path / "c3d"
     star = str(tmp_path / "particles.star")
     assert main(["class3d", star, "--reference", str(tmp_path / "a.mrc"),
-                 "--reference", str(tmp_path / "b.mrc"), "--classes", "2", "--iterations", "3",
+                 "--reference", str(tmp_path / "b.mrc"), "--classes", "2", "--iterations", "6",
                  "--healpix-order", "1", "--offset-range", "2", "--out", str(out),
                  "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)

@@ -116,9 +116,9 @@ def estimate_noise_from_background(
 ) -> NoiseSpectrum:
     """Noise power per optics group and shell from the pixels of raw images outside a circle of
     ``mask_radius_px`` (the particle): each image minus its background mean, times the soft
-    background mask, transformed; the power is divided by the mask's mean square, the share of
-    the box the background stands for. Exact for white noise; for coloured noise the mask
-    smooths the spectrum over a few shells."""
+    background mask, transformed; the power at each frequency is divided by what white noise of
+    unit variance gives there (:func:`_masked_white_noise_power`). Exact for white noise; for
+    coloured noise the mask smooths the spectrum over a few shells."""
     sums = _ShellSums()
     for batch in batches:
         n = batch.image_size
@@ -133,5 +133,20 @@ def estimate_noise_from_background(
         mean = (images * background).sum((-1, -2)) / background.sum()
         spectra = fft_nd((images - mean[:, None, None]) * background, 2, rfft=True)
         power = (spectra.abs() ** 2 * batch.weights[:, None, None]).sum(0)
-        sums.add(batch.optics_group, n, power / (background**2).mean(), batch.weights.sum())
+        sums.add(batch.optics_group, n, power * n * n / _masked_white_noise_power(background),
+                 batch.weights.sum())  # fmt: skip
     return sums.result()
+
+
+def _masked_white_noise_power(m: torch.Tensor) -> torch.Tensor:
+    """``E |F[m (e - c)]_k|^2 (n, n // 2 + 1)`` for white noise ``e`` of unit variance and its
+    masked mean ``c = sum m e / sum m``: ``sum m^2 - 2 Re(U_k conj M_k) / sum m + |M_k|^2 sum m^2
+    / (sum m)^2``, with ``M``, ``U`` the transforms of ``m`` and ``m^2``. Beyond the mask's own
+    band it is ``sum m^2``; at the first shells the mean's removal takes power away (a fifth at
+    shell 1 for a wide particle). At ``k = 0`` it is 0 (no estimate): ``sum m^2`` is used there."""
+    total, square = m.sum(), (m**2).sum()
+    mask_ft, square_ft = fft_nd(m, 2, rfft=True), fft_nd(m**2, 2, rfft=True)
+    expected = (square - 2 * (square_ft * mask_ft.conj()).real / total
+                + mask_ft.abs() ** 2 * square / total**2)  # fmt: skip
+    expected[0, 0] = square
+    return expected
