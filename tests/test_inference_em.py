@@ -78,6 +78,37 @@ def test_dense_and_indexed_sums_equal_inserting_every_hypothesis(kept):
         assert float((acc.sums[0, :2] - direct.sums[0, :2]).abs().max() / scale) < 1e-12
 
 
+@pytest.mark.parametrize("oversample", [True, False])
+def test_sums_inserted_batch_by_batch_equal_the_dense_ones(tmp_path, oversample):
+    """When a global search's sums of every orientation would not fit (``max_sums_bytes``),
+    each batch's sums hold only the rows its images touch and are inserted at once: the
+    iteration's poses and maps are the dense sums' (float32 added in another order: 1e-5)."""
+    import copy
+    from functools import partial
+
+    from cryomath.atoms import map_from_model, read_atoms
+    from cryomath.demo import BUNDLED_MODEL
+    from cryomath.inference.expectation import expectation_pass
+    from cryomath.inference.refine import RefineSettings, refine_iteration, start_refinement
+    from cryomath.io import read_particles
+    from cryomath.pipelines import simulate_dataset
+    from cryomath.simulate import SimulationSettings
+
+    volume = map_from_model(read_atoms(BUNDLED_MODEL), 3.0, None, margin_angstrom=5.0)[0]
+    simulate_dataset(volume, tmp_path, SimulationSettings(n_particles=96, pixel_size_angstrom=3.0,
+                                                          shard_size=96, seed=7))  # fmt: skip
+    table = read_particles(tmp_path / "particles.star")
+    settings = RefineSettings(max_iterations=1, batch_size=32, max_significant=16, healpix_order=1)
+    dense = start_refinement(table, volume, 3.0, settings)
+    dense.sampling = replace(dense.sampling, oversample=oversample)
+    flat = copy.deepcopy(dense)
+    refine_iteration(table, dense, settings)
+    refine_iteration(table, flat, settings, passes=partial(expectation_pass, max_sums_bytes=0))
+    assert np.array_equal(dense.particles.rotations, flat.particles.rotations)
+    error = float((dense.maps - flat.maps).abs().max() / dense.maps.abs().max())
+    assert error <= 1e-5
+
+
 def test_oversampled_children_are_the_next_grid_cut_by_parent():
     group = torch.eye(3, dtype=torch.float64)[None]
     coarse = global_orientations(1, group)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import torch
 
-from cryomath.devices import check_memory
+from cryomath.devices import available_memory_bytes, check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.shift import phase_ramp
@@ -43,7 +43,7 @@ from cryomath.inference.sampling import (
     offset_grid,
 )
 from cryomath.inference.scores import band_samples_and_noise, pose_scores
-from cryomath.inference.sums import PoseSums
+from cryomath.inference.sums import PoseSums, band_samples
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
 
@@ -165,6 +165,7 @@ def expectation_pass(
     search=None,
     image_class_prior: np.ndarray | None = None,
     group_scales: dict[int, float] | None = None,
+    max_sums_bytes: float | None = None,
 ) -> None:
     """Score the particles ``rows`` of ``table``; update their entries of ``state`` in place and
     add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
@@ -173,7 +174,11 @@ def expectation_pass(
     in-plane rotations of class averages), with ``global_search.GlobalSearch``'s methods.
     ``image_class_prior (table.n, K)``: a log prior on each particle's class on top of the
     class fractions (``-inf``: not that class; RELION's random classes of a first iteration).
-    ``group_scales``: each optics group's amplitude scale (default 1; module docstring)."""
+    ``group_scales``: each optics group's amplitude scale (default 1; module docstring).
+    ``max_sums_bytes``: the memory a global search's M-step sums (every orientation x the band,
+    both halves) may take, by default half of what ``device`` has free; beyond it each batch's
+    sums hold only the rows its images touch and are inserted at once (the same maps; more
+    insertions where batches share rows)."""
     sampling.check()
     if search is None and not sampling.local:
         search = GlobalSearch(references, sampling, group, dtype, device)
@@ -186,6 +191,9 @@ def expectation_pass(
     _check_batch_memory(table, batch_size, len(shifts), k_classes, sampling, search, dtype,
                         device)  # fmt: skip
     pose_sums: dict[int, PoseSums] = {}
+    per_batch = isinstance(search, GlobalSearch) and not _dense_sums_fit(
+        search, k_classes, table, sampling.max_shell, dtype, device, max_sums_bytes
+    )
     if sums.class_mass is None:
         sums.class_mass = np.zeros(k_classes)
     for batch in iter_batches(table, batch_size, device, dtype, rows=rows):
@@ -258,6 +266,16 @@ def expectation_pass(
                         device)  # fmt: skip
                     local_sums.insert(acc, with_group(poses[pick].flatten(0, 1), group))
                 continue
+            if per_batch:  # the rows these images touch, as a small table of their own
+                if rows_of is None:
+                    touched = (w.sum((0, 1)) > 0).nonzero()[:, 0]
+                    w, own = w[..., touched], None
+                else:
+                    touched, own = torch.unique(rows_of[pick], return_inverse=True)
+                batch_sums = PoseSums(len(touched), n, sampling.max_shell, dtype, device)
+                batch_sums.add(part, w, shifts, own)
+                search.insert(batch_sums, h, sums, touched)
+                continue
             if h not in pose_sums:
                 pose_sums[h] = PoseSums(k_classes * n_poses, n, sampling.max_shell, dtype, device)
             pose_sums[h].add(part, w, shifts, None if rows_of is None else rows_of[pick])
@@ -269,6 +287,16 @@ def expectation_pass(
             progress(len(batch))
     for h, pose_sum in pose_sums.items():
         search.insert(pose_sum, h, sums)
+
+
+def _dense_sums_fit(search, k_classes, table, max_shell, dtype, device, max_bytes) -> bool:
+    """Whether the M-step sums of every orientation of ``search`` (both halves) fit in
+    ``max_bytes`` (default: half of ``device``'s free memory)."""
+    n = int(np.max(table.image_size)) if table.image_size is not None else 0
+    samples = len(band_samples(n, max_shell)) if n else 0
+    item = torch.empty((), dtype=dtype).element_size()
+    needed = 2 * 3 * item * k_classes * len(search.poses) * samples
+    return needed <= (available_memory_bytes(device) / 2 if max_bytes is None else max_bytes)
 
 
 def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search, dtype,

@@ -75,14 +75,20 @@ class GlobalSearch:
             self.hypotheses_per_image = max(self.hypotheses_per_image,
                                             self.own_projections_per_image)  # fmt: skip
 
-    def insert(self, pose_sum: PoseSums, half: int, sums: PassSums) -> None:
-        """Insert one half's sums of every class into its accumulator (at every ``A g``)."""
-        poses, refs = self.poses, self.references
-        rotations = with_group(poses, self.group)
+    def insert(self, pose_sum: PoseSums, half: int, sums: PassSums, rows=None) -> None:
+        """Insert one half's sums of every class into its accumulator (at every ``A g``):
+        sums with a row per (class, orientation), or with the rows ``rows`` of that table."""
+        refs, r = self.references, len(self.poses)
+        rotations = with_group(self.poses, self.group)
         for k in range(self.n_classes):
             acc = sums.accumulator((k, half), refs.maps.shape[-1], refs.voxel_size_angstrom,
                                    self.dtype, self.device)  # fmt: skip
-            pose_sum.insert(acc, rotations, slice(k * len(poses), (k + 1) * len(poses)))
+            if rows is None:
+                pose_sum.insert(acc, rotations, slice(k * r, (k + 1) * r))
+                continue
+            mine = (rows // r == k).nonzero()[:, 0]
+            if len(mine):
+                pose_sum.insert(acc, rotations[rows[mine] % r], mine)
 
     def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
         """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)

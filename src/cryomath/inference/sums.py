@@ -9,7 +9,10 @@ shift hypothesis ``s`` undone, as ``scores`` scores them) and CTFs ``C_b``,
 are two matrix products, ``(R, B S) @ (B S, 2K)`` and ``(R, B) @ (B, K)`` over the ``K`` rfft
 samples of the band searched; inserting ``D_r`` and ``N_r`` once at orientation ``R_r`` is the
 same as inserting every image at every hypothesis with its weight (``insert_posterior``, all of
-the mass), whatever the number of images: memory is ``R x K``, flat in the particles.
+the mass), whatever the number of images: memory is ``R x K``, flat in the particles. Where
+``R x K`` does not fit (fine global grids at large boxes), ``expectation_pass`` keeps sums per
+batch over the rows its images touch and inserts them at once: memory flat in ``R`` too, at the
+price of inserting a row once per batch that touches it.
 """
 
 import warnings
