@@ -79,10 +79,11 @@ def test_dense_and_indexed_sums_equal_inserting_every_hypothesis(kept):
 
 
 @pytest.mark.parametrize("oversample", [True, False])
-def test_sums_inserted_batch_by_batch_equal_the_dense_ones(tmp_path, oversample):
-    """When a global search's sums of every orientation would not fit (``max_sums_bytes``),
-    each batch's sums hold only the rows its images touch and are inserted at once: the
-    iteration's poses and maps are the dense sums' (float32 added in another order: 1e-5)."""
+def test_tables_made_batch_by_batch_equal_the_whole_ones(tmp_path, oversample):
+    """When a global search's tables over every orientation would not fit (``max_table_bytes``),
+    each batch projects only the children its images keep and its sums hold only the rows they
+    touch, inserted at once: the iteration's poses and maps are the whole tables' (float32
+    added in another order: 1e-5)."""
     import copy
     from functools import partial
 
@@ -103,7 +104,7 @@ def test_sums_inserted_batch_by_batch_equal_the_dense_ones(tmp_path, oversample)
     dense.sampling = replace(dense.sampling, oversample=oversample)
     flat = copy.deepcopy(dense)
     refine_iteration(table, dense, settings)
-    refine_iteration(table, flat, settings, passes=partial(expectation_pass, max_sums_bytes=0))
+    refine_iteration(table, flat, settings, passes=partial(expectation_pass, max_table_bytes=0))
     assert np.array_equal(dense.particles.rotations, flat.particles.rotations)
     error = float((dense.maps - flat.maps).abs().max() / dense.maps.abs().max())
     assert error <= 1e-5

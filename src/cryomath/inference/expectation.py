@@ -165,7 +165,7 @@ def expectation_pass(
     search=None,
     image_class_prior: np.ndarray | None = None,
     group_scales: dict[int, float] | None = None,
-    max_sums_bytes: float | None = None,
+    max_table_bytes: float | None = None,
 ) -> None:
     """Score the particles ``rows`` of ``table``; update their entries of ``state`` in place and
     add to ``sums`` (accumulators keyed by (class, ``halves[row]``)). ``group (G, 3, 3)``: the
@@ -175,13 +175,14 @@ def expectation_pass(
     ``image_class_prior (table.n, K)``: a log prior on each particle's class on top of the
     class fractions (``-inf``: not that class; RELION's random classes of a first iteration).
     ``group_scales``: each optics group's amplitude scale (default 1; module docstring).
-    ``max_sums_bytes``: the memory a global search's M-step sums (every orientation x the band,
-    both halves) may take, by default half of what ``device`` has free; beyond it each batch's
-    sums hold only the rows its images touch and are inserted at once (the same maps; more
-    insertions where batches share rows)."""
+    ``max_table_bytes``: the memory each of a global search's tables over every orientation (the
+    fine projections' band; the M-step sums of both halves) may take, by default half of what
+    ``device`` has free; beyond it each batch projects only the children its images keep, and
+    its sums hold only the rows its images touch and are inserted at once (the same result; more
+    work where batches share rows)."""
     sampling.check()
     if search is None and not sampling.local:
-        search = GlobalSearch(references, sampling, group, dtype, device)
+        search = GlobalSearch(references, sampling, group, dtype, device, max_table_bytes)
     if sampling.local:
         spectrum = references.spectra()
         k_classes, log_class_prior = references.maps.shape[0], references.log_class_prior
@@ -192,7 +193,7 @@ def expectation_pass(
                         device)  # fmt: skip
     pose_sums: dict[int, PoseSums] = {}
     per_batch = isinstance(search, GlobalSearch) and not _dense_sums_fit(
-        search, k_classes, table, sampling.max_shell, dtype, device, max_sums_bytes
+        search, k_classes, table, sampling.max_shell, dtype, device, max_table_bytes
     )
     if sums.class_mass is None:
         sums.class_mass = np.zeros(k_classes)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cryomath.devices import check_memory
+from cryomath.devices import available_memory_bytes, check_memory
 from cryomath.fourier.fft import complex_dtype
 from cryomath.inference.band import (
     BandProjections,
@@ -34,7 +34,10 @@ class GlobalSearch:
     """A global search's projections (made once per pass) and, with oversampling, each image's
     children of its significant coarse orientations (``sampling``)."""
 
-    def __init__(self, references: References, sampling: Sampling, group, dtype, device):
+    def __init__(self, references: References, sampling: Sampling, group, dtype, device,
+                 max_table_bytes: float | None = None):  # fmt: skip
+        """``max_table_bytes``: what the fine band table may take (default half the free
+        memory); beyond it each batch projects only the children its images keep."""
         self.sampling, self.references, self.group = sampling, references, group
         self.n_classes = references.maps.shape[0]
         self.log_class_prior = references.log_class_prior
@@ -48,10 +51,15 @@ class GlobalSearch:
         fine = 8 * len(coarse) * sampling.oversample
         band = len(scored_samples(n, sampling.max_shell)[0])
         per_fine = 3 * band if sampling.dose_e_per_a2 is None else 2 * n * (n // 2 + 1)
+        limit = available_memory_bytes(device) / 2 if max_table_bytes is None else max_table_bytes
+        # a fine table too large (Gaussian scores): each batch's own children, projected then
+        fine_bytes = item * self.n_classes * fine * per_fine
+        self.per_batch = fine > 0 and sampling.dose_e_per_a2 is None and fine_bytes > limit
+        fine *= not self.per_batch
         needed = item * self.n_classes * (len(coarse) * 2 * n * (n // 2 + 1) + fine * per_fine)
         check_memory(needed, f"projections of {self.n_classes} maps at {len(coarse) + fine} "
                      "orientations (a lower --healpix-order)", device)  # fmt: skip
-        spectrum = references.spectra()
+        self.spectrum = spectrum = references.spectra()
         self.coarse_band = sampling.max_shell
         if sampling.oversample and sampling.coarse_shell is not None:
             self.coarse_band = min(sampling.max_shell, sampling.coarse_shell)
@@ -67,10 +75,10 @@ class GlobalSearch:
         self.own_projections_per_image = 0
         if sampling.oversample:
             self.poses = oversampled_orientations(order, group, torch.float64, device)
-            if sampling.dose_e_per_a2 is None:  # Gaussian scores: only the band's parts
-                self.fine = band_projections(spectrum, self.poses, dtype, sampling.max_shell)
-            else:
+            if sampling.dose_e_per_a2 is not None:
                 self.fine = project_references(spectrum, self.poses, dtype, sampling.max_shell)
+            elif not self.per_batch:  # Gaussian scores: only the band's parts (or per batch)
+                self.fine = band_projections(spectrum, self.poses, dtype, sampling.max_shell)
             self.own_projections_per_image = 8 * sampling.max_significant
             self.hypotheses_per_image = max(self.hypotheses_per_image,
                                             self.own_projections_per_image)  # fmt: skip
@@ -98,7 +106,7 @@ class GlobalSearch:
         log_class_prior, n_coarse = self.log_class_prior, self.n_coarse
         coarse_prior = with_image_prior(log_class_prior.repeat_interleave(n_coarse), image_prior,
                                         n_coarse)  # fmt: skip
-        if self.fine is None:
+        if self.fine is None and not self.per_batch:
             return self.coarse, None, coarse_prior
         s = self.sampling
         scores = pose_scores(batch, self.coarse, shifts, noise, self.coarse_band,
@@ -110,6 +118,11 @@ class GlobalSearch:
         prior = log_class_prior[rows // (8 * n_coarse)]
         if image_prior is not None:
             prior = prior + torch.gather(image_prior, 1, rows // (8 * n_coarse))
+        if self.per_batch:  # the poses these images keep, projected now, indexed as the table
+            r = len(self.poses)
+            poses, inverse = torch.unique(rows % r, return_inverse=True)
+            table = band_projections(self.spectrum, self.poses[poses], self.dtype, s.max_shell)
+            return OwnRows(table, rows // r * len(poses) + inverse), rows, prior
         if isinstance(self.fine, BandProjections):
             return OwnRows(self.fine, rows), rows, prior
         return self.fine[rows], rows, prior
