@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import torch
 
-from cryomath.devices import available_memory_bytes, check_memory
+from cryomath.devices import check_memory
 from cryomath.errors import InvalidInputError
 from cryomath.fourier.fft import complex_dtype
 from cryomath.fourier.shift import phase_ramp
@@ -43,7 +43,7 @@ from cryomath.inference.sampling import (
     offset_grid,
 )
 from cryomath.inference.scores import band_samples_and_noise, pose_scores
-from cryomath.inference.sums import PoseSums, band_samples
+from cryomath.inference.sums import PoseSums
 from cryomath.projection import extract_central_slices_rfft_3d, prepare_volume
 from cryomath.so3.metrics import geodesic_distance
 
@@ -192,9 +192,7 @@ def expectation_pass(
     _check_batch_memory(table, batch_size, len(shifts), k_classes, sampling, search, dtype,
                         device)  # fmt: skip
     pose_sums: dict[int, PoseSums] = {}
-    per_batch = isinstance(search, GlobalSearch) and not _dense_sums_fit(
-        search, k_classes, table, sampling.max_shell, dtype, device, max_table_bytes
-    )
+    per_batch = isinstance(search, GlobalSearch) and search.sums_per_batch
     if sums.class_mass is None:
         sums.class_mass = np.zeros(k_classes)
     for batch in iter_batches(table, batch_size, device, dtype, rows=rows):
@@ -288,16 +286,6 @@ def expectation_pass(
             progress(len(batch))
     for h, pose_sum in pose_sums.items():
         search.insert(pose_sum, h, sums)
-
-
-def _dense_sums_fit(search, k_classes, table, max_shell, dtype, device, max_bytes) -> bool:
-    """Whether the M-step sums of every orientation of ``search`` (both halves) fit in
-    ``max_bytes`` (default: half of ``device``'s free memory)."""
-    n = int(np.max(table.image_size)) if table.image_size is not None else 0
-    samples = len(band_samples(n, max_shell)) if n else 0
-    item = torch.empty((), dtype=dtype).element_size()
-    needed = 2 * 3 * item * k_classes * len(search.poses) * samples
-    return needed <= (available_memory_bytes(device) / 2 if max_bytes is None else max_bytes)
 
 
 def _check_batch_memory(table, batch_size, n_shifts, k_classes, sampling, search, dtype,

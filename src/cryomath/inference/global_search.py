@@ -23,7 +23,7 @@ from cryomath.inference.band import (
 from cryomath.inference.posterior import posterior
 from cryomath.inference.sampling import Sampling, global_orientations, oversampled_orientations
 from cryomath.inference.scores import pose_scores
-from cryomath.inference.sums import PoseSums
+from cryomath.inference.sums import PoseSums, band_samples
 from cryomath.projection import extract_central_slices_rfft_3d, extract_samples_rfft_3d
 
 if TYPE_CHECKING:  # annotations only: expectation imports this module
@@ -36,8 +36,9 @@ class GlobalSearch:
 
     def __init__(self, references: References, sampling: Sampling, group, dtype, device,
                  max_table_bytes: float | None = None):  # fmt: skip
-        """``max_table_bytes``: what the fine band table may take (default half the free
-        memory); beyond it each batch projects only the children its images keep."""
+        """``max_table_bytes``: what the fine band table and the M-step sums may each take
+        (default half the free memory); beyond it each batch projects only the children its
+        images keep (``per_batch``) or sums only the rows its images touch (``sums_per_batch``)."""
         self.sampling, self.references, self.group = sampling, references, group
         self.n_classes = references.maps.shape[0]
         self.log_class_prior = references.log_class_prior
@@ -55,6 +56,9 @@ class GlobalSearch:
         # a fine table too large (Gaussian scores): each batch's own children, projected then
         fine_bytes = item * self.n_classes * fine * per_fine
         self.per_batch = fine > 0 and sampling.dose_e_per_a2 is None and fine_bytes > limit
+        # likewise the M-step sums of every row, both halves (PoseSums: 3 reals per sample)
+        rows = self.n_classes * (fine or len(coarse))
+        self.sums_per_batch = 2 * 3 * item * rows * len(band_samples(n, sampling.max_shell)) > limit
         fine *= not self.per_batch
         needed = item * self.n_classes * (len(coarse) * 2 * n * (n // 2 + 1) + fine * per_fine)
         check_memory(needed, f"projections of {self.n_classes} maps at {len(coarse) + fine} "
