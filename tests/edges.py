@@ -109,17 +109,19 @@ class Outcome:
 
 def run(argv: list[str], seconds: float | None = None) -> Outcome:
     """``cryomath argv`` in this process; with ``seconds``, interrupted after that long as a
-    user's Ctrl-C would (a KeyboardInterrupt). Not inside an import: a user's process ends
-    there, but this one goes on, and a half-imported module would fail the next calls."""
+    user's Ctrl-C would (the SIGINT handler runs: the command's own while it runs). Not inside
+    an import: a user's process ends there, but this one goes on, and a half-imported module
+    would fail the next calls."""
     out, err = io.StringIO(), io.StringIO()
 
     def interrupt(signum, frame):
-        while frame is not None:
-            if frame.f_code.co_filename.startswith("<frozen importlib"):
+        caller = frame
+        while caller is not None:
+            if caller.f_code.co_filename.startswith("<frozen importlib"):
                 signal.setitimer(signal.ITIMER_REAL, 0.01)
                 return
-            frame = frame.f_back
-        raise KeyboardInterrupt
+            caller = caller.f_back
+        ctrl_c(frame)
 
     previous = signal.signal(signal.SIGALRM, interrupt) if seconds else None
     try:
@@ -132,6 +134,14 @@ def run(argv: list[str], seconds: float | None = None) -> Outcome:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def ctrl_c(frame=None) -> None:
+    """What a Ctrl-C does here and now: the SIGINT handler runs (it raises KeyboardInterrupt)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    raise KeyboardInterrupt  # SIGINT ignored or left to the system: as the default would
 
 
 def files(folder: Path) -> set[str]:

@@ -69,8 +69,17 @@ def command():
     return checked_command(typer.main.get_command(app))
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # a scheduler's kill is handled like Ctrl-C: temporaries removed
+_SIGNALLED: list[int] = []  # the interruptions received while a command runs
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C (SIGINT) and a scheduler's kill (SIGTERM), handled alike: recorded, then raised
+    as KeyboardInterrupt, which removes the command's temporaries. The record tells an
+    interruption from a bug where a library turns the KeyboardInterrupt into an error of its own
+    (matplotlib's C++ array converters raise ValueError("Invalid affine transformation matrix"),
+    with no trace of it, when one arrives while they convert)."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
 
 
 def _say(message: str) -> None:
@@ -85,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     from cryomath.devices import keep_freed_host_memory
 
     keep_freed_host_memory()  # a command owns its process: freed memory reused (1.5x faster)
-    previous = None
+    previous = {}
+    _SIGNALLED.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signum == signal.SIGINT and signal.getsignal(signum) != signal.default_int_handler:
+                continue  # ignored (a background job) or the caller's own: left as it is
+            previous[signum] = signal.signal(signum, _interrupt)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
@@ -116,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
+        if _SIGNALLED:  # an interruption a library turned into its own error (_interrupt)
+            _say("cryomath: interrupted")
+            return 130
         if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out of memory
             _say("cryomath: error: out of memory (the request exceeds what the device has)")
             return 1
@@ -125,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
              "(a bug; CRYOMATH_DEBUG=1 shows where)")  # fmt: skip
         return 3
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run() -> None:
