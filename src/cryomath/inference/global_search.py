@@ -91,16 +91,17 @@ class GlobalSearch:
         """Insert one half's sums of every class into its accumulator (at every ``A g``):
         sums with a row per (class, orientation), or with the rows ``rows`` of that table."""
         refs, r = self.references, len(self.poses)
-        rotations = with_group(self.poses, self.group)
+        # the symmetry copies of the poses inserted: every pose's, or only the rows' (per batch)
+        every = with_group(self.poses, self.group) if rows is None else None
         for k in range(self.n_classes):
             acc = sums.accumulator((k, half), refs.maps.shape[-1], refs.voxel_size_angstrom,
                                    self.dtype, self.device)  # fmt: skip
             if rows is None:
-                pose_sum.insert(acc, rotations, slice(k * r, (k + 1) * r))
+                pose_sum.insert(acc, every, slice(k * r, (k + 1) * r))
                 continue
             mine = (rows // r == k).nonzero()[:, 0]
             if len(mine):
-                pose_sum.insert(acc, rotations[rows[mine] % r], mine)
+                pose_sum.insert(acc, with_group(self.poses[rows[mine] % r], self.group), mine)
 
     def hypotheses(self, batch, shifts, prior_shift, noise, image_prior=None):
         """``(projections, rows, log prior)`` for the batch: the shared projections (rows None)
